@@ -1,0 +1,1 @@
+from bitmaps_allennlp.dataset_readers.masked_lm_corpus import MaskedLmCorpusReader

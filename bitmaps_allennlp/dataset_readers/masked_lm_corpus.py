@@ -1,0 +1,208 @@
+import logging
+import os
+import random
+from typing import Dict, Iterable, Iterator, List, Optional
+
+import numpy as np
+import torch
+
+from allennlp.common import cached_transformers
+from allennlp.common.checks import ConfigurationError
+from allennlp.common.file_utils import cached_path
+from allennlp.data.dataset_readers.dataset_reader import DatasetReader
+from allennlp.data.fields import TensorField, TextField
+from allennlp.data.instance import Instance
+from allennlp.data.token_indexers import PretrainedTransformerIndexer, TokenIndexer
+from allennlp.data.tokenizers import Token
+
+from bitmaps_allennlp.dataset_readers.masking import MaskingRule, block_rng
+
+logger = logging.getLogger(__name__)
+
+_TOKENIZE_BATCH_LINES = 2000
+
+
+@DatasetReader.register("bitmaps_masked_lm_corpus")
+class MaskedLmCorpusReader(DatasetReader):
+    """
+    Reads a language-modelling corpus of plain text lines (WikiText-2/103 tokenized or raw, Penn
+    Treebank), wordpiece-tokenises it, packs the whole file into blocks of `max_length`
+    wordpieces ([CLS] block [SEP]; line and article boundaries are not kept, as in BERT's
+    pre-training) and masks each block with BERT's 80/10/10 rule.
+
+    The corpora's literal unknown-word token (`<unk>`) becomes the tokenizer's unknown token
+    (`[UNK]`) instead of the four wordpieces `<`, `un`, `##k`, `>`; unknown tokens are never
+    chosen as prediction targets.
+
+    Masking is random (a new draw every time the file is read, so every epoch sees new masks when
+    the data loader re-reads it: set `max_instances_in_memory`) unless `deterministic_masking`
+    is set, in which case the masks depend only on `seed`, the block's index and its content:
+    the same positions in every run, which is what makes an evaluated perplexity reproducible.
+
+    Instances hold `tokens` (wordpieces with their ids), `masked_positions` (bool, which
+    positions to predict) and `target_ids` (the original ids). `text_to_instance(sentence)`
+    instead builds a prediction instance whose `[MASK]` tokens are the positions to predict.
+
+    # Parameters
+
+    model_name : `str`
+        The tokenizer: a Hugging Face checkpoint directory or hub name (BERT WordPiece).
+    max_length : `int`, optional (default = `128`)
+        Wordpieces per block, [CLS] and [SEP] included.
+    mask_probability : `float`, optional (default = `0.15`)
+    replace_with_mask : `float`, optional (default = `0.8`)
+    replace_with_random : `float`, optional (default = `0.1`)
+    deterministic_masking : `bool`, optional (default = `False`)
+    seed : `int`, optional (default = `13`)
+        Seed of the deterministic masks.
+    unknown_word : `str`, optional (default = `"<unk>"`)
+        The corpus's own unknown-word token; `None` keeps the text as it is.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        max_length: int = 128,
+        mask_probability: float = 0.15,
+        replace_with_mask: float = 0.8,
+        replace_with_random: float = 0.1,
+        deterministic_masking: bool = False,
+        seed: int = 13,
+        unknown_word: Optional[str] = "<unk>",
+        **kwargs,
+    ) -> None:
+        super().__init__(
+            manual_distributed_sharding=True, manual_multiprocess_sharding=True, **kwargs
+        )
+        if max_length < 3:
+            raise ConfigurationError(f"max_length must be at least 3, got {max_length}")
+        if not 0.0 < mask_probability <= 1.0:
+            raise ConfigurationError(f"mask_probability must be in (0, 1], got {mask_probability}")
+        if replace_with_mask < 0 or replace_with_random < 0 or replace_with_mask + replace_with_random > 1:
+            raise ConfigurationError(
+                "replace_with_mask and replace_with_random must be non-negative and sum to at "
+                f"most 1, got {replace_with_mask} and {replace_with_random}"
+            )
+        self._tokenizer = cached_transformers.get_tokenizer(model_name)
+        for name in ("cls_token_id", "sep_token_id", "mask_token_id", "unk_token_id"):
+            if getattr(self._tokenizer, name) is None:
+                raise ConfigurationError(f"tokenizer of {model_name!r} has no {name[:-3]}")
+        self._token_indexers: Dict[str, TokenIndexer] = {
+            "tokens": PretrainedTransformerIndexer(model_name, namespace="tags")
+        }
+        self.max_length = max_length
+        self.deterministic_masking = deterministic_masking
+        self.seed = seed
+        self.unknown_word = unknown_word
+        special = set(self._tokenizer.all_special_ids)
+        self._masking = MaskingRule(
+            mask_token_id=self._tokenizer.mask_token_id,
+            random_token_ids=np.array(
+                [i for i in range(len(self._tokenizer)) if i not in special], dtype=np.int64
+            ),
+            mask_probability=mask_probability,
+            replace_with_mask=replace_with_mask,
+            replace_with_random=replace_with_random,
+        )
+
+    def _read(self, file_path: str) -> Iterable[Instance]:
+        local_path = cached_path(file_path)
+        if not os.path.isfile(local_path):
+            raise ConfigurationError(f"bitmaps_masked_lm_corpus: no such data file: {file_path}")
+        blocks = enumerate(self._blocks(self._wordpiece_ids(local_path)))
+        for block_index, content_ids in self.shard_iterable(blocks):
+            yield self._block_to_instance(block_index, content_ids)
+
+    def _wordpiece_ids(self, path: str) -> Iterator[int]:
+        batch: List[str] = []
+        with open(path, encoding="utf-8") as corpus:
+            for line in corpus:
+                line = line.strip()
+                if not line:
+                    continue
+                if self.unknown_word is not None:
+                    line = line.replace(self.unknown_word, self._tokenizer.unk_token)
+                batch.append(line)
+                if len(batch) == _TOKENIZE_BATCH_LINES:
+                    yield from self._tokenize_lines(batch)
+                    batch = []
+        yield from self._tokenize_lines(batch)
+
+    def _tokenize_lines(self, lines: List[str]) -> Iterator[int]:
+        if not lines:
+            return
+        for ids in self._tokenizer(lines, add_special_tokens=False)["input_ids"]:
+            yield from ids
+
+    def _blocks(self, ids: Iterator[int]) -> Iterator[List[int]]:
+        block_size = self.max_length - 2
+        block: List[int] = []
+        for token_id in ids:
+            block.append(token_id)
+            if len(block) == block_size:
+                yield block
+                block = []
+        if block:
+            yield block
+
+    def _block_to_instance(self, block_index: int, content_ids: List[int]) -> Instance:
+        tokenizer = self._tokenizer
+        token_ids = np.array(
+            [tokenizer.cls_token_id, *content_ids, tokenizer.sep_token_id], dtype=np.int64
+        )
+        maskable = np.ones(len(token_ids), dtype=bool)
+        maskable[[0, -1]] = False
+        maskable &= token_ids != tokenizer.unk_token_id
+        if self.deterministic_masking:
+            rng = block_rng(self.seed, block_index, content_ids)
+        else:
+            rng = np.random.default_rng(random.getrandbits(64))
+        masked = self._masking.apply(token_ids, maskable, rng)
+        return self._make_instance(masked.input_ids, masked.masked_positions, token_ids)
+
+    def text_to_instance(  # type: ignore[override]
+        self, sentence: str, target_ids: Optional[List[int]] = None
+    ) -> Instance:
+        """A prediction instance: every `[MASK]` in `sentence` is a position to predict.
+        `target_ids`, when given, are the true ids of all wordpieces ([CLS] and [SEP] included)."""
+        if self.unknown_word is not None:
+            sentence = sentence.replace(self.unknown_word, self._tokenizer.unk_token)
+        token_ids = np.array(self._tokenizer(sentence)["input_ids"], dtype=np.int64)
+        if len(token_ids) > self.max_length:
+            raise ValueError(
+                f"sentence has {len(token_ids)} wordpieces, more than max_length={self.max_length}"
+            )
+        masked_positions = token_ids == self._tokenizer.mask_token_id
+        if not masked_positions.any():
+            raise ValueError(
+                f"sentence has no {self._tokenizer.mask_token} token to fill: {sentence!r}"
+            )
+        targets = None if target_ids is None else np.asarray(target_ids, dtype=np.int64)
+        if targets is not None and len(targets) != len(token_ids):
+            raise ValueError(
+                f"target_ids has {len(targets)} ids but the sentence has {len(token_ids)} wordpieces"
+            )
+        return self._make_instance(token_ids, masked_positions, targets)
+
+    def _make_instance(
+        self,
+        input_ids: np.ndarray,
+        masked_positions: np.ndarray,
+        target_ids: Optional[np.ndarray],
+    ) -> Instance:
+        pieces = self._tokenizer.convert_ids_to_tokens(input_ids.tolist())
+        tokens = [
+            Token(text=piece, text_id=int(i), type_id=0) for piece, i in zip(pieces, input_ids)
+        ]
+        fields = {
+            "tokens": TextField(tokens),
+            "masked_positions": TensorField(
+                torch.from_numpy(masked_positions), padding_value=False, dtype=torch.bool
+            ),
+        }
+        if target_ids is not None:
+            fields["target_ids"] = TensorField(torch.from_numpy(target_ids), padding_value=0)
+        return Instance(fields)
+
+    def apply_token_indexers(self, instance: Instance) -> None:
+        instance.fields["tokens"].token_indexers = self._token_indexers  # type: ignore

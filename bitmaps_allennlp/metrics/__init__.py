@@ -1,0 +1,2 @@
+from bitmaps_allennlp.metrics.perplexity import MaskedLmPerplexity
+from bitmaps_allennlp.metrics.masked_accuracy import MaskedAccuracy

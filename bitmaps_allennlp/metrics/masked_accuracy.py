@@ -1,0 +1,64 @@
+from typing import Optional
+
+import torch
+
+from allennlp.common.checks import ConfigurationError
+from allennlp.nn.util import dist_reduce_sum
+from allennlp.training.metrics.metric import Metric
+
+
+@Metric.register("bitmaps_masked_accuracy")
+class MaskedAccuracy(Metric):
+    """
+    Top-k accuracy over masked positions: the share of positions whose true token is among the
+    `top_k` highest logits. Ties at the k-th logit count as found.
+
+    # Parameters
+
+    top_k : `int`, optional (default = `1`)
+    """
+
+    def __init__(self, top_k: int = 1) -> None:
+        if top_k < 1:
+            raise ConfigurationError(f"top_k must be at least 1, got {top_k}")
+        self.top_k = top_k
+        self._correct = 0
+        self._total = 0
+
+    def __call__(  # type: ignore[override]
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        mask: Optional[torch.BoolTensor] = None,
+    ) -> None:
+        """
+        # Parameters
+
+        logits : `torch.Tensor`, shape `(..., vocab_size)`
+        targets : `torch.LongTensor`, shape `(...)`
+        mask : `torch.BoolTensor`, optional, shape `(...)`
+        """
+        logits, targets, mask = self.detach_tensors(logits, targets, mask)
+        if mask is not None:
+            logits, targets = logits[mask.bool()], targets[mask.bool()]
+        logits = logits.reshape(-1, logits.size(-1))
+        targets = targets.reshape(-1)
+        if logits.numel():
+            k = min(self.top_k, logits.size(-1))
+            kth_best = logits.topk(k, dim=-1).values[:, -1]
+            true_logit = logits.gather(1, targets.unsqueeze(1)).squeeze(1)
+            correct = int((true_logit >= kth_best).sum().item())
+        else:
+            correct = 0
+        self._correct += dist_reduce_sum(correct)
+        self._total += dist_reduce_sum(targets.numel())
+
+    def get_metric(self, reset: bool = False) -> float:
+        value = self._correct / self._total if self._total else 0.0
+        if reset:
+            self.reset()
+        return value
+
+    def reset(self) -> None:
+        self._correct = 0
+        self._total = 0

@@ -1,0 +1,1 @@
+from bitmaps_allennlp.models.masked_lm import BinaryMaskedLanguageModel

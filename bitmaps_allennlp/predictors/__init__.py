@@ -1,0 +1,1 @@
+from bitmaps_allennlp.predictors.masked_lm import MaskedLmPredictor

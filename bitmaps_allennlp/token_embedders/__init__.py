@@ -1,0 +1,1 @@
+from bitmaps_allennlp.token_embedders.binary_bert_embedder import BinaryBertEmbedder

@@ -1,0 +1,31 @@
+from pathlib import Path
+
+import pytest
+
+import bitmaps_allennlp  # noqa: F401  (registers our classes, as .allennlp_plugins does for the CLI)
+
+from tests.tiny_bert import FIXTURES, write_tiny_bert
+
+SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A tiny BERT checkpoint without a masked-LM head (like all-MiniLM-L6-v2)."""
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_with_head_dir(tmp_path_factory) -> Path:
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny_bert_mlm"), with_mlm_head=True, seed=1)
+
+
+@pytest.fixture(scope="session")
+def corpus_path() -> Path:
+    return FIXTURES / "corpus.txt"
+
+
+@pytest.fixture(scope="session")
+def valid_corpus_path() -> Path:
+    return FIXTURES / "corpus_valid.txt"

@@ -1,0 +1,51 @@
+"""The path a user walks, through the real `allennlp` command line: train, evaluate, predict."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.model_configs import tiny_masked_lm_config, write_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _allennlp(*args: str) -> subprocess.CompletedProcess:
+    # .allennlp_plugins in the repository root is what makes `allennlp` import our package
+    result = subprocess.run(
+        [sys.executable, "-m", "allennlp", *args], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_train_evaluate_predict(tiny_bert_dir, corpus_path, valid_corpus_path, tmp_path):
+    config = tiny_masked_lm_config(tiny_bert_dir, corpus_path, valid_corpus_path)
+    config["dataset_reader"]["deterministic_masking"] = False
+    config["validation_dataset_reader"] = dict(config["dataset_reader"], deterministic_masking=True)
+    param_file = write_config(config, tmp_path)
+    run = tmp_path / "run"
+    _allennlp("train", str(param_file), "-s", str(run))
+    archive = run / "model.tar.gz"
+    assert archive.is_file()
+
+    # evaluation uses the deterministic validation reader: the same perplexity every time
+    perplexities = []
+    for attempt in range(2):
+        metrics_file = tmp_path / f"metrics{attempt}.json"
+        _allennlp("evaluate", str(archive), str(valid_corpus_path), "--output-file", str(metrics_file))
+        perplexities.append(json.loads(metrics_file.read_text())["perplexity"])
+    assert perplexities[0] == perplexities[1]
+    assert 1.0 < perplexities[0] < 10 * 186
+
+    inputs = tmp_path / "inputs.jsonl"
+    inputs.write_text(
+        json.dumps({"sentence": "the capital of france is [MASK] ."})
+        + "\n"
+        + json.dumps({"sentence": "the [MASK] runs to the [MASK] ."})
+        + "\n"
+    )
+    predictions_file = tmp_path / "predictions.jsonl"
+    _allennlp("predict", str(archive), str(inputs), "--output-file", str(predictions_file), "--silent")
+    predictions = [json.loads(line) for line in predictions_file.read_text().splitlines()]
+    assert [len(p["predictions"]) for p in predictions] == [1, 2]
+    assert all(len(mask["tokens"]) == 5 for p in predictions for mask in p["predictions"])

@@ -1,0 +1,84 @@
+import pytest
+import torch
+from transformers import BertForMaskedLM, BertModel
+
+from allennlp.common import Params
+from allennlp.common.checks import ConfigurationError
+from allennlp.modules.token_embedders import TokenEmbedder
+
+from bitmaps_allennlp.modules.binary_linear import BinaryLinear
+from tests.tiny_bert import TINY_BERT_CONFIG
+
+
+def _inputs():
+    torch.manual_seed(0)
+    token_ids = torch.randint(5, 100, (2, 9))
+    mask = torch.ones(2, 9, dtype=torch.bool)
+    mask[1, 6:] = False
+    return token_ids, mask
+
+
+def test_full_precision_equals_the_huggingface_encoder(tiny_bert_dir):
+    embedder = TokenEmbedder.from_params(
+        Params({"type": "bitmaps_binary_bert", "model_name": str(tiny_bert_dir), "binarize": False})
+    ).eval()
+    reference = BertModel.from_pretrained(str(tiny_bert_dir), add_pooling_layer=False).eval()
+    token_ids, mask = _inputs()
+    expected = reference(input_ids=token_ids, attention_mask=mask).last_hidden_state
+    assert torch.allclose(embedder(token_ids, mask), expected, atol=1e-6)
+    assert embedder.get_output_dim() == TINY_BERT_CONFIG["hidden_size"]
+    assert embedder.pretrained_head_state is None
+
+
+def test_binarized_encoder_equals_hand_binarized_weights(tiny_bert_dir):
+    embedder = TokenEmbedder.from_params(
+        Params({"type": "bitmaps_binary_bert", "model_name": str(tiny_bert_dir)})
+    ).eval()
+    assert sum(isinstance(m, BinaryLinear) for m in embedder.modules()) == 12
+    reference = BertModel.from_pretrained(str(tiny_bert_dir), add_pooling_layer=False).eval()
+    with torch.no_grad():
+        for name, module in reference.named_modules():
+            if isinstance(module, torch.nn.Linear) and ".layer." in f".{name}":
+                w = module.weight
+                module.weight.copy_(w.abs().mean(1, keepdim=True) * torch.where(w >= 0, 1.0, -1.0))
+    token_ids, mask = _inputs()
+    expected = reference(input_ids=token_ids, attention_mask=mask).last_hidden_state
+    assert torch.allclose(embedder(token_ids, mask), expected, atol=1e-5)
+
+
+def test_random_init_from_bert_config_and_frozen_eval_mode():
+    embedder = TokenEmbedder.from_params(
+        Params(
+            {
+                "type": "bitmaps_binary_bert",
+                "bert_config": dict(TINY_BERT_CONFIG, vocab_size=120, hidden_dropout_prob=0.5),
+                "binarized_components": ["query", "key"],
+                "train_parameters": False,
+                "eval_mode": True,
+            }
+        )
+    )
+    embedder.train()
+    assert not embedder.bert.training
+    assert not any(p.requires_grad for p in embedder.parameters())
+    assert sum(isinstance(m, BinaryLinear) for m in embedder.modules()) == 4
+    token_ids, mask = _inputs()
+    assert torch.equal(embedder(token_ids, mask), embedder(token_ids, mask))
+
+
+def test_checkpoint_mlm_head_is_kept(tiny_bert_with_head_dir):
+    embedder = TokenEmbedder.from_params(
+        Params({"type": "bitmaps_binary_bert", "model_name": str(tiny_bert_with_head_dir)})
+    )
+    reference = BertForMaskedLM.from_pretrained(str(tiny_bert_with_head_dir))
+    state = embedder.pretrained_head_state
+    assert torch.equal(state["transform.dense.weight"], reference.cls.predictions.transform.dense.weight)
+
+
+def test_bad_configurations_are_named(tiny_bert_dir):
+    with pytest.raises(ConfigurationError, match="exactly one of `model_name`"):
+        TokenEmbedder.from_params(Params({"type": "bitmaps_binary_bert"}))
+    with pytest.raises(ConfigurationError, match="binarized_components.*'mlp'"):
+        TokenEmbedder.from_params(
+            Params({"type": "bitmaps_binary_bert", "model_name": str(tiny_bert_dir), "binarized_components": ["mlp"]})
+        )
