@@ -101,3 +101,23 @@ class TestBinaryMaskedLanguageModel(ModelTestCase):
         monkeypatch.setattr(BertForMaskedLM, "from_pretrained", refuse)
         archive = load_archive(self.TEST_DIR / "save_and_load_test" / "model.tar.gz")
         assert isinstance(archive.model, BinaryMaskedLanguageModel)
+
+    def test_data_free_conversion_of_a_trained_archive(self):
+        """Loading a full-precision archive with `binarize: true` binarizes its trained weights
+        (how the README's "data-free" row is measured)."""
+        from allennlp.models.archival import load_archive
+
+        from bitmaps_allennlp.modules.binary_linear import BinaryLinear
+
+        self._set_up(binarize=False)
+        self.ensure_model_can_train_save_and_load(self.param_file)
+        path = self.TEST_DIR / "save_and_load_test" / "model.tar.gz"
+        full = load_archive(path).model
+        binary = load_archive(
+            path, overrides={"model.text_field_embedder.token_embedders.tokens.binarize": True}
+        ).model
+        assert sum(isinstance(m, BinaryLinear) for m in binary.modules()) == 12
+        assert not any(isinstance(m, BinaryLinear) for m in full.modules())
+        full_state, binary_state = full.state_dict(), binary.state_dict()
+        assert full_state.keys() == binary_state.keys()
+        assert all(torch.equal(full_state[k], binary_state[k]) for k in full_state)
