@@ -121,3 +121,15 @@ def test_bad_input_is_named(tiny_bert_dir, tmp_path):
         list(reader.read(tmp_path / "missing.txt"))
     with pytest.raises(ConfigurationError, match="replace_with_mask"):
         _reader(tiny_bert_dir, replace_with_mask=0.95, replace_with_random=0.1)
+
+
+def test_multiprocess_workers_read_each_block_once(tiny_bert_dir, corpus_path):
+    from allennlp.data import Vocabulary
+    from allennlp.data.data_loaders import MultiProcessDataLoader
+
+    reader = _reader(tiny_bert_dir, deterministic_masking=True)
+    whole = sorted(tuple(_arrays(i)[2].tolist()) for i in reader.read(corpus_path))
+    loader = MultiProcessDataLoader(reader, str(corpus_path), batch_size=2, num_workers=2)
+    loader.index_with(Vocabulary.from_pretrained_transformer(str(tiny_bert_dir), namespace="tags"))
+    seen = sorted(tuple(_arrays(i)[2].tolist()) for i in loader.iter_instances())
+    assert seen == whole
