@@ -9,12 +9,12 @@ from tests.model_configs import tiny_masked_lm_config, write_config
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _allennlp(*args: str) -> subprocess.CompletedProcess:
+def _allennlp(*args: str, expect_success: bool = True) -> subprocess.CompletedProcess:
     # .allennlp_plugins in the repository root is what makes `allennlp` import our package
     result = subprocess.run(
         [sys.executable, "-m", "allennlp", *args], cwd=REPO, capture_output=True, text=True
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert (result.returncode == 0) == expect_success, result.stderr[-3000:]
     return result
 
 
@@ -49,3 +49,19 @@ def test_train_evaluate_predict(tiny_bert_dir, corpus_path, valid_corpus_path, t
     predictions = [json.loads(line) for line in predictions_file.read_text().splitlines()]
     assert [len(p["predictions"]) for p in predictions] == [1, 2]
     assert all(len(mask["tokens"]) == 5 for p in predictions for mask in p["predictions"])
+
+    # the packed 1-bit export evaluates to the same perplexity and predicts the same tokens
+    packed = tmp_path / "packed.tar.gz"
+    report = _allennlp("bitmaps-export", str(archive), str(packed)).stdout
+    assert "binarized linear weights" in report and packed.is_file()
+    refused = _allennlp("bitmaps-export", str(archive), str(packed), expect_success=False)
+    assert "--force" in refused.stderr
+    packed_metrics = tmp_path / "packed_metrics.json"
+    _allennlp("evaluate", str(packed), str(valid_corpus_path), "--output-file", str(packed_metrics))
+    packed_perplexity = json.loads(packed_metrics.read_text())["perplexity"]
+    assert abs(packed_perplexity - perplexities[0]) <= 5e-4 * perplexities[0]
+    packed_predictions_file = tmp_path / "packed_predictions.jsonl"
+    _allennlp("predict", str(packed), str(inputs), "--output-file", str(packed_predictions_file), "--silent")
+    packed_predictions = [json.loads(line) for line in packed_predictions_file.read_text().splitlines()]
+    for got, expected in zip(packed_predictions, predictions):
+        assert [m["tokens"] for m in got["predictions"]] == [m["tokens"] for m in expected["predictions"]]

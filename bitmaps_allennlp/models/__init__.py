@@ -1,1 +1,2 @@
 from bitmaps_allennlp.models.masked_lm import BinaryMaskedLanguageModel
+from bitmaps_allennlp.models.packed_masked_lm import PackedMaskedLanguageModel

@@ -1,0 +1,1 @@
+from bitmaps_allennlp.commands.export_command import BitmapsExport

@@ -1,0 +1,49 @@
+import argparse
+import logging
+from pathlib import Path
+
+from allennlp.commands.subcommand import Subcommand
+
+from bitmaps_allennlp.packed.archive import export_archive
+from bitmaps_allennlp.packed.export import PartSizes
+
+logger = logging.getLogger(__name__)
+
+
+@Subcommand.register("bitmaps-export")
+class BitmapsExport(Subcommand):
+    def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
+        description = (
+            "Pack a trained bitmaps_masked_lm archive into a 1-bit model: binarized weights as "
+            "sign bits in 64-bit words plus per-channel scales, in a safetensors file with a "
+            "versioned, checksummed header. The output is an AllenNLP archive (model type "
+            "bitmaps_packed_masked_lm) that `allennlp evaluate` and `allennlp predict` load."
+        )
+        subparser = parser.add_parser(self.name, description=description, help="Export a packed 1-bit model.")
+        subparser.add_argument("archive_file", type=str, help="trained model archive (model.tar.gz)")
+        subparser.add_argument("output_file", type=str, help="where to write the packed archive")
+        subparser.add_argument("--fp16", action="store_true", help="store the non-binarized tensors as fp16")
+        subparser.add_argument("--force", action="store_true", help="overwrite output_file if it exists")
+        subparser.set_defaults(func=_export_from_args)
+        return subparser
+
+
+def _export_from_args(args: argparse.Namespace) -> None:
+    output = Path(args.output_file)
+    if output.exists() and not args.force:
+        raise SystemExit(f"bitmaps-export: {output} exists; pass --force to overwrite it")
+    if not output.parent.is_dir():
+        raise SystemExit(f"bitmaps-export: folder {output.parent} does not exist")
+    sizes = export_archive(args.archive_file, output, fp16=args.fp16)
+    print(format_sizes(sizes, output.stat().st_size))
+
+
+def format_sizes(sizes: PartSizes, archive_bytes: int) -> str:
+    rows = [f"{'part':<46} {'stored':>12} {'as fp32':>12} {'ratio':>8}"]
+    for part, stored in sizes.stored.items():
+        fp32 = sizes.fp32[part]
+        rows.append(f"{part:<46} {stored:>12,} {fp32:>12,} {fp32 / stored:>7.1f}x")
+    stored, fp32 = sum(sizes.stored.values()), sum(sizes.fp32.values())
+    rows.append(f"{'total':<46} {stored:>12,} {fp32:>12,} {fp32 / stored:>7.1f}x")
+    rows.append(f"archive on disk (tar.gz): {archive_bytes:,} bytes")
+    return "\n".join(rows)

@@ -1,0 +1,31 @@
+"""
+Pure-torch reference implementations of the 1-bit kernels: the test oracle for the native
+kernels, and the fallback that runs when they are not built. Layout: `bitmaps_allennlp.packed.bit_packing`.
+"""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from bitmaps_allennlp.packed.bit_packing import WORD_BITS, unpack_signs
+
+
+def binary_weight_linear(
+    inputs: torch.Tensor,
+    packed_weight: torch.Tensor,
+    scale: torch.Tensor,
+    bias: Optional[torch.Tensor],
+    in_features: int,
+) -> torch.Tensor:
+    """`inputs @ (scale * signs(packed_weight)).T + bias`: binary weights, real activations."""
+    weight = unpack_signs(packed_weight, in_features, dtype=inputs.dtype) * scale.to(inputs.dtype)[:, None]
+    return F.linear(inputs, weight, bias)
+
+
+def xnor_popcount_dot(packed_a: torch.Tensor, packed_b: torch.Tensor, in_features: int) -> torch.Tensor:
+    """Integer dot products of +-1 rows: `(M, W) x (N, W) -> (M, N)`, each
+    `K - 2 * popcount(a xor b)` with the true K (padding bits are zero in both operands)."""
+    xor = packed_a[:, None, :] ^ packed_b[None, :, :]
+    shifts = torch.arange(WORD_BITS, dtype=torch.int64, device=xor.device)
+    popcount = ((xor.unsqueeze(-1) >> shifts) & 1).sum(dim=(-1, -2))
+    return in_features - 2 * popcount

@@ -1,0 +1,77 @@
+import os
+
+import torch
+
+from allennlp.common.params import Params
+from allennlp.data import TextFieldTensors, Vocabulary
+from allennlp.models.model import Model
+
+from bitmaps_allennlp.models.masked_lm_base import MaskedLmBase
+from bitmaps_allennlp.packed.file_format import read_packed_model
+from bitmaps_allennlp.packed.packed_bert import build_packed_bert
+
+
+@Model.register("bitmaps_packed_masked_lm")
+class PackedMaskedLanguageModel(MaskedLmBase):
+    """
+    A masked LM that runs on a packed 1-bit model file written by `allennlp bitmaps-export`:
+    binarized linears as sign bits plus per-channel scales, everything else as exported. Same
+    inputs, outputs, metrics and predictor as `bitmaps_masked_lm`; inference only.
+
+    Its archive holds the packed file instead of a pickled `weights.th`: weights are read with
+    safetensors and checked (magic, version, checksum, shapes) before use.
+
+    # Parameters
+
+    vocab : `Vocabulary`
+    packed_file : `str`
+        The packed model file; relative paths are resolved against the archive's folder.
+    target_namespace : `str`, optional (default = `"tags"`)
+    top_k : `int`, optional (default = `5`)
+    """
+
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        packed_file: str,
+        target_namespace: str = "tags",
+        top_k: int = 5,
+        **kwargs,
+    ) -> None:
+        super().__init__(vocab, target_namespace=target_namespace, top_k=top_k, **kwargs)
+        packed = read_packed_model(packed_file)
+        self._bert, head_state = build_packed_bert(packed, source=packed_file)
+        self._build_head(self._bert.config)
+        self._head.load_state_dict({k: v.float() for k, v in head_state.items()})
+        self.eval()
+
+    def encode(self, tokens: TextFieldTensors) -> torch.Tensor:
+        inputs = tokens["tokens"]
+        return self._bert(
+            input_ids=inputs["token_ids"],
+            attention_mask=inputs["mask"],
+            token_type_ids=inputs.get("type_ids"),
+        ).last_hidden_state
+
+    @property
+    def word_embeddings(self) -> torch.Tensor:
+        return self._bert.embeddings.word_embeddings.weight
+
+    @classmethod
+    def _load(cls, config: Params, serialization_dir, weights_file=None, cuda_device: int = -1):
+        # Everything comes from the packed file inside the archive; there is no weights.th to
+        # unpickle. The vocabulary is read the way Model._load reads it.
+        vocab_params = config.get("vocabulary", Params({}))
+        vocab_choice = vocab_params.pop_choice("type", Vocabulary.list_available(), True)
+        vocab_class, _ = Vocabulary.resolve_class_name(vocab_choice)
+        vocab = vocab_class.from_files(
+            os.path.join(serialization_dir, "vocabulary"),
+            vocab_params.get("padding_token"),
+            vocab_params.get("oov_token"),
+        )
+        model_params = config.get("model")
+        packed_file = model_params["packed_file"]
+        if not os.path.isabs(packed_file):
+            model_params["packed_file"] = os.path.join(serialization_dir, packed_file)
+        model = Model.from_params(vocab=vocab, params=model_params, serialization_dir=serialization_dir)
+        return model.cuda(cuda_device) if cuda_device >= 0 else model

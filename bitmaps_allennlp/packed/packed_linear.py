@@ -1,0 +1,43 @@
+from typing import Optional
+
+import torch
+from torch import nn
+
+from bitmaps_allennlp import kernels
+from bitmaps_allennlp.packed.bit_packing import words_per_row
+
+
+class PackedBinaryLinear(nn.Module):
+    """
+    The inference form of `BinaryLinear`: sign bits packed into 64-bit words (see `bit_packing`)
+    plus one fp32 scale per output channel. Computes `x @ (alpha * sign(W)).T + b` exactly as the
+    training layer does, from 1/32 of the weight bytes.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        packed_weight: torch.Tensor,
+        scale: torch.Tensor,
+        bias: Optional[torch.Tensor] = None,
+    ) -> None:
+        super().__init__()
+        if tuple(packed_weight.shape) != (out_features, words_per_row(in_features)):
+            raise ValueError(
+                f"packed_weight shape {tuple(packed_weight.shape)} does not match "
+                f"{out_features} x {in_features}"
+            )
+        self.in_features = in_features
+        self.out_features = out_features
+        self.register_buffer("packed_weight", packed_weight.to(torch.int64))
+        self.register_buffer("scale", scale.reshape(out_features).float())
+        self.register_buffer("bias", None if bias is None else bias.float())
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return kernels.binary_weight_linear(
+            inputs, self.packed_weight, self.scale, self.bias, self.in_features
+        )
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bits=1"

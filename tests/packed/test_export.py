@@ -1,0 +1,84 @@
+import pytest
+import torch
+
+from allennlp.common import Params
+from allennlp.common.checks import ConfigurationError
+from allennlp.commands.train import train_model
+from allennlp.data import Batch
+from allennlp.models.archival import load_archive
+
+from bitmaps_allennlp.models.packed_masked_lm import PackedMaskedLanguageModel
+from bitmaps_allennlp.packed.archive import export_archive
+from bitmaps_allennlp.packed.packed_linear import PackedBinaryLinear
+from tests.model_configs import tiny_masked_lm_config
+
+
+@pytest.fixture(scope="module")
+def trained_archives(tiny_bert_dir, corpus_path, valid_corpus_path, tmp_path_factory):
+    archives = {}
+    for name, options in {"binary": {}, "learned": {"weight_scale": "learned"}, "full": {"binarize": False}}.items():
+        config = tiny_masked_lm_config(tiny_bert_dir, corpus_path, valid_corpus_path, **options)
+        config["model"]["text_field_embedder"]["token_embedders"]["tokens"]["binarized_components"] = (
+            ["query", "value", "ffn_in", "ffn_out"] if name == "learned" else ["query", "key", "value", "attention_output", "ffn_in", "ffn_out"]
+        )
+        run = tmp_path_factory.mktemp(name)
+        train_model(Params(config), serialization_dir=str(run / "run"))
+        archives[name] = run / "run" / "model.tar.gz"
+    return archives
+
+
+def _batch(archive, corpus_path):
+    reader = archive.validation_dataset_reader
+    instances = list(reader.read(corpus_path))
+    for instance in instances:
+        reader.apply_token_indexers(instance)
+    batch = Batch(instances)
+    batch.index_instances(archive.model.vocab)
+    return batch.as_tensor_dict()
+
+
+@pytest.mark.parametrize("name", ["binary", "learned"])
+def test_packed_logits_match_the_training_model(name, trained_archives, corpus_path, tmp_path):
+    output = tmp_path / "packed.tar.gz"
+    sizes = export_archive(trained_archives[name], output)
+    source, packed = load_archive(trained_archives[name]), load_archive(output)
+    assert isinstance(packed.model, PackedMaskedLanguageModel)
+    expected_linears = 2 * (6 if name == "binary" else 4)
+    assert sum(isinstance(m, PackedBinaryLinear) for m in packed.model.modules()) == expected_linears
+    tensors = _batch(source, corpus_path)
+    source.model.eval()
+    with torch.no_grad():
+        expected = source.model.masked_logits(tensors["tokens"], tensors["masked_positions"])
+        got = packed.model.masked_logits(tensors["tokens"], tensors["masked_positions"])
+        assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
+        # and through forward: the same loss, metrics and predictions
+        a, b = source.model(**tensors), packed.model(**tensors)
+    assert torch.allclose(a["loss"], b["loss"], atol=1e-6)
+    assert torch.equal(a["top_ids"], b["top_ids"])
+    # 1 bit per weight (rows padded to 64-bit words) plus one fp32 scale per output channel
+    linears = [m for m in packed.model.modules() if isinstance(m, PackedBinaryLinear)]
+    expected_bytes = sum(m.out_features * ((m.in_features + 63) // 64 * 8 + 4) for m in linears)
+    assert sizes.stored["binarized linear weights"] == expected_bytes
+    assert sizes.fp32["binarized linear weights"] == sum(4 * m.out_features * m.in_features for m in linears)
+
+
+def test_fp16_export_halves_the_rest(trained_archives, corpus_path, tmp_path):
+    full, half = tmp_path / "fp32.tar.gz", tmp_path / "fp16.tar.gz"
+    sizes32 = export_archive(trained_archives["binary"], full)
+    sizes16 = export_archive(trained_archives["binary"], half, fp16=True)
+    assert sizes16.stored["embeddings"] * 2 == sizes32.stored["embeddings"]
+    assert sizes16.stored["binarized linear weights"] == sizes32.stored["binarized linear weights"]
+    source, packed = load_archive(trained_archives["binary"]), load_archive(half)
+    tensors = _batch(source, corpus_path)
+    source.model.eval()
+    with torch.no_grad():
+        expected = source.model.masked_logits(tensors["tokens"], tensors["masked_positions"])
+        got = packed.model.masked_logits(tensors["tokens"], tensors["masked_positions"])
+    assert torch.allclose(got, expected, atol=2e-2)
+
+
+def test_full_precision_model_is_refused(trained_archives, tmp_path):
+    with pytest.raises(ConfigurationError, match="no binarized linear"):
+        export_archive(trained_archives["full"], tmp_path / "packed.tar.gz")
+    assert not (tmp_path / "packed.tar.gz").exists()
+    assert list(tmp_path.iterdir()) == []
