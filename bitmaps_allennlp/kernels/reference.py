@@ -29,3 +29,18 @@ def xnor_popcount_dot(packed_a: torch.Tensor, packed_b: torch.Tensor, in_feature
     shifts = torch.arange(WORD_BITS, dtype=torch.int64, device=xor.device)
     popcount = ((xor.unsqueeze(-1) >> shifts) & 1).sum(dim=(-1, -2))
     return in_features - 2 * popcount
+
+
+def binary_linear_w1a1(
+    inputs: torch.Tensor,
+    packed_weight: torch.Tensor,
+    scale: torch.Tensor,
+    bias: Optional[torch.Tensor],
+    in_features: int,
+) -> torch.Tensor:
+    """Binary weights and activations (XNOR-Net): `(mean|x| * sign(x)) @ (scale * signs).T + bias`."""
+    beta = inputs.abs().mean(dim=-1, keepdim=True)
+    signs = torch.where(inputs >= 0, 1.0, -1.0).to(inputs.dtype)
+    return binary_weight_linear(signs, packed_weight, scale, None, in_features) * beta + (
+        0 if bias is None else bias
+    )

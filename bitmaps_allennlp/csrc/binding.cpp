@@ -1,0 +1,227 @@
+// The only file that knows Python: checks buffers (dtype, shape, contiguity), releases the GIL,
+// splits the work into tiles for the thread pool and calls the active kernel table.
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "dispatch.h"
+#include "thread_pool.h"
+
+namespace {
+
+using bitmaps::KernelTable;
+
+class Buffer {
+ public:
+  ~Buffer() {
+    if (held_) PyBuffer_Release(&view_);
+  }
+  // kind: 'f' float32, 'u' uint64, 'i' int32
+  bool get(PyObject* obj, const char* name, char kind, int ndim, bool writable) {
+    const int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, &view_, flags) != 0) {
+      PyErr_Format(PyExc_ValueError, "%s must be a C-contiguous%s buffer", name, writable ? " writable" : "");
+      return false;
+    }
+    held_ = true;
+    const char* format = view_.format ? view_.format : "B";
+    while (*format == '<' || *format == '=' || *format == '@') ++format;
+    const bool ok = (kind == 'f' && view_.itemsize == 4 && std::strcmp(format, "f") == 0) ||
+                    (kind == 'u' && view_.itemsize == 8 && (std::strcmp(format, "Q") == 0 || std::strcmp(format, "L") == 0)) ||
+                    (kind == 'i' && view_.itemsize == 4 && (std::strcmp(format, "i") == 0 || std::strcmp(format, "l") == 0));
+    if (!ok) {
+      const char* expected = kind == 'f' ? "float32" : kind == 'u' ? "uint64" : "int32";
+      PyErr_Format(PyExc_TypeError, "%s must hold %s values (buffer format '%s')", name, expected, view_.format);
+      return false;
+    }
+    if (view_.ndim != ndim) {
+      PyErr_Format(PyExc_ValueError, "%s must be %d-dimensional, got %d dimensions", name, ndim, view_.ndim);
+      return false;
+    }
+    return true;
+  }
+  int64_t dim(int i) const { return view_.shape[i]; }
+  template <typename T>
+  T* data() const { return static_cast<T*>(view_.buf); }
+
+ private:
+  Py_buffer view_{};
+  bool held_ = false;
+};
+
+bool check(bool condition, const std::string& message) {
+  if (!condition) PyErr_SetString(PyExc_ValueError, message.c_str());
+  return condition;
+}
+
+std::string shape(const Buffer& b, int ndim) {
+  std::string s = "(";
+  for (int i = 0; i < ndim; ++i) s += std::to_string(b.dim(i)) + (i + 1 < ndim ? ", " : ")");
+  return s;
+}
+
+// Tiles of 16 rows x 64 columns; below ~64k multiply-adds one thread is faster than waking others.
+template <typename Fn>
+void run_tiles(int64_t m, int64_t n, int64_t k, int threads, Fn fn) {
+  const int64_t row_block = 16, col_block = 64;
+  const int64_t row_tiles = (m + row_block - 1) / row_block, col_tiles = (n + col_block - 1) / col_block;
+  if (m * n * k < (1 << 16)) threads = 1;
+  bitmaps::parallel_for(row_tiles * col_tiles, threads, [&](int64_t task) {
+    const int64_t r = task / col_tiles, c = task % col_tiles;
+    fn(r * row_block, std::min(m, (r + 1) * row_block), c * col_block, std::min(n, (c + 1) * col_block));
+  });
+}
+
+PyObject* pack_signs(PyObject*, PyObject* args) {
+  PyObject *x_obj, *out_obj, *mean_obj;
+  if (!PyArg_ParseTuple(args, "OOO", &x_obj, &out_obj, &mean_obj)) return nullptr;
+  Buffer x, out, mean_abs;
+  if (!x.get(x_obj, "x", 'f', 2, false) || !out.get(out_obj, "out", 'u', 2, true)) return nullptr;
+  const int64_t rows = x.dim(0), k = x.dim(1);
+  if (!check(k > 0, "x must have at least one column")) return nullptr;
+  if (!check(out.dim(0) == rows && out.dim(1) == bitmaps::words_per_row(k),
+             "out has shape " + shape(out, 2) + ", expected (" + std::to_string(rows) + ", " +
+                 std::to_string(bitmaps::words_per_row(k)) + ")"))
+    return nullptr;
+  float* mean_ptr = nullptr;
+  if (mean_obj != Py_None) {
+    if (!mean_abs.get(mean_obj, "mean_abs", 'f', 1, true)) return nullptr;
+    if (!check(mean_abs.dim(0) == rows, "mean_abs must have one entry per row of x")) return nullptr;
+    mean_ptr = mean_abs.data<float>();
+  }
+  const KernelTable& kernels = bitmaps::active_kernels();
+  Py_BEGIN_ALLOW_THREADS
+  kernels.pack_signs(x.data<float>(), rows, k, k, out.data<uint64_t>(), mean_ptr);
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+bool check_packed_pair(const Buffer& a, const Buffer& b, int64_t k) {
+  const int64_t words = bitmaps::words_per_row(k);
+  return check(k > 0, "k must be positive") &&
+         check(a.dim(1) == words && b.dim(1) == words,
+               "packed operands " + shape(a, 2) + " and " + shape(b, 2) + " do not hold rows of k=" +
+                   std::to_string(k) + " bits (" + std::to_string(words) + " words)");
+}
+
+PyObject* xnor_gemm(PyObject*, PyObject* args) {
+  PyObject *a_obj, *b_obj, *out_obj;
+  long long k;
+  int threads;
+  if (!PyArg_ParseTuple(args, "OOLOi", &a_obj, &b_obj, &k, &out_obj, &threads)) return nullptr;
+  Buffer a, b, out;
+  if (!a.get(a_obj, "a", 'u', 2, false) || !b.get(b_obj, "b", 'u', 2, false) ||
+      !out.get(out_obj, "out", 'i', 2, true) || !check_packed_pair(a, b, k))
+    return nullptr;
+  const int64_t m = a.dim(0), n = b.dim(0), words = a.dim(1);
+  if (!check(out.dim(0) == m && out.dim(1) == n, "out has shape " + shape(out, 2) + ", expected (m, n)")) return nullptr;
+  const KernelTable& kernels = bitmaps::active_kernels();
+  Py_BEGIN_ALLOW_THREADS
+  run_tiles(m, n, k, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    kernels.xnor_gemm(a.data<uint64_t>(), b.data<uint64_t>(), out.data<int32_t>(), m0, m1, n0, n1, n, words, k);
+  });
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+bool get_bias(PyObject* obj, Buffer& bias, int64_t n, const float** ptr) {
+  *ptr = nullptr;
+  if (obj == Py_None) return true;
+  if (!bias.get(obj, "bias", 'f', 1, false)) return false;
+  if (!check(bias.dim(0) == n, "bias must have one entry per output")) return false;
+  *ptr = bias.data<float>();
+  return true;
+}
+
+PyObject* xnor_linear(PyObject*, PyObject* args) {
+  PyObject *a_obj, *b_obj, *beta_obj, *alpha_obj, *bias_obj, *out_obj;
+  long long k;
+  int threads;
+  if (!PyArg_ParseTuple(args, "OOLOOOOi", &a_obj, &b_obj, &k, &beta_obj, &alpha_obj, &bias_obj, &out_obj, &threads))
+    return nullptr;
+  Buffer a, b, beta, alpha, bias, out;
+  if (!a.get(a_obj, "a", 'u', 2, false) || !b.get(b_obj, "b", 'u', 2, false) ||
+      !beta.get(beta_obj, "beta", 'f', 1, false) || !alpha.get(alpha_obj, "alpha", 'f', 1, false) ||
+      !out.get(out_obj, "out", 'f', 2, true) || !check_packed_pair(a, b, k))
+    return nullptr;
+  const int64_t m = a.dim(0), n = b.dim(0), words = a.dim(1);
+  const float* bias_ptr;
+  if (!get_bias(bias_obj, bias, n, &bias_ptr)) return nullptr;
+  if (!check(beta.dim(0) == m && alpha.dim(0) == n, "beta needs one entry per row of a, alpha one per row of b") ||
+      !check(out.dim(0) == m && out.dim(1) == n, "out has shape " + shape(out, 2) + ", expected (m, n)"))
+    return nullptr;
+  const KernelTable& kernels = bitmaps::active_kernels();
+  Py_BEGIN_ALLOW_THREADS
+  run_tiles(m, n, k, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    kernels.xnor_linear(a.data<uint64_t>(), b.data<uint64_t>(), beta.data<float>(), alpha.data<float>(),
+                        bias_ptr, out.data<float>(), m0, m1, n0, n1, n, words, k);
+  });
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+PyObject* binary_weight_linear(PyObject*, PyObject* args) {
+  PyObject *x_obj, *w_obj, *alpha_obj, *bias_obj, *out_obj;
+  int threads;
+  if (!PyArg_ParseTuple(args, "OOOOOi", &x_obj, &w_obj, &alpha_obj, &bias_obj, &out_obj, &threads)) return nullptr;
+  Buffer x, w, alpha, bias, out;
+  if (!x.get(x_obj, "x", 'f', 2, false) || !w.get(w_obj, "weight", 'u', 2, false) ||
+      !alpha.get(alpha_obj, "alpha", 'f', 1, false) || !out.get(out_obj, "out", 'f', 2, true))
+    return nullptr;
+  const int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0), words = w.dim(1);
+  const float* bias_ptr;
+  if (!get_bias(bias_obj, bias, n, &bias_ptr)) return nullptr;
+  if (!check(k > 0 && words == bitmaps::words_per_row(k),
+             "weight " + shape(w, 2) + " does not hold rows of " + std::to_string(k) + " bits") ||
+      !check(alpha.dim(0) == n, "alpha needs one entry per output") ||
+      !check(out.dim(0) == m && out.dim(1) == n, "out has shape " + shape(out, 2) + ", expected (m, n)"))
+    return nullptr;
+  const KernelTable& kernels = bitmaps::active_kernels();
+  Py_BEGIN_ALLOW_THREADS
+  run_tiles(m, n, k, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    kernels.binary_weight_linear(x.data<float>(), k, w.data<uint64_t>(), alpha.data<float>(), bias_ptr,
+                                 out.data<float>(), m0, m1, n0, n1, n, words, k);
+  });
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+PyObject* isa(PyObject*, PyObject*) { return PyUnicode_FromString(bitmaps::active_kernels().isa); }
+
+PyObject* available_isas(PyObject*, PyObject*) {
+  const auto tables = bitmaps::available_kernels();
+  PyObject* names = PyList_New(static_cast<Py_ssize_t>(tables.size()));
+  for (size_t i = 0; i < tables.size(); ++i) PyList_SET_ITEM(names, i, PyUnicode_FromString(tables[i]->isa));
+  return names;
+}
+
+PyObject* set_isa(PyObject*, PyObject* args) {
+  const char* name;
+  if (!PyArg_ParseTuple(args, "s", &name)) return nullptr;
+  if (!bitmaps::set_active_kernels(name)) {
+    std::string available;
+    for (const KernelTable* table : bitmaps::available_kernels()) available += std::string(" ") + table->isa;
+    PyErr_Format(PyExc_ValueError, "kernel path '%s' is not available on this machine (available:%s)", name, available.c_str());
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+PyMethodDef kMethods[] = {
+    {"pack_signs", pack_signs, METH_VARARGS, "pack_signs(x, out, mean_abs_or_None)"},
+    {"xnor_gemm", xnor_gemm, METH_VARARGS, "xnor_gemm(a, b, k, out, threads)"},
+    {"xnor_linear", xnor_linear, METH_VARARGS, "xnor_linear(a, b, k, beta, alpha, bias_or_None, out, threads)"},
+    {"binary_weight_linear", binary_weight_linear, METH_VARARGS, "binary_weight_linear(x, weight, alpha, bias_or_None, out, threads)"},
+    {"isa", isa, METH_NOARGS, "the kernel path in use"},
+    {"available_isas", available_isas, METH_NOARGS, "kernel paths this machine can run, best last"},
+    {"set_isa", set_isa, METH_VARARGS, "set_isa(name): use this kernel path"},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyModuleDef kModule = {PyModuleDef_HEAD_INIT, "_native", "Bitmaps 1-bit CPU kernels", -1, kMethods};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit__native() { return PyModule_Create(&kModule); }

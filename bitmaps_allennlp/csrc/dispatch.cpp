@@ -1,0 +1,56 @@
+#include "dispatch.h"
+
+#include <atomic>
+
+namespace bitmaps {
+namespace {
+
+bool cpu_has_avx2() {
+#if defined(__x86_64__) || defined(__i386__)
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("popcnt");
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_avx512() {
+#if defined(__x86_64__) || defined(__i386__)
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("popcnt");
+#else
+  return false;
+#endif
+}
+
+std::atomic<const KernelTable*>& active() {
+  static std::atomic<const KernelTable*> table{available_kernels().back()};
+  return table;
+}
+
+}  // namespace
+
+std::vector<const KernelTable*> available_kernels() {
+  std::vector<const KernelTable*> tables{&kScalarKernels};
+#if defined(BITMAPS_HAVE_AVX2)
+  if (cpu_has_avx2()) tables.push_back(&kAvx2Kernels);
+#endif
+#if defined(BITMAPS_HAVE_AVX512)
+  if (cpu_has_avx512()) tables.push_back(&kAvx512Kernels);
+#endif
+  return tables;
+}
+
+const KernelTable& active_kernels() { return *active().load(); }
+
+bool set_active_kernels(const std::string& isa) {
+  for (const KernelTable* table : available_kernels()) {
+    if (isa == table->isa) {
+      active().store(table);
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace bitmaps

@@ -1,0 +1,45 @@
+// Raw-pointer 1-bit kernels. No Python, no torch: callers pass pointers and sizes.
+//
+// Bit layout (bitmaps_allennlp/packed/bit_packing.py): bit 1 means -1, bit 0 means +1; value k
+// of a row sits at bit k % 64 of word k / 64; rows are padded with zero bits to whole words.
+// Padding bits are equal in both operands, so an XNOR dot product is k - 2 * popcount(a ^ b)
+// with the true k.
+//
+// Every compute kernel works on a tile of output rows [m0, m1) x columns [n0, n1) of an output
+// with n columns, so the threading layer can split the work without the kernels knowing.
+#pragma once
+#include <cstdint>
+
+namespace bitmaps {
+
+struct KernelTable {
+  const char* isa;
+  // Fused binarize-and-pack of fp32 rows (row stride ldx): bits into out (rows x words);
+  // when mean_abs is not null, also mean(|x|) of each row (the XNOR-Net activation scale).
+  void (*pack_signs)(const float* x, int64_t rows, int64_t k, int64_t ldx, uint64_t* out,
+                     float* mean_abs);
+  // out[i * n + j] = k - 2 * popcount(a_i ^ b_j)
+  void (*xnor_gemm)(const uint64_t* a, const uint64_t* b, int32_t* out, int64_t m0,
+                    int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t words, int64_t k);
+  // y[i * n + j] = beta[i] * alpha[j] * (k - 2 * popcount(a_i ^ b_j)) + bias[j] (bias nullable)
+  void (*xnor_linear)(const uint64_t* a, const uint64_t* b, const float* beta,
+                      const float* alpha, const float* bias, float* y, int64_t m0, int64_t m1,
+                      int64_t n0, int64_t n1, int64_t n, int64_t words, int64_t k);
+  // Binary weights, real activations: y[i * n + j] = alpha[j] * sum_k x[i, k] * s_jk + bias[j]
+  void (*binary_weight_linear)(const float* x, int64_t ldx, const uint64_t* w,
+                               const float* alpha, const float* bias, float* y, int64_t m0,
+                               int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t words,
+                               int64_t k);
+};
+
+extern const KernelTable kScalarKernels;
+#if defined(BITMAPS_HAVE_AVX2)
+extern const KernelTable kAvx2Kernels;
+#endif
+#if defined(BITMAPS_HAVE_AVX512)
+extern const KernelTable kAvx512Kernels;
+#endif
+
+inline int64_t words_per_row(int64_t k) { return (k + 63) / 64; }
+
+}  // namespace bitmaps

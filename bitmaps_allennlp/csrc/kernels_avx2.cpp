@@ -1,0 +1,197 @@
+// AVX2 kernels (compiled with -mavx2 -mfma -mpopcnt; only called after a CPU check).
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "kernels.h"
+
+namespace bitmaps {
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0x55));
+  return _mm_cvtss_f32(s);
+}
+
+void pack_signs(const float* x, int64_t rows, int64_t k, int64_t ldx, uint64_t* out,
+                float* mean_abs) {
+  const int64_t words = words_per_row(k);
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * ldx;
+    __m256 total = _mm256_setzero_ps();
+    float tail_total = 0.f;
+    for (int64_t w = 0; w < words; ++w) {
+      const int64_t base = w * 64;
+      uint64_t bits = 0;
+      if (k - base >= 64) {
+        for (int b = 0; b < 8; ++b) {
+          const __m256 v = _mm256_loadu_ps(row + base + 8 * b);
+          // v < 0 rather than the sign bit: -0.0 is +1, as in training
+          const uint64_t lanes = static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_LT_OQ)));
+          bits |= lanes << (8 * b);
+          total = _mm256_add_ps(total, _mm256_and_ps(v, abs_mask));
+        }
+      } else {
+        for (int64_t b = 0; b < k - base; ++b) {
+          const float v = row[base + b];
+          bits |= static_cast<uint64_t>(v < 0.f) << b;
+          tail_total += std::fabs(v);
+        }
+      }
+      out[r * words + w] = bits;
+    }
+    if (mean_abs != nullptr) mean_abs[r] = (hsum(total) + tail_total) / static_cast<float>(k);
+  }
+}
+
+// Per-byte popcount with a nibble lookup (pshufb), Mula, Kurz & Lemire (2018).
+inline __m256i popcount_bytes(__m256i v) {
+  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2,
+                                       1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i low = _mm256_set1_epi8(0x0f);
+  const __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low));
+  const __m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low));
+  return _mm256_add_epi8(lo, hi);
+}
+
+inline int64_t hsum_epi64(__m256i v) {
+  __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  return _mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1);
+}
+
+// popcount(a_i ^ b_j) for 1 row of a against up to 4 rows of b. Byte counters are flushed
+// into 64-bit lanes (sad) every 31 vectors, before a byte (max 8 per vector) can overflow.
+template <int J>
+inline void xnor_counts(const uint64_t* a, const uint64_t* const* b, int64_t words, int64_t* counts) {
+  __m256i wide[J], bytes[J];
+  for (int j = 0; j < J; ++j) wide[j] = bytes[j] = _mm256_setzero_si256();
+  const int64_t vectors = words / 4;
+  for (int64_t v = 0; v < vectors;) {
+    const int64_t stop = v + 31 < vectors ? v + 31 : vectors;
+    for (; v < stop; ++v) {
+      const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 4 * v));
+      for (int j = 0; j < J; ++j) {
+        const __m256i bv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[j] + 4 * v));
+        bytes[j] = _mm256_add_epi8(bytes[j], popcount_bytes(_mm256_xor_si256(av, bv)));
+      }
+    }
+    for (int j = 0; j < J; ++j) {
+      wide[j] = _mm256_add_epi64(wide[j], _mm256_sad_epu8(bytes[j], _mm256_setzero_si256()));
+      bytes[j] = _mm256_setzero_si256();
+    }
+  }
+  for (int j = 0; j < J; ++j) {
+    int64_t count = hsum_epi64(wide[j]);
+    for (int64_t w = 4 * vectors; w < words; ++w) count += _mm_popcnt_u64(a[w] ^ b[j][w]);
+    counts[j] = count;
+  }
+}
+
+template <typename Epilogue>
+inline void xnor_tile(const uint64_t* a, const uint64_t* b, int64_t m0, int64_t m1, int64_t n0,
+                      int64_t n1, int64_t words, int64_t k, Epilogue store) {
+  for (int64_t i = m0; i < m1; ++i) {
+    const uint64_t* ai = a + i * words;
+    int64_t j = n0;
+    for (; j + 4 <= n1; j += 4) {
+      const uint64_t* bj[4] = {b + j * words, b + (j + 1) * words, b + (j + 2) * words, b + (j + 3) * words};
+      int64_t counts[4];
+      xnor_counts<4>(ai, bj, words, counts);
+      for (int t = 0; t < 4; ++t) store(i, j + t, static_cast<int32_t>(k - 2 * counts[t]));
+    }
+    for (; j < n1; ++j) {
+      const uint64_t* bj[1] = {b + j * words};
+      int64_t count;
+      xnor_counts<1>(ai, bj, words, &count);
+      store(i, j, static_cast<int32_t>(k - 2 * count));
+    }
+  }
+}
+
+void xnor_gemm(const uint64_t* a, const uint64_t* b, int32_t* out, int64_t m0, int64_t m1,
+               int64_t n0, int64_t n1, int64_t n, int64_t words, int64_t k) {
+  xnor_tile(a, b, m0, m1, n0, n1, words, k, [&](int64_t i, int64_t j, int32_t dot) { out[i * n + j] = dot; });
+}
+
+void xnor_linear(const uint64_t* a, const uint64_t* b, const float* beta, const float* alpha,
+                 const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                 int64_t n, int64_t words, int64_t k) {
+  xnor_tile(a, b, m0, m1, n0, n1, words, k, [&](int64_t i, int64_t j, int32_t dot) {
+    y[i * n + j] = beta[i] * alpha[j] * static_cast<float>(dot) + (bias ? bias[j] : 0.f);
+  });
+}
+
+// For each weight byte, the 8 float sign masks it stands for: XOR flips x where the bit is 1.
+struct SignMasks {
+  alignas(32) uint32_t lanes[256][8];
+  SignMasks() {
+    for (int byte = 0; byte < 256; ++byte)
+      for (int b = 0; b < 8; ++b) lanes[byte][b] = ((byte >> b) & 1) ? 0x80000000u : 0u;
+  }
+};
+const SignMasks kSignMasks;
+
+inline __m256 sign_mask(uint8_t byte) {
+  return _mm256_load_ps(reinterpret_cast<const float*>(kSignMasks.lanes[byte]));
+}
+
+// y = alpha * sum_k (x_k with its sign flipped where the weight bit is 1): one XOR and one add
+// per 8 weights, 4 output rows x 2 tokens at a time so each load is used several times.
+void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const float* alpha,
+                          const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0,
+                          int64_t n1, int64_t n, int64_t words, int64_t k) {
+  const int64_t k8 = k / 8 * 8;
+  auto tail = [&](const float* row, const uint64_t* bits) {
+    float acc = 0.f;
+    for (int64_t kk = k8; kk < k; ++kk) acc += ((bits[kk >> 6] >> (kk & 63)) & 1) ? -row[kk] : row[kk];
+    return acc;
+  };
+  for (int64_t j = n0; j < n1; j += 4) {
+    const int rows = n1 - j < 4 ? static_cast<int>(n1 - j) : 4;
+    const uint8_t* wb[4];
+    for (int r = 0; r < 4; ++r) wb[r] = reinterpret_cast<const uint8_t*>(w + (j + (r < rows ? r : 0)) * words);
+    int64_t i = m0;
+    for (; i + 2 <= m1; i += 2) {
+      const float* x0 = x + i * ldx;
+      const float* x1 = x0 + ldx;
+      __m256 acc[2][4];
+      for (int r = 0; r < 4; ++r) acc[0][r] = acc[1][r] = _mm256_setzero_ps();
+      for (int64_t kk = 0; kk < k8; kk += 8) {
+        const __m256 v0 = _mm256_loadu_ps(x0 + kk), v1 = _mm256_loadu_ps(x1 + kk);
+        for (int r = 0; r < 4; ++r) {
+          const __m256 mask = sign_mask(wb[r][kk >> 3]);
+          acc[0][r] = _mm256_add_ps(acc[0][r], _mm256_xor_ps(v0, mask));
+          acc[1][r] = _mm256_add_ps(acc[1][r], _mm256_xor_ps(v1, mask));
+        }
+      }
+      for (int r = 0; r < rows; ++r) {
+        const uint64_t* bits = w + (j + r) * words;
+        const float b = bias ? bias[j + r] : 0.f;
+        y[i * n + j + r] = alpha[j + r] * (hsum(acc[0][r]) + tail(x0, bits)) + b;
+        y[(i + 1) * n + j + r] = alpha[j + r] * (hsum(acc[1][r]) + tail(x1, bits)) + b;
+      }
+    }
+    for (; i < m1; ++i) {
+      const float* x0 = x + i * ldx;
+      __m256 acc[4];
+      for (int r = 0; r < 4; ++r) acc[r] = _mm256_setzero_ps();
+      for (int64_t kk = 0; kk < k8; kk += 8) {
+        const __m256 v0 = _mm256_loadu_ps(x0 + kk);
+        for (int r = 0; r < 4; ++r) acc[r] = _mm256_add_ps(acc[r], _mm256_xor_ps(v0, sign_mask(wb[r][kk >> 3])));
+      }
+      for (int r = 0; r < rows; ++r)
+        y[i * n + j + r] = alpha[j + r] * (hsum(acc[r]) + tail(x0, w + (j + r) * words)) + (bias ? bias[j + r] : 0.f);
+    }
+  }
+}
+
+}  // namespace
+
+extern const KernelTable kAvx2Kernels;
+const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm, xnor_linear, binary_weight_linear};
+
+}  // namespace bitmaps

@@ -1,0 +1,142 @@
+// AVX-512 kernels (compiled with -mavx512f -mavx512bw -mpopcnt; called only after a CPU check).
+// Popcount uses the 512-bit pshufb nibble lookup, so AVX512-VPOPCNTDQ is not required.
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "kernels.h"
+
+namespace bitmaps {
+namespace {
+
+void pack_signs(const float* x, int64_t rows, int64_t k, int64_t ldx, uint64_t* out,
+                float* mean_abs) {
+  const int64_t words = words_per_row(k);
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * ldx;
+    __m512 total = _mm512_setzero_ps();
+    float tail_total = 0.f;
+    for (int64_t w = 0; w < words; ++w) {
+      const int64_t base = w * 64;
+      uint64_t bits = 0;
+      if (k - base >= 64) {
+        for (int b = 0; b < 4; ++b) {
+          const __m512 v = _mm512_loadu_ps(row + base + 16 * b);
+          bits |= static_cast<uint64_t>(_mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ)) << (16 * b);
+          total = _mm512_add_ps(total, _mm512_abs_ps(v));
+        }
+      } else {
+        for (int64_t b = 0; b < k - base; ++b) {
+          const float v = row[base + b];
+          bits |= static_cast<uint64_t>(v < 0.f) << b;
+          tail_total += std::fabs(v);
+        }
+      }
+      out[r * words + w] = bits;
+    }
+    if (mean_abs != nullptr) mean_abs[r] = (_mm512_reduce_add_ps(total) + tail_total) / static_cast<float>(k);
+  }
+}
+
+inline __m512i popcount_bytes(__m512i v) {
+  const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4));
+  const __m512i low = _mm512_set1_epi8(0x0f);
+  const __m512i lo = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, low));
+  const __m512i hi = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(v, 4), low));
+  return _mm512_add_epi8(lo, hi);
+}
+
+template <int J>
+inline void xnor_counts(const uint64_t* a, const uint64_t* const* b, int64_t words, int64_t* counts) {
+  __m512i wide[J], bytes[J];
+  for (int j = 0; j < J; ++j) wide[j] = bytes[j] = _mm512_setzero_si512();
+  const int64_t vectors = words / 8;
+  for (int64_t v = 0; v < vectors;) {
+    const int64_t stop = v + 31 < vectors ? v + 31 : vectors;
+    for (; v < stop; ++v) {
+      const __m512i av = _mm512_loadu_si512(a + 8 * v);
+      for (int j = 0; j < J; ++j)
+        bytes[j] = _mm512_add_epi8(bytes[j], popcount_bytes(_mm512_xor_si512(av, _mm512_loadu_si512(b[j] + 8 * v))));
+    }
+    for (int j = 0; j < J; ++j) {
+      wide[j] = _mm512_add_epi64(wide[j], _mm512_sad_epu8(bytes[j], _mm512_setzero_si512()));
+      bytes[j] = _mm512_setzero_si512();
+    }
+  }
+  for (int j = 0; j < J; ++j) {
+    int64_t count = _mm512_reduce_add_epi64(wide[j]);
+    for (int64_t w = 8 * vectors; w < words; ++w) count += _mm_popcnt_u64(a[w] ^ b[j][w]);
+    counts[j] = count;
+  }
+}
+
+template <typename Epilogue>
+inline void xnor_tile(const uint64_t* a, const uint64_t* b, int64_t m0, int64_t m1, int64_t n0,
+                      int64_t n1, int64_t words, int64_t k, Epilogue store) {
+  for (int64_t i = m0; i < m1; ++i) {
+    const uint64_t* ai = a + i * words;
+    int64_t j = n0;
+    for (; j + 4 <= n1; j += 4) {
+      const uint64_t* bj[4] = {b + j * words, b + (j + 1) * words, b + (j + 2) * words, b + (j + 3) * words};
+      int64_t counts[4];
+      xnor_counts<4>(ai, bj, words, counts);
+      for (int t = 0; t < 4; ++t) store(i, j + t, static_cast<int32_t>(k - 2 * counts[t]));
+    }
+    for (; j < n1; ++j) {
+      const uint64_t* bj[1] = {b + j * words};
+      int64_t count;
+      xnor_counts<1>(ai, bj, words, &count);
+      store(i, j, static_cast<int32_t>(k - 2 * count));
+    }
+  }
+}
+
+void xnor_gemm(const uint64_t* a, const uint64_t* b, int32_t* out, int64_t m0, int64_t m1,
+               int64_t n0, int64_t n1, int64_t n, int64_t words, int64_t k) {
+  xnor_tile(a, b, m0, m1, n0, n1, words, k, [&](int64_t i, int64_t j, int32_t dot) { out[i * n + j] = dot; });
+}
+
+void xnor_linear(const uint64_t* a, const uint64_t* b, const float* beta, const float* alpha,
+                 const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                 int64_t n, int64_t words, int64_t k) {
+  xnor_tile(a, b, m0, m1, n0, n1, words, k, [&](int64_t i, int64_t j, int32_t dot) {
+    y[i * n + j] = beta[i] * alpha[j] * static_cast<float>(dot) + (bias ? bias[j] : 0.f);
+  });
+}
+
+// 16 weight bits are a mask register: a masked subtract negates x where the bit is 1.
+void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const float* alpha,
+                          const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0,
+                          int64_t n1, int64_t n, int64_t words, int64_t k) {
+  const int64_t k16 = k / 16 * 16;
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t j = n0; j < n1; j += 4) {
+    const int rows = n1 - j < 4 ? static_cast<int>(n1 - j) : 4;
+    const uint16_t* wb[4];
+    for (int r = 0; r < 4; ++r) wb[r] = reinterpret_cast<const uint16_t*>(w + (j + (r < rows ? r : 0)) * words);
+    for (int64_t i = m0; i < m1; ++i) {
+      const float* xi = x + i * ldx;
+      __m512 acc[4];
+      for (int r = 0; r < 4; ++r) acc[r] = _mm512_setzero_ps();
+      for (int64_t kk = 0; kk < k16; kk += 16) {
+        const __m512 v = _mm512_loadu_ps(xi + kk);
+        for (int r = 0; r < 4; ++r)
+          acc[r] = _mm512_add_ps(acc[r], _mm512_mask_sub_ps(v, static_cast<__mmask16>(wb[r][kk >> 4]), zero, v));
+      }
+      for (int r = 0; r < rows; ++r) {
+        const uint64_t* bits = w + (j + r) * words;
+        float total = _mm512_reduce_add_ps(acc[r]);
+        for (int64_t kk = k16; kk < k; ++kk) total += ((bits[kk >> 6] >> (kk & 63)) & 1) ? -xi[kk] : xi[kk];
+        y[i * n + j + r] = alpha[j + r] * total + (bias ? bias[j + r] : 0.f);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+extern const KernelTable kAvx512Kernels;
+const KernelTable kAvx512Kernels = {"avx512", pack_signs, xnor_gemm, xnor_linear, binary_weight_linear};
+
+}  // namespace bitmaps

@@ -1,0 +1,77 @@
+// Portable kernels: plain C++, no instruction-set flags. The baseline every other path is
+// tested against (besides the pure-torch reference).
+#include <cmath>
+
+#include "kernels.h"
+
+namespace bitmaps {
+namespace {
+
+inline int popcount64(uint64_t v) { return __builtin_popcountll(v); }
+
+void pack_signs(const float* x, int64_t rows, int64_t k, int64_t ldx, uint64_t* out,
+                float* mean_abs) {
+  const int64_t words = words_per_row(k);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * ldx;
+    float total = 0.f;
+    for (int64_t w = 0; w < words; ++w) {
+      uint64_t bits = 0;
+      const int64_t base = w * 64;
+      const int64_t count = k - base < 64 ? k - base : 64;
+      for (int64_t b = 0; b < count; ++b) {
+        const float v = row[base + b];
+        bits |= static_cast<uint64_t>(v < 0.f) << b;
+        total += std::fabs(v);
+      }
+      out[r * words + w] = bits;
+    }
+    if (mean_abs != nullptr) mean_abs[r] = total / static_cast<float>(k);
+  }
+}
+
+inline int32_t xnor_dot(const uint64_t* a, const uint64_t* b, int64_t words, int64_t k) {
+  int64_t count = 0;
+  for (int64_t w = 0; w < words; ++w) count += popcount64(a[w] ^ b[w]);
+  return static_cast<int32_t>(k - 2 * count);
+}
+
+void xnor_gemm(const uint64_t* a, const uint64_t* b, int32_t* out, int64_t m0, int64_t m1,
+               int64_t n0, int64_t n1, int64_t n, int64_t words, int64_t k) {
+  for (int64_t i = m0; i < m1; ++i)
+    for (int64_t j = n0; j < n1; ++j) out[i * n + j] = xnor_dot(a + i * words, b + j * words, words, k);
+}
+
+void xnor_linear(const uint64_t* a, const uint64_t* b, const float* beta, const float* alpha,
+                 const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                 int64_t n, int64_t words, int64_t k) {
+  for (int64_t i = m0; i < m1; ++i)
+    for (int64_t j = n0; j < n1; ++j) {
+      const float dot = static_cast<float>(xnor_dot(a + i * words, b + j * words, words, k));
+      y[i * n + j] = beta[i] * alpha[j] * dot + (bias ? bias[j] : 0.f);
+    }
+}
+
+void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const float* alpha,
+                          const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0,
+                          int64_t n1, int64_t n, int64_t words, int64_t k) {
+  for (int64_t i = m0; i < m1; ++i) {
+    const float* row = x + i * ldx;
+    for (int64_t j = n0; j < n1; ++j) {
+      const uint64_t* bits = w + j * words;
+      float acc = 0.f;
+      for (int64_t kk = 0; kk < k; ++kk) {
+        const float v = row[kk];
+        acc += ((bits[kk >> 6] >> (kk & 63)) & 1) ? -v : v;
+      }
+      y[i * n + j] = alpha[j] * acc + (bias ? bias[j] : 0.f);
+    }
+  }
+}
+
+}  // namespace
+
+const KernelTable kScalarKernels = {"scalar", pack_signs, xnor_gemm, xnor_linear,
+                                    binary_weight_linear};
+
+}  // namespace bitmaps
