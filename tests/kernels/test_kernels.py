@@ -1,0 +1,120 @@
+"""Every kernel path this machine can run (the pure-torch reference, and the native scalar, AVX2
+and AVX-512 paths where built and supported) against the reference, on awkward shapes."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from bitmaps_allennlp import kernels
+from bitmaps_allennlp.kernels import reference
+from bitmaps_allennlp.packed.bit_packing import pack_signs as reference_pack
+
+PATHS = kernels.available_paths()
+SHAPES = [(1, 1, 1), (1, 768, 768), (3, 5, 63), (7, 9, 64), (5, 6, 65), (33, 70, 200), (17, 130, 1000), (2, 3, 4096)]
+
+
+@pytest.fixture(params=PATHS)
+def path(request):
+    previous = kernels.backend()
+    kernels.select(request.param)
+    yield request.param
+    kernels.select(previous)
+
+
+def _operands(m, n, k, seed=0):
+    generator = torch.Generator().manual_seed(seed + m * 1000 + n * 10 + k)
+    x = torch.randn(m, k, generator=generator)
+    w = torch.randn(n, k, generator=generator)
+    x[0, 0] = -0.0  # sign(-0.0) = +1, as in training
+    return x, w, w.abs().mean(1), torch.randn(n, generator=generator)
+
+
+@pytest.mark.parametrize("m, n, k", SHAPES)
+def test_pack_signs(path, m, n, k):
+    x, *_ = _operands(m, n, k)
+    assert torch.equal(kernels.pack_signs(x), reference_pack(x))
+
+
+@pytest.mark.parametrize("m, n, k", SHAPES)
+def test_xnor_dot_products_are_exact(path, m, n, k):
+    x, w, *_ = _operands(m, n, k)
+    got = kernels.xnor_popcount_dot(reference_pack(x), reference_pack(w), k)
+    expected = torch.where(x >= 0, 1, -1) @ torch.where(w >= 0, 1, -1).T
+    assert got.dtype == torch.int32 and torch.equal(got.long(), expected)
+
+
+@pytest.mark.parametrize("m, n, k", SHAPES)
+def test_binary_weight_linear(path, m, n, k):
+    x, w, scale, bias = _operands(m, n, k)
+    expected = x @ (scale[:, None] * torch.where(w >= 0, 1.0, -1.0)).T + bias
+    got = kernels.binary_weight_linear(x, reference_pack(w), scale, bias, k)
+    assert torch.allclose(got, expected, atol=1e-4 * k**0.5, rtol=1e-4)
+    assert torch.allclose(kernels.binary_weight_linear(x, reference_pack(w), scale, None, k), expected - bias, atol=1e-4 * k**0.5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("m, n, k", SHAPES)
+def test_w1a1_linear(path, m, n, k):
+    x, w, scale, bias = _operands(m, n, k)
+    beta = x.abs().mean(1, keepdim=True)
+    dots = torch.where(x >= 0, 1.0, -1.0) @ torch.where(w >= 0, 1.0, -1.0).T
+    expected = beta * scale * dots + bias
+    got = kernels.binary_linear_w1a1(x, reference_pack(w), scale, bias, k)
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_batched_and_non_contiguous_inputs(path):
+    x, w, scale, bias = _operands(6, 40, 130)
+    batched = x.reshape(2, 3, 130)
+    wide = torch.randn(2, 3, 260)[..., ::2]
+    wide.copy_(batched)  # same values, stride 2
+    for inputs in (batched, wide):
+        got = kernels.binary_weight_linear(inputs, reference_pack(w), scale, bias, 130)
+        assert got.shape == (2, 3, 40)
+        assert torch.allclose(got.reshape(6, 40), reference.binary_weight_linear(x, reference_pack(w), scale, bias, 130), atol=1e-4)
+
+
+def test_inputs_needing_gradients_use_the_reference(path):
+    x, w, scale, bias = _operands(3, 4, 70)
+    x.requires_grad_(True)
+    kernels.binary_weight_linear(x, reference_pack(w), scale, bias, 70).sum().backward()
+    assert x.grad is not None
+
+
+def test_unknown_path_is_refused():
+    with pytest.raises((ValueError, RuntimeError), match="avx9000"):
+        kernels.select("avx9000")
+
+
+def _python(code: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}
+    )
+
+
+def test_environment_variable_forces_a_path():
+    # in-process selection covers every path above; this checks the variable itself
+    for path in {PATHS[0], PATHS[-1]}:
+        result = _python("from bitmaps_allennlp import kernels; print(kernels.backend())", BITMAPS_KERNELS=path)
+        assert result.stdout.strip() == path, result.stderr
+
+
+def test_without_the_extension_everything_falls_back_with_one_warning():
+    code = """
+import sys, warnings
+sys.modules["bitmaps_allennlp._native"] = None  # as if it was never built
+import torch
+from bitmaps_allennlp import kernels
+from bitmaps_allennlp.packed.bit_packing import pack_signs
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    w = torch.randn(5, 70)
+    for _ in range(3):
+        y = kernels.binary_weight_linear(torch.randn(2, 70), pack_signs(w), w.abs().mean(1), None, 70)
+print(kernels.backend(), len([c for c in caught if "not built" in str(c.message)]), tuple(y.shape))
+"""
+    result = _python(code, BITMAPS_KERNELS="auto")
+    assert result.stdout.split() == ["reference", "1", "(2,", "5)"], result.stderr
+    forced = _python(code, BITMAPS_KERNELS="avx2")
+    assert forced.returncode != 0 and "not available" in forced.stderr
