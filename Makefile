@@ -12,7 +12,7 @@ install:
 	# --compile-bytecode: this environment sets PYTHONDONTWRITEBYTECODE=1, and without .pyc files
 	# every `allennlp` command spends ~30 s compiling its imports.
 	$(UV) pip install --python $(VENV)/bin/python --compile-bytecode \
-		--override requirements/overrides.txt -e ".[test]"
+		--override requirements/overrides.txt -e ".[test,bench]"
 	$(VENV)/bin/allennlp test-install
 
 test:

@@ -72,7 +72,7 @@ setup(
         "jsonnet>=0.20",
         "overrides",
     ],
-    extras_require={"test": ["pytest>=7", "pytest-timeout"]},
+    extras_require={"test": ["pytest>=7", "pytest-timeout"], "bench": ["matplotlib>=3.7"]},
     ext_modules=[] if os.environ.get("BITMAPS_BUILD_NATIVE") == "0" else [native],
     cmdclass={"build_ext": BuildNative},
 )

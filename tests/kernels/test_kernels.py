@@ -118,3 +118,14 @@ print(kernels.backend(), len([c for c in caught if "not built" in str(c.message)
     assert result.stdout.split() == ["reference", "1", "(2,", "5)"], result.stderr
     forced = _python(code, BITMAPS_KERNELS="avx2")
     assert forced.returncode != 0 and "not available" in forced.stderr
+
+
+@pytest.mark.skipif(
+    os.environ.get("BITMAPS_BUILD_NATIVE") == "0", reason="native build disabled on purpose"
+)
+def test_native_extension_is_built():
+    # `make install` builds it; a broken build must fail here, not hide behind the fallback
+    from bitmaps_allennlp.kernels import native
+
+    assert native._load_error is None, native._load_error
+    assert "scalar" in PATHS
