@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "dispatch.h"
 #include "thread_pool.h"
@@ -136,28 +137,37 @@ bool get_bias(PyObject* obj, Buffer& bias, int64_t n, const float** ptr) {
   return true;
 }
 
-PyObject* xnor_linear(PyObject*, PyObject* args) {
-  PyObject *a_obj, *b_obj, *beta_obj, *alpha_obj, *bias_obj, *out_obj;
-  long long k;
+// XNOR-Net linear in one call: binarize-and-pack the activations (with their mean |x| scale)
+// into scratch, then the popcount GEMM with the scales and bias applied in its epilogue.
+PyObject* binary_linear_w1a1(PyObject*, PyObject* args) {
+  PyObject *x_obj, *w_obj, *alpha_obj, *bias_obj, *out_obj;
   int threads;
-  if (!PyArg_ParseTuple(args, "OOLOOOOi", &a_obj, &b_obj, &k, &beta_obj, &alpha_obj, &bias_obj, &out_obj, &threads))
+  if (!PyArg_ParseTuple(args, "OOOOOi", &x_obj, &w_obj, &alpha_obj, &bias_obj, &out_obj, &threads)) return nullptr;
+  Buffer x, w, alpha, bias, out;
+  if (!x.get(x_obj, "x", 'f', 2, false) || !w.get(w_obj, "weight", 'u', 2, false) ||
+      !alpha.get(alpha_obj, "alpha", 'f', 1, false) || !out.get(out_obj, "out", 'f', 2, true))
     return nullptr;
-  Buffer a, b, beta, alpha, bias, out;
-  if (!a.get(a_obj, "a", 'u', 2, false) || !b.get(b_obj, "b", 'u', 2, false) ||
-      !beta.get(beta_obj, "beta", 'f', 1, false) || !alpha.get(alpha_obj, "alpha", 'f', 1, false) ||
-      !out.get(out_obj, "out", 'f', 2, true) || !check_packed_pair(a, b, k))
-    return nullptr;
-  const int64_t m = a.dim(0), n = b.dim(0), words = a.dim(1);
+  const int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0), words = w.dim(1);
   const float* bias_ptr;
   if (!get_bias(bias_obj, bias, n, &bias_ptr)) return nullptr;
-  if (!check(beta.dim(0) == m && alpha.dim(0) == n, "beta needs one entry per row of a, alpha one per row of b") ||
+  if (!check(k > 0 && words == bitmaps::words_per_row(k),
+             "weight " + shape(w, 2) + " does not hold rows of " + std::to_string(k) + " bits") ||
+      !check(alpha.dim(0) == n, "alpha needs one entry per output") ||
       !check(out.dim(0) == m && out.dim(1) == n, "out has shape " + shape(out, 2) + ", expected (m, n)"))
     return nullptr;
   const KernelTable& kernels = bitmaps::active_kernels();
   Py_BEGIN_ALLOW_THREADS
+  std::vector<uint64_t> packed(static_cast<size_t>(m * words));
+  std::vector<float> beta(static_cast<size_t>(m));
+  const int64_t row_block = 16;
+  const int pack_threads = m * k < (1 << 16) ? 1 : threads;
+  bitmaps::parallel_for((m + row_block - 1) / row_block, pack_threads, [&](int64_t task) {
+    const int64_t r0 = task * row_block, rows = std::min(row_block, m - r0);
+    kernels.pack_signs(x.data<float>() + r0 * k, rows, k, k, packed.data() + r0 * words, beta.data() + r0);
+  });
   run_tiles(m, n, k, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-    kernels.xnor_linear(a.data<uint64_t>(), b.data<uint64_t>(), beta.data<float>(), alpha.data<float>(),
-                        bias_ptr, out.data<float>(), m0, m1, n0, n1, n, words, k);
+    kernels.xnor_linear(packed.data(), w.data<uint64_t>(), beta.data(), alpha.data<float>(), bias_ptr,
+                        out.data<float>(), m0, m1, n0, n1, n, words, k);
   });
   Py_END_ALLOW_THREADS
   Py_RETURN_NONE;
@@ -213,7 +223,7 @@ PyObject* set_isa(PyObject*, PyObject* args) {
 PyMethodDef kMethods[] = {
     {"pack_signs", pack_signs, METH_VARARGS, "pack_signs(x, out, mean_abs_or_None)"},
     {"xnor_gemm", xnor_gemm, METH_VARARGS, "xnor_gemm(a, b, k, out, threads)"},
-    {"xnor_linear", xnor_linear, METH_VARARGS, "xnor_linear(a, b, k, beta, alpha, bias_or_None, out, threads)"},
+    {"binary_linear_w1a1", binary_linear_w1a1, METH_VARARGS, "binary_linear_w1a1(x, weight, alpha, bias_or_None, out, threads)"},
     {"binary_weight_linear", binary_weight_linear, METH_VARARGS, "binary_weight_linear(x, weight, alpha, bias_or_None, out, threads)"},
     {"isa", isa, METH_NOARGS, "the kernel path in use"},
     {"available_isas", available_isas, METH_NOARGS, "kernel paths this machine can run, best last"},

@@ -86,15 +86,10 @@ def binary_linear_w1a1(
     if native is None or inputs.dtype != torch.float32:
         return reference.binary_linear_w1a1(inputs, packed_weight, scale, bias, in_features)
     x = inputs.reshape(-1, in_features).contiguous()
-    rows = x.size(0)
-    packed_x = torch.empty(rows, words_per_row(in_features), dtype=torch.int64)
-    beta = torch.empty(rows, dtype=torch.float32)
-    out = torch.empty(rows, packed_weight.size(0), dtype=torch.float32)
-    if rows:
-        native.pack_signs(x.numpy(), packed_x.numpy().view(np.uint64), beta.numpy())
-        native.xnor_linear(
-            packed_x.numpy().view(np.uint64), _words(packed_weight), in_features, beta.numpy(),
-            _floats(scale), _floats(bias), out.numpy(), torch.get_num_threads(),
+    out = torch.empty(x.size(0), packed_weight.size(0), dtype=torch.float32)
+    if x.size(0):
+        native.binary_linear_w1a1(
+            x.numpy(), _words(packed_weight), _floats(scale), _floats(bias), out.numpy(), torch.get_num_threads()
         )
     return out.reshape(*inputs.shape[:-1], packed_weight.size(0))
 
