@@ -33,21 +33,22 @@ def _numpy(tensor: torch.Tensor, fp16: bool) -> np.ndarray:
     return tensor.numpy()
 
 
-def pack_masked_lm(model: BinaryMaskedLanguageModel, fp16: bool = False) -> "tuple[PackedModelFile, PartSizes]":
-    """Every `BinaryLinear` becomes uint64 sign words plus fp32 per-channel scales (and its bias);
-    every other tensor is kept (as fp16 when `fp16`)."""
-    if not isinstance(model, BinaryMaskedLanguageModel):
-        raise ConfigurationError(
-            f"bitmaps-export packs bitmaps_masked_lm models, got {type(model).__name__}"
-        )
-    bert = model._encoder.bert
+def pack_bert(bert, activations: str = "real", fp16: bool = False) -> "tuple[PackedModelFile, PartSizes]":
+    """Every `BinaryLinear` of a `transformers` BERT encoder becomes uint64 sign words plus fp32
+    per-channel scales (and its bias); every other tensor is kept (as fp16 when `fp16`).
+    `activations` records how the packed model feeds those linears: `real` (as trained here)
+    or `binary` (XNOR-Net W1A1)."""
     tensors: Dict[str, np.ndarray] = {}
-    linears: Dict[str, Dict[str, int]] = {}
+    linears: Dict[str, Dict] = {}
     sizes = PartSizes()
     for name, module in bert.named_modules():
         if not isinstance(module, BinaryLinear):
             continue
-        linears[name] = {"in_features": module.in_features, "out_features": module.out_features}
+        linears[name] = {
+            "in_features": module.in_features,
+            "out_features": module.out_features,
+            "activations": activations,
+        }
         words = pack_signs(module.weight).numpy().view(np.uint64)
         scale = module.channel_scale().detach().reshape(-1).float().cpu().numpy()
         tensors[f"{name}.packed_weight"], tensors[f"{name}.scale"] = words, scale
@@ -65,8 +66,17 @@ def pack_masked_lm(model: BinaryMaskedLanguageModel, fp16: bool = False) -> "tup
         tensors[key] = _numpy(value, fp16)
         part = "embeddings" if key.startswith("embeddings.") and "LayerNorm" not in key else "other (LayerNorm, biases, ...)"
         sizes.add(part, tensors[key].nbytes, value.numel() * 4)
+    return PackedModelFile(tensors=tensors, linears=linears, config=bert.config.to_dict()), sizes
+
+
+def pack_masked_lm(model: BinaryMaskedLanguageModel, fp16: bool = False) -> "tuple[PackedModelFile, PartSizes]":
+    """The encoder as `pack_bert` packs it (real activations, as trained), plus the MLM head."""
+    if not isinstance(model, BinaryMaskedLanguageModel):
+        raise ConfigurationError(
+            f"bitmaps-export packs bitmaps_masked_lm models, got {type(model).__name__}"
+        )
+    packed, sizes = pack_bert(model._encoder.bert, activations="real", fp16=fp16)
     for key, value in model._head.state_dict().items():
-        tensors[HEAD_PREFIX + key] = _numpy(value, fp16)
-        sizes.add("masked-LM head (decoder tied to embeddings)", tensors[HEAD_PREFIX + key].nbytes, value.numel() * 4)
-    packed = PackedModelFile(tensors=tensors, linears=linears, config=bert.config.to_dict())
+        packed.tensors[HEAD_PREFIX + key] = _numpy(value, fp16)
+        sizes.add("masked-LM head (decoder tied to embeddings)", packed.tensors[HEAD_PREFIX + key].nbytes, value.numel() * 4)
     return packed, sizes

@@ -157,6 +157,10 @@ def decode_packed_model(data: bytes, source: str = "packed model") -> PackedMode
 
 def _check_linear_shapes(packed: PackedModelFile, source: str) -> None:
     for name, shape in packed.linears.items():
+        if shape.get("activations", "real") not in ("real", "binary"):
+            raise PackedFormatError(
+                f"{source}: {name} has activations {shape.get('activations')!r}, expected 'real' or 'binary'"
+            )
         expected = {
             f"{name}.packed_weight": (shape["out_features"], words_per_row(shape["in_features"])),
             f"{name}.scale": (shape["out_features"],),

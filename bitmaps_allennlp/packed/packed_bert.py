@@ -38,6 +38,7 @@ def build_packed_bert(
                 tensors.pop(f"{name}.packed_weight"),
                 tensors.pop(f"{name}.scale"),
                 tensors.pop(f"{name}.bias", None),
+                activations=shape.get("activations", "real"),
             ),
         )
     head = {k[len(HEAD_PREFIX) :]: tensors.pop(k) for k in list(tensors) if k.startswith(HEAD_PREFIX)}

@@ -82,3 +82,38 @@ def test_full_precision_model_is_refused(trained_archives, tmp_path):
         export_archive(trained_archives["full"], tmp_path / "packed.tar.gz")
     assert not (tmp_path / "packed.tar.gz").exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_binary_activation_mode_round_trips_and_runs_xnor_net():
+    from transformers import BertModel
+
+    from bitmaps_allennlp.kernels import reference
+    from bitmaps_allennlp.modules.bert_binarization import binarize_bert_encoder
+    from bitmaps_allennlp.packed.export import pack_bert
+    from bitmaps_allennlp.packed.file_format import decode_packed_model, encode_packed_model
+    from bitmaps_allennlp.packed.packed_bert import build_packed_bert
+    from tests.tiny_bert import tiny_bert_config
+
+    torch.manual_seed(0)
+    bert = BertModel(tiny_bert_config(60), add_pooling_layer=False).eval()
+    binarize_bert_encoder(bert, ["ffn_in", "ffn_out"])
+    packed, _ = pack_bert(bert, activations="binary")
+    rebuilt, head = build_packed_bert(decode_packed_model(encode_packed_model(packed)))
+    assert head == {}
+    layer = rebuilt.encoder.layer[1].intermediate.dense
+    assert isinstance(layer, PackedBinaryLinear) and layer.activations == "binary"
+    x = torch.randn(3, 5, layer.in_features)
+    expected = reference.binary_linear_w1a1(x, layer.packed_weight, layer.scale, layer.bias, layer.in_features)
+    with torch.no_grad():
+        assert torch.allclose(layer(x), expected, atol=1e-5)
+        rebuilt(input_ids=torch.randint(5, 60, (2, 7)))  # the whole encoder runs
+
+
+def test_unknown_activation_mode_is_refused():
+    from bitmaps_allennlp.packed.file_format import PackedFormatError, decode_packed_model, encode_packed_model
+    from tests.packed.test_file_format import _small
+
+    packed = _small()
+    packed.linears["layer"]["activations"] = "ternary"
+    with pytest.raises(PackedFormatError, match="activations 'ternary'"):
+        decode_packed_model(encode_packed_model(packed))
