@@ -117,3 +117,41 @@ def test_unknown_activation_mode_is_refused():
     packed.linears["layer"]["activations"] = "ternary"
     with pytest.raises(PackedFormatError, match="activations 'ternary'"):
         decode_packed_model(encode_packed_model(packed))
+
+
+def _binarized_bert(**config):
+    from transformers import BertConfig, BertModel
+
+    from bitmaps_allennlp.modules.bert_binarization import binarize_bert_encoder
+
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(vocab_size=1000, **config), add_pooling_layer=False).eval()
+    binarize_bert_encoder(bert)
+    return bert
+
+
+def test_minilm_sized_packed_encoder_matches_the_fake_quantized_one():
+    from bitmaps_allennlp.packed.export import pack_bert
+    from bitmaps_allennlp.packed.file_format import decode_packed_model, encode_packed_model
+    from bitmaps_allennlp.packed.packed_bert import build_packed_bert
+
+    bert = _binarized_bert(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536)
+    packed, _ = pack_bert(bert)
+    rebuilt, _ = build_packed_bert(decode_packed_model(encode_packed_model(packed)))
+    ids = torch.randint(5, 1000, (2, 128))
+    mask = torch.ones_like(ids)
+    mask[1, 100:] = 0
+    with torch.no_grad():
+        expected = bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = rebuilt(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_bert_base_binarized_linears_take_at_most_1_28_of_their_fp32_bytes():
+    from bitmaps_allennlp.packed.export import pack_bert
+
+    bert = _binarized_bert(hidden_size=768, num_hidden_layers=1, num_attention_heads=12, intermediate_size=3072)
+    _, sizes = pack_bert(bert)
+    fp32 = sizes.fp32["binarized linear weights"] + sizes.fp32["biases of binarized linears"]
+    stored = sizes.stored["binarized linear weights"] + sizes.stored["biases of binarized linears"]
+    assert fp32 / stored >= 28
