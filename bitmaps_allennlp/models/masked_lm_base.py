@@ -112,7 +112,8 @@ class MaskedLmBase(Model):
         """Scatter the flat per-mask top-k back into a padded `(batch, max_masks, k)` layout so
         AllenNLP can split outputs per instance."""
         k = min(self._top_k, logits.size(-1))
-        probs, ids = logits.float().softmax(-1).topk(k, dim=-1)
+        top_logits, ids = logits.topk(k, dim=-1)
+        probs = (top_logits.float() - logits.float().logsumexp(-1, keepdim=True)).exp()
         num_masks = masked_positions.sum(dim=1)
         batch_size, max_masks = masked_positions.size(0), int(num_masks.max().item())
         row = torch.arange(batch_size, device=logits.device).repeat_interleave(num_masks)
