@@ -131,7 +131,9 @@ class MaskedLmCorpusReader(DatasetReader):
     def _tokenize_lines(self, lines: List[str]) -> Iterator[int]:
         if not lines:
             return
-        for ids in self._tokenizer(lines, add_special_tokens=False)["input_ids"]:
+        # verbose=False: long lines trip the tokenizer's "longer than the maximum" warning, which
+        # does not apply here since the ids are packed into blocks of max_length afterwards
+        for ids in self._tokenizer(lines, add_special_tokens=False, verbose=False)["input_ids"]:
             yield from ids
 
     def _blocks(self, ids: Iterator[int]) -> Iterator[List[int]]:
