@@ -1,3 +1,4 @@
+import glob
 import os
 import platform
 import tempfile
@@ -49,6 +50,7 @@ native = Extension(
     "bitmaps_allennlp._native",
     sources=[f"{CSRC}/{name}" for name in ("binding.cpp", "dispatch.cpp", "thread_pool.cpp", "kernels_scalar.cpp")],
     include_dirs=[CSRC],
+    depends=sorted(glob.glob(f"{CSRC}/*.h")),
     extra_compile_args=BASE_FLAGS,
     extra_link_args=["-pthread"],
     language="c++",

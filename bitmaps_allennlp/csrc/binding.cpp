@@ -137,63 +137,60 @@ bool get_bias(PyObject* obj, Buffer& bias, int64_t n, const float** ptr) {
   return true;
 }
 
+// The arguments both fused linears take: (x, weight, alpha, bias_or_None, out, threads), checked.
+struct LinearArgs {
+  Buffer x, w, alpha, bias, out;
+  const float* bias_ptr = nullptr;
+  int threads = 1;
+  int64_t m = 0, k = 0, n = 0, words = 0;
+
+  bool parse(PyObject* args) {
+    PyObject *x_obj, *w_obj, *alpha_obj, *bias_obj, *out_obj;
+    if (!PyArg_ParseTuple(args, "OOOOOi", &x_obj, &w_obj, &alpha_obj, &bias_obj, &out_obj, &threads)) return false;
+    if (!x.get(x_obj, "x", 'f', 2, false) || !w.get(w_obj, "weight", 'u', 2, false) ||
+        !alpha.get(alpha_obj, "alpha", 'f', 1, false) || !out.get(out_obj, "out", 'f', 2, true))
+      return false;
+    m = x.dim(0), k = x.dim(1), n = w.dim(0), words = w.dim(1);
+    return get_bias(bias_obj, bias, n, &bias_ptr) &&
+           check(k > 0 && words == bitmaps::words_per_row(k),
+                 "weight " + shape(w, 2) + " does not hold rows of " + std::to_string(k) + " bits") &&
+           check(alpha.dim(0) == n, "alpha needs one entry per output") &&
+           check(out.dim(0) == m && out.dim(1) == n, "out has shape " + shape(out, 2) + ", expected (m, n)");
+  }
+};
+
 // XNOR-Net linear in one call: binarize-and-pack the activations (with their mean |x| scale)
 // into scratch, then the popcount GEMM with the scales and bias applied in its epilogue.
 PyObject* binary_linear_w1a1(PyObject*, PyObject* args) {
-  PyObject *x_obj, *w_obj, *alpha_obj, *bias_obj, *out_obj;
-  int threads;
-  if (!PyArg_ParseTuple(args, "OOOOOi", &x_obj, &w_obj, &alpha_obj, &bias_obj, &out_obj, &threads)) return nullptr;
-  Buffer x, w, alpha, bias, out;
-  if (!x.get(x_obj, "x", 'f', 2, false) || !w.get(w_obj, "weight", 'u', 2, false) ||
-      !alpha.get(alpha_obj, "alpha", 'f', 1, false) || !out.get(out_obj, "out", 'f', 2, true))
-    return nullptr;
-  const int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0), words = w.dim(1);
-  const float* bias_ptr;
-  if (!get_bias(bias_obj, bias, n, &bias_ptr)) return nullptr;
-  if (!check(k > 0 && words == bitmaps::words_per_row(k),
-             "weight " + shape(w, 2) + " does not hold rows of " + std::to_string(k) + " bits") ||
-      !check(alpha.dim(0) == n, "alpha needs one entry per output") ||
-      !check(out.dim(0) == m && out.dim(1) == n, "out has shape " + shape(out, 2) + ", expected (m, n)"))
-    return nullptr;
+  LinearArgs a;
+  if (!a.parse(args)) return nullptr;
   const KernelTable& kernels = bitmaps::active_kernels();
   Py_BEGIN_ALLOW_THREADS
-  std::vector<uint64_t> packed(static_cast<size_t>(m * words));
-  std::vector<float> beta(static_cast<size_t>(m));
+  std::vector<uint64_t> packed(static_cast<size_t>(a.m * a.words));
+  std::vector<float> beta(static_cast<size_t>(a.m));
   const int64_t row_block = 16;
-  const int pack_threads = m * k < (1 << 16) ? 1 : threads;
-  bitmaps::parallel_for((m + row_block - 1) / row_block, pack_threads, [&](int64_t task) {
-    const int64_t r0 = task * row_block, rows = std::min(row_block, m - r0);
-    kernels.pack_signs(x.data<float>() + r0 * k, rows, k, k, packed.data() + r0 * words, beta.data() + r0);
+  const int pack_threads = a.m * a.k < (1 << 16) ? 1 : a.threads;
+  bitmaps::parallel_for((a.m + row_block - 1) / row_block, pack_threads, [&](int64_t task) {
+    const int64_t r0 = task * row_block, rows = std::min(row_block, a.m - r0);
+    kernels.pack_signs(a.x.data<float>() + r0 * a.k, rows, a.k, a.k, packed.data() + r0 * a.words, beta.data() + r0);
   });
-  run_tiles(m, n, k, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-    kernels.xnor_linear(packed.data(), w.data<uint64_t>(), beta.data(), alpha.data<float>(), bias_ptr,
-                        out.data<float>(), m0, m1, n0, n1, n, words, k);
+  run_tiles(a.m, a.n, a.k, a.threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    kernels.xnor_linear(packed.data(), a.w.data<uint64_t>(), beta.data(), a.alpha.data<float>(), a.bias_ptr,
+                        a.out.data<float>(), m0, m1, n0, n1, a.n, a.words, a.k);
   });
   Py_END_ALLOW_THREADS
   Py_RETURN_NONE;
 }
 
+// Binary weights, real activations.
 PyObject* binary_weight_linear(PyObject*, PyObject* args) {
-  PyObject *x_obj, *w_obj, *alpha_obj, *bias_obj, *out_obj;
-  int threads;
-  if (!PyArg_ParseTuple(args, "OOOOOi", &x_obj, &w_obj, &alpha_obj, &bias_obj, &out_obj, &threads)) return nullptr;
-  Buffer x, w, alpha, bias, out;
-  if (!x.get(x_obj, "x", 'f', 2, false) || !w.get(w_obj, "weight", 'u', 2, false) ||
-      !alpha.get(alpha_obj, "alpha", 'f', 1, false) || !out.get(out_obj, "out", 'f', 2, true))
-    return nullptr;
-  const int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0), words = w.dim(1);
-  const float* bias_ptr;
-  if (!get_bias(bias_obj, bias, n, &bias_ptr)) return nullptr;
-  if (!check(k > 0 && words == bitmaps::words_per_row(k),
-             "weight " + shape(w, 2) + " does not hold rows of " + std::to_string(k) + " bits") ||
-      !check(alpha.dim(0) == n, "alpha needs one entry per output") ||
-      !check(out.dim(0) == m && out.dim(1) == n, "out has shape " + shape(out, 2) + ", expected (m, n)"))
-    return nullptr;
+  LinearArgs a;
+  if (!a.parse(args)) return nullptr;
   const KernelTable& kernels = bitmaps::active_kernels();
   Py_BEGIN_ALLOW_THREADS
-  run_tiles(m, n, k, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-    kernels.binary_weight_linear(x.data<float>(), k, w.data<uint64_t>(), alpha.data<float>(), bias_ptr,
-                                 out.data<float>(), m0, m1, n0, n1, n, words, k);
+  run_tiles(a.m, a.n, a.k, a.threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    kernels.binary_weight_linear(a.x.data<float>(), a.k, a.w.data<uint64_t>(), a.alpha.data<float>(), a.bias_ptr,
+                                 a.out.data<float>(), m0, m1, n0, n1, a.n, a.words, a.k);
   });
   Py_END_ALLOW_THREADS
   Py_RETURN_NONE;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels.h"
+#include "xnor_tile.h"
 
 namespace bitmaps {
 namespace {
@@ -91,39 +92,12 @@ inline void xnor_counts(const uint64_t* a, const uint64_t* const* b, int64_t wor
   }
 }
 
-template <typename Epilogue>
-inline void xnor_tile(const uint64_t* a, const uint64_t* b, int64_t m0, int64_t m1, int64_t n0,
-                      int64_t n1, int64_t words, int64_t k, Epilogue store) {
-  for (int64_t i = m0; i < m1; ++i) {
-    const uint64_t* ai = a + i * words;
-    int64_t j = n0;
-    for (; j + 4 <= n1; j += 4) {
-      const uint64_t* bj[4] = {b + j * words, b + (j + 1) * words, b + (j + 2) * words, b + (j + 3) * words};
-      int64_t counts[4];
-      xnor_counts<4>(ai, bj, words, counts);
-      for (int t = 0; t < 4; ++t) store(i, j + t, static_cast<int32_t>(k - 2 * counts[t]));
-    }
-    for (; j < n1; ++j) {
-      const uint64_t* bj[1] = {b + j * words};
-      int64_t count;
-      xnor_counts<1>(ai, bj, words, &count);
-      store(i, j, static_cast<int32_t>(k - 2 * count));
-    }
+struct Counter {
+  template <int J>
+  static void run(const uint64_t* a, const uint64_t* const* b, int64_t words, int64_t* counts) {
+    xnor_counts<J>(a, b, words, counts);
   }
-}
-
-void xnor_gemm(const uint64_t* a, const uint64_t* b, int32_t* out, int64_t m0, int64_t m1,
-               int64_t n0, int64_t n1, int64_t n, int64_t words, int64_t k) {
-  xnor_tile(a, b, m0, m1, n0, n1, words, k, [&](int64_t i, int64_t j, int32_t dot) { out[i * n + j] = dot; });
-}
-
-void xnor_linear(const uint64_t* a, const uint64_t* b, const float* beta, const float* alpha,
-                 const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                 int64_t n, int64_t words, int64_t k) {
-  xnor_tile(a, b, m0, m1, n0, n1, words, k, [&](int64_t i, int64_t j, int32_t dot) {
-    y[i * n + j] = beta[i] * alpha[j] * static_cast<float>(dot) + (bias ? bias[j] : 0.f);
-  });
-}
+};
 
 // For each weight byte, the 8 float sign masks it stands for: XOR flips x where the bit is 1.
 struct SignMasks {
@@ -192,6 +166,7 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
 }  // namespace
 
 extern const KernelTable kAvx2Kernels;
-const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm, xnor_linear, binary_weight_linear};
+const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm_tiles<Counter>, xnor_linear_tiles<Counter>,
+                                  binary_weight_linear};
 
 }  // namespace bitmaps

@@ -53,6 +53,19 @@ def xnor_popcount_dot(packed_a: torch.Tensor, packed_b: torch.Tensor, in_feature
     return out
 
 
+def _packed_linear(native_name: str, reference_fn, inputs, packed_weight, scale, bias, in_features):
+    native = _native_for(inputs, packed_weight)
+    if native is None or inputs.dtype != torch.float32:
+        return reference_fn(inputs, packed_weight, scale, bias, in_features)
+    x = inputs.reshape(-1, in_features).contiguous()
+    out = torch.empty(x.size(0), packed_weight.size(0), dtype=torch.float32)
+    if x.size(0):
+        getattr(native, native_name)(
+            x.numpy(), _words(packed_weight), _floats(scale), _floats(bias), out.numpy(), torch.get_num_threads()
+        )
+    return out.reshape(*inputs.shape[:-1], packed_weight.size(0))
+
+
 def binary_weight_linear(
     inputs: torch.Tensor,
     packed_weight: torch.Tensor,
@@ -61,16 +74,9 @@ def binary_weight_linear(
     in_features: int,
 ) -> torch.Tensor:
     """Binary weights (W1), real activations: `inputs @ (scale * signs).T + bias`."""
-    native = _native_for(inputs, packed_weight)
-    if native is None or inputs.dtype != torch.float32:
-        return reference.binary_weight_linear(inputs, packed_weight, scale, bias, in_features)
-    x = inputs.reshape(-1, in_features).contiguous()
-    out = torch.empty(x.size(0), packed_weight.size(0), dtype=torch.float32)
-    if x.size(0):
-        native.binary_weight_linear(
-            x.numpy(), _words(packed_weight), _floats(scale), _floats(bias), out.numpy(), torch.get_num_threads()
-        )
-    return out.reshape(*inputs.shape[:-1], packed_weight.size(0))
+    return _packed_linear(
+        "binary_weight_linear", reference.binary_weight_linear, inputs, packed_weight, scale, bias, in_features
+    )
 
 
 def binary_linear_w1a1(
@@ -82,16 +88,9 @@ def binary_linear_w1a1(
 ) -> torch.Tensor:
     """Binary weights and binary activations (XNOR-Net): each input row becomes
     `mean|x| * sign(x)`, then `beta_i * alpha_j * (K - 2 popcount(x_i xor w_j)) + b_j`."""
-    native = _native_for(inputs, packed_weight)
-    if native is None or inputs.dtype != torch.float32:
-        return reference.binary_linear_w1a1(inputs, packed_weight, scale, bias, in_features)
-    x = inputs.reshape(-1, in_features).contiguous()
-    out = torch.empty(x.size(0), packed_weight.size(0), dtype=torch.float32)
-    if x.size(0):
-        native.binary_linear_w1a1(
-            x.numpy(), _words(packed_weight), _floats(scale), _floats(bias), out.numpy(), torch.get_num_threads()
-        )
-    return out.reshape(*inputs.shape[:-1], packed_weight.size(0))
+    return _packed_linear(
+        "binary_linear_w1a1", reference.binary_linear_w1a1, inputs, packed_weight, scale, bias, in_features
+    )
 
 
 __all__ = [
