@@ -18,11 +18,15 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
 
 
 def build_packed_bert(
-    packed: PackedModelFile, source: str = "packed model"
+    packed: PackedModelFile, source: str = "packed model", use_meta_device: bool = True
 ) -> Tuple[BertModel, Dict[str, torch.Tensor]]:
     """The encoder with `PackedBinaryLinear`s in place of its binarized linears, and the head's
     state dict. Fails, naming the tensors, if the file's tensors do not fit the config."""
-    bert = BertModel(BertConfig(**packed.config), add_pooling_layer=False)
+    config = BertConfig(**packed.config)
+    # On the meta device the fp32 weights of the linears being replaced are never allocated, so
+    # loading a packed model does not briefly need the memory of the full-precision one.
+    with torch.device("meta" if use_meta_device else "cpu"):
+        bert = BertModel(config, add_pooling_layer=False)
     tensors = {name: _tensor(array) for name, array in packed.tensors.items()}
     for name, shape in packed.linears.items():
         *parents, leaf = name.split(".")
@@ -49,8 +53,24 @@ def build_packed_bert(
             f"{source}: tensors do not match the BERT config "
             f"(missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})"
         )
-    bert.load_state_dict(tensors, strict=False)
-    return bert.eval(), head
+    bert.load_state_dict(tensors, strict=False, assign=True)
+    _materialize_position_buffers(bert, config)
+    if any(t.is_meta for t in list(bert.parameters()) + list(bert.buffers())):
+        # a transformers version with buffers we do not know how to rebuild: build on the CPU
+        return build_packed_bert(packed, source, use_meta_device=False)
+    # inference only: without gradients every packed linear can take the native kernels
+    return bert.requires_grad_(False).eval(), head
+
+
+def _materialize_position_buffers(bert: BertModel, config: BertConfig) -> None:
+    """The embeddings' non-persistent buffers are not in any state dict; rebuild them as
+    `BertEmbeddings.__init__` does."""
+    embeddings = bert.embeddings
+    positions = torch.arange(config.max_position_embeddings).expand((1, -1))
+    if getattr(embeddings, "position_ids", None) is not None:
+        embeddings.register_buffer("position_ids", positions, persistent=False)
+    if getattr(embeddings, "token_type_ids", None) is not None:
+        embeddings.register_buffer("token_type_ids", torch.zeros(positions.size(), dtype=torch.long), persistent=False)
 
 
 def _is_packed_buffer(key: str, linears: Dict) -> bool:

@@ -155,3 +155,18 @@ def test_bert_base_binarized_linears_take_at_most_1_28_of_their_fp32_bytes():
     fp32 = sizes.fp32["binarized linear weights"] + sizes.fp32["biases of binarized linears"]
     stored = sizes.stored["binarized linear weights"] + sizes.stored["biases of binarized linears"]
     assert fp32 / stored >= 28
+
+
+def test_packed_encoder_is_built_without_meta_tensors_or_gradients():
+    from bitmaps_allennlp.packed.export import pack_bert
+    from bitmaps_allennlp.packed.packed_bert import build_packed_bert
+
+    bert = _binarized_bert(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    for use_meta_device in (True, False):
+        rebuilt, _ = build_packed_bert(pack_bert(bert)[0], use_meta_device=use_meta_device)
+        tensors = list(rebuilt.parameters()) + list(rebuilt.buffers())
+        assert not any(t.is_meta or t.requires_grad for t in tensors)
+        assert torch.equal(rebuilt.embeddings.position_ids, bert.embeddings.position_ids)
+        ids = torch.randint(5, 1000, (1, 9))
+        with torch.no_grad():
+            assert torch.allclose(rebuilt(input_ids=ids).last_hidden_state, bert(input_ids=ids).last_hidden_state, atol=1e-5)
