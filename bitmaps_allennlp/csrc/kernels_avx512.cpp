@@ -79,31 +79,55 @@ struct Counter {
   }
 };
 
-// 16 weight bits are a mask register: a masked subtract negates x where the bit is 1.
+// 16 weight bits are a mask register that selects the lanes whose sign bit an XOR flips.
+// 4 output rows x 2 tokens at a time, so each weight mask and each x load is used several times.
 void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const float* alpha,
                           const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0,
                           int64_t n1, int64_t n, int64_t words, int64_t k) {
   const int64_t k16 = k / 16 * 16;
-  const __m512 zero = _mm512_setzero_ps();
+  const __m512i sign = _mm512_set1_epi32(static_cast<int>(0x80000000u));
+  auto flip = [&](__m512 v, uint16_t bits) {  // integer XOR: AVX-512F only, no DQ needed
+    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_maskz_mov_epi32(static_cast<__mmask16>(bits), sign)));
+  };
+  auto finish = [&](const float* xi, __m512 acc, int64_t row) {
+    const uint64_t* bits = w + row * words;
+    float total = _mm512_reduce_add_ps(acc);
+    for (int64_t kk = k16; kk < k; ++kk) total += ((bits[kk >> 6] >> (kk & 63)) & 1) ? -xi[kk] : xi[kk];
+    return alpha[row] * total + (bias ? bias[row] : 0.f);
+  };
   for (int64_t j = n0; j < n1; j += 4) {
     const int rows = n1 - j < 4 ? static_cast<int>(n1 - j) : 4;
     const uint16_t* wb[4];
     for (int r = 0; r < 4; ++r) wb[r] = reinterpret_cast<const uint16_t*>(w + (j + (r < rows ? r : 0)) * words);
-    for (int64_t i = m0; i < m1; ++i) {
+    int64_t i = m0;
+    for (; i + 2 <= m1; i += 2) {
+      const float* x0 = x + i * ldx;
+      const float* x1 = x0 + ldx;
+      __m512 acc0[4], acc1[4];
+      for (int r = 0; r < 4; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
+      for (int64_t kk = 0; kk < k16; kk += 16) {
+        const __m512 v0 = _mm512_loadu_ps(x0 + kk), v1 = _mm512_loadu_ps(x1 + kk);
+        for (int r = 0; r < 4; ++r) {
+          const uint16_t bits = wb[r][kk >> 4];
+          acc0[r] = _mm512_add_ps(acc0[r], flip(v0, bits));
+          acc1[r] = _mm512_add_ps(acc1[r], flip(v1, bits));
+        }
+      }
+      for (int r = 0; r < rows; ++r) {
+        y[i * n + j + r] = finish(x0, acc0[r], j + r);
+        y[(i + 1) * n + j + r] = finish(x1, acc1[r], j + r);
+      }
+    }
+    for (; i < m1; ++i) {
       const float* xi = x + i * ldx;
       __m512 acc[4];
       for (int r = 0; r < 4; ++r) acc[r] = _mm512_setzero_ps();
       for (int64_t kk = 0; kk < k16; kk += 16) {
         const __m512 v = _mm512_loadu_ps(xi + kk);
         for (int r = 0; r < 4; ++r)
-          acc[r] = _mm512_add_ps(acc[r], _mm512_mask_sub_ps(v, static_cast<__mmask16>(wb[r][kk >> 4]), zero, v));
+          acc[r] = _mm512_add_ps(acc[r], flip(v, wb[r][kk >> 4]));
       }
-      for (int r = 0; r < rows; ++r) {
-        const uint64_t* bits = w + (j + r) * words;
-        float total = _mm512_reduce_add_ps(acc[r]);
-        for (int64_t kk = k16; kk < k; ++kk) total += ((bits[kk >> 6] >> (kk & 63)) & 1) ? -xi[kk] : xi[kk];
-        y[i * n + j + r] = alpha[j + r] * total + (bias ? bias[j + r] : 0.f);
-      }
+      for (int r = 0; r < rows; ++r) y[i * n + j + r] = finish(xi, acc[r], j + r);
     }
   }
 }
