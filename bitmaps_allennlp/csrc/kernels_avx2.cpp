@@ -85,11 +85,17 @@ inline void xnor_counts(const uint64_t* a, const uint64_t* const* b, int64_t wor
       bytes[j] = _mm256_setzero_si256();
     }
   }
-  for (int j = 0; j < J; ++j) {
-    int64_t count = hsum_epi64(wide[j]);
-    for (int64_t w = 4 * vectors; w < words; ++w) count += _mm_popcnt_u64(a[w] ^ b[j][w]);
-    counts[j] = count;
+  if constexpr (J == 4) {
+    // one transposition sums the 4 lanes of all 4 accumulators at once
+    const __m256i s01 = _mm256_add_epi64(_mm256_unpacklo_epi64(wide[0], wide[1]), _mm256_unpackhi_epi64(wide[0], wide[1]));
+    const __m256i s23 = _mm256_add_epi64(_mm256_unpacklo_epi64(wide[2], wide[3]), _mm256_unpackhi_epi64(wide[2], wide[3]));
+    const __m256i totals = _mm256_add_epi64(_mm256_permute2x128_si256(s01, s23, 0x20), _mm256_permute2x128_si256(s01, s23, 0x31));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts), totals);
+  } else {
+    for (int j = 0; j < J; ++j) counts[j] = hsum_epi64(wide[j]);
   }
+  for (int j = 0; j < J; ++j)
+    for (int64_t w = 4 * vectors; w < words; ++w) counts[j] += _mm_popcnt_u64(a[w] ^ b[j][w]);
 }
 
 struct Counter {
