@@ -10,6 +10,7 @@ import torch
 
 from bitmaps_allennlp.kernels import reference
 from bitmaps_allennlp.kernels.native import available_paths, backend, native_module, select
+from bitmaps_allennlp.packed.bit_packing import pack_signs as reference_pack_signs
 from bitmaps_allennlp.packed.bit_packing import words_per_row
 
 
@@ -35,9 +36,7 @@ def pack_signs(values: torch.Tensor) -> torch.Tensor:
     """`(rows, K)` -> `(rows, ceil(K/64))` int64 words (the layout of `bit_packing`)."""
     native = _native_for(values)
     if native is None or values.dtype != torch.float32 or values.dim() != 2:
-        from bitmaps_allennlp.packed.bit_packing import pack_signs as reference_pack
-
-        return reference_pack(values)
+        return reference_pack_signs(values)
     out = torch.empty(values.size(0), words_per_row(values.size(1)), dtype=torch.int64)
     native.pack_signs(values.contiguous().numpy(), out.numpy().view(np.uint64), None)
     return out
