@@ -16,6 +16,7 @@ interrupted table resumes where it stopped.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -77,7 +78,8 @@ def main() -> None:
         results[name] = {}
         for split, relative in SPLITS.items():
             data = Path(args.data_dir) / relative
-            slug = f"{name}__{split}".replace(" ", "_").replace("/", "_")
+            # allennlp evaluate splits --output-file on commas: keep file names to safe characters
+            slug = re.sub(r"[^A-Za-z0-9._()-]+", "_", f"{name}__{split}")
             print(f"[{name}] {split}", flush=True)
             results[name][split] = evaluate(archive, data, overrides.get(name, ""), out / f"{slug}.json")
     (out / "results.json").write_text(json.dumps(results, indent=2))
