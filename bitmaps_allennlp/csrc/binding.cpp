@@ -64,12 +64,14 @@ std::string shape(const Buffer& b, int ndim) {
   return s;
 }
 
-// Tiles of 16 rows x 64 columns; below ~64k multiply-adds one thread is faster than waking others.
+// Tiles of 16 rows x 64 columns. `work` counts inner-loop operations (a float add, or one 64-bit
+// XOR-popcount); below ~1M of them, waking the pool (tens of microseconds on a busy machine)
+// costs more than it saves, so the caller's thread does it all.
 template <typename Fn>
-void run_tiles(int64_t m, int64_t n, int64_t k, int threads, Fn fn) {
+void run_tiles(int64_t m, int64_t n, int64_t work, int threads, Fn fn) {
   const int64_t row_block = 16, col_block = 64;
   const int64_t row_tiles = (m + row_block - 1) / row_block, col_tiles = (n + col_block - 1) / col_block;
-  if (m * n * k < (1 << 16)) threads = 1;
+  if (work < (int64_t{1} << 20)) threads = 1;
   bitmaps::parallel_for(row_tiles * col_tiles, threads, [&](int64_t task) {
     const int64_t r = task / col_tiles, c = task % col_tiles;
     fn(r * row_block, std::min(m, (r + 1) * row_block), c * col_block, std::min(n, (c + 1) * col_block));
@@ -121,7 +123,7 @@ PyObject* xnor_gemm(PyObject*, PyObject* args) {
   if (!check(out.dim(0) == m && out.dim(1) == n, "out has shape " + shape(out, 2) + ", expected (m, n)")) return nullptr;
   const KernelTable& kernels = bitmaps::active_kernels();
   Py_BEGIN_ALLOW_THREADS
-  run_tiles(m, n, k, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  run_tiles(m, n, m * n * words, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     kernels.xnor_gemm(a.data<uint64_t>(), b.data<uint64_t>(), out.data<int32_t>(), m0, m1, n0, n1, n, words, k);
   });
   Py_END_ALLOW_THREADS
@@ -169,12 +171,12 @@ PyObject* binary_linear_w1a1(PyObject*, PyObject* args) {
   std::vector<uint64_t> packed(static_cast<size_t>(a.m * a.words));
   std::vector<float> beta(static_cast<size_t>(a.m));
   const int64_t row_block = 16;
-  const int pack_threads = a.m * a.k < (1 << 16) ? 1 : a.threads;
+  const int pack_threads = a.m * a.k < (int64_t{1} << 20) ? 1 : a.threads;
   bitmaps::parallel_for((a.m + row_block - 1) / row_block, pack_threads, [&](int64_t task) {
     const int64_t r0 = task * row_block, rows = std::min(row_block, a.m - r0);
     kernels.pack_signs(a.x.data<float>() + r0 * a.k, rows, a.k, a.k, packed.data() + r0 * a.words, beta.data() + r0);
   });
-  run_tiles(a.m, a.n, a.k, a.threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  run_tiles(a.m, a.n, a.m * a.n * a.words, a.threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     kernels.xnor_linear(packed.data(), a.w.data<uint64_t>(), beta.data(), a.alpha.data<float>(), a.bias_ptr,
                         a.out.data<float>(), m0, m1, n0, n1, a.n, a.words, a.k);
   });
@@ -188,7 +190,7 @@ PyObject* binary_weight_linear(PyObject*, PyObject* args) {
   if (!a.parse(args)) return nullptr;
   const KernelTable& kernels = bitmaps::active_kernels();
   Py_BEGIN_ALLOW_THREADS
-  run_tiles(a.m, a.n, a.k, a.threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  run_tiles(a.m, a.n, a.m * a.n * a.k, a.threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     kernels.binary_weight_linear(a.x.data<float>(), a.k, a.w.data<uint64_t>(), a.alpha.data<float>(), a.bias_ptr,
                                  a.out.data<float>(), m0, m1, n0, n1, a.n, a.words, a.k);
   });

@@ -129,3 +129,20 @@ def test_native_extension_is_built():
 
     assert native._load_error is None, native._load_error
     assert "scalar" in PATHS
+
+
+def test_large_shapes_split_across_threads_stay_exact(path):
+    # big enough (m * n * words > 2**20) for the native paths to use the thread pool
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x, w, scale, bias = _operands(160, 256, 4096)
+        signs_x, signs_w = torch.where(x >= 0, 1.0, -1.0), torch.where(w >= 0, 1.0, -1.0)
+        dots = signs_x @ signs_w.T  # exact in float32 for |dot| <= 4096
+        got = kernels.xnor_popcount_dot(reference_pack(x), reference_pack(w), 4096) if path != "reference" else None
+        if got is not None:
+            assert torch.equal(got.float(), dots)
+        w1a1 = kernels.binary_linear_w1a1(x, reference_pack(w), scale, bias, 4096)
+        assert torch.allclose(w1a1, x.abs().mean(1, keepdim=True) * scale * dots + bias, atol=1e-3, rtol=1e-4)
+    finally:
+        torch.set_num_threads(threads)
