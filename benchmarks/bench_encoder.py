@@ -6,7 +6,8 @@ dynamic quantization, and packed 1-bit models whose 72 encoder linears run on th
 (W1A32: binary weights, fp32 activations; W1A1: binary weights and activations). Attention
 matmuls, softmax, LayerNorm and GELU stay torch fp32 in every variant.
 
-Each variant runs in its own process, so its peak memory (max RSS) is its own. Ratios are
+Each variant runs in its own process, so its peak memory (max RSS) is its own; the packed
+variants load packed files written beforehand, as a user would. Ratios are
 against fp32 measured in the same run, with the same thread count.
 
     python benchmarks/bench_encoder.py --out benchmarks/results
@@ -17,6 +18,7 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -41,22 +43,37 @@ def build(variant: str):
         buffer = io.BytesIO()
         torch.save(model.state_dict(), buffer)
         return model, buffer.tell()
+    raise ValueError(f"{variant} is loaded from a packed file, not built")
+
+
+def write_packed_files(directory: Path) -> None:
+    """The packed variants are loaded from files, as a user would, so their peak memory is that
+    of loading a packed model, not of building one from the fp32 model."""
     from bitmaps_allennlp.modules.bert_binarization import binarize_bert_encoder
     from bitmaps_allennlp.packed.export import pack_bert
-    from bitmaps_allennlp.packed.file_format import encode_packed_model
+    from bitmaps_allennlp.packed.file_format import write_packed_model
+
+    bert, _ = build("fp32")
+    binarize_bert_encoder(bert)
+    for variant, activations in (("packed_w1a32", "real"), ("packed_w1a1", "binary")):
+        write_packed_model(pack_bert(bert, activations=activations)[0], directory / f"{variant}.safetensors")
+
+
+def load_packed(path: Path):
+    from bitmaps_allennlp.packed.file_format import read_packed_model
     from bitmaps_allennlp.packed.packed_bert import build_packed_bert
 
-    binarize_bert_encoder(bert)
-    packed, _ = pack_bert(bert, activations="binary" if variant == "packed_w1a1" else "real")
-    del bert
-    model, _ = build_packed_bert(packed)
-    return model, len(encode_packed_model(packed))
+    model, _ = build_packed_bert(read_packed_model(path))
+    return model, path.stat().st_size
 
 
-def run_variant(variant: str, threads: int, repeats: int) -> dict:
+def run_variant(variant: str, threads: int, repeats: int, packed_dir: Path) -> dict:
     torch.set_num_threads(threads)
     baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    model, file_bytes = build(variant)
+    if variant.startswith("packed"):
+        model, file_bytes = load_packed(packed_dir / f"{variant}.safetensors")
+    else:
+        model, file_bytes = build(variant)
     ids = torch.randint(1000, 30000, (1, 128))
     mask = torch.ones_like(ids)
     with torch.inference_mode():
@@ -80,14 +97,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--packed-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.variant:
-        print(json.dumps(run_variant(args.variant, args.threads[0], args.repeats)))
+    if args.prepare:
+        write_packed_files(Path(args.packed_dir))
         return
+    if args.variant:
+        print(json.dumps(run_variant(args.variant, args.threads[0], args.repeats, Path(args.packed_dir))))
+        return
+    staging = tempfile.TemporaryDirectory()
+    subprocess.run([sys.executable, __file__, "--prepare", "--packed-dir", staging.name], check=True)
     results = []
     for threads in args.threads:
         for variant in VARIANTS:
-            command = [sys.executable, __file__, "--variant", variant, "--threads", str(threads), "--repeats", str(args.repeats)]
+            command = [sys.executable, __file__, "--variant", variant, "--threads", str(threads), "--repeats", str(args.repeats), "--packed-dir", staging.name]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             row = json.loads(output.strip().splitlines()[-1])
             results.append(row)
