@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels.h"
+#include "scalar_spans.h"
 #include "xnor_tile.h"
 
 namespace bitmaps {
@@ -37,11 +38,7 @@ void pack_signs(const float* x, int64_t rows, int64_t k, int64_t ldx, uint64_t* 
           total = _mm256_add_ps(total, _mm256_and_ps(v, abs_mask));
         }
       } else {
-        for (int64_t b = 0; b < k - base; ++b) {
-          const float v = row[base + b];
-          bits |= static_cast<uint64_t>(v < 0.f) << b;
-          tail_total += std::fabs(v);
-        }
+        bits = pack_span(row, base, k, &tail_total);
       }
       out[r * words + w] = bits;
     }
@@ -125,11 +122,7 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
                           const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0,
                           int64_t n1, int64_t n, int64_t words, int64_t k) {
   const int64_t k8 = k / 8 * 8;
-  auto tail = [&](const float* row, const uint64_t* bits) {
-    float acc = 0.f;
-    for (int64_t kk = k8; kk < k; ++kk) acc += ((bits[kk >> 6] >> (kk & 63)) & 1) ? -row[kk] : row[kk];
-    return acc;
-  };
+  auto tail = [&](const float* row, const uint64_t* bits) { return signed_span_sum(row, bits, k8, k); };
   for (int64_t j = n0; j < n1; j += 4) {
     const int rows = n1 - j < 4 ? static_cast<int>(n1 - j) : 4;
     const uint8_t* wb[4];

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "kernels.h"
+#include "scalar_spans.h"
 #include "xnor_tile.h"
 
 namespace bitmaps {
@@ -28,11 +29,7 @@ void pack_signs(const float* x, int64_t rows, int64_t k, int64_t ldx, uint64_t* 
           total = _mm512_add_ps(total, _mm512_abs_ps(v));
         }
       } else {
-        for (int64_t b = 0; b < k - base; ++b) {
-          const float v = row[base + b];
-          bits |= static_cast<uint64_t>(v < 0.f) << b;
-          tail_total += std::fabs(v);
-        }
+        bits = pack_span(row, base, k, &tail_total);
       }
       out[r * words + w] = bits;
     }
@@ -99,9 +96,7 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
     return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_maskz_mov_epi32(static_cast<__mmask16>(bits), sign)));
   };
   auto finish = [&](const float* xi, __m512 acc, int64_t row) {
-    const uint64_t* bits = w + row * words;
-    float total = _mm512_reduce_add_ps(acc);
-    for (int64_t kk = k16; kk < k; ++kk) total += ((bits[kk >> 6] >> (kk & 63)) & 1) ? -xi[kk] : xi[kk];
+    const float total = _mm512_reduce_add_ps(acc) + signed_span_sum(xi, w + row * words, k16, k);
     return alpha[row] * total + (bias ? bias[row] : 0.f);
   };
   for (int64_t j = n0; j < n1; j += 4) {

@@ -1,8 +1,7 @@
 // Portable kernels: plain C++, no instruction-set flags. The baseline every other path is
 // tested against (besides the pure-torch reference).
-#include <cmath>
-
 #include "kernels.h"
+#include "scalar_spans.h"
 
 namespace bitmaps {
 namespace {
@@ -16,14 +15,8 @@ void pack_signs(const float* x, int64_t rows, int64_t k, int64_t ldx, uint64_t* 
     const float* row = x + r * ldx;
     float total = 0.f;
     for (int64_t w = 0; w < words; ++w) {
-      uint64_t bits = 0;
       const int64_t base = w * 64;
-      const int64_t count = k - base < 64 ? k - base : 64;
-      for (int64_t b = 0; b < count; ++b) {
-        const float v = row[base + b];
-        bits |= static_cast<uint64_t>(v < 0.f) << b;
-        total += std::fabs(v);
-      }
+      const uint64_t bits = pack_span(row, base, base + 64 < k ? base + 64 : k, &total);
       out[r * words + w] = bits;
     }
     if (mean_abs != nullptr) mean_abs[r] = total / static_cast<float>(k);
@@ -58,12 +51,7 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
   for (int64_t i = m0; i < m1; ++i) {
     const float* row = x + i * ldx;
     for (int64_t j = n0; j < n1; ++j) {
-      const uint64_t* bits = w + j * words;
-      float acc = 0.f;
-      for (int64_t kk = 0; kk < k; ++kk) {
-        const float v = row[kk];
-        acc += ((bits[kk >> 6] >> (kk & 63)) & 1) ? -v : v;
-      }
+      const float acc = signed_span_sum(row, w + j * words, 0, k);
       y[i * n + j] = alpha[j] * acc + (bias ? bias[j] : 0.f);
     }
   }
