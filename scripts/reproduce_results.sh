@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Reproduces README's results table: trains the teacher and the binarized student (skipping a
-# finished run, resuming an interrupted one), exports the student as a packed 1-bit archive, and
-# evaluates everything on WikiText-2 and PTB valid/test. Several hours on 2 CPU cores.
+# Reproduces README's results tables: trains the teacher, the binarized student and the
+# distillation recipes (skipping a finished run, resuming an interrupted one), exports the
+# student as a packed 1-bit archive, and evaluates everything on WikiText-2 and PTB valid/test.
+# Several hours on 2 CPU cores.
 # Usage: bash scripts/reproduce_results.sh [RUNS_DIR]   (default: runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,3 +38,22 @@ train training_configs/binary_minilm_mlm.jsonnet "$RUNS/binary" -o "$student_ini
   --model "data-free binarized teacher=$RUNS/teacher/model.tar.gz" --overrides "data-free binarized teacher=$binarize" \
   --model "binarized student, trained=$RUNS/binary/model.tar.gz" \
   --model "binarized student, packed export=$RUNS/binary/packed.tar.gz"
+
+# The recipe zoo (README "Binarization recipes"), each distilled from the teacher.
+recipe() {  # recipe CONFIG DIR INIT
+  local overrides="{\"model.teacher\": \"$RUNS/teacher/model.tar.gz\", \"model.initializer.regexes.0.1.weights_file_path\": \"$3\"}"
+  train "training_configs/$1.jsonnet" "$2" -o "$overrides"
+}
+recipe xnor_w1_distill "$RUNS/xnor_w1" "$RUNS/teacher/best.th"
+recipe bit_stage1_w1a8 "$RUNS/bit_stage1" "$RUNS/teacher/best.th"
+recipe bitnet_b158_w158a8 "$RUNS/bitnet_b158" "$RUNS/teacher/best.th"
+recipe bibert_w1a1 "$RUNS/bibert_w1a1" "$RUNS/teacher/best.th"
+recipe bit_stage2_w1a1 "$RUNS/bit_stage2" "$RUNS/bit_stage1/model.tar.gz"
+"$PYTHON" scripts/perplexity_table.py --out "$RUNS/recipes" \
+  --model "teacher (fp32)=$RUNS/teacher/model.tar.gz" \
+  --model "data-free binarized teacher=$RUNS/teacher/model.tar.gz" --overrides "data-free binarized teacher=$binarize" \
+  --model "XNOR/BWN W1A32=$RUNS/xnor_w1/model.tar.gz" \
+  --model "BiT stage 1 W1A8=$RUNS/bit_stage1/model.tar.gz" \
+  --model "BitNet b1.58 W1.58A8=$RUNS/bitnet_b158/model.tar.gz" \
+  --model "BiBERT W1A1=$RUNS/bibert_w1a1/model.tar.gz" \
+  --model "BiT stage 2 W1A1=$RUNS/bit_stage2/model.tar.gz"

@@ -25,9 +25,9 @@ def test_ptb_unknown_words_map_to_one_unk_each():
 
 
 def test_minilm_has_no_mlm_head_and_binarizes():
-    from bitmaps_allennlp.modules.binary_linear import BinaryLinear
+    from bitmaps_allennlp.modules.quantized_linear import QuantizedLinear
     from bitmaps_allennlp.token_embedders.binary_bert_embedder import BinaryBertEmbedder
 
     embedder = BinaryBertEmbedder(model_name=str(MINILM))
     assert embedder.pretrained_head_state is None
-    assert sum(isinstance(m, BinaryLinear) for m in embedder.modules()) == 6 * 6
+    assert sum(isinstance(m, QuantizedLinear) for m in embedder.modules()) == 6 * 6

@@ -26,10 +26,13 @@ def _walk(node: Any, fn) -> None:
             _walk(value, fn)
 
 
-def _tiny(config: Dict[str, Any], tiny_bert_dir, train_path, valid_path) -> Dict[str, Any]:
+def _tiny(config: Dict[str, Any], tiny_bert_dir, teacher_dir, train_path, valid_path) -> Dict[str, Any]:
     def shrink(node: Dict[str, Any]) -> None:
         if "model_name" in node:
             node["model_name"] = str(tiny_bert_dir)
+        if "teacher" in node:
+            # a Hugging Face checkpoint with an MLM head stands in for the teacher's archive
+            node["teacher"] = str(teacher_dir)
         if node.get("type") == "bitmaps_masked_lm_corpus":
             node["max_length"] = 16
             node.pop("max_instances", None)
@@ -67,9 +70,9 @@ def _redirect_pretrained_initializers(config: Dict[str, Any], directory: Path) -
 
 
 @pytest.mark.parametrize("config_path", CONFIGS, ids=[p.stem for p in CONFIGS])
-def test_config_trains(config_path, tiny_bert_dir, corpus_path, valid_corpus_path, tmp_path):
+def test_config_trains(config_path, tiny_bert_dir, tiny_bert_with_head_dir, corpus_path, valid_corpus_path, tmp_path):
     config = Params.from_file(str(config_path)).as_dict(quiet=True)
-    config = _tiny(config, tiny_bert_dir, corpus_path, valid_corpus_path)
+    config = _tiny(config, tiny_bert_dir, tiny_bert_with_head_dir, corpus_path, valid_corpus_path)
     weights = _redirect_pretrained_initializers(config, tmp_path)
     model = train_model(Params(config), serialization_dir=str(tmp_path / "run"))
     assert (tmp_path / "run" / "model.tar.gz").is_file()
@@ -87,4 +90,9 @@ def test_every_config_is_covered():
         "teacher_minilm_mlm",
         "binary_minilm_mlm",
         "demo_binary_bert_mlm",
+        "xnor_w1_distill",
+        "bibert_w1a1",
+        "bit_stage1_w1a8",
+        "bit_stage2_w1a1",
+        "bitnet_b158_w158a8",
     }

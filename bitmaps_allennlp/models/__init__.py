@@ -1,2 +1,3 @@
 from bitmaps_allennlp.models.masked_lm import BinaryMaskedLanguageModel
 from bitmaps_allennlp.models.packed_masked_lm import PackedMaskedLanguageModel
+from bitmaps_allennlp.models.distilled_masked_lm import DistilledMaskedLanguageModel

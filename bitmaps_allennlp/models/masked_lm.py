@@ -12,6 +12,7 @@ from allennlp.modules.text_field_embedders import BasicTextFieldEmbedder
 from allennlp.nn import InitializerApplicator
 
 from bitmaps_allennlp.models.masked_lm_base import MaskedLmBase
+from bitmaps_allennlp.modules.quantized_linear import QuantizedLinear
 from bitmaps_allennlp.token_embedders.binary_bert_embedder import BinaryBertEmbedder
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class BinaryMaskedLanguageModel(MaskedLmBase):
         if self._encoder.pretrained_head_state is not None:
             self._head.load_huggingface_state(self._encoder.pretrained_head_state)
             self._encoder.pretrained_head_state = None
+        if self._encoder.head_quantization is not None:
+            self._head.dense = QuantizedLinear.from_linear(self._head.dense, self._encoder.head_quantization)
         initializer(self)
 
     @staticmethod

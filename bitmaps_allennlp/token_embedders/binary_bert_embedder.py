@@ -1,5 +1,6 @@
 import logging
-from typing import Any, Dict, List, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from transformers import AutoConfig, BertConfig, BertForMaskedLM, BertModel
@@ -7,24 +8,33 @@ from transformers import AutoConfig, BertConfig, BertForMaskedLM, BertModel
 from allennlp.common.checks import ConfigurationError
 from allennlp.modules.token_embedders.token_embedder import TokenEmbedder
 
-from bitmaps_allennlp.modules.bert_binarization import (
-    ALL_COMPONENTS,
-    binarize_bert_encoder,
-    check_components,
-)
-from bitmaps_allennlp.modules.weight_scale import check_weight_scale
+from bitmaps_allennlp.modules.bert_binarization import binarize_bert_encoder, install_attention
+from bitmaps_allennlp.modules.binarization_spec import HEAD_COMPONENT, LINEAR_COMPONENTS, BinarizationSpec
+from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
+from bitmaps_allennlp.modules.quantized_embedding import QuantizedEmbedding
+from bitmaps_allennlp.modules.quantized_self_attention import AttentionRecord
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EncoderInternals:
+    """`hidden_states`: the embeddings' output and every layer's, `(batch, length, hidden)`
+    each; `attention`: one `AttentionRecord` per layer when recorded, else empty."""
+
+    hidden_states: Tuple[torch.Tensor, ...]
+    attention: List[AttentionRecord]
 
 
 @TokenEmbedder.register("bitmaps_binary_bert")
 class BinaryBertEmbedder(TokenEmbedder):
     """
-    A BERT encoder whose chosen linears are binarized (`BinaryLinear`: alpha * sign(W) with latent
-    full-precision weights). Built from a Hugging Face BERT checkpoint (a local directory or a hub
-    name) or from a plain `BertConfig` (random initialisation, for tests). Converting a
-    pretrained checkpoint needs no data: the latent weights start as the pretrained ones.
-    With `binarize = False` it is the full-precision encoder, which is how teachers are built.
+    A BERT encoder whose chosen components are binarized, with the per-component knobs of the
+    binarization literature (XNOR-Net/BWN, BiBERT, BiT, BitNet b1.58), each a config away. Built
+    from a Hugging Face BERT checkpoint (a local directory or a hub name) or from a plain
+    `BertConfig` (random initialisation, for tests). Converting a pretrained checkpoint needs no
+    data: the latent weights start as the pretrained ones. With `binarize = False` it is the
+    full-precision encoder, which is how teachers are built.
 
     Use it with the `pretrained_transformer` token indexer; the output is the last layer's hidden
     states, shape `(batch_size, num_wordpieces, hidden_size)`.
@@ -37,11 +47,31 @@ class BinaryBertEmbedder(TokenEmbedder):
     bert_config : `Dict[str, Any]`, optional (default = `None`)
         Keyword arguments of `transformers.BertConfig` for a randomly initialised encoder.
     binarize : `bool`, optional (default = `True`)
-    binarized_components : `List[str]`, optional (default = all six)
-        Which linears of every layer to binarize: any of `query`, `key`, `value`,
-        `attention_output`, `ffn_in`, `ffn_out`.
+    binarized_components : `List[str]`, optional (default = the six linears)
+        Which components to quantize: any of the linears of every layer `query`, `key`, `value`,
+        `attention_output`, `ffn_in`, `ffn_out`, the embedding tables `word_embeddings` and
+        `position_embeddings` (the tied MLM decoder then uses the quantized word table), and
+        `mlm_head` (the head's dense transform).
+    weights : `str`, optional (default = `"binary"`)
+        `"binary"` (alpha * sign) or `"ternary"` (BitNet b1.58 absmean).
     weight_scale : `str`, optional (default = `"mean_abs"`)
-        `"mean_abs"` (XNOR-Net/BWN analytic per-channel scale) or `"learned"`.
+        `"mean_abs"` (XNOR-Net/BWN analytic per-channel scale), `"per_tensor"` or `"learned"`.
+    center_weights : `bool`, optional (default = `False`)
+        Subtract each row's mean before the sign (BiBERT/BiT).
+    estimator : `str`, optional (default = `"clipped"`)
+        The sign's straight-through estimator: `"clipped"`, `"tanh"` or `"approx_sign"`.
+    activations : `str`, optional (default = `"real"`)
+        Quantizer of the inputs of every binarized linear: `"real"`, `"int8"` (absmax per token),
+        `"sign"`, `"elastic"` (BiT, learned scale and threshold) or `"two_set"` ({0, alpha}, for
+        non-negative inputs such as post-GELU values).
+    component_overrides : `Dict[str, Dict[str, Any]]`, optional (default = `None`)
+        Per-component values of the five knobs above, e.g. `{"ffn_out": {"activations": "two_set"}}`.
+    attention : `str`, optional (default = `"softmax"`)
+        `"softmax"` or BiBERT's `"bi_attention"`.
+    attention_activations : `str`, optional (default = `"real"`)
+        Quantizer of Q, K and V in the attention matmuls (`"real"`, `"int8"`, `"sign"`, `"elastic"`).
+    attention_probs : `str`, optional (default = `"real"`)
+        Quantizer of the softmax output: `"real"`, `"int8"` or `"two_set"` (BiT).
     load_weights : `bool`, optional (default = `True`)
         Whether to load the checkpoint's weights. `bitmaps_masked_lm` turns this off when it is
         restored from an archive, whose own weights replace them anyway.
@@ -56,8 +86,16 @@ class BinaryBertEmbedder(TokenEmbedder):
         model_name: Optional[str] = None,
         bert_config: Optional[Dict[str, Any]] = None,
         binarize: bool = True,
-        binarized_components: List[str] = ALL_COMPONENTS,
+        binarized_components: List[str] = LINEAR_COMPONENTS,
+        weights: str = "binary",
         weight_scale: str = "mean_abs",
+        center_weights: bool = False,
+        estimator: str = "clipped",
+        activations: str = "real",
+        component_overrides: Optional[Dict[str, Dict[str, Any]]] = None,
+        attention: str = "softmax",
+        attention_activations: str = "real",
+        attention_probs: str = "real",
         load_weights: bool = True,
         train_parameters: bool = True,
         eval_mode: bool = False,
@@ -68,18 +106,28 @@ class BinaryBertEmbedder(TokenEmbedder):
                 "bitmaps_binary_bert: give exactly one of `model_name` (a BERT checkpoint "
                 "directory or hub name) and `bert_config` (BertConfig keyword arguments)"
             )
-        check_components(binarized_components)
-        check_weight_scale(weight_scale)
+        # checked before any weight is loaded, so a bad knob fails fast and names its key
+        spec = BinarizationSpec.from_options(
+            binarized_components,
+            ComponentQuantization(weights, weight_scale, center_weights, estimator, activations),
+            component_overrides,
+            attention,
+            attention_activations,
+            attention_probs,
+        )
         self.model_name = model_name
         # Tensors of the checkpoint's own MLM head, when it has one; a plain dict so they are
         # not part of this module's state (the masked-LM model copies them into its head).
         self.pretrained_head_state: Optional[Dict[str, torch.Tensor]] = None
         self.bert = self._build_encoder(model_name, bert_config, load_weights)
         self.binarized = binarize
+        self.spec = spec if binarize else BinarizationSpec()
         self.binarized_components = list(binarized_components) if binarize else []
         if binarize:
-            count = binarize_bert_encoder(self.bert, binarized_components, weight_scale)
-            logger.info("bitmaps_binary_bert: binarized %d linears (%s)", count, binarized_components)
+            count = binarize_bert_encoder(self.bert, spec)
+            logger.info("bitmaps_binary_bert: quantized %d modules (%s)", count, binarized_components)
+        else:
+            install_attention(self.bert)
         self.train_parameters = train_parameters
         if not train_parameters:
             for parameter in self.bert.parameters():
@@ -117,7 +165,14 @@ class BinaryBertEmbedder(TokenEmbedder):
 
     @property
     def word_embeddings(self) -> torch.Tensor:
-        return self.bert.embeddings.word_embeddings.weight
+        """The word table as the forward pass uses it (quantized when it is binarized)."""
+        table = self.bert.embeddings.word_embeddings
+        return table.quantized_weight() if isinstance(table, QuantizedEmbedding) else table.weight
+
+    @property
+    def head_quantization(self) -> Optional[ComponentQuantization]:
+        """How the masked-LM head's dense transform is quantized, if it is."""
+        return self.spec.components.get(HEAD_COMPONENT)
 
     def get_output_dim(self) -> int:
         return self.bert.config.hidden_size
@@ -142,3 +197,26 @@ class BinaryBertEmbedder(TokenEmbedder):
             )
         outputs = self.bert(input_ids=token_ids, attention_mask=mask, token_type_ids=type_ids)
         return outputs.last_hidden_state
+
+    def encode_with_internals(
+        self,
+        token_ids: torch.LongTensor,
+        mask: torch.BoolTensor,
+        type_ids: Optional[torch.LongTensor] = None,
+        record_attention: bool = False,
+    ) -> EncoderInternals:
+        """Every layer's hidden states and, if asked, every layer's attention internals: what the
+        distillation losses compare."""
+        attentions = [layer.attention.self for layer in self.bert.encoder.layer]
+        for attention in attentions:
+            attention.record = record_attention
+        try:
+            outputs = self.bert(
+                input_ids=token_ids, attention_mask=mask, token_type_ids=type_ids, output_hidden_states=True
+            )
+            records = [attention.last_record for attention in attentions] if record_attention else []
+        finally:
+            for attention in attentions:
+                attention.record = False
+                attention.last_record = None
+        return EncoderInternals(tuple(outputs.hidden_states), records)

@@ -107,7 +107,7 @@ class TestBinaryMaskedLanguageModel(ModelTestCase):
         (how the README's "data-free" row is measured)."""
         from allennlp.models.archival import load_archive
 
-        from bitmaps_allennlp.modules.binary_linear import BinaryLinear
+        from bitmaps_allennlp.modules.quantized_linear import QuantizedLinear
 
         self._set_up(binarize=False)
         self.ensure_model_can_train_save_and_load(self.param_file)
@@ -116,8 +116,8 @@ class TestBinaryMaskedLanguageModel(ModelTestCase):
         binary = load_archive(
             path, overrides={"model.text_field_embedder.token_embedders.tokens.binarize": True}
         ).model
-        assert sum(isinstance(m, BinaryLinear) for m in binary.modules()) == 12
-        assert not any(isinstance(m, BinaryLinear) for m in full.modules())
+        assert sum(isinstance(m, QuantizedLinear) for m in binary.modules()) == 12
+        assert not any(isinstance(m, QuantizedLinear) for m in full.modules())
         full_state, binary_state = full.state_dict(), binary.state_dict()
         assert full_state.keys() == binary_state.keys()
         assert all(torch.equal(full_state[k], binary_state[k]) for k in full_state)

@@ -3,7 +3,8 @@ import torch
 
 from allennlp.common.checks import ConfigurationError
 
-from bitmaps_allennlp.modules.binary_linear import BinaryLinear
+from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
+from bitmaps_allennlp.modules.quantized_linear import QuantizedLinear
 
 
 def _layer(weight, bias=None, weight_scale="mean_abs"):
@@ -12,7 +13,7 @@ def _layer(weight, bias=None, weight_scale="mean_abs"):
         linear.weight.copy_(weight)
         if bias is not None:
             linear.bias.copy_(bias)
-    return BinaryLinear.from_linear(linear, weight_scale=weight_scale)
+    return QuantizedLinear.from_linear(linear, ComponentQuantization(weight_scale=weight_scale))
 
 
 def test_forward_uses_mean_abs_scale_per_output_channel():
@@ -20,7 +21,7 @@ def test_forward_uses_mean_abs_scale_per_output_channel():
     layer = _layer(weight, bias=torch.tensor([0.1, -0.1]))
     # alpha = [0.25, 2.0]; sign rows = [+1 -1 +1 +1], [-1 -1 +1 +1]
     expected_weight = torch.tensor([[0.25, -0.25, 0.25, 0.25], [-2.0, -2.0, 2.0, 2.0]])
-    assert torch.equal(layer.binarized_weight(), expected_weight)
+    assert torch.equal(layer.quantized_weight(), expected_weight)
     x = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
     # row 0: 0.25 * (1 - 2 + 3 + 4) + 0.1 = 1.6 ; row 1: 2 * (-1 - 2 + 3 + 4) - 0.1 = 7.9
     assert torch.allclose(layer(x), torch.tensor([[1.6, 7.9]]))
@@ -43,20 +44,23 @@ def test_weight_gradient_is_the_xnor_net_gradient():
 def test_learned_scale_starts_at_mean_abs_and_gets_gradient():
     weight = torch.tensor([[0.5, -0.25], [2.0, -4.0]])
     layer = _layer(weight, weight_scale="learned")
-    assert torch.allclose(layer.scale.detach(), torch.tensor([[0.375], [3.0]]))
     x = torch.tensor([[1.0, 3.0]])
-    layer(x).sum().backward()
+    out = layer(x)
+    # initialised on the first forward pass, from the weights the layer then holds
+    scale = layer.weight_quantizer.scale
+    assert torch.allclose(scale.detach(), torch.tensor([[0.375], [3.0]]))
+    out.sum().backward()
     # dL/dalpha_i = sum_j sign(W_ij) x_j = [1 - 3, 1 - 3]
-    assert torch.allclose(layer.scale.grad, torch.tensor([[-2.0], [-2.0]]))
+    assert torch.allclose(scale.grad, torch.tensor([[-2.0], [-2.0]]))
     # the scale is a leaf: the sign path alone reaches the weights
     assert torch.allclose(layer.weight.grad, torch.tensor([[0.375, 1.125], [0.0, 0.0]]))
 
 
 def test_state_dict_keys_match_nn_linear():
-    layer = BinaryLinear(3, 2)
+    layer = QuantizedLinear(3, 2)
     assert set(layer.state_dict()) == set(torch.nn.Linear(3, 2).state_dict())
 
 
 def test_unknown_weight_scale_names_the_key():
     with pytest.raises(ConfigurationError, match="weight_scale"):
-        BinaryLinear(3, 2, weight_scale="median")
+        QuantizedLinear(3, 2, quantization=ComponentQuantization(weight_scale="median").check(""))

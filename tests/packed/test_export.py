@@ -16,7 +16,14 @@ from tests.model_configs import tiny_masked_lm_config
 @pytest.fixture(scope="module")
 def trained_archives(tiny_bert_dir, corpus_path, valid_corpus_path, tmp_path_factory):
     archives = {}
-    for name, options in {"binary": {}, "learned": {"weight_scale": "learned"}, "full": {"binarize": False}}.items():
+    variants = {
+        "binary": {},
+        "learned": {"weight_scale": "learned"},
+        # XNOR-Net W1A1: centred weights, mean|x| * sign(x) inputs -> the packed XNOR kernels
+        "w1a1": {"activations": "sign", "center_weights": True},
+        "full": {"binarize": False},
+    }
+    for name, options in variants.items():
         config = tiny_masked_lm_config(tiny_bert_dir, corpus_path, valid_corpus_path, **options)
         config["model"]["text_field_embedder"]["token_embedders"]["tokens"]["binarized_components"] = (
             ["query", "value", "ffn_in", "ffn_out"] if name == "learned" else ["query", "key", "value", "attention_output", "ffn_in", "ffn_out"]
@@ -37,14 +44,16 @@ def _batch(archive, corpus_path):
     return batch.as_tensor_dict()
 
 
-@pytest.mark.parametrize("name", ["binary", "learned"])
+@pytest.mark.parametrize("name", ["binary", "learned", "w1a1"])
 def test_packed_logits_match_the_training_model(name, trained_archives, corpus_path, tmp_path):
     output = tmp_path / "packed.tar.gz"
     sizes = export_archive(trained_archives[name], output)
     source, packed = load_archive(trained_archives[name]), load_archive(output)
     assert isinstance(packed.model, PackedMaskedLanguageModel)
-    expected_linears = 2 * (6 if name == "binary" else 4)
-    assert sum(isinstance(m, PackedBinaryLinear) for m in packed.model.modules()) == expected_linears
+    expected_linears = 2 * (4 if name == "learned" else 6)
+    packed_linears = [m for m in packed.model.modules() if isinstance(m, PackedBinaryLinear)]
+    assert len(packed_linears) == expected_linears
+    assert {m.activations for m in packed_linears} == {"binary" if name == "w1a1" else "real"}
     tensors = _batch(source, corpus_path)
     source.model.eval()
     with torch.no_grad():
@@ -89,6 +98,7 @@ def test_binary_activation_mode_round_trips_and_runs_xnor_net():
 
     from bitmaps_allennlp.kernels import reference
     from bitmaps_allennlp.modules.bert_binarization import binarize_bert_encoder
+    from bitmaps_allennlp.modules.binarization_spec import BinarizationSpec
     from bitmaps_allennlp.packed.export import pack_bert
     from bitmaps_allennlp.packed.file_format import decode_packed_model, encode_packed_model
     from bitmaps_allennlp.packed.packed_bert import build_packed_bert
@@ -96,7 +106,7 @@ def test_binary_activation_mode_round_trips_and_runs_xnor_net():
 
     torch.manual_seed(0)
     bert = BertModel(tiny_bert_config(60), add_pooling_layer=False).eval()
-    binarize_bert_encoder(bert, ["ffn_in", "ffn_out"])
+    binarize_bert_encoder(bert, BinarizationSpec.from_options(["ffn_in", "ffn_out"]))
     packed, _ = pack_bert(bert, activations="binary")
     rebuilt, head = build_packed_bert(decode_packed_model(encode_packed_model(packed)))
     assert head == {}
@@ -123,6 +133,7 @@ def _binarized_bert(**config):
     from transformers import BertConfig, BertModel
 
     from bitmaps_allennlp.modules.bert_binarization import binarize_bert_encoder
+    from bitmaps_allennlp.modules.binarization_spec import BinarizationSpec
 
     torch.manual_seed(0)
     bert = BertModel(BertConfig(vocab_size=1000, **config), add_pooling_layer=False).eval()
@@ -170,3 +181,29 @@ def test_packed_encoder_is_built_without_meta_tensors_or_gradients():
         ids = torch.randint(5, 1000, (1, 9))
         with torch.no_grad():
             assert torch.allclose(rebuilt(input_ids=ids).last_hidden_state, bert(input_ids=ids).last_hidden_state, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "knobs, message",
+    [
+        ({"weights": "ternary"}, "ternary weights; the packed format holds 1-bit weights only"),
+        ({"activations": "int8"}, "trained with 'int8' activations"),
+        ({"attention": "bi_attention"}, "quantizes attention"),
+        ({"binarized_components": ["query", "word_embeddings"]}, "binarized embedding table"),
+    ],
+)
+def test_what_the_packed_format_cannot_hold_is_refused_naming_the_module(knobs, message):
+    from transformers import BertModel
+
+    from bitmaps_allennlp.modules.bert_binarization import binarize_bert_encoder
+    from bitmaps_allennlp.modules.binarization_spec import BinarizationSpec
+    from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
+    from bitmaps_allennlp.packed.export import pack_bert
+    from tests.tiny_bert import tiny_bert_config
+
+    bert = BertModel(tiny_bert_config(60), add_pooling_layer=False).eval()
+    components = knobs.pop("binarized_components", ["query", "key", "value", "attention_output", "ffn_in", "ffn_out"])
+    attention = knobs.pop("attention", "softmax")
+    binarize_bert_encoder(bert, BinarizationSpec.from_options(components, ComponentQuantization(**knobs), attention=attention))
+    with pytest.raises(ConfigurationError, match=message):
+        pack_bert(bert)

@@ -6,7 +6,7 @@ from allennlp.common import Params
 from allennlp.common.checks import ConfigurationError
 from allennlp.modules.token_embedders import TokenEmbedder
 
-from bitmaps_allennlp.modules.binary_linear import BinaryLinear
+from bitmaps_allennlp.modules.quantized_linear import QuantizedLinear
 from tests.tiny_bert import TINY_BERT_CONFIG
 
 
@@ -34,7 +34,7 @@ def test_binarized_encoder_equals_hand_binarized_weights(tiny_bert_dir):
     embedder = TokenEmbedder.from_params(
         Params({"type": "bitmaps_binary_bert", "model_name": str(tiny_bert_dir)})
     ).eval()
-    assert sum(isinstance(m, BinaryLinear) for m in embedder.modules()) == 12
+    assert sum(isinstance(m, QuantizedLinear) for m in embedder.modules()) == 12
     reference = BertModel.from_pretrained(str(tiny_bert_dir), add_pooling_layer=False).eval()
     with torch.no_grad():
         for name, module in reference.named_modules():
@@ -61,7 +61,7 @@ def test_random_init_from_bert_config_and_frozen_eval_mode():
     embedder.train()
     assert not embedder.bert.training
     assert not any(p.requires_grad for p in embedder.parameters())
-    assert sum(isinstance(m, BinaryLinear) for m in embedder.modules()) == 4
+    assert sum(isinstance(m, QuantizedLinear) for m in embedder.modules()) == 4
     token_ids, mask = _inputs()
     assert torch.equal(embedder(token_ids, mask), embedder(token_ids, mask))
 

@@ -1,0 +1,119 @@
+"""
+Quantizers for the activations that flow into a binarized linear or an attention matmul.
+
+- `real`: full precision (W1A32 when the weights are binary).
+- `int8`: symmetric absmax per token, x~ = round(x * 127 / max|x|) * max|x| / 127 (BitNet b1.58,
+  LLM.int8's vector-wise scheme); identity gradient through the rounding.
+- `sign`: XNOR-Net's 1-bit activation, x~ = mean|x| * sign(x) with one scale per token (over
+  the last dimension), which is what the packed W1A1 kernels compute (`bitmaps-export`).
+- `elastic`: BiT's elastic binarization for signed inputs, x~ = alpha * sign((x - beta) / alpha)
+  with learned scalars alpha and beta.
+- `two_set`: BiT's {0, alpha} binarization for non-negative inputs (post-GELU values, attention
+  probabilities): x~ = alpha * round(clip((x - beta) / alpha, 0, 1)), learned alpha and beta.
+
+The learned quantizers use the gradients BiT derives (the LSQ-style straight-through rule):
+inside the clipping range d x~/dx = 1, d x~/d beta = -1, d x~/d alpha = q - (x - beta)/alpha;
+outside it only alpha gets gradient (through q). alpha and beta are initialised from the first
+batch they see (signed: alpha = mean |x|, the L2-optimal 1-bit scale; two-set: alpha = 2 mean x,
+so inputs above their mean map to alpha).
+"""
+from typing import Tuple
+
+import torch
+from torch import nn
+
+from allennlp.common.checks import ConfigurationError
+
+from bitmaps_allennlp.modules.sign_ste import sign_ste
+
+ACTIVATION_MODES: Tuple[str, ...] = ("real", "int8", "sign", "elastic", "two_set")
+ONE_BIT_ACTIVATIONS: Tuple[str, ...] = ("sign", "elastic", "two_set")
+
+_EPSILON = 1e-5
+
+
+def check_activation_mode(mode: str, key: str = "activations") -> None:
+    if mode not in ACTIVATION_MODES:
+        raise ConfigurationError(f"{key} must be one of {list(ACTIVATION_MODES)}, got {mode!r}")
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    """Round, with the identity as its gradient."""
+    return x + (x.round() - x).detach()
+
+
+class Int8AbsMax(nn.Module):
+    """Per-token (last dimension) symmetric 8-bit quantization."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = 127.0 / x.detach().abs().amax(dim=-1, keepdim=True).clamp(min=_EPSILON)
+        # |x * scale| <= 127 by construction, so no clamp (whose gradient would cut the max)
+        return round_ste(x * scale) / scale
+
+
+class SignActivation(nn.Module):
+    """mean |x| * sign(x) per token; the gradient flows through the scale and the sign's STE."""
+
+    def __init__(self, estimator: str = "clipped") -> None:
+        super().__init__()
+        self.estimator = estimator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.abs().mean(dim=-1, keepdim=True) * sign_ste(x, self.estimator)
+
+    def extra_repr(self) -> str:
+        return f"estimator={self.estimator}"
+
+
+class ElasticBinarizer(nn.Module):
+    """
+    BiT's elastic binarization (Liu et al., 2022), one learned (alpha, beta) per module.
+
+    # Parameters
+
+    signed : `bool`
+        `True`: values {-alpha, +alpha}; `False`: values {0, alpha} (the `two_set` mode).
+    """
+
+    def __init__(self, signed: bool) -> None:
+        super().__init__()
+        self.signed = signed
+        self.alpha = nn.Parameter(torch.ones(()))
+        self.beta = nn.Parameter(torch.zeros(()))
+        # persisted, so a restored model keeps its trained alpha instead of re-initialising
+        self.register_buffer("initialized", torch.tensor(False))
+
+    def _initialize(self, x: torch.Tensor) -> None:
+        with torch.no_grad():
+            x = x.detach().float()
+            alpha = x.abs().mean() if self.signed else 2 * x.clamp(min=0).mean()
+            self.alpha.fill_(float(alpha.clamp(min=_EPSILON)))
+            self.beta.zero_()
+            self.initialized.fill_(True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not bool(self.initialized):
+            self._initialize(x)
+        alpha = self.alpha.abs().clamp(min=_EPSILON)
+        scaled = (x - self.beta) / alpha
+        if self.signed:
+            clipped = scaled.clamp(-1, 1)
+            levels = torch.where(scaled >= 0, torch.ones_like(scaled), -torch.ones_like(scaled))
+        else:
+            clipped = scaled.clamp(0, 1)
+            levels = clipped.round()
+        return alpha * (clipped + (levels - clipped).detach())
+
+    def extra_repr(self) -> str:
+        return f"signed={self.signed}"
+
+
+def build_activation_quantizer(mode: str, estimator: str = "clipped") -> nn.Module:
+    check_activation_mode(mode)
+    if mode == "int8":
+        return Int8AbsMax()
+    if mode == "sign":
+        return SignActivation(estimator)
+    if mode in ("elastic", "two_set"):
+        return ElasticBinarizer(signed=mode == "elastic")
+    return nn.Identity()

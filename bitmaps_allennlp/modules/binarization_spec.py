@@ -1,0 +1,104 @@
+"""
+Which parts of a BERT masked LM are binarized, and how: the per-component knobs of
+`bitmaps_binary_bert`, checked once at configuration time so that a bad combination fails before
+any weight is loaded, with the offending config key in the message.
+"""
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, List, Optional, Tuple
+
+from allennlp.common.checks import ConfigurationError
+
+from bitmaps_allennlp.modules.activation_quantizer import check_activation_mode
+from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
+
+# component name -> attribute path inside one `transformers` BertLayer
+BERT_LAYER_COMPONENTS: Dict[str, str] = {
+    "query": "attention.self.query",
+    "key": "attention.self.key",
+    "value": "attention.self.value",
+    "attention_output": "attention.output.dense",
+    "ffn_in": "intermediate.dense",
+    "ffn_out": "output.dense",
+}
+LINEAR_COMPONENTS: List[str] = list(BERT_LAYER_COMPONENTS)
+EMBEDDING_COMPONENTS: List[str] = ["word_embeddings", "position_embeddings"]
+HEAD_COMPONENT = "mlm_head"
+ALL_COMPONENTS: List[str] = LINEAR_COMPONENTS + EMBEDDING_COMPONENTS + [HEAD_COMPONENT]
+
+ATTENTION_MODES: Tuple[str, ...] = ("softmax", "bi_attention")
+ATTENTION_PROBS: Tuple[str, ...] = ("real", "int8", "two_set")
+
+
+def check_components(components: List[str], key: str = "binarized_components") -> List[str]:
+    unknown = [c for c in components if c not in ALL_COMPONENTS]
+    if unknown:
+        raise ConfigurationError(f"{key}: unknown component(s) {unknown}; expected a subset of {ALL_COMPONENTS}")
+    return list(components)
+
+
+@dataclass(frozen=True)
+class BinarizationSpec:
+    """
+    components : the binarized components and the quantization of each.
+    attention : `softmax` or BiBERT's `bi_attention` (probabilities = 1[score >= 0], which
+        maximises the information entropy of binary attention weights).
+    attention_activations : quantizer of Q, K and V where they meet in the attention matmuls.
+    attention_probs : quantizer of the softmax probabilities before they weight V.
+    """
+
+    components: Dict[str, ComponentQuantization] = field(default_factory=dict)
+    attention: str = "softmax"
+    attention_activations: str = "real"
+    attention_probs: str = "real"
+    attention_estimator: str = "clipped"
+
+    @classmethod
+    def from_options(
+        cls,
+        binarized_components: List[str] = LINEAR_COMPONENTS,
+        defaults: ComponentQuantization = ComponentQuantization(),
+        component_overrides: Optional[Dict[str, Dict[str, Any]]] = None,
+        attention: str = "softmax",
+        attention_activations: str = "real",
+        attention_probs: str = "real",
+    ) -> "BinarizationSpec":
+        check_components(binarized_components)
+        defaults.check("")
+        component_overrides = component_overrides or {}
+        check_components(list(component_overrides), "component_overrides")
+        not_binarized = sorted(set(component_overrides) - set(binarized_components))
+        if not_binarized:
+            raise ConfigurationError(
+                f"component_overrides: {not_binarized} are not in binarized_components; add them there"
+            )
+        components = {}
+        for name in binarized_components:
+            base = defaults
+            if name in EMBEDDING_COMPONENTS:
+                # an embedding is a lookup: there are no input activations to quantize
+                base = replace(defaults, activations="real")
+                if component_overrides.get(name, {}).get("activations", "real") != "real":
+                    raise ConfigurationError(
+                        f"component_overrides.{name}.activations: embeddings have no input activations to quantize"
+                    )
+            components[name] = base.updated(component_overrides.get(name, {}), f"component_overrides.{name}")
+        if attention not in ATTENTION_MODES:
+            raise ConfigurationError(f"attention must be one of {list(ATTENTION_MODES)}, got {attention!r}")
+        check_activation_mode(attention_activations, "attention_activations")
+        if attention_activations == "two_set":
+            raise ConfigurationError("attention_activations: Q, K and V are signed; use 'sign' or 'elastic', not 'two_set'")
+        if attention_probs not in ATTENTION_PROBS:
+            raise ConfigurationError(f"attention_probs must be one of {list(ATTENTION_PROBS)}, got {attention_probs!r}")
+        if attention == "bi_attention" and attention_probs != "real":
+            raise ConfigurationError(
+                "attention_probs: bi_attention already binarizes the attention weights; leave attention_probs 'real'"
+            )
+        return cls(components, attention, attention_activations, attention_probs, defaults.estimator)
+
+    @property
+    def linear_components(self) -> List[str]:
+        return [c for c in LINEAR_COMPONENTS if c in self.components]
+
+    @property
+    def quantizes_attention(self) -> bool:
+        return self.attention != "softmax" or self.attention_activations != "real" or self.attention_probs != "real"

@@ -1,0 +1,44 @@
+import torch
+from torch import nn
+
+from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
+from bitmaps_allennlp.modules.weight_quantizer import WeightQuantizer
+
+
+class QuantizedEmbedding(nn.Embedding):
+    """
+    An embedding table whose rows are quantized like a linear's output channels (one scale per
+    row for `mean_abs`). The latent table keeps `nn.Embedding`'s parameter name, so checkpoints
+    load unchanged. When it is the word embedding table, the MLM decoder tied to it uses the
+    quantized table too (`quantized_weight`).
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, quantization: ComponentQuantization, **kwargs) -> None:
+        super().__init__(num_embeddings, embedding_dim, **kwargs)
+        self.quantization = quantization
+        self.weight_quantizer = WeightQuantizer(
+            num_embeddings,
+            weights=quantization.weights,
+            weight_scale=quantization.weight_scale,
+            center_weights=quantization.center_weights,
+            estimator=quantization.estimator,
+        )
+
+    @classmethod
+    def from_embedding(cls, embedding: nn.Embedding, quantization: ComponentQuantization) -> "QuantizedEmbedding":
+        quantized = cls(
+            embedding.num_embeddings,
+            embedding.embedding_dim,
+            quantization,
+            padding_idx=embedding.padding_idx,
+        )
+        quantized.to(device=embedding.weight.device, dtype=embedding.weight.dtype)
+        with torch.no_grad():
+            quantized.weight.copy_(embedding.weight)
+        return quantized
+
+    def quantized_weight(self) -> torch.Tensor:
+        return self.weight_quantizer(self.weight)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return nn.functional.embedding(ids, self.quantized_weight(), self.padding_idx)

@@ -1,0 +1,85 @@
+import torch
+from torch import nn
+
+from bitmaps_allennlp.modules.activation_quantizer import build_activation_quantizer
+from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
+from bitmaps_allennlp.modules.weight_quantizer import WeightQuantizer
+
+
+class QuantizedLinear(nn.Module):
+    """
+    A linear layer whose weights (binary or ternary, see `WeightQuantizer`) and inputs (see
+    `activation_quantizer`) are quantized in the forward pass. The latent full-precision `weight`
+    is what the optimizer updates (BinaryConnect); the low-bit matrix, its scales and the
+    activation quantizer's parameters are all inference needs.
+
+    Parameter names match `torch.nn.Linear` (`weight`, `bias`) so a full-precision checkpoint loads
+    into a quantized model unchanged: that is the data-free conversion.
+
+    # Parameters
+
+    in_features : `int`
+    out_features : `int`
+    bias : `bool`, optional (default = `True`)
+    quantization : `ComponentQuantization`, optional (default = binary weights, mean |W| scale,
+        real activations: BWN / XNOR-Net weights)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        quantization: ComponentQuantization = ComponentQuantization(),
+    ) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.quantization = quantization
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        nn.init.kaiming_uniform_(self.weight, a=5**0.5)
+        self.weight_quantizer = WeightQuantizer(
+            out_features,
+            weights=quantization.weights,
+            weight_scale=quantization.weight_scale,
+            center_weights=quantization.center_weights,
+            estimator=quantization.estimator,
+        )
+        self.input_quantizer = build_activation_quantizer(quantization.activations, quantization.estimator)
+
+    @classmethod
+    def from_linear(
+        cls, linear: nn.Linear, quantization: ComponentQuantization = ComponentQuantization()
+    ) -> "QuantizedLinear":
+        """Data-free conversion: copy the full-precision weights as the latent weights."""
+        quantized = cls(
+            linear.in_features, linear.out_features, bias=linear.bias is not None, quantization=quantization
+        )
+        quantized.to(device=linear.weight.device, dtype=linear.weight.dtype)
+        with torch.no_grad():
+            quantized.weight.copy_(linear.weight)
+            if linear.bias is not None:
+                quantized.bias.copy_(linear.bias)
+        return quantized
+
+    @property
+    def activations(self) -> str:
+        return self.quantization.activations
+
+    def channel_scale(self) -> torch.Tensor:
+        """The weight scale, shape (out_features, 1) or (1, 1) for a per-tensor scale."""
+        return self.weight_quantizer.scale_of(self.weight)
+
+    def quantized_weight(self) -> torch.Tensor:
+        """The weight the forward pass uses, with the straight-through gradient."""
+        return self.weight_quantizer(self.weight)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(self.input_quantizer(inputs), self.quantized_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}, activations={self.activations}"
+        )

@@ -1,0 +1,112 @@
+"""
+How the forward pass turns a latent full-precision weight matrix into the low-bit one.
+
+- `binary`: W~ = alpha * sign(W - c), one bit per weight plus a scale per output channel (or one
+  per tensor). `c` is the row mean when centering (BiBERT, BiT: balances the signs, which
+  maximises the information a 1-bit weight carries), else 0.
+- `ternary`: BitNet b1.58's absmean quantizer, W~ = gamma * clip(round(W / gamma), -1, 1) with
+  gamma = mean |W| (per tensor by default in the recipes), 1.58 bits per weight.
+
+The latent weight is what the optimizer updates (BinaryConnect); gradients reach it through the
+chosen sign estimator (binary) or the identity (ternary rounding).
+"""
+from typing import Tuple
+
+import torch
+from torch import nn
+
+from allennlp.common.checks import ConfigurationError
+
+from bitmaps_allennlp.modules.sign_ste import check_estimator, sign_ste
+from bitmaps_allennlp.modules.weight_scale import check_weight_scale, mean_abs_scale, per_tensor_scale
+
+WEIGHT_MODES: Tuple[str, ...] = ("binary", "ternary")
+
+# keeps ternary rounding finite for an all-zero matrix
+_EPSILON = 1e-8
+
+
+def check_weight_mode(weights: str, key: str = "weights") -> None:
+    if weights not in WEIGHT_MODES:
+        raise ConfigurationError(f"{key} must be one of {list(WEIGHT_MODES)}, got {weights!r}")
+
+
+class WeightQuantizer(nn.Module):
+    """
+    # Parameters
+
+    out_features : `int`
+        Rows of the weight matrix (the size of a learned per-channel scale).
+    weights : `str`, optional (default = `"binary"`)
+        `"binary"` or `"ternary"`.
+    weight_scale : `str`, optional (default = `"mean_abs"`)
+        `"mean_abs"` (per output channel, recomputed every step), `"per_tensor"`, or `"learned"`
+        (a per-channel parameter, initialised from mean |W| on the first forward pass, so that it
+        starts from whatever weights were loaded into the layer).
+    center_weights : `bool`, optional (default = `False`)
+        Subtract each row's mean before taking the sign (binary only).
+    estimator : `str`, optional (default = `"clipped"`)
+        The sign's straight-through estimator (`sign_ste.SIGN_ESTIMATORS`).
+    """
+
+    def __init__(
+        self,
+        out_features: int,
+        weights: str = "binary",
+        weight_scale: str = "mean_abs",
+        center_weights: bool = False,
+        estimator: str = "clipped",
+    ) -> None:
+        super().__init__()
+        check_weight_mode(weights)
+        check_weight_scale(weight_scale)
+        check_estimator(estimator)
+        if weights == "ternary" and center_weights:
+            raise ConfigurationError("center_weights applies to binary weights, not ternary")
+        self.weights = weights
+        self.weight_scale = weight_scale
+        self.center_weights = center_weights
+        self.estimator = estimator
+        self.scale = None
+        if weight_scale == "learned":
+            self.scale = nn.Parameter(torch.ones(out_features, 1))
+            # persisted, so a restored model keeps its trained scale instead of re-initialising
+            self.register_buffer("scale_initialized", torch.tensor(False))
+
+    def centered(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight - weight.mean(dim=1, keepdim=True) if self.center_weights else weight
+
+    def scale_of(self, weight: torch.Tensor) -> torch.Tensor:
+        """The scale the forward pass uses, shape (out_features, 1) or (1, 1)."""
+        if self.scale is not None:
+            if not bool(self.scale_initialized):
+                with torch.no_grad():
+                    self.scale.copy_(mean_abs_scale(self.centered(weight)))
+                    self.scale_initialized.fill_(True)
+            return self.scale
+        if self.weight_scale == "per_tensor":
+            return per_tensor_scale(self.centered(weight))
+        return mean_abs_scale(self.centered(weight))
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        scale = self.scale_of(weight)
+        if self.weights == "ternary":
+            gamma = scale.clamp(min=_EPSILON)
+            levels = (weight / gamma).round().clamp(-1, 1)
+            # identity gradient through the rounding (BitNet's STE)
+            return weight + (levels * gamma - weight).detach()
+        return scale * sign_ste(self.centered(weight), self.estimator)
+
+    def binary_parts(self, weight: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """What a packed 1-bit file stores: the values whose signs are the bits, and the scale
+        per output channel, shape (out_features,)."""
+        if self.weights != "binary":
+            raise ConfigurationError(f"{self.weights} weights have no 1-bit packed form")
+        scale = self.scale_of(weight).detach().expand(weight.size(0), 1).reshape(-1)
+        return self.centered(weight).detach(), scale
+
+    def extra_repr(self) -> str:
+        return (
+            f"weights={self.weights}, weight_scale={self.weight_scale}, "
+            f"center_weights={self.center_weights}, estimator={self.estimator}"
+        )

@@ -1,0 +1,48 @@
+import math
+
+import torch
+
+from bitmaps_allennlp.modules import distillation_losses as losses
+
+
+def test_soft_cross_entropy_by_hand_with_temperature():
+    student = torch.tensor([[0.0, math.log(3.0)]])  # at T = 2: softmax of [0, log 3 / 2]
+    teacher = torch.tensor([[math.log(4.0), 0.0]])  # at T = 2: [2/3, 1/3]
+    p_student = torch.tensor([1.0, math.sqrt(3.0)]) / (1 + math.sqrt(3.0))
+    expected = -(2 / 3 * math.log(p_student[0]) + 1 / 3 * math.log(p_student[1])) * 4
+    assert math.isclose(losses.soft_cross_entropy(student, teacher, temperature=2.0).item(), expected, rel_tol=1e-6)
+    assert losses.soft_cross_entropy(student[:0], teacher[:0]).item() == 0.0
+
+
+def test_hidden_mse_ignores_padding():
+    student = torch.tensor([[[1.0, 2.0], [5.0, 5.0]]])
+    teacher = torch.tensor([[[0.0, 0.0], [0.0, 0.0]]])
+    mask = torch.tensor([[True, False]])
+    assert losses.hidden_mse(student, teacher, mask).item() == 2.5  # (1 + 4) / 2
+
+
+def test_attention_score_mse_over_real_query_key_pairs():
+    student = torch.tensor([[[[1.0, 9.0], [9.0, 9.0]]]])
+    teacher = torch.zeros(1, 1, 2, 2)
+    mask = torch.tensor([[True, False]])
+    assert losses.attention_score_mse(student, teacher, mask).item() == 1.0
+
+
+def test_attention_kl_by_hand():
+    teacher = torch.tensor([[[[0.5, 0.5], [1.0, 0.0]]]])
+    student = torch.tensor([[[[0.25, 0.75], [0.3, 0.7]]]])
+    mask = torch.tensor([[True, False]])  # the second query row is padding
+    expected = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
+    assert math.isclose(losses.attention_kl(student, teacher, mask).item(), expected, rel_tol=1e-6)
+
+
+def test_direction_matching_by_hand():
+    # one head, two tokens, head size 2
+    student = torch.tensor([[[[1.0, 0.0], [0.0, 2.0]]]])  # Gram [[1, 0], [0, 4]] -> rows [1, 0], [0, 1]
+    teacher = torch.tensor([[[[1.0, 1.0], [1.0, 1.0]]]])  # Gram all 2 -> rows [s, s], s = 1/sqrt 2
+    mask = torch.tensor([[True, True]])
+    s = 1 / math.sqrt(2)
+    row = (1 - s) ** 2 + s**2  # squared distance of each row
+    assert math.isclose(losses.direction_matching(student, teacher, mask).item(), row, rel_tol=1e-6)
+    # scaling Q does not change its direction pattern
+    assert losses.direction_matching(3 * teacher, teacher, mask).item() < 1e-12

@@ -1,0 +1,15 @@
+import torch
+
+from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
+from bitmaps_allennlp.modules.quantized_embedding import QuantizedEmbedding
+
+
+def test_rows_are_binarized_with_one_scale_each_and_state_matches_nn_embedding():
+    table = torch.nn.Embedding(3, 2, padding_idx=0)
+    with torch.no_grad():
+        table.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, -3.0], [-0.5, -0.5]]))
+    quantized = QuantizedEmbedding.from_embedding(table, ComponentQuantization())
+    assert set(quantized.state_dict()) == set(table.state_dict())
+    out = quantized(torch.tensor([[2, 1]]))
+    assert out.tolist() == [[[-0.5, -0.5], [2.0, -2.0]]]
+    assert quantized.quantized_weight()[1].tolist() == [2.0, -2.0]

@@ -1,0 +1,52 @@
+// What every distillation recipe shares: the offline teacher (the fine-tuned MiniLM masked LM,
+// training_configs/teacher_minilm_mlm.jsonnet), WikiText-2 train with fresh random masks every
+// pass, validation on WikiText-2 valid with deterministic masks, and a student initialised from
+// a weights file or archive (the teacher's, or the previous stage's for multi-step recipes).
+// A recipe passes the student's `bitmaps_binary_bert` knobs and the distillation loss weights.
+{
+  encoder:: "../shared/data/models/all-MiniLM-L6-v2",
+  data_dir:: "../shared/data/wikitext-2",
+  teacher:: "runs/teacher/model.tar.gz",
+
+  recipe(knobs, loss_weights, init_from, steps_per_epoch=100, num_epochs=2, lr=2e-4, batch_size=16,
+         distillation={}):: {
+    local encoder = $.encoder,
+    local reader = { type: "bitmaps_masked_lm_corpus", model_name: encoder, max_length: 128 },
+    dataset_reader: reader,
+    validation_dataset_reader: reader + { deterministic_masking: true },
+    train_data_path: $.data_dir + "/train.txt",
+    validation_data_path: $.data_dir + "/valid.txt",
+    vocabulary: { type: "from_pretrained_transformer", model_name: encoder, namespace: "tags" },
+    model: {
+      type: "bitmaps_distilled_masked_lm",
+      teacher: $.teacher,
+      loss_weights: loss_weights,
+      text_field_embedder: {
+        token_embedders: {
+          tokens: { type: "bitmaps_binary_bert", model_name: encoder, binarize: true } + knobs,
+        },
+      },
+      // Latent weights start from init_from (a weights file or an archive); quantizer
+      // parameters (learned scales, BiT's alpha/beta) are new and initialise from data.
+      initializer: {
+        regexes: [[".*", { type: "pretrained", weights_file_path: init_from }]],
+        prevent_regexes: ["_quantizer\\."],
+      },
+    } + distillation,
+    data_loader: {
+      batch_size: batch_size,
+      shuffle: true,
+      max_instances_in_memory: batch_size * 100,
+      batches_per_epoch: steps_per_epoch,
+    },
+    validation_data_loader: { batch_size: 64, shuffle: false },
+    trainer: {
+      num_epochs: num_epochs,
+      validation_metric: "-perplexity",
+      grad_norm: 1.0,
+      optimizer: { type: "huggingface_adamw", lr: lr, weight_decay: 0.0 },
+      learning_rate_scheduler: { type: "linear_with_warmup", warmup_steps: std.floor(steps_per_epoch * num_epochs / 10) },
+      checkpointer: { keep_most_recent_by_count: 1 },
+    },
+  },
+}
