@@ -48,7 +48,7 @@ class BuildNative(build_ext):
 
 native = Extension(
     "bitmaps_allennlp._native",
-    sources=[f"{CSRC}/{name}" for name in ("binding.cpp", "dispatch.cpp", "thread_pool.cpp", "kernels_scalar.cpp")],
+    sources=[f"{CSRC}/{name}" for name in ("binding.cpp", "dispatch.cpp", "thread_pool.cpp", "kernels_scalar.cpp", "int8_lut.cpp")],
     include_dirs=[CSRC],
     depends=sorted(glob.glob(f"{CSRC}/*.h")),
     extra_compile_args=BASE_FLAGS,

@@ -3,7 +3,8 @@
 End to end: a 12-layer BERT-base-sized encoder (hidden 768, 12 heads, FFN 3072; random weights:
 speed does not depend on their values) at batch 1, sequence 128, as torch fp32, torch int8
 dynamic quantization, and packed 1-bit models whose 72 encoder linears run on the Bitmaps kernels
-(W1A32: binary weights, fp32 activations; W1A1: binary weights and activations). Attention
+(W1A32: binary weights, fp32 activations; W1A8: int8 activations by table lookup; W1A1: binary
+weights and activations). Attention
 matmuls, softmax, LayerNorm and GELU stay torch fp32 in every variant.
 
 Each variant runs in its own process, so its peak memory (max RSS) is its own; the packed
@@ -26,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import median_seconds  # noqa: E402
 
-VARIANTS = ["fp32", "int8_dynamic", "packed_w1a32", "packed_w1a1"]
+VARIANTS = ["fp32", "int8_dynamic", "packed_w1a32", "packed_w1a8", "packed_w1a1"]
 BERT_BASE = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
 
 
@@ -55,7 +56,7 @@ def write_packed_files(directory: Path) -> None:
 
     bert, _ = build("fp32")
     binarize_bert_encoder(bert)
-    for variant, activations in (("packed_w1a32", "real"), ("packed_w1a1", "binary")):
+    for variant, activations in (("packed_w1a32", "real"), ("packed_w1a8", "int8"), ("packed_w1a1", "binary")):
         write_packed_model(pack_bert(bert, activations=activations)[0], directory / f"{variant}.safetensors")
 
 

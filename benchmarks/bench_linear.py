@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """
 Linear layers at BERT-base shapes: torch fp32, torch int8 dynamic quantization (fbgemm/x86), and
-the packed 1-bit kernels: W1A32 (binary weights, fp32 activations) and W1A1 (binary weights and
-activations, activation binarize-and-pack included in the time). All in one run on one machine;
+the packed 1-bit kernels: W1A32 (binary weights, fp32 activations), W1A8 (binary weights, int8
+absmax activations by table lookup, quantization and table building included in the time) and
+W1A1 (binary weights and activations, activation binarize-and-pack included in the time). All in one run on one machine;
 ratios are against torch fp32 measured in the same run.
 
     python benchmarks/bench_linear.py --out benchmarks/results
@@ -25,7 +26,7 @@ from bitmaps_allennlp.packed.bit_packing import pack_signs  # noqa: E402
 
 SHAPES = [(768, 768), (768, 3072), (3072, 768)]  # (K in, N out)
 TOKENS = [1, 8, 128, 512]
-METHODS = ["fp32", "int8_dynamic", "w1a32", "w1a1"]
+METHODS = ["fp32", "int8_dynamic", "w1a32", "w1a8", "w1a1"]
 
 
 def layer_functions(k: int, n: int):
@@ -35,10 +36,12 @@ def layer_functions(k: int, n: int):
     packed = pack_signs(linear.weight.detach())
     scale = linear.weight.detach().abs().mean(1)
     bias = linear.bias.detach()
+    lut_weight = kernels.lut_weight_layout(packed, k)  # once per layer, as PackedBinaryLinear does
     return {
         "fp32": lambda x: linear(x),
         "int8_dynamic": lambda x: int8(x),
         "w1a32": lambda x: kernels.binary_weight_linear(x, packed, scale, bias, k),
+        "w1a8": lambda x: kernels.binary_linear_w1a8(x, packed, scale, bias, k, lut_weight),
         "w1a1": lambda x: kernels.binary_linear_w1a1(x, packed, scale, bias, k),
     }
 
@@ -92,8 +95,8 @@ def _cpu_name() -> str:
 
 def markdown_table(results) -> str:
     lines = [
-        "| threads | K x N | M | torch fp32 (us) | int8 dynamic | W1A32 | W1A1 |",
-        "|---|---|---|---|---|---|---|",
+        "| threads | K x N | M | torch fp32 (us) | int8 dynamic | W1A32 | W1A8 | W1A1 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in results:
         lines.append(
@@ -115,9 +118,9 @@ def plot(results, path: Path) -> None:
     for ax, threads in zip(axes[0], thread_counts):
         rows = [r for r in results if r["threads"] == threads]
         labels = [f"{r['k']}x{r['n']}\nM={r['m']}" for r in rows]
-        width = 0.27
+        width = 0.2
         for i, method in enumerate(METHODS[1:]):
-            ax.bar([x + (i - 1) * width for x in range(len(rows))], [r[f"{method}_speedup"] for r in rows], width, label=method)
+            ax.bar([x + (i - 1.5) * width for x in range(len(rows))], [r[f"{method}_speedup"] for r in rows], width, label=method)
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels(labels, fontsize=6)

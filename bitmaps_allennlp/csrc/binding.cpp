@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dispatch.h"
+#include "int8_lut.h"
 #include "thread_pool.h"
 
 namespace {
@@ -20,7 +21,7 @@ class Buffer {
   ~Buffer() {
     if (held_) PyBuffer_Release(&view_);
   }
-  // kind: 'f' float32, 'u' uint64, 'i' int32
+  // kind: 'f' float32, 'u' uint64, 'i' int32, 'B' uint8
   bool get(PyObject* obj, const char* name, char kind, int ndim, bool writable) {
     const int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     if (PyObject_GetBuffer(obj, &view_, flags) != 0) {
@@ -32,9 +33,10 @@ class Buffer {
     while (*format == '<' || *format == '=' || *format == '@') ++format;
     const bool ok = (kind == 'f' && view_.itemsize == 4 && std::strcmp(format, "f") == 0) ||
                     (kind == 'u' && view_.itemsize == 8 && (std::strcmp(format, "Q") == 0 || std::strcmp(format, "L") == 0)) ||
-                    (kind == 'i' && view_.itemsize == 4 && (std::strcmp(format, "i") == 0 || std::strcmp(format, "l") == 0));
+                    (kind == 'i' && view_.itemsize == 4 && (std::strcmp(format, "i") == 0 || std::strcmp(format, "l") == 0)) ||
+                    (kind == 'B' && view_.itemsize == 1 && std::strcmp(format, "B") == 0);
     if (!ok) {
-      const char* expected = kind == 'f' ? "float32" : kind == 'u' ? "uint64" : "int32";
+      const char* expected = kind == 'f' ? "float32" : kind == 'u' ? "uint64" : kind == 'i' ? "int32" : "uint8";
       PyErr_Format(PyExc_TypeError, "%s must hold %s values (buffer format '%s')", name, expected, view_.format);
       return false;
     }
@@ -198,6 +200,66 @@ PyObject* binary_weight_linear(PyObject*, PyObject* args) {
   Py_RETURN_NONE;
 }
 
+// The W1A8 weight layout (int8_lut.h), computed once per layer by the caller.
+PyObject* lut_weight_layout(PyObject*, PyObject* args) {
+  PyObject *w_obj, *out_obj;
+  long long k;
+  if (!PyArg_ParseTuple(args, "OLO", &w_obj, &k, &out_obj)) return nullptr;
+  Buffer w, out;
+  if (!w.get(w_obj, "weight", 'u', 2, false) || !out.get(out_obj, "out", 'B', 2, true)) return nullptr;
+  const int64_t n = w.dim(0), words = w.dim(1);
+  if (!check(k > 0 && words == bitmaps::words_per_row(k), "weight " + shape(w, 2) + " does not hold rows of " + std::to_string(k) + " bits") ||
+      !check(out.dim(0) == bitmaps::lut_column_blocks(n) && out.dim(1) == bitmaps::lut_groups(k) * 16,
+             "out has shape " + shape(out, 2) + ", expected (" + std::to_string(bitmaps::lut_column_blocks(n)) + ", " +
+                 std::to_string(bitmaps::lut_groups(k) * 16) + ")"))
+    return nullptr;
+  Py_BEGIN_ALLOW_THREADS
+  bitmaps::lut_weight_layout(w.data<uint64_t>(), n, words, out.data<uint8_t>());
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+// W1A8 in one call: quantize each row to int8 (absmax per row), build its lookup tables, then
+// the table-lookup GEMM with the scales and bias in its epilogue.
+PyObject* binary_linear_w1a8(PyObject*, PyObject* args) {
+  PyObject *x_obj, *w_obj, *alpha_obj, *bias_obj, *out_obj;
+  int threads;
+  if (!PyArg_ParseTuple(args, "OOOOOi", &x_obj, &w_obj, &alpha_obj, &bias_obj, &out_obj, &threads)) return nullptr;
+  Buffer x, wlut, alpha, bias, out;
+  if (!x.get(x_obj, "x", 'f', 2, false) || !wlut.get(w_obj, "lut_weight", 'B', 2, false) ||
+      !alpha.get(alpha_obj, "alpha", 'f', 1, false) || !out.get(out_obj, "out", 'f', 2, true))
+    return nullptr;
+  const int64_t m = x.dim(0), k = x.dim(1), n = alpha.dim(0);
+  const float* bias_ptr = nullptr;
+  if (!get_bias(bias_obj, bias, n, &bias_ptr) || !check(k > 0, "x must have at least one column") ||
+      !check(wlut.dim(0) == bitmaps::lut_column_blocks(n) && wlut.dim(1) == bitmaps::lut_groups(k) * 16,
+             "lut_weight " + shape(wlut, 2) + " does not match " + std::to_string(n) + " outputs of " + std::to_string(k) + " inputs") ||
+      !check(out.dim(0) == m && out.dim(1) == n, "out has shape " + shape(out, 2) + ", expected (m, n)"))
+    return nullptr;
+  const KernelTable& kernels = bitmaps::active_kernels();
+  const int64_t groups = bitmaps::lut_groups(k);
+  Py_BEGIN_ALLOW_THREADS
+  std::vector<int8_t> q(static_cast<size_t>(m * groups * 4));
+  std::vector<uint8_t> luts(static_cast<size_t>(m * groups * 32));
+  std::vector<float> inv_scale(static_cast<size_t>(m));
+  std::vector<int32_t> rowsum(static_cast<size_t>(m));
+  const int64_t row_block = 16;
+  const int prep_threads = m * k < (int64_t{1} << 18) ? 1 : threads;
+  bitmaps::parallel_for((m + row_block - 1) / row_block, prep_threads, [&](int64_t task) {
+    const int64_t r0 = task * row_block, rows = std::min(row_block, m - r0);
+    bitmaps::quantize_rows_int8(x.data<float>() + r0 * k, rows, k, k, q.data() + r0 * groups * 4, inv_scale.data() + r0,
+                                rowsum.data() + r0);
+    bitmaps::build_luts(q.data() + r0 * groups * 4, rows, groups, luts.data() + r0 * groups * 32);
+  });
+  // one table lookup covers 4 multiply-adds: count work like the other kernels do
+  run_tiles(m, n, m * n * groups, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    kernels.lut_linear(luts.data(), rowsum.data(), inv_scale.data(), wlut.data<uint8_t>(), alpha.data<float>(), bias_ptr,
+                       out.data<float>(), m0, m1, n0, n1, n, groups);
+  });
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
 PyObject* isa(PyObject*, PyObject*) { return PyUnicode_FromString(bitmaps::active_kernels().isa); }
 
 PyObject* available_isas(PyObject*, PyObject*) {
@@ -224,6 +286,8 @@ PyMethodDef kMethods[] = {
     {"xnor_gemm", xnor_gemm, METH_VARARGS, "xnor_gemm(a, b, k, out, threads)"},
     {"binary_linear_w1a1", binary_linear_w1a1, METH_VARARGS, "binary_linear_w1a1(x, weight, alpha, bias_or_None, out, threads)"},
     {"binary_weight_linear", binary_weight_linear, METH_VARARGS, "binary_weight_linear(x, weight, alpha, bias_or_None, out, threads)"},
+    {"lut_weight_layout", lut_weight_layout, METH_VARARGS, "lut_weight_layout(weight, k, out): W1A8 weight layout"},
+    {"binary_linear_w1a8", binary_linear_w1a8, METH_VARARGS, "binary_linear_w1a8(x, lut_weight, alpha, bias_or_None, out, threads)"},
     {"isa", isa, METH_NOARGS, "the kernel path in use"},
     {"available_isas", available_isas, METH_NOARGS, "kernel paths this machine can run, best last"},
     {"set_isa", set_isa, METH_VARARGS, "set_isa(name): use this kernel path"},

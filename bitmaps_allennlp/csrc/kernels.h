@@ -30,6 +30,11 @@ struct KernelTable {
                                const float* alpha, const float* bias, float* y, int64_t m0,
                                int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t words,
                                int64_t k);
+  // Binary weights, int8 activations (W1A8) by table lookup (see int8_lut.h for the layouts):
+  // y[i * n + j] = (rowsum[i] - 2 * sum_g lut_i[g][nibble_g(w_j)]) * inv_scale[i] * alpha[j] + bias[j]
+  void (*lut_linear)(const uint8_t* luts, const int32_t* rowsum, const float* inv_scale,
+                     const uint8_t* wlut, const float* alpha, const float* bias, float* y,
+                     int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t groups);
 };
 
 extern const KernelTable kScalarKernels;

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "kernels.h"
+#include "lut_tile_avx2.h"
 #include "scalar_spans.h"
 #include "xnor_tile.h"
 
@@ -140,6 +141,6 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
 
 extern const KernelTable kAvx512Kernels;
 const KernelTable kAvx512Kernels = {"avx512", pack_signs, xnor_gemm_tiles<Counter>, xnor_linear_tiles<Counter>,
-                                  binary_weight_linear};
+                                  binary_weight_linear, lut_linear_avx2};
 
 }  // namespace bitmaps

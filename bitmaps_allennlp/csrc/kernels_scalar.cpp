@@ -1,6 +1,7 @@
 // Portable kernels: plain C++, no instruction-set flags. The baseline every other path is
 // tested against (besides the pure-torch reference).
 #include "kernels.h"
+#include "int8_lut.h"
 #include "scalar_spans.h"
 
 namespace bitmaps {
@@ -57,9 +58,23 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
   }
 }
 
+void lut_linear(const uint8_t* luts, const int32_t* rowsum, const float* inv_scale,
+                const uint8_t* wlut, const float* alpha, const float* bias, float* y, int64_t m0,
+                int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t groups) {
+  for (int64_t i = m0; i < m1; ++i) {
+    const uint8_t* lut = luts + i * groups * 32;
+    for (int64_t j = n0; j < n1; ++j) {
+      const uint8_t* block = wlut + (j / 32) * groups * 16;
+      int32_t masked = 0;
+      for (int64_t g = 0; g < groups; ++g) masked += lut_entry(lut, g, lut_nibble(block, g, j % 32));
+      y[i * n + j] = lut_epilogue(rowsum[i], masked, inv_scale[i], alpha[j], bias, j);
+    }
+  }
+}
+
 }  // namespace
 
 const KernelTable kScalarKernels = {"scalar", pack_signs, xnor_gemm, xnor_linear,
-                                    binary_weight_linear};
+                                    binary_weight_linear, lut_linear};
 
 }  // namespace bitmaps

@@ -92,6 +92,40 @@ def binary_linear_w1a1(
     )
 
 
+def lut_weight_layout(packed_weight: torch.Tensor, in_features: int) -> Optional[torch.Tensor]:
+    """The W1A8 kernels' weight layout (`csrc/int8_lut.h`), or `None` without the extension."""
+    native = native_module()
+    if native is None:
+        return None
+    n = packed_weight.size(0)
+    # 32-column blocks x (16 groups of 4 bits per word) x 16 bytes
+    out = torch.empty((n + 31) // 32, words_per_row(in_features) * 16 * 16, dtype=torch.uint8)
+    native.lut_weight_layout(_words(packed_weight), in_features, out.numpy())
+    return out
+
+
+def binary_linear_w1a8(
+    inputs: torch.Tensor,
+    packed_weight: torch.Tensor,
+    scale: torch.Tensor,
+    bias: Optional[torch.Tensor],
+    in_features: int,
+    lut_weight: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """Binary weights, int8 activations (absmax per row): table-lookup kernels when built (pass
+    `lut_weight_layout`'s result to skip recomputing it), else the reference."""
+    native = _native_for(inputs, packed_weight)
+    if native is None or inputs.dtype != torch.float32:
+        return reference.binary_linear_w1a8(inputs, packed_weight, scale, bias, in_features)
+    if lut_weight is None:
+        lut_weight = lut_weight_layout(packed_weight, in_features)
+    x = inputs.reshape(-1, in_features).contiguous()
+    out = torch.empty(x.size(0), packed_weight.size(0), dtype=torch.float32)
+    if x.size(0):
+        native.binary_linear_w1a8(x.numpy(), lut_weight.numpy(), _floats(scale), _floats(bias), out.numpy(), torch.get_num_threads())
+    return out.reshape(*inputs.shape[:-1], packed_weight.size(0))
+
+
 __all__ = [
     "available_paths",
     "backend",
@@ -100,4 +134,6 @@ __all__ = [
     "xnor_popcount_dot",
     "binary_weight_linear",
     "binary_linear_w1a1",
+    "binary_linear_w1a8",
+    "lut_weight_layout",
 ]

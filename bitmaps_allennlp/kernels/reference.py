@@ -44,3 +44,24 @@ def binary_linear_w1a1(
     return binary_weight_linear(signs, packed_weight, scale, None, in_features) * beta + (
         0 if bias is None else bias
     )
+
+
+def quantize_int8_rows(inputs: torch.Tensor):
+    """Absmax int8 per row, as the training quantizer (`Int8AbsMax`): integer values (as floats)
+    and the scale 127 / max|x| they were multiplied by."""
+    scale = 127.0 / inputs.abs().amax(dim=-1, keepdim=True).clamp(min=1e-5)
+    return (inputs * scale).round(), scale
+
+
+def binary_linear_w1a8(
+    inputs: torch.Tensor,
+    packed_weight: torch.Tensor,
+    scale: torch.Tensor,
+    bias: Optional[torch.Tensor],
+    in_features: int,
+) -> torch.Tensor:
+    """Binary weights, int8 activations: `(round(x * s) / s) @ (scale * signs).T + bias` with
+    s = 127 / max|x| per row. The integer dot products are exact in float32 (|sum| < 2^24)."""
+    levels, row_scale = quantize_int8_rows(inputs)
+    dots = binary_weight_linear(levels, packed_weight, torch.ones_like(scale), None, in_features)
+    return dots / row_scale * scale.to(inputs.dtype) + (0 if bias is None else bias)

@@ -36,7 +36,7 @@ def _numpy(tensor: torch.Tensor, fp16: bool) -> np.ndarray:
 
 
 # how a trained linear's input quantizer runs in the packed model
-PACKED_ACTIVATIONS = {"real": "real", "sign": "binary"}
+PACKED_ACTIVATIONS = {"real": "real", "sign": "binary", "int8": "int8"}
 
 
 def _packed_activations(name: str, module: QuantizedLinear, activations: Optional[str]) -> str:
@@ -49,7 +49,7 @@ def _packed_activations(name: str, module: QuantizedLinear, activations: Optiona
     if module.activations not in PACKED_ACTIVATIONS:
         raise ConfigurationError(
             f"bitmaps-export: {name} was trained with {module.activations!r} activations; packed kernels "
-            f"run {sorted(PACKED_ACTIVATIONS)} (W1A32 and XNOR W1A1)"
+            f"run {sorted(PACKED_ACTIVATIONS)} (W1A32, XNOR W1A1 and W1A8)"
         )
     return PACKED_ACTIVATIONS[module.activations]
 

@@ -27,6 +27,9 @@ from bitmaps_allennlp.packed.bit_packing import BIT_CONVENTION, words_per_row
 
 MAGIC = "bitmaps-packed"
 FORMAT_VERSION = 1
+# how a packed linear's inputs are fed: fp32 (W1A32), mean|x| * sign(x) (XNOR W1A1), or int8
+# absmax per row (W1A8)
+ACTIVATION_MODES = ("real", "binary", "int8")
 
 
 class PackedFormatError(ValueError):
@@ -157,9 +160,9 @@ def decode_packed_model(data: bytes, source: str = "packed model") -> PackedMode
 
 def _check_linear_shapes(packed: PackedModelFile, source: str) -> None:
     for name, shape in packed.linears.items():
-        if shape.get("activations", "real") not in ("real", "binary"):
+        if shape.get("activations", "real") not in ACTIVATION_MODES:
             raise PackedFormatError(
-                f"{source}: {name} has activations {shape.get('activations')!r}, expected 'real' or 'binary'"
+                f"{source}: {name} has activations {shape.get('activations')!r}, expected one of {list(ACTIVATION_MODES)}"
             )
         expected = {
             f"{name}.packed_weight": (shape["out_features"], words_per_row(shape["in_features"])),

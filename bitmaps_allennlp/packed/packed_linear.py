@@ -5,9 +5,7 @@ from torch import nn
 
 from bitmaps_allennlp import kernels
 from bitmaps_allennlp.packed.bit_packing import words_per_row
-
-
-ACTIVATION_MODES = ("real", "binary")
+from bitmaps_allennlp.packed.file_format import ACTIVATION_MODES
 
 
 class PackedBinaryLinear(nn.Module):
@@ -16,7 +14,9 @@ class PackedBinaryLinear(nn.Module):
     plus one fp32 scale per output channel. With `activations="real"` it computes
     `x @ (alpha * sign(W)).T + b` exactly as the training layer does (W1A32); with
     `activations="binary"` the inputs are binarized too, XNOR-Net style (`mean|x| * sign(x)`,
-    W1A1), and the product is an XNOR-popcount.
+    W1A1), and the product is an XNOR-popcount; with `activations="int8"` each input row is
+    quantized to int8 with its absmax scale (as the training quantizer does) and multiplied by
+    table lookups (W1A8).
     """
 
     def __init__(
@@ -43,7 +43,16 @@ class PackedBinaryLinear(nn.Module):
         self.register_buffer("scale", scale.reshape(out_features).float())
         self.register_buffer("bias", None if bias is None else bias.float())
 
+        # the W1A8 kernels' weight layout, built on first use (not saved: derived data)
+        self._lut_weight: Optional[torch.Tensor] = None
+
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if self.activations == "int8":
+            if self._lut_weight is None:
+                self._lut_weight = kernels.lut_weight_layout(self.packed_weight, self.in_features)
+            return kernels.binary_linear_w1a8(
+                inputs, self.packed_weight, self.scale, self.bias, self.in_features, self._lut_weight
+            )
         kernel = kernels.binary_linear_w1a1 if self.activations == "binary" else kernels.binary_weight_linear
         return kernel(inputs, self.packed_weight, self.scale, self.bias, self.in_features)
 

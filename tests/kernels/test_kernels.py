@@ -146,3 +146,44 @@ def test_large_shapes_split_across_threads_stay_exact(path):
         assert torch.allclose(w1a1, x.abs().mean(1, keepdim=True) * scale * dots + bias, atol=1e-3, rtol=1e-4)
     finally:
         torch.set_num_threads(threads)
+
+
+def _w1a8_expected(x, w, scale, bias):
+    row_scale = 127.0 / x.abs().amax(1, keepdim=True).clamp(min=1e-5)
+    dots = (x * row_scale).round() @ torch.where(w >= 0, 1.0, -1.0).T  # integers, exact in float32
+    return dots / row_scale * scale + bias
+
+
+@pytest.mark.parametrize("m, n, k", SHAPES)
+def test_w1a8_lookup_table_linear(path, m, n, k):
+    x, w, scale, bias = _operands(m, n, k)
+    expected = _w1a8_expected(x, w, scale, bias)
+    got = kernels.binary_linear_w1a8(x, reference_pack(w), scale, bias, k)
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
+    batched = kernels.binary_linear_w1a8(x.reshape(1, m, k), reference_pack(w), scale, None, k)
+    assert torch.allclose(batched.reshape(m, n), expected - bias, atol=1e-4, rtol=1e-5)
+
+
+def test_w1a8_sums_do_not_overflow_on_the_largest_dot_products(path):
+    # every activation at +127 against all -1 weights: |dot| = 127 * k, far beyond int16
+    k = 4096
+    x = torch.ones(3, k)
+    x[1] = -1.0
+    w = -torch.ones(40, k)
+    w[7, ::2] = 1.0
+    scale = torch.ones(40)
+    got = kernels.binary_linear_w1a8(x, reference_pack(w), scale, None, k)
+    expected = _w1a8_expected(x, w, scale, torch.zeros(40))
+    assert got[0, 0].item() == -k and got[1, 0].item() == k and got[0, 7].item() == 0
+    assert torch.allclose(got, expected, atol=1e-3)
+
+
+def test_w1a8_splits_across_threads(path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x, w, scale, bias = _operands(160, 300, 1000)
+        got = kernels.binary_linear_w1a8(x, reference_pack(w), scale, bias, 1000)
+        assert torch.allclose(got, _w1a8_expected(x, w, scale, bias), atol=1e-4, rtol=1e-5)
+    finally:
+        torch.set_num_threads(threads)

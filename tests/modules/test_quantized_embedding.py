@@ -13,3 +13,18 @@ def test_rows_are_binarized_with_one_scale_each_and_state_matches_nn_embedding()
     out = quantized(torch.tensor([[2, 1]]))
     assert out.tolist() == [[[-0.5, -0.5], [2.0, -2.0]]]
     assert quantized.quantized_weight()[1].tolist() == [2.0, -2.0]
+
+
+def test_quantized_size_counts_packed_words_and_scales():
+    from bitmaps_allennlp.modules.quantized_linear import QuantizedLinear
+    from bitmaps_allennlp.modules.quantized_size import quantized_size
+
+    model = torch.nn.Sequential(
+        QuantizedLinear(100, 3),  # 3 rows x 2 words x 8 bytes + 3 scales x 4
+        QuantizedLinear(100, 3, quantization=ComponentQuantization(weights="ternary", weight_scale="per_tensor")),  # 3 x 4 words x 8 + 4
+        torch.nn.Linear(100, 3),
+    )
+    size = quantized_size(model)
+    assert (size.modules, size.weights) == (2, 600)
+    assert size.packed_bytes == (48 + 12) + (96 + 4)
+    assert size.fp32_bytes == 2400

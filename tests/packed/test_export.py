@@ -21,6 +21,8 @@ def trained_archives(tiny_bert_dir, corpus_path, valid_corpus_path, tmp_path_fac
         "learned": {"weight_scale": "learned"},
         # XNOR-Net W1A1: centred weights, mean|x| * sign(x) inputs -> the packed XNOR kernels
         "w1a1": {"activations": "sign", "center_weights": True},
+        # W1A8: int8 absmax inputs -> the packed table-lookup kernels
+        "w1a8": {"activations": "int8"},
         "full": {"binarize": False},
     }
     for name, options in variants.items():
@@ -44,7 +46,7 @@ def _batch(archive, corpus_path):
     return batch.as_tensor_dict()
 
 
-@pytest.mark.parametrize("name", ["binary", "learned", "w1a1"])
+@pytest.mark.parametrize("name", ["binary", "learned", "w1a1", "w1a8"])
 def test_packed_logits_match_the_training_model(name, trained_archives, corpus_path, tmp_path):
     output = tmp_path / "packed.tar.gz"
     sizes = export_archive(trained_archives[name], output)
@@ -53,7 +55,7 @@ def test_packed_logits_match_the_training_model(name, trained_archives, corpus_p
     expected_linears = 2 * (4 if name == "learned" else 6)
     packed_linears = [m for m in packed.model.modules() if isinstance(m, PackedBinaryLinear)]
     assert len(packed_linears) == expected_linears
-    assert {m.activations for m in packed_linears} == {"binary" if name == "w1a1" else "real"}
+    assert {m.activations for m in packed_linears} == {{"w1a1": "binary", "w1a8": "int8"}.get(name, "real")}
     tensors = _batch(source, corpus_path)
     source.model.eval()
     with torch.no_grad():
@@ -187,7 +189,7 @@ def test_packed_encoder_is_built_without_meta_tensors_or_gradients():
     "knobs, message",
     [
         ({"weights": "ternary"}, "ternary weights; the packed format holds 1-bit weights only"),
-        ({"activations": "int8"}, "trained with 'int8' activations"),
+        ({"activations": "elastic"}, "trained with 'elastic' activations"),
         ({"attention": "bi_attention"}, "quantizes attention"),
         ({"binarized_components": ["query", "word_embeddings"]}, "binarized embedding table"),
     ],

@@ -1,0 +1,44 @@
+// W1A8 by table lookup, in the style of T-MAC / bitnet.cpp's TL kernels, but exact.
+//
+// Activations: each row is quantized to int8 with its own absmax scale (x * 127 / max|x|,
+// rounded half to even, as the training quantizer does) and zero-padded to whole 64-bit words.
+// For every group g of 4 consecutive activations q[4g..4g+3] the row gets a 16-entry table
+// T_g[p] = sum over bits t set in p of q[4g+t], an int16 in [-508, 508], stored as its low bytes
+// (16) then its high bytes (16): 32 bytes per group, so one pshufb per byte plane looks up 32
+// columns at once. Since a set weight bit means -1, dot(q, s_j) = rowsum(q) - 2 * sum_g T_g[nibble].
+//
+// Weights: columns are taken 32 at a time; for each block and group, byte b holds the nibble of
+// column 32*block + b in its low half and of column 32*block + 16 + b in its high half
+// (16 bytes per block and group). `lut_weight_layout` converts from the packed-word layout once.
+#pragma once
+#include <cstdint>
+
+namespace bitmaps {
+
+inline int64_t lut_groups(int64_t k) { return words_per_row(k) * 16; }
+inline int64_t lut_column_blocks(int64_t n) { return (n + 31) / 32; }
+
+// q: rows x (words * 64) int8 (padding zeroed); inv_scale = max|x| / 127; rowsum = sum of q.
+void quantize_rows_int8(const float* x, int64_t rows, int64_t k, int64_t ldx, int8_t* q,
+                        float* inv_scale, int32_t* rowsum);
+// luts: rows x groups x 32 bytes, from q (rows x groups * 4).
+void build_luts(const int8_t* q, int64_t rows, int64_t groups, uint8_t* luts);
+// wlut: column_blocks x groups x 16 bytes, from packed weights (n x words).
+void lut_weight_layout(const uint64_t* w, int64_t n, int64_t words, uint8_t* wlut);
+
+// The nibble of column j (within its block of 32) for group g, from the weight layout.
+inline int lut_nibble(const uint8_t* block, int64_t g, int64_t column_in_block) {
+  const uint8_t byte = block[g * 16 + (column_in_block & 15)];
+  return column_in_block < 16 ? (byte & 15) : (byte >> 4);
+}
+
+inline int32_t lut_entry(const uint8_t* lut, int64_t g, int nibble) {
+  return static_cast<int16_t>(lut[g * 32 + nibble] | (lut[g * 32 + 16 + nibble] << 8));
+}
+
+inline float lut_epilogue(int32_t rowsum, int32_t masked, float inv_scale, float alpha, const float* bias,
+                          int64_t j) {
+  return static_cast<float>(rowsum - 2 * masked) * inv_scale * alpha + (bias ? bias[j] : 0.f);
+}
+
+}  // namespace bitmaps
