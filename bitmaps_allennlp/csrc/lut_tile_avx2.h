@@ -10,48 +10,66 @@
 namespace bitmaps {
 namespace {
 
-// Per row and 32-column block: per group, two shuffles look up 32 columns' int16 entries (low
-// and high byte planes), interleaved back into int16 and summed. int16 sums are widened to int32
-// every 64 groups, before |sum| <= 64 * 508 could overflow.
+// Rows x one 32-column block: per group, the block's nibbles become shuffle indices once and
+// serve R rows; per row two shuffles look up 32 columns' int16 entries (low and high byte
+// planes), interleaved back into int16 and summed. int16 sums are widened to int32 every 64
+// groups, before |sum| <= 64 * 508 could overflow.
+template <int R>
+void lut_rows_block(const uint8_t* luts, const int32_t* rowsum, const float* inv_scale, const uint8_t* col,
+                    const float* alpha, const float* bias, float* y, int64_t i0, int64_t block, int64_t n0,
+                    int64_t n1, int64_t n, int64_t groups) {
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  // per row: columns 0-7, 16-23, 8-15, 24-31 of the block (the lane order of unpacklo/hi)
+  __m256i acc[R][4];
+  for (int r = 0; r < R; ++r)
+    for (int a = 0; a < 4; ++a) acc[r][a] = _mm256_setzero_si256();
+  for (int64_t g0 = 0; g0 < groups; g0 += 64) {
+    __m256i lo16[R], hi16[R];
+    for (int r = 0; r < R; ++r) lo16[r] = hi16[r] = _mm256_setzero_si256();
+    const int64_t g1 = std::min(groups, g0 + 64);
+    for (int64_t g = g0; g < g1; ++g) {
+      const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(col + g * 16)));
+      // lane 0: low nibbles (columns 0-15), lane 1: high nibbles (columns 16-31)
+      const __m256i idx = _mm256_and_si256(_mm256_blend_epi32(v, _mm256_srli_epi16(v, 4), 0xF0), low4);
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* lut = luts + (i0 + r) * groups * 32 + g * 32;
+        const __m256i tlo = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut)));
+        const __m256i thi = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 16)));
+        const __m256i rlo = _mm256_shuffle_epi8(tlo, idx), rhi = _mm256_shuffle_epi8(thi, idx);
+        lo16[r] = _mm256_add_epi16(lo16[r], _mm256_unpacklo_epi8(rlo, rhi));
+        hi16[r] = _mm256_add_epi16(hi16[r], _mm256_unpackhi_epi8(rlo, rhi));
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(lo16[r])));
+      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(lo16[r], 1)));
+      acc[r][2] = _mm256_add_epi32(acc[r][2], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(hi16[r])));
+      acc[r][3] = _mm256_add_epi32(acc[r][3], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(hi16[r], 1)));
+    }
+  }
+  static const int kOffset[4] = {0, 16, 8, 24};
+  for (int r = 0; r < R; ++r) {
+    const int64_t i = i0 + r;
+    alignas(32) int32_t masked[4][8];
+    for (int a = 0; a < 4; ++a) _mm256_store_si256(reinterpret_cast<__m256i*>(masked[a]), acc[r][a]);
+    for (int a = 0; a < 4; ++a)
+      for (int c = 0; c < 8; ++c) {
+        const int64_t j = block * 32 + kOffset[a] + c;
+        if (j >= n0 && j < n1) y[i * n + j] = lut_epilogue(rowsum[i], masked[a][c], inv_scale[i], alpha[j], bias, j);
+      }
+  }
+}
+
 void lut_linear_avx2(const uint8_t* luts, const int32_t* rowsum, const float* inv_scale,
                      const uint8_t* wlut, const float* alpha, const float* bias, float* y,
                      int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t groups) {
-  const __m256i low4 = _mm256_set1_epi8(0x0f);
-  for (int64_t i = m0; i < m1; ++i) {
-    const uint8_t* lut = luts + i * groups * 32;
-    for (int64_t block = n0 / 32; block * 32 < n1; ++block) {
-      const uint8_t* col = wlut + block * groups * 16;
-      // columns 0-7, 16-23, 8-15, 24-31 of the block (the lane order of unpacklo/hi)
-      __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
-                        _mm256_setzero_si256()};
-      for (int64_t g0 = 0; g0 < groups; g0 += 64) {
-        __m256i lo16 = _mm256_setzero_si256(), hi16 = _mm256_setzero_si256();
-        const int64_t g1 = std::min(groups, g0 + 64);
-        for (int64_t g = g0; g < g1; ++g) {
-          const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(col + g * 16)));
-          // lane 0: low nibbles (columns 0-15), lane 1: high nibbles (columns 16-31)
-          const __m256i idx = _mm256_and_si256(_mm256_blend_epi32(v, _mm256_srli_epi16(v, 4), 0xF0), low4);
-          const __m256i tlo = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + g * 32)));
-          const __m256i thi = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + g * 32 + 16)));
-          const __m256i rlo = _mm256_shuffle_epi8(tlo, idx), rhi = _mm256_shuffle_epi8(thi, idx);
-          lo16 = _mm256_add_epi16(lo16, _mm256_unpacklo_epi8(rlo, rhi));
-          hi16 = _mm256_add_epi16(hi16, _mm256_unpackhi_epi8(rlo, rhi));
-        }
-        acc[0] = _mm256_add_epi32(acc[0], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(lo16)));
-        acc[1] = _mm256_add_epi32(acc[1], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(lo16, 1)));
-        acc[2] = _mm256_add_epi32(acc[2], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(hi16)));
-        acc[3] = _mm256_add_epi32(acc[3], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(hi16, 1)));
-      }
-      alignas(32) int32_t masked[4][8];
-      for (int a = 0; a < 4; ++a) _mm256_store_si256(reinterpret_cast<__m256i*>(masked[a]), acc[a]);
-      static const int kOffset[4] = {0, 16, 8, 24};
-      for (int a = 0; a < 4; ++a)
-        for (int c = 0; c < 8; ++c) {
-          const int64_t j = block * 32 + kOffset[a] + c;
-          if (j >= n0 && j < n1)
-            y[i * n + j] = lut_epilogue(rowsum[i], masked[a][c], inv_scale[i], alpha[j], bias, j);
-        }
-    }
+  constexpr int kRows = 4;
+  for (int64_t block = n0 / 32; block * 32 < n1; ++block) {
+    const uint8_t* col = wlut + block * groups * 16;
+    int64_t i = m0;
+    for (; i + kRows <= m1; i += kRows)
+      lut_rows_block<kRows>(luts, rowsum, inv_scale, col, alpha, bias, y, i, block, n0, n1, n, groups);
+    for (; i < m1; ++i) lut_rows_block<1>(luts, rowsum, inv_scale, col, alpha, bias, y, i, block, n0, n1, n, groups);
   }
 }
 
