@@ -45,6 +45,8 @@ recipe() {  # recipe CONFIG DIR INIT
   train "training_configs/$1.jsonnet" "$2" -o "$overrides"
 }
 recipe xnor_w1_distill "$RUNS/xnor_w1" "$RUNS/teacher/best.th"
+# the same recipe continued from its own archive for 500 more steps
+train training_configs/xnor_w1_distill.jsonnet "$RUNS/xnor_w1_more" -o "{\"model.teacher\": \"$RUNS/teacher/model.tar.gz\", \"model.initializer.regexes.0.1.weights_file_path\": \"$RUNS/xnor_w1/model.tar.gz\", \"data_loader.batches_per_epoch\": 250, \"trainer.learning_rate_scheduler.warmup_steps\": 25}"
 recipe bit_stage1_w1a8 "$RUNS/bit_stage1" "$RUNS/teacher/best.th"
 recipe bitnet_b158_w158a8 "$RUNS/bitnet_b158" "$RUNS/teacher/best.th"
 recipe bibert_w1a1 "$RUNS/bibert_w1a1" "$RUNS/teacher/best.th"
@@ -53,7 +55,14 @@ recipe bit_stage2_w1a1 "$RUNS/bit_stage2" "$RUNS/bit_stage1/model.tar.gz"
   --model "teacher (fp32)=$RUNS/teacher/model.tar.gz" \
   --model "data-free binarized teacher=$RUNS/teacher/model.tar.gz" --overrides "data-free binarized teacher=$binarize" \
   --model "XNOR/BWN W1A32=$RUNS/xnor_w1/model.tar.gz" \
+  --model "XNOR/BWN W1A32, +500 steps=$RUNS/xnor_w1_more/model.tar.gz" \
   --model "BiT stage 1 W1A8=$RUNS/bit_stage1/model.tar.gz" \
   --model "BitNet b1.58 W1.58A8=$RUNS/bitnet_b158/model.tar.gz" \
   --model "BiBERT W1A1=$RUNS/bibert_w1a1/model.tar.gz" \
   --model "BiT stage 2 W1A1=$RUNS/bit_stage2/model.tar.gz"
+for run in xnor_w1 bit_stage1; do
+  [ -f "$RUNS/$run/packed.tar.gz" ] || "$ALLENNLP" bitmaps-export "$RUNS/$run/model.tar.gz" "$RUNS/$run/packed.tar.gz"
+done
+"$PYTHON" scripts/perplexity_table.py --out "$RUNS/recipes" \
+  --model "XNOR/BWN W1A32, packed=$RUNS/xnor_w1/packed.tar.gz" \
+  --model "BiT stage 1 W1A8, packed=$RUNS/bit_stage1/packed.tar.gz"
