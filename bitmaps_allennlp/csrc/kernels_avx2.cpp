@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "avx2_reduce.h"
 #include "kernels.h"
 #include "lut_tile_avx2.h"
 #include "scalar_spans.h"
@@ -84,11 +85,7 @@ inline void xnor_counts(const uint64_t* a, const uint64_t* const* b, int64_t wor
     }
   }
   if constexpr (J == 4) {
-    // one transposition sums the 4 lanes of all 4 accumulators at once
-    const __m256i s01 = _mm256_add_epi64(_mm256_unpacklo_epi64(wide[0], wide[1]), _mm256_unpackhi_epi64(wide[0], wide[1]));
-    const __m256i s23 = _mm256_add_epi64(_mm256_unpacklo_epi64(wide[2], wide[3]), _mm256_unpackhi_epi64(wide[2], wide[3]));
-    const __m256i totals = _mm256_add_epi64(_mm256_permute2x128_si256(s01, s23, 0x20), _mm256_permute2x128_si256(s01, s23, 0x31));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts), totals);
+    sum_lanes4(wide, counts);
   } else {
     for (int j = 0; j < J; ++j) counts[j] = hsum_epi64(wide[j]);
   }

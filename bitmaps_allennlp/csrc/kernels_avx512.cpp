@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "avx2_reduce.h"
 #include "kernels.h"
 #include "lut_tile_avx2.h"
 #include "scalar_spans.h"
@@ -64,14 +65,11 @@ inline void xnor_counts(const uint64_t* a, const uint64_t* const* b, int64_t wor
     }
   }
   if constexpr (J == 4) {
-    // fold each accumulator to 256 bits, then one transposition sums all four at once
+    // fold each accumulator to 256 bits, then sum all four at once
     __m256i half[4];
     for (int j = 0; j < 4; ++j)
       half[j] = _mm256_add_epi64(_mm512_castsi512_si256(wide[j]), _mm512_extracti64x4_epi64(wide[j], 1));
-    const __m256i s01 = _mm256_add_epi64(_mm256_unpacklo_epi64(half[0], half[1]), _mm256_unpackhi_epi64(half[0], half[1]));
-    const __m256i s23 = _mm256_add_epi64(_mm256_unpacklo_epi64(half[2], half[3]), _mm256_unpackhi_epi64(half[2], half[3]));
-    const __m256i totals = _mm256_add_epi64(_mm256_permute2x128_si256(s01, s23, 0x20), _mm256_permute2x128_si256(s01, s23, 0x31));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts), totals);
+    sum_lanes4(half, counts);
   } else {
     for (int j = 0; j < J; ++j) counts[j] = _mm512_reduce_add_epi64(wide[j]);
   }

@@ -2,7 +2,6 @@ import logging
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.params import Params
@@ -197,13 +196,10 @@ class DistilledMaskedLanguageModel(BinaryMaskedLanguageModel):
         teacher_internals, teacher_logits = teacher
         terms: Dict[str, torch.Tensor] = {}
         if target_ids is not None:
-            targets = target_ids[masked_positions]
-            token_nll = F.cross_entropy(logits.float(), targets, reduction="none")
+            # computed for the metrics even when the MLM term has no weight
+            mlm = self._masked_lm_loss(logits, target_ids[masked_positions])
             if "mlm" in self._loss_weights:
-                terms["mlm"] = token_nll.mean() if token_nll.numel() else logits.sum() * 0.0
-            self._perplexity(token_nll.detach())
-            self._accuracy(logits, targets)
-            self._accuracy_top5(logits, targets)
+                terms["mlm"] = mlm
         if "soft_ce" in self._loss_weights:
             terms["soft_ce"] = losses.soft_cross_entropy(logits, teacher_logits, self._temperature)
         if "hidden" in self._loss_weights:

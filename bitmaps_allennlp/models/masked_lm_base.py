@@ -96,15 +96,18 @@ class MaskedLmBase(Model):
         logits = self.masked_logits(tokens, masked_positions)
         output: Dict[str, torch.Tensor] = {}
         if target_ids is not None:
-            targets = target_ids[masked_positions]
-            token_nll = F.cross_entropy(logits.float(), targets, reduction="none")
-            output["loss"] = token_nll.mean() if targets.numel() else logits.sum() * 0.0
-            self._perplexity(token_nll)
-            self._accuracy(logits, targets)
-            self._accuracy_top5(logits, targets)
+            output["loss"] = self._masked_lm_loss(logits, target_ids[masked_positions])
         if not self.training:
             output.update(self._top_candidates(logits, masked_positions))
         return output
+
+    def _masked_lm_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over the masked positions; updates perplexity and accuracies."""
+        token_nll = F.cross_entropy(logits.float(), targets, reduction="none")
+        self._perplexity(token_nll.detach())
+        self._accuracy(logits, targets)
+        self._accuracy_top5(logits, targets)
+        return token_nll.mean() if targets.numel() else logits.sum() * 0.0
 
     def _top_candidates(
         self, logits: torch.Tensor, masked_positions: torch.BoolTensor

@@ -16,13 +16,7 @@ class QuantizedEmbedding(nn.Embedding):
     def __init__(self, num_embeddings: int, embedding_dim: int, quantization: ComponentQuantization, **kwargs) -> None:
         super().__init__(num_embeddings, embedding_dim, **kwargs)
         self.quantization = quantization
-        self.weight_quantizer = WeightQuantizer(
-            num_embeddings,
-            weights=quantization.weights,
-            weight_scale=quantization.weight_scale,
-            center_weights=quantization.center_weights,
-            estimator=quantization.estimator,
-        )
+        self.weight_quantizer = WeightQuantizer.for_component(num_embeddings, quantization)
 
     @classmethod
     def from_embedding(cls, embedding: nn.Embedding, quantization: ComponentQuantization) -> "QuantizedEmbedding":

@@ -39,13 +39,7 @@ class QuantizedLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
         nn.init.kaiming_uniform_(self.weight, a=5**0.5)
-        self.weight_quantizer = WeightQuantizer(
-            out_features,
-            weights=quantization.weights,
-            weight_scale=quantization.weight_scale,
-            center_weights=quantization.center_weights,
-            estimator=quantization.estimator,
-        )
+        self.weight_quantizer = WeightQuantizer.for_component(out_features, quantization)
         self.input_quantizer = build_activation_quantizer(quantization.activations, quantization.estimator)
 
     @classmethod

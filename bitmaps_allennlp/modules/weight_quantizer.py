@@ -10,7 +10,7 @@ How the forward pass turns a latent full-precision weight matrix into the low-bi
 The latent weight is what the optimizer updates (BinaryConnect); gradients reach it through the
 chosen sign estimator (binary) or the identity (ternary rounding).
 """
-from typing import Tuple
+from typing import TYPE_CHECKING, Tuple
 
 import torch
 from torch import nn
@@ -19,6 +19,9 @@ from allennlp.common.checks import ConfigurationError
 
 from bitmaps_allennlp.modules.sign_ste import check_estimator, sign_ste
 from bitmaps_allennlp.modules.weight_scale import check_weight_scale, mean_abs_scale, per_tensor_scale
+
+if TYPE_CHECKING:  # component_quantization imports this module's checks
+    from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
 
 WEIGHT_MODES: Tuple[str, ...] = ("binary", "ternary")
 
@@ -72,6 +75,16 @@ class WeightQuantizer(nn.Module):
             self.scale = nn.Parameter(torch.ones(out_features, 1))
             # persisted, so a restored model keeps its trained scale instead of re-initialising
             self.register_buffer("scale_initialized", torch.tensor(False))
+
+    @classmethod
+    def for_component(cls, out_features: int, quantization: "ComponentQuantization") -> "WeightQuantizer":
+        return cls(
+            out_features,
+            weights=quantization.weights,
+            weight_scale=quantization.weight_scale,
+            center_weights=quantization.center_weights,
+            estimator=quantization.estimator,
+        )
 
     def centered(self, weight: torch.Tensor) -> torch.Tensor:
         return weight - weight.mean(dim=1, keepdim=True) if self.center_weights else weight

@@ -33,6 +33,21 @@ class TestBinaryMaskedLanguageModel(ModelTestCase):
         self._set_up(weight_scale=weight_scale)
         self.ensure_model_can_train_save_and_load(self.param_file)
 
+    def test_binarized_embeddings_and_head_train_save_and_load(self):
+        from bitmaps_allennlp.modules.quantized_embedding import QuantizedEmbedding
+        from bitmaps_allennlp.modules.quantized_linear import QuantizedLinear
+
+        components = ["query", "ffn_in", "word_embeddings", "position_embeddings", "mlm_head"]
+        self._set_up(binarized_components=components, weights="binary", activations="sign")
+        embeddings = self.model._encoder.bert.embeddings
+        assert isinstance(embeddings.word_embeddings, QuantizedEmbedding)
+        assert isinstance(embeddings.position_embeddings, QuantizedEmbedding)
+        assert isinstance(self.model._head.dense, QuantizedLinear)
+        # the tied decoder reads the binarized table: one magnitude per row
+        table = self.model.word_embeddings
+        assert torch.allclose(table.abs(), table.abs().amax(1, keepdim=True))
+        self.ensure_model_can_train_save_and_load(self.param_file)
+
     def test_full_precision_model_can_train_save_and_load(self):
         self._set_up(binarize=False)
         self.ensure_model_can_train_save_and_load(self.param_file)
