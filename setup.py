@@ -8,12 +8,19 @@ from setuptools.command.build_ext import build_ext
 
 CSRC = "bitmaps_allennlp/csrc"
 BASE_FLAGS = ["-O3", "-std=c++17", "-fvisibility=hidden"]
+# GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own _mm512_undefined_* values
+AVX512_FLAGS = ["-mavx512f", "-mavx512bw", "-mpopcnt", "-Wno-maybe-uninitialized"]
 # Each instruction-set variant is its own file with its own flags; dispatch.cpp picks one at
 # run time after checking the CPU, so the module still loads on CPUs without them.
 ISA_SOURCES = {
     "x86_64": [
         ("BITMAPS_HAVE_AVX2", f"{CSRC}/kernels_avx2.cpp", ["-mavx2", "-mfma", "-mpopcnt"]),
-        ("BITMAPS_HAVE_AVX512", f"{CSRC}/kernels_avx512.cpp", ["-mavx512f", "-mavx512bw", "-mpopcnt"]),
+        ("BITMAPS_HAVE_AVX512", f"{CSRC}/kernels_avx512.cpp", AVX512_FLAGS),
+        (
+            "BITMAPS_HAVE_AVX512_VNNI",
+            f"{CSRC}/kernels_avx512_vnni.cpp",
+            AVX512_FLAGS + ["-mavx512vl", "-mavx512vpopcntdq", "-mavx512vnni", "-mavx512bitalg"],
+        ),
     ],
 }
 

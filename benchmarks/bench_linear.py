@@ -23,6 +23,7 @@ from timing import median_seconds  # noqa: E402
 
 from bitmaps_allennlp import kernels  # noqa: E402
 from bitmaps_allennlp.packed.bit_packing import pack_signs  # noqa: E402
+from bitmaps_allennlp.packed.packed_linear import PackedBinaryLinear  # noqa: E402
 
 SHAPES = [(768, 768), (768, 3072), (3072, 768)]  # (K in, N out)
 TOKENS = [1, 8, 128, 512]
@@ -30,20 +31,19 @@ METHODS = ["fp32", "int8_dynamic", "w1a32", "w1a8", "w1a1"]
 
 
 def layer_functions(k: int, n: int):
+    """The layers as a packed model runs them: `PackedBinaryLinear` modules (Python call
+    included) against torch's own modules."""
     torch.manual_seed(0)
     linear = torch.nn.Linear(k, n).eval()
     int8 = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(linear), {torch.nn.Linear}, dtype=torch.qint8)
     packed = pack_signs(linear.weight.detach())
     scale = linear.weight.detach().abs().mean(1)
     bias = linear.bias.detach()
-    lut_weight = kernels.lut_weight_layout(packed, k)  # once per layer, as PackedBinaryLinear does
-    return {
-        "fp32": lambda x: linear(x),
-        "int8_dynamic": lambda x: int8(x),
-        "w1a32": lambda x: kernels.binary_weight_linear(x, packed, scale, bias, k),
-        "w1a8": lambda x: kernels.binary_linear_w1a8(x, packed, scale, bias, k, lut_weight),
-        "w1a1": lambda x: kernels.binary_linear_w1a1(x, packed, scale, bias, k),
+    layers = {
+        name: PackedBinaryLinear(k, n, packed, scale, bias, activations=mode)
+        for name, mode in (("w1a32", "real"), ("w1a8", "int8"), ("w1a1", "binary"))
     }
+    return {"fp32": linear, "int8_dynamic": int8, **layers}
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-// Horizontal sums of 64-bit lanes, shared by the AVX2 and AVX-512 builds (each compiles its own
+// Horizontal sums of 64-bit lanes, shared by the AVX2 and both AVX-512 builds (each compiles its own
 // copy with its own flags: anonymous namespace).
 #pragma once
 #include <immintrin.h>
@@ -8,13 +8,16 @@
 namespace bitmaps {
 namespace {
 
-// counts[j] = sum of the four 64-bit lanes of v[j], for j < 4: one transposition sums all four
-// accumulators at once instead of four separate reductions.
-inline void sum_lanes4(const __m256i v[4], int64_t* counts) {
+// Lane j of the result = sum of the four 64-bit lanes of v[j], for j < 4: one transposition sums
+// all four accumulators at once instead of four separate reductions.
+inline __m256i lane_totals4(const __m256i v[4]) {
   const __m256i s01 = _mm256_add_epi64(_mm256_unpacklo_epi64(v[0], v[1]), _mm256_unpackhi_epi64(v[0], v[1]));
   const __m256i s23 = _mm256_add_epi64(_mm256_unpacklo_epi64(v[2], v[3]), _mm256_unpackhi_epi64(v[2], v[3]));
-  const __m256i totals = _mm256_add_epi64(_mm256_permute2x128_si256(s01, s23, 0x20), _mm256_permute2x128_si256(s01, s23, 0x31));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts), totals);
+  return _mm256_add_epi64(_mm256_permute2x128_si256(s01, s23, 0x20), _mm256_permute2x128_si256(s01, s23, 0x31));
+}
+
+inline void sum_lanes4(const __m256i v[4], int64_t* counts) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts), lane_totals4(v));
 }
 
 }  // namespace

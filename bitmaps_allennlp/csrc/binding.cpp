@@ -240,20 +240,20 @@ PyObject* binary_linear_w1a8(PyObject*, PyObject* args) {
   const int64_t groups = bitmaps::lut_groups(k);
   Py_BEGIN_ALLOW_THREADS
   std::vector<int8_t> q(static_cast<size_t>(m * groups * 4));
-  std::vector<uint8_t> luts(static_cast<size_t>(m * groups * 32));
+  std::vector<uint8_t> luts(kernels.w1a8_uses_luts ? static_cast<size_t>(m * groups * 32) : 0);
   std::vector<float> inv_scale(static_cast<size_t>(m));
   std::vector<int32_t> rowsum(static_cast<size_t>(m));
   const int64_t row_block = 16;
   const int prep_threads = m * k < (int64_t{1} << 18) ? 1 : threads;
   bitmaps::parallel_for((m + row_block - 1) / row_block, prep_threads, [&](int64_t task) {
     const int64_t r0 = task * row_block, rows = std::min(row_block, m - r0);
-    bitmaps::quantize_rows_int8(x.data<float>() + r0 * k, rows, k, k, q.data() + r0 * groups * 4, inv_scale.data() + r0,
+    kernels.quantize_rows_int8(x.data<float>() + r0 * k, rows, k, k, q.data() + r0 * groups * 4, inv_scale.data() + r0,
                                 rowsum.data() + r0);
-    bitmaps::build_luts(q.data() + r0 * groups * 4, rows, groups, luts.data() + r0 * groups * 32);
+    if (kernels.w1a8_uses_luts) bitmaps::build_luts(q.data() + r0 * groups * 4, rows, groups, luts.data() + r0 * groups * 32);
   });
   // one table lookup covers 4 multiply-adds: count work like the other kernels do
   run_tiles(m, n, m * n * groups, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-    kernels.lut_linear(luts.data(), rowsum.data(), inv_scale.data(), wlut.data<uint8_t>(), alpha.data<float>(), bias_ptr,
+    kernels.w1a8_linear(luts.data(), q.data(), rowsum.data(), inv_scale.data(), wlut.data<uint8_t>(), alpha.data<float>(), bias_ptr,
                        out.data<float>(), m0, m1, n0, n1, n, groups);
   });
   Py_END_ALLOW_THREADS
@@ -261,6 +261,8 @@ PyObject* binary_linear_w1a8(PyObject*, PyObject* args) {
 }
 
 PyObject* isa(PyObject*, PyObject*) { return PyUnicode_FromString(bitmaps::active_kernels().isa); }
+
+PyObject* default_isa(PyObject*, PyObject*) { return PyUnicode_FromString(bitmaps::default_kernels()->isa); }
 
 PyObject* available_isas(PyObject*, PyObject*) {
   const auto tables = bitmaps::available_kernels();
@@ -289,6 +291,7 @@ PyMethodDef kMethods[] = {
     {"lut_weight_layout", lut_weight_layout, METH_VARARGS, "lut_weight_layout(weight, k, out): W1A8 weight layout"},
     {"binary_linear_w1a8", binary_linear_w1a8, METH_VARARGS, "binary_linear_w1a8(x, lut_weight, alpha, bias_or_None, out, threads)"},
     {"isa", isa, METH_NOARGS, "the kernel path in use"},
+    {"default_isa", default_isa, METH_NOARGS, "the kernel path chosen for this CPU when none is forced"},
     {"available_isas", available_isas, METH_NOARGS, "kernel paths this machine can run, best last"},
     {"set_isa", set_isa, METH_VARARGS, "set_isa(name): use this kernel path"},
     {nullptr, nullptr, 0, nullptr}};

@@ -13,6 +13,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels.h"
+
 namespace bitmaps {
 
 inline int64_t lut_groups(int64_t k) { return words_per_row(k) * 16; }

@@ -30,11 +30,18 @@ struct KernelTable {
                                const float* alpha, const float* bias, float* y, int64_t m0,
                                int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t words,
                                int64_t k);
-  // Binary weights, int8 activations (W1A8) by table lookup (see int8_lut.h for the layouts):
-  // y[i * n + j] = (rowsum[i] - 2 * sum_g lut_i[g][nibble_g(w_j)]) * inv_scale[i] * alpha[j] + bias[j]
-  void (*lut_linear)(const uint8_t* luts, const int32_t* rowsum, const float* inv_scale,
-                     const uint8_t* wlut, const float* alpha, const float* bias, float* y,
-                     int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t groups);
+  // Absmax int8 quantization of fp32 rows, as quantize_rows_int8 in int8_lut.h specifies.
+  void (*quantize_rows_int8)(const float* x, int64_t rows, int64_t k, int64_t ldx, int8_t* q,
+                             float* inv_scale, int32_t* rowsum);
+  // Binary weights, int8 activations (W1A8), exact (see int8_lut.h for the layouts):
+  // y[i * n + j] = (rowsum[i] - 2 * sum_k q[i, k] * bit_jk) * inv_scale[i] * alpha[j] + bias[j].
+  // The table-lookup paths read the per-row tables `luts` (built by the caller only when
+  // w1a8_uses_luts); the VNNI path multiplies the int8 rows `q` directly.
+  void (*w1a8_linear)(const uint8_t* luts, const int8_t* q, const int32_t* rowsum,
+                      const float* inv_scale, const uint8_t* wlut, const float* alpha,
+                      const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                      int64_t n, int64_t groups);
+  bool w1a8_uses_luts;
 };
 
 extern const KernelTable kScalarKernels;
@@ -43,6 +50,11 @@ extern const KernelTable kAvx2Kernels;
 #endif
 #if defined(BITMAPS_HAVE_AVX512)
 extern const KernelTable kAvx512Kernels;
+#endif
+#if defined(BITMAPS_HAVE_AVX512_VNNI)
+// Its own popcount and W1A8 kernels with the AVX2 table's activation packing and W1A32; built
+// on first call (not a static initializer reading another file's table).
+const KernelTable& avx512_vnni_kernels(const KernelTable& avx2);
 #endif
 
 inline int64_t words_per_row(int64_t k) { return (k + 63) / 64; }

@@ -6,6 +6,7 @@
 #include "avx2_reduce.h"
 #include "kernels.h"
 #include "lut_tile_avx2.h"
+#include "quantize_avx2.h"
 #include "scalar_spans.h"
 #include "xnor_tile.h"
 
@@ -164,6 +165,6 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
 
 extern const KernelTable kAvx2Kernels;
 const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm_tiles<Counter>, xnor_linear_tiles<Counter>,
-                                  binary_weight_linear, lut_linear_avx2};
+                                  binary_weight_linear, quantize_rows_int8_avx2, lut_linear_avx2, true};
 
 }  // namespace bitmaps

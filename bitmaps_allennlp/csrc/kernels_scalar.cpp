@@ -58,7 +58,7 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
   }
 }
 
-void lut_linear(const uint8_t* luts, const int32_t* rowsum, const float* inv_scale,
+void lut_linear(const uint8_t* luts, const int8_t*, const int32_t* rowsum, const float* inv_scale,
                 const uint8_t* wlut, const float* alpha, const float* bias, float* y, int64_t m0,
                 int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t groups) {
   for (int64_t i = m0; i < m1; ++i) {
@@ -75,6 +75,6 @@ void lut_linear(const uint8_t* luts, const int32_t* rowsum, const float* inv_sca
 }  // namespace
 
 const KernelTable kScalarKernels = {"scalar", pack_signs, xnor_gemm, xnor_linear,
-                                    binary_weight_linear, lut_linear};
+                                    binary_weight_linear, quantize_rows_int8, lut_linear, true};
 
 }  // namespace bitmaps

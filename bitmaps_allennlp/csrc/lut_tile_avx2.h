@@ -60,7 +60,7 @@ void lut_rows_block(const uint8_t* luts, const int32_t* rowsum, const float* inv
   }
 }
 
-void lut_linear_avx2(const uint8_t* luts, const int32_t* rowsum, const float* inv_scale,
+void lut_linear_avx2(const uint8_t* luts, const int8_t*, const int32_t* rowsum, const float* inv_scale,
                      const uint8_t* wlut, const float* alpha, const float* bias, float* y,
                      int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t groups) {
   constexpr int kRows = 4;

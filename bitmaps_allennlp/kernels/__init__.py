@@ -3,7 +3,7 @@ The 1-bit compute paths. Each function runs the native kernel when one is select
 `native.py`) and the inputs allow it (CPU float32, no gradient needed), else the pure-torch
 reference, which computes the same thing and is what the tests compare against.
 """
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -52,17 +52,66 @@ def xnor_popcount_dot(packed_a: torch.Tensor, packed_b: torch.Tensor, in_feature
     return out
 
 
-def _packed_linear(native_name: str, reference_fn, inputs, packed_weight, scale, bias, in_features):
-    native = _native_for(inputs, packed_weight)
-    if native is None or inputs.dtype != torch.float32:
-        return reference_fn(inputs, packed_weight, scale, bias, in_features)
-    x = inputs.reshape(-1, in_features).contiguous()
-    out = torch.empty(x.size(0), packed_weight.size(0), dtype=torch.float32)
+class NativeWeights(NamedTuple):
+    """A packed layer's operands as the native kernels take them, built once per layer
+    (`native_weights`): numpy views sharing the tensors' memory, so the per-call cost is the
+    input's conversion alone. `lut` is the W1A8 weight layout, present when asked for."""
+
+    words: np.ndarray
+    alpha: np.ndarray
+    bias: Optional[np.ndarray]
+    in_features: int
+    out_features: int
+    lut: Optional[np.ndarray] = None
+
+
+def native_weights(
+    packed_weight: torch.Tensor,
+    scale: torch.Tensor,
+    bias: Optional[torch.Tensor],
+    in_features: int,
+    with_lut: bool = False,
+) -> Optional[NativeWeights]:
+    """The native kernels' view of a packed layer, or None when they do not apply (no
+    extension, or tensors not on the CPU). Holds views: in-place updates of the tensors show
+    through; replacing them (`.to()`, a new buffer) needs a new `NativeWeights`."""
+    native = _native_for(packed_weight, scale)
+    if native is None or packed_weight.dim() != 2 or (bias is not None and bias.device.type != "cpu"):
+        return None
+    words = _words(packed_weight)
+    lut = None
+    if with_lut:
+        n = packed_weight.size(0)
+        # 32-column blocks x (16 groups of 4 bits per word) x 16 bytes (csrc/int8_lut.h)
+        lut = np.empty(((n + 31) // 32, words_per_row(in_features) * 16 * 16), dtype=np.uint8)
+        native.lut_weight_layout(words, in_features, lut)
+    return NativeWeights(words, _floats(scale), _floats(bias), in_features, packed_weight.size(0), lut)
+
+
+def run_native(kernel: str, inputs: torch.Tensor, weights: NativeWeights) -> Optional[torch.Tensor]:
+    """`kernel` ("binary_weight_linear", "binary_linear_w1a1" or "binary_linear_w1a8") on
+    `(..., in_features)` inputs, or None when the inputs need the reference (gradients, another
+    device or dtype) or no native path is selected."""
+    if not inputs.is_cpu or inputs.requires_grad or inputs.dtype != torch.float32 or native_module() is None:
+        return None
+    # at M=1 a layer takes a few microseconds: each avoidable tensor operation here shows
+    flat = inputs.dim() != 2
+    x = inputs.reshape(-1, weights.in_features) if flat else inputs
+    if not x.is_contiguous():
+        x = x.contiguous()
+    out = np.empty((x.size(0), weights.out_features), dtype=np.float32)
     if x.size(0):
-        getattr(native, native_name)(
-            x.numpy(), _words(packed_weight), _floats(scale), _floats(bias), out.numpy(), torch.get_num_threads()
-        )
-    return out.reshape(*inputs.shape[:-1], packed_weight.size(0))
+        operand = weights.lut if kernel == "binary_linear_w1a8" else weights.words
+        getattr(native_module(), kernel)(x.numpy(), operand, weights.alpha, weights.bias, out, torch.get_num_threads())
+    result = torch.from_numpy(out)
+    return result.reshape(*inputs.shape[:-1], weights.out_features) if flat else result
+
+
+def _packed_linear(kernel: str, reference_fn, inputs, packed_weight, scale, bias, in_features, weights=None):
+    if weights is None and _native_for(inputs) is not None:
+        weights = native_weights(packed_weight, scale, bias, in_features, with_lut=kernel == "binary_linear_w1a8")
+    out = None if weights is None else run_native(kernel, inputs, weights)
+    return reference_fn(inputs, packed_weight, scale, bias, in_features) if out is None else out
 
 
 def binary_weight_linear(
@@ -71,10 +120,12 @@ def binary_weight_linear(
     scale: torch.Tensor,
     bias: Optional[torch.Tensor],
     in_features: int,
+    weights: Optional[NativeWeights] = None,
 ) -> torch.Tensor:
-    """Binary weights (W1), real activations: `inputs @ (scale * signs).T + bias`."""
+    """Binary weights (W1), real activations: `inputs @ (scale * signs).T + bias`. Pass the
+    layer's `native_weights` to skip converting the operands on every call."""
     return _packed_linear(
-        "binary_weight_linear", reference.binary_weight_linear, inputs, packed_weight, scale, bias, in_features
+        "binary_weight_linear", reference.binary_weight_linear, inputs, packed_weight, scale, bias, in_features, weights
     )
 
 
@@ -84,24 +135,13 @@ def binary_linear_w1a1(
     scale: torch.Tensor,
     bias: Optional[torch.Tensor],
     in_features: int,
+    weights: Optional[NativeWeights] = None,
 ) -> torch.Tensor:
     """Binary weights and binary activations (XNOR-Net): each input row becomes
     `mean|x| * sign(x)`, then `beta_i * alpha_j * (K - 2 popcount(x_i xor w_j)) + b_j`."""
     return _packed_linear(
-        "binary_linear_w1a1", reference.binary_linear_w1a1, inputs, packed_weight, scale, bias, in_features
+        "binary_linear_w1a1", reference.binary_linear_w1a1, inputs, packed_weight, scale, bias, in_features, weights
     )
-
-
-def lut_weight_layout(packed_weight: torch.Tensor, in_features: int) -> Optional[torch.Tensor]:
-    """The W1A8 kernels' weight layout (`csrc/int8_lut.h`), or `None` without the extension."""
-    native = native_module()
-    if native is None:
-        return None
-    n = packed_weight.size(0)
-    # 32-column blocks x (16 groups of 4 bits per word) x 16 bytes
-    out = torch.empty((n + 31) // 32, words_per_row(in_features) * 16 * 16, dtype=torch.uint8)
-    native.lut_weight_layout(_words(packed_weight), in_features, out.numpy())
-    return out
 
 
 def binary_linear_w1a8(
@@ -110,20 +150,14 @@ def binary_linear_w1a8(
     scale: torch.Tensor,
     bias: Optional[torch.Tensor],
     in_features: int,
-    lut_weight: Optional[torch.Tensor] = None,
+    weights: Optional[NativeWeights] = None,
 ) -> torch.Tensor:
-    """Binary weights, int8 activations (absmax per row): table-lookup kernels when built (pass
-    `lut_weight_layout`'s result to skip recomputing it), else the reference."""
-    native = _native_for(inputs, packed_weight)
-    if native is None or inputs.dtype != torch.float32:
-        return reference.binary_linear_w1a8(inputs, packed_weight, scale, bias, in_features)
-    if lut_weight is None:
-        lut_weight = lut_weight_layout(packed_weight, in_features)
-    x = inputs.reshape(-1, in_features).contiguous()
-    out = torch.empty(x.size(0), packed_weight.size(0), dtype=torch.float32)
-    if x.size(0):
-        native.binary_linear_w1a8(x.numpy(), lut_weight.numpy(), _floats(scale), _floats(bias), out.numpy(), torch.get_num_threads())
-    return out.reshape(*inputs.shape[:-1], packed_weight.size(0))
+    """Binary weights, int8 activations (absmax per row), exact: table lookups or VNNI int8
+    products when built (pass `native_weights(..., with_lut=True)` to build the weight layout
+    once), else the reference."""
+    return _packed_linear(
+        "binary_linear_w1a8", reference.binary_linear_w1a8, inputs, packed_weight, scale, bias, in_features, weights
+    )
 
 
 __all__ = [
@@ -135,5 +169,7 @@ __all__ = [
     "binary_weight_linear",
     "binary_linear_w1a1",
     "binary_linear_w1a8",
-    "lut_weight_layout",
+    "NativeWeights",
+    "native_weights",
+    "run_native",
 ]

@@ -3,10 +3,11 @@ The one place that loads the native kernels. Only ImportError/OSError are caught
 is kept: `backend()` reports which path runs, and the first use of a kernel without the native
 module warns once, saying why.
 
-`BITMAPS_KERNELS` forces a path: `reference` (pure torch), `scalar`, `avx2`, `avx512`, or `auto`
-(the default: AVX2 where the CPU has it, since the AVX-512 kernels measured 10-15% slower on the
-project's AMD Zen machine; otherwise the best path it supports). Forcing a native path that is unavailable is an
-error, not a silent fallback.
+`BITMAPS_KERNELS` forces a path: `reference` (pure torch), `scalar`, `avx2`, `avx512`,
+`avx512_vnni`, or `auto` (the default, chosen in `csrc/dispatch.cpp`: `avx512_vnni` on CPUs with
+AVX-512 VPOPCNTDQ + VNNI + BITALG, else AVX2, whose kernels beat the plain AVX-512 ones on AMD
+Zen 4, else the best path the CPU has). Forcing a native path that is unavailable is an error,
+not a silent fallback.
 """
 import os
 import warnings
@@ -48,14 +49,13 @@ def select(path: str) -> None:
             f"available ({_load_error}); rebuild with `make install` or use {ENV_VARIABLE}=reference"
         )
     if path == "auto":
-        available = _loaded.available_isas()
-        path = "avx2" if "avx2" in available else available[-1]
+        path = _loaded.default_isa()
     _loaded.set_isa(path)  # ValueError naming the available paths if this one is not
     _selected = path
 
 
 def backend() -> str:
-    """`reference`, or the native path in use (`scalar`, `avx2`, `avx512`)."""
+    """`reference`, or the native path in use (`scalar`, `avx2`, `avx512`, `avx512_vnni`)."""
     if _selected is None:
         select(os.environ.get(ENV_VARIABLE, "auto"))
     return _selected  # type: ignore[return-value]

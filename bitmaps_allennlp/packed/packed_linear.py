@@ -43,17 +43,35 @@ class PackedBinaryLinear(nn.Module):
         self.register_buffer("scale", scale.reshape(out_features).float())
         self.register_buffer("bias", None if bias is None else bias.float())
 
-        # the W1A8 kernels' weight layout, built on first use (not saved: derived data)
-        self._lut_weight: Optional[torch.Tensor] = None
+        # the native kernels' view of the buffers (with the W1A8 weight layout), built on first
+        # use and rebuilt when a buffer is replaced; derived data, never saved
+        self._native: Optional[kernels.NativeWeights] = None
+        self._native_key: Optional[tuple] = None
+
+    _KERNELS = {
+        "real": ("binary_weight_linear", kernels.binary_weight_linear),
+        "binary": ("binary_linear_w1a1", kernels.binary_linear_w1a1),
+        "int8": ("binary_linear_w1a8", kernels.binary_linear_w1a8),
+    }
+
+    def _native_weights(self) -> Optional[kernels.NativeWeights]:
+        buffers = self._buffers  # not the attributes: nn.Module.__getattr__ costs a microsecond each
+        weight, scale, bias = buffers["packed_weight"], buffers["scale"], buffers["bias"]
+        # Replaced buffers change identity. In-place updates (load_state_dict) show through the
+        # views, except in the W1A8 layout, which is derived from the weight's contents.
+        version = _version(weight) if self.activations == "int8" else 0
+        key = self._native_key
+        if key is None or key[0] is not weight or key[1] is not scale or key[2] is not bias or key[3] != version:
+            self._native_key = (weight, scale, bias, version)
+            self._native = kernels.native_weights(weight, scale, bias, self.in_features, with_lut=self.activations == "int8")
+        return self._native
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if self.activations == "int8":
-            if self._lut_weight is None:
-                self._lut_weight = kernels.lut_weight_layout(self.packed_weight, self.in_features)
-            return kernels.binary_linear_w1a8(
-                inputs, self.packed_weight, self.scale, self.bias, self.in_features, self._lut_weight
-            )
-        kernel = kernels.binary_linear_w1a1 if self.activations == "binary" else kernels.binary_weight_linear
+        name, kernel = self._KERNELS[self.activations]
+        weights = self._native_weights()
+        out = None if weights is None else kernels.run_native(name, inputs, weights)
+        if out is not None:
+            return out
         return kernel(inputs, self.packed_weight, self.scale, self.bias, self.in_features)
 
     def extra_repr(self) -> str:
@@ -61,3 +79,10 @@ class PackedBinaryLinear(nn.Module):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"weight_bits=1, activations={self.activations}"
         )
+
+
+def _version(tensor: Optional[torch.Tensor]) -> int:
+    """The in-place update counter; inference-mode tensors have none (-1)."""
+    if tensor is None or tensor.is_inference():
+        return -1
+    return tensor._version

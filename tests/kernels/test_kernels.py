@@ -187,3 +187,16 @@ def test_w1a8_splits_across_threads(path):
         assert torch.allclose(got, _w1a8_expected(x, w, scale, bias), atol=1e-4, rtol=1e-5)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_w1a8_rounds_half_to_even_like_the_training_quantizer(path):
+    # max |x| = 127 makes the int8 scale exactly 1, so each of these is a tie. Half to even:
+    # 0 + 2 + 2 + 4 = 8; half away from zero would give 11; floor(x + 0.5) 11 and -7.
+    ties = torch.tensor([0.5, 1.5, 2.5, 4.5])
+    x = torch.zeros(2, 70)
+    x[:, 0] = 127.0
+    x[0, 1:5] = ties
+    x[1, 1:5] = -ties
+    w = torch.ones(3, 70)
+    got = kernels.binary_linear_w1a8(x, reference_pack(w), torch.ones(3), None, 70)
+    assert got[:, 0].tolist() == [127.0 + 8.0, 127.0 - 8.0]

@@ -1,0 +1,202 @@
+// Kernels for AVX-512 CPUs with VPOPCNTDQ, VNNI and BITALG (Intel Ice Lake and later, AMD Zen 4
+// and later); compiled with those flags and only called after a CPU check (dispatch.cpp).
+//
+// W1A1: a native 64-bit popcount (vpopcntq) replaces the nibble-table popcount, and each tile of
+//   2 activation rows x 4 weight rows shares its loads; 256-bit vectors, because K = 768 is 12
+//   words (three of them) and Zen 4 runs 512-bit operations as two 256-bit halves anyway.
+// W1A8: an int8 GEMM on vpdpbusd. The weight bits, read from the table-lookup layout, become
+//   bytes 0/1 with one bit shuffle (vpshufbitqmb) and one masked move; one dpbusd then does
+//   16 columns x 4 multiply-adds, exactly, with no tables to build per row.
+// Activation packing, int8 quantization and W1A32 reuse the AVX2 kernels (dispatch.cpp assembles the table).
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "avx2_reduce.h"
+#include "int8_lut.h"
+#include "kernels.h"
+
+namespace bitmaps {
+namespace {
+
+// popcount(a_i ^ b_j) for I rows of a against J rows of b, as four 64-bit lanes each.
+template <int I, int J>
+inline void xnor_counts(const uint64_t* const* a, const uint64_t* const* b, int64_t words, __m256i acc[I][J]) {
+  for (int i = 0; i < I; ++i)
+    for (int j = 0; j < J; ++j) acc[i][j] = _mm256_setzero_si256();
+  auto step = [&](int64_t w, __mmask8 live) {
+    __m256i av[I], bv[J];
+    for (int i = 0; i < I; ++i) av[i] = _mm256_maskz_loadu_epi64(live, a[i] + w);
+    for (int j = 0; j < J; ++j) bv[j] = _mm256_maskz_loadu_epi64(live, b[j] + w);
+    for (int i = 0; i < I; ++i)
+      for (int j = 0; j < J; ++j) acc[i][j] = _mm256_add_epi64(acc[i][j], _mm256_popcnt_epi64(_mm256_xor_si256(av[i], bv[j])));
+  };
+  const int64_t whole = words / 4 * 4;
+  for (int64_t w = 0; w < whole; w += 4) step(w, 0xF);
+  // the row's last 1-3 words: a masked step, with no reads past the row
+  if (whole < words) step(whole, static_cast<__mmask8>((1u << (words - whole)) - 1));
+}
+
+// dot products k - 2 * popcount of one row of a against 4 consecutive rows of b, as int32
+inline __m128i xnor_dots4(const __m256i acc[4], int64_t k) {
+  const __m128i counts = _mm256_cvtepi64_epi32(lane_totals4(acc));
+  return _mm_sub_epi32(_mm_set1_epi32(static_cast<int>(k)), _mm_slli_epi32(counts, 1));
+}
+
+constexpr int kTileRows = 2;
+
+// Tiles of kTileRows rows x 4 columns, then the leftover rows and columns one at a time.
+// Store4(i, j, dots) writes columns j..j+3 of row i; Store1(i, j, dot) a single one.
+template <typename Store4, typename Store1>
+void xnor_tiles(const uint64_t* a, const uint64_t* b, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                int64_t words, int64_t k, Store4 store4, Store1 store1) {
+  int64_t j = n0;
+  for (; j + 4 <= n1; j += 4) {
+    const uint64_t* bj[4] = {b + j * words, b + (j + 1) * words, b + (j + 2) * words, b + (j + 3) * words};
+    int64_t i = m0;
+    for (; i + kTileRows <= m1; i += kTileRows) {
+      const uint64_t* ai[kTileRows];
+      for (int r = 0; r < kTileRows; ++r) ai[r] = a + (i + r) * words;
+      __m256i acc[kTileRows][4];
+      xnor_counts<kTileRows, 4>(ai, bj, words, acc);
+      for (int r = 0; r < kTileRows; ++r) store4(i + r, j, xnor_dots4(acc[r], k));
+    }
+    for (; i < m1; ++i) {
+      const uint64_t* ai[1] = {a + i * words};
+      __m256i acc[1][4];
+      xnor_counts<1, 4>(ai, bj, words, acc);
+      store4(i, j, xnor_dots4(acc[0], k));
+    }
+  }
+  for (; j < n1; ++j) {
+    const uint64_t* bj[1] = {b + j * words};
+    for (int64_t i = m0; i < m1; ++i) {
+      const uint64_t* ai[1] = {a + i * words};
+      __m256i acc[1][1];
+      xnor_counts<1, 1>(ai, bj, words, acc);
+      const __m256i zero = _mm256_setzero_si256();
+      const __m256i four[4] = {acc[0][0], zero, zero, zero};
+      store1(i, j, _mm_cvtsi128_si32(xnor_dots4(four, k)));
+    }
+  }
+}
+
+void xnor_gemm(const uint64_t* a, const uint64_t* b, int32_t* out, int64_t m0, int64_t m1, int64_t n0,
+               int64_t n1, int64_t n, int64_t words, int64_t k) {
+  xnor_tiles(
+      a, b, m0, m1, n0, n1, words, k,
+      [&](int64_t i, int64_t j, __m128i dots) { _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i * n + j), dots); },
+      [&](int64_t i, int64_t j, int32_t dot) { out[i * n + j] = dot; });
+}
+
+// Same arithmetic order as the other paths: (beta * alpha) * dot + bias.
+void xnor_linear(const uint64_t* a, const uint64_t* b, const float* beta, const float* alpha, const float* bias,
+                 float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t words, int64_t k) {
+  xnor_tiles(
+      a, b, m0, m1, n0, n1, words, k,
+      [&](int64_t i, int64_t j, __m128i dots) {
+        const __m128 scale = _mm_mul_ps(_mm_set1_ps(beta[i]), _mm_loadu_ps(alpha + j));
+        __m128 v = _mm_mul_ps(scale, _mm_cvtepi32_ps(dots));
+        if (bias) v = _mm_add_ps(v, _mm_loadu_ps(bias + j));
+        _mm_storeu_ps(y + i * n + j, v);
+      },
+      [&](int64_t i, int64_t j, int32_t dot) {
+        y[i * n + j] = beta[i] * alpha[j] * static_cast<float>(dot) + (bias ? bias[j] : 0.f);
+      });
+}
+
+// W1A8. For one 32-column block and group g of 4 inputs, the layout holds 16 bytes: byte c has
+// column c's 4 bits in its low nibble and column 16 + c's in its high nibble. Broadcast to 512
+// bits, 64-bit lane L holds bytes 0-7 (L even) or 8-15 (L odd); the bit shuffle gathers, for
+// int32 lane 2L + h, the 4 bits of column kLaneColumn[2L + h] (a column whose byte lies in lane
+// L), so each int32 lane of the dpbusd result is one column's sum over the group.
+struct W1a8Shuffle {
+  int lane_column[16];
+  __m512i low, high;  // bit indices for columns 0-15 and 16-31
+  __m512i to_column_order;  // permutation: result lane c <- the lane holding column c
+  W1a8Shuffle() {
+    alignas(64) uint8_t lo[64], hi[64];
+    alignas(64) int32_t order[16];
+    for (int lane = 0; lane < 16; ++lane) {
+      const int L = lane / 2, h = lane % 2;
+      const int byte_in_half = 2 * (L / 2) + h;  // 0-7 within the 8 bytes of 64-bit lane L
+      lane_column[lane] = 8 * (L % 2) + byte_in_half;
+      for (int t = 0; t < 4; ++t) {
+        lo[4 * lane + t] = static_cast<uint8_t>(8 * byte_in_half + t);
+        hi[4 * lane + t] = static_cast<uint8_t>(8 * byte_in_half + 4 + t);
+      }
+    }
+    for (int lane = 0; lane < 16; ++lane) order[lane_column[lane]] = lane;
+    low = _mm512_load_si512(lo);
+    high = _mm512_load_si512(hi);
+    to_column_order = _mm512_load_si512(order);
+  }
+};
+
+inline int32_t load_group(const int8_t* q) {
+  int32_t v;
+  std::memcpy(&v, q, sizeof v);
+  return v;
+}
+
+// R rows x one 32-column block.
+template <int R>
+void w1a8_rows_block(const int8_t* q, const int32_t* rowsum, const float* inv_scale, const uint8_t* col,
+                     const float* alpha, const float* bias, float* y, int64_t i0, int64_t block, int64_t n0,
+                     int64_t n1, int64_t n, int64_t groups, const W1a8Shuffle& shuffle) {
+  const __m512i ones = _mm512_set1_epi8(1);
+  const int64_t stride = groups * 4;
+  __m512i acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+  for (int64_t g = 0; g < groups; ++g) {
+    const __m512i bits = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(col + g * 16)));
+    const __m512i w0 = _mm512_maskz_mov_epi8(_mm512_bitshuffle_epi64_mask(bits, shuffle.low), ones);
+    const __m512i w1 = _mm512_maskz_mov_epi8(_mm512_bitshuffle_epi64_mask(bits, shuffle.high), ones);
+    for (int r = 0; r < R; ++r) {
+      const __m512i x = _mm512_set1_epi32(load_group(q + (i0 + r) * stride + 4 * g));
+      acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], w0, x);
+      acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], w1, x);
+    }
+  }
+  for (int half = 0; half < 2; ++half) {
+    const int64_t j0 = block * 32 + 16 * half;
+    if (j0 >= n1 || j0 + 16 <= n0) continue;
+    // columns j0..j0+15 that fall in [n0, n1)
+    const int64_t from = n0 > j0 ? n0 - j0 : 0, to = n1 - j0 < 16 ? n1 - j0 : 16;
+    const __mmask16 live = static_cast<__mmask16>(((1u << to) - 1) & ~((1u << from) - 1));
+    const __m512 a = _mm512_maskz_loadu_ps(live, alpha + j0);
+    const __m512 b = bias ? _mm512_maskz_loadu_ps(live, bias + j0) : _mm512_setzero_ps();
+    for (int r = 0; r < R; ++r) {
+      const int64_t i = i0 + r;
+      const __m512i masked = _mm512_permutexvar_epi32(shuffle.to_column_order, acc[r][half]);
+      const __m512i dot = _mm512_sub_epi32(_mm512_set1_epi32(rowsum[i]), _mm512_slli_epi32(masked, 1));
+      // (dot * inv_scale) * alpha + bias, the order of lut_epilogue
+      const __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(inv_scale[i])), a), b);
+      _mm512_mask_storeu_ps(y + i * n + j0, live, v);
+    }
+  }
+}
+
+void w1a8_linear(const uint8_t*, const int8_t* q, const int32_t* rowsum, const float* inv_scale,
+                 const uint8_t* wlut, const float* alpha, const float* bias, float* y, int64_t m0, int64_t m1,
+                 int64_t n0, int64_t n1, int64_t n, int64_t groups) {
+  static const W1a8Shuffle shuffle;
+  constexpr int kRows = 8;  // 16 accumulators + 2 weight vectors of the 32 registers
+  for (int64_t block = n0 / 32; block * 32 < n1; ++block) {
+    const uint8_t* col = wlut + block * groups * 16;
+    int64_t i = m0;
+    for (; i + kRows <= m1; i += kRows)
+      w1a8_rows_block<kRows>(q, rowsum, inv_scale, col, alpha, bias, y, i, block, n0, n1, n, groups, shuffle);
+    for (; i < m1; ++i) w1a8_rows_block<1>(q, rowsum, inv_scale, col, alpha, bias, y, i, block, n0, n1, n, groups, shuffle);
+  }
+}
+
+}  // namespace
+
+const KernelTable& avx512_vnni_kernels(const KernelTable& avx2) {
+  static const KernelTable table = {"avx512_vnni", avx2.pack_signs, xnor_gemm, xnor_linear,
+                                    avx2.binary_weight_linear, avx2.quantize_rows_int8, w1a8_linear, false};
+  return table;
+}
+
+}  // namespace bitmaps

@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+from bitmaps_allennlp import kernels
+from bitmaps_allennlp.packed.bit_packing import pack_signs
+from bitmaps_allennlp.packed.packed_linear import PackedBinaryLinear
+
+
+def _layer(activations: str, seed: int = 0) -> PackedBinaryLinear:
+    generator = torch.Generator().manual_seed(seed)
+    w = torch.randn(40, 100, generator=generator)
+    bias = torch.randn(40, generator=generator)
+    return PackedBinaryLinear(100, 40, pack_signs(w), w.abs().mean(1), bias, activations=activations)
+
+
+@pytest.mark.parametrize("activations", ["real", "binary", "int8"])
+def test_cached_kernel_operands_follow_replaced_and_reloaded_buffers(activations):
+    # the layer keeps numpy views of its buffers for the kernels: a stale view would silently
+    # compute with the old weights
+    layer, other = _layer(activations), _layer(activations, seed=1)
+    x = torch.randn(3, 100)
+    with torch.inference_mode():
+        before = layer(x)
+        layer.scale = layer.scale * 2  # a new tensor in the buffer's place
+        doubled = layer(x)
+        layer.load_state_dict(other.state_dict())  # copied into the existing buffers
+        reloaded = layer(x)
+        expected = other(x)
+    bias = _layer(activations).bias
+    assert torch.allclose(doubled - bias, 2 * (before - bias), atol=1e-4)
+    assert torch.allclose(reloaded, expected)
+
+
+def test_packed_layer_without_native_kernels_uses_the_reference():
+    layer = _layer("binary")
+    x = torch.randn(2, 100, requires_grad=True)  # gradients: the kernels do not apply
+    out = layer(x)
+    with torch.inference_mode():
+        native = layer(x.detach())
+    assert out.requires_grad and torch.allclose(out, native, atol=1e-4)
+    weights = layer._native_weights()
+    if weights is not None:
+        assert kernels.run_native("binary_linear_w1a1", x, weights) is None
