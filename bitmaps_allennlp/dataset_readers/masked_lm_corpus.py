@@ -46,7 +46,10 @@ class MaskedLmCorpusReader(DatasetReader):
     # Parameters
 
     model_name : `str`
-        The tokenizer: a Hugging Face checkpoint directory or hub name (BERT WordPiece).
+        The tokenizer: a Hugging Face checkpoint directory or hub name (BERT WordPiece). A
+        relative directory is looked up in the reader's `serialization_dir` first, which is where
+        AllenNLP unpacks an archive: exported packed archives carry their tokenizer as
+        `tokenizer/`, so they load on machines without the original checkpoint.
     max_length : `int`, optional (default = `128`)
         Wordpieces per block, [CLS] and [SEP] included.
     mask_probability : `float`, optional (default = `0.15`)
@@ -83,6 +86,7 @@ class MaskedLmCorpusReader(DatasetReader):
                 "replace_with_mask and replace_with_random must be non-negative and sum to at "
                 f"most 1, got {replace_with_mask} and {replace_with_random}"
             )
+        model_name = _inside_serialization_dir(model_name, kwargs.get("serialization_dir"))
         self._tokenizer = cached_transformers.get_tokenizer(model_name)
         for name in ("cls_token_id", "sep_token_id", "mask_token_id", "unk_token_id"):
             if getattr(self._tokenizer, name) is None:
@@ -208,3 +212,11 @@ class MaskedLmCorpusReader(DatasetReader):
 
     def apply_token_indexers(self, instance: Instance) -> None:
         instance.fields["tokens"].token_indexers = self._token_indexers  # type: ignore
+
+
+def _inside_serialization_dir(model_name: str, serialization_dir: Optional[str]) -> str:
+    if serialization_dir and not os.path.isabs(model_name):
+        candidate = os.path.join(serialization_dir, model_name)
+        if os.path.isdir(candidate):
+            return candidate
+    return model_name

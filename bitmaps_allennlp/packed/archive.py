@@ -12,13 +12,14 @@ from bitmaps_allennlp.packed.export import PartSizes, pack_masked_lm
 from bitmaps_allennlp.packed.file_format import write_packed_model
 
 PACKED_FILE_NAME = "packed_model.safetensors"
+TOKENIZER_DIR = "tokenizer"
 
 
 def export_archive(
     archive_file: Union[str, Path], output_file: Union[str, Path], fp16: bool = False
 ) -> PartSizes:
     """Load a trained `bitmaps_masked_lm` archive, pack it, and write `output_file` (a tar.gz
-    archive of model type `bitmaps_packed_masked_lm`) atomically."""
+    archive of model type `bitmaps_packed_masked_lm`, carrying its tokenizer) atomically."""
     archive = load_archive(str(archive_file))
     packed, sizes = pack_masked_lm(archive.model, fp16=fp16)
     config = archive.config.as_dict(quiet=True)
@@ -30,14 +31,22 @@ def export_archive(
         "top_k": source_model.get("top_k", 5),
     }
     config.pop("trainer", None)
+    tokenizer = getattr(archive.dataset_reader, "_tokenizer", None)
+    for key in ("dataset_reader", "validation_dataset_reader"):
+        if tokenizer is not None and "model_name" in config.get(key, {}):
+            # the reader finds it inside the unpacked archive (MaskedLmCorpusReader)
+            config[key]["model_name"] = TOKENIZER_DIR
     output_file = Path(output_file)
     with tempfile.TemporaryDirectory(dir=output_file.parent) as staging:
         write_packed_model(packed, Path(staging) / PACKED_FILE_NAME)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(os.path.join(staging, TOKENIZER_DIR))
         (Path(staging) / CONFIG_NAME).write_text(json.dumps(config, indent=2))
         archive.model.vocab.save_to_files(os.path.join(staging, "vocabulary"))
         partial = Path(staging) / "model.tar.gz"
         with tarfile.open(partial, "w:gz") as tar:
-            for name in (CONFIG_NAME, PACKED_FILE_NAME, "vocabulary"):
-                tar.add(os.path.join(staging, name), arcname=name)
+            for name in (CONFIG_NAME, PACKED_FILE_NAME, "vocabulary", TOKENIZER_DIR):
+                if os.path.exists(os.path.join(staging, name)):
+                    tar.add(os.path.join(staging, name), arcname=name)
         os.replace(partial, output_file)
     return sizes

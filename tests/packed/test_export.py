@@ -1,3 +1,5 @@
+import tarfile
+
 import pytest
 import torch
 
@@ -209,3 +211,21 @@ def test_what_the_packed_format_cannot_hold_is_refused_naming_the_module(knobs, 
     binarize_bert_encoder(bert, BinarizationSpec.from_options(components, ComponentQuantization(**knobs), attention=attention))
     with pytest.raises(ConfigurationError, match=message):
         pack_bert(bert)
+
+
+def test_packed_archive_carries_its_tokenizer(trained_archives, tiny_bert_dir, corpus_path, tmp_path):
+    # an archive copied to another machine must not need the checkpoint it was trained from
+    output = tmp_path / "packed.tar.gz"
+    export_archive(trained_archives["binary"], output)
+    with tarfile.open(output) as tar:
+        assert "tokenizer/vocab.txt" in tar.getnames()
+    expected = _batch(load_archive(output), corpus_path)["tokens"]["tokens"]["token_ids"]
+    hidden = tiny_bert_dir.with_name(tiny_bert_dir.name + "_moved")
+    tiny_bert_dir.rename(hidden)
+    try:
+        packed = load_archive(output)
+        assert str(tiny_bert_dir) not in packed.dataset_reader._tokenizer.name_or_path
+        got = _batch(packed, corpus_path)["tokens"]["tokens"]["token_ids"]
+    finally:
+        hidden.rename(tiny_bert_dir)
+    assert torch.equal(got, expected)
