@@ -219,8 +219,8 @@ PyObject* lut_weight_layout(PyObject*, PyObject* args) {
   Py_RETURN_NONE;
 }
 
-// W1A8 in one call: quantize each row to int8 (absmax per row), build its lookup tables, then
-// the table-lookup GEMM with the scales and bias in its epilogue.
+// W1A8 in one call: quantize each row to int8 (absmax per row), build its lookup tables when the
+// active path uses them, then the W1A8 GEMM with the scales and bias in its epilogue.
 PyObject* binary_linear_w1a8(PyObject*, PyObject* args) {
   PyObject *x_obj, *w_obj, *alpha_obj, *bias_obj, *out_obj;
   int threads;
@@ -292,7 +292,7 @@ PyMethodDef kMethods[] = {
     {"binary_linear_w1a8", binary_linear_w1a8, METH_VARARGS, "binary_linear_w1a8(x, lut_weight, alpha, bias_or_None, out, threads)"},
     {"isa", isa, METH_NOARGS, "the kernel path in use"},
     {"default_isa", default_isa, METH_NOARGS, "the kernel path chosen for this CPU when none is forced"},
-    {"available_isas", available_isas, METH_NOARGS, "kernel paths this machine can run, best last"},
+    {"available_isas", available_isas, METH_NOARGS, "kernel paths this machine can run, in order of the instruction sets they need"},
     {"set_isa", set_isa, METH_VARARGS, "set_isa(name): use this kernel path"},
     {nullptr, nullptr, 0, nullptr}};
 

@@ -7,7 +7,7 @@
 
 namespace bitmaps {
 
-std::vector<const KernelTable*> available_kernels();  // best last
+std::vector<const KernelTable*> available_kernels();  // scalar first, then by instruction set
 const KernelTable* default_kernels();  // what runs unless set_active_kernels() chose another
 const KernelTable& active_kernels();
 bool set_active_kernels(const std::string& isa);  // false if not available here

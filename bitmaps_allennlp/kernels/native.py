@@ -29,7 +29,8 @@ _warned = False
 
 
 def available_paths() -> List[str]:
-    """Every path this machine can run, `reference` first and the best last."""
+    """Every path this machine can run: `reference`, `scalar`, then by instruction set (`backend()`
+    tells which one `auto` chose)."""
     return ["reference"] + (list(_loaded.available_isas()) if _loaded is not None else [])
 
 
