@@ -18,9 +18,8 @@ def tiny_masked_lm_config(
         "train_data_path": str(train_path),
         "validation_data_path": str(valid_path),
         "vocabulary": {
-            "type": "from_pretrained_transformer",
+            "type": "bitmaps_wordpiece",
             "model_name": str(tiny_bert_dir),
-            "namespace": "tags",
         },
         "model": {
             "type": "bitmaps_masked_lm",

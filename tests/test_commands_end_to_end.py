@@ -65,3 +65,9 @@ def test_train_evaluate_predict(tiny_bert_dir, corpus_path, valid_corpus_path, t
     packed_predictions = [json.loads(line) for line in packed_predictions_file.read_text().splitlines()]
     for got, expected in zip(packed_predictions, predictions):
         assert [m["tokens"] for m in got["predictions"]] == [m["tokens"] for m in expected["predictions"]]
+
+    # an empty evaluation file is an error naming it, not a perplexity of NaN
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n")
+    refused = _allennlp("evaluate", str(packed), str(empty), expect_success=False)
+    assert f"{empty} holds no text" in refused.stderr

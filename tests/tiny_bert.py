@@ -1,11 +1,10 @@
 """Tiny BERT checkpoints written at test time: a WordPiece vocab covering the fixture corpora,
 and randomly initialised weights from a `BertConfig`, so the suite needs no downloads."""
-import json
 import string
 from pathlib import Path
 from typing import Dict, Optional
 
-from transformers import BertConfig, BertForMaskedLM, BertModel
+from transformers import BertConfig, BertForMaskedLM, BertModel, BertTokenizerFast
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -48,9 +47,9 @@ def write_tiny_bert(directory: Path, with_mlm_head: bool = False, seed: Optional
     directory.mkdir(parents=True, exist_ok=True)
     vocab = tiny_vocab()
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    (directory / "tokenizer_config.json").write_text(
-        json.dumps({"do_lower_case": True, "tokenizer_class": "BertTokenizer"})
-    )
+    # saved as `transformers` saves real checkpoints (special tokens as AddedToken entries, as in
+    # all-MiniLM-L6-v2), which is what exposed AllenNLP's non-string OOV token under DDP
+    BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True).save_pretrained(directory)
     if seed is not None:
         torch.manual_seed(seed)
     config = tiny_bert_config(len(vocab))

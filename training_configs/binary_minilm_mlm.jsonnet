@@ -22,7 +22,7 @@ local reader = {
   validation_dataset_reader: reader + { deterministic_masking: true },
   train_data_path: data_dir + "/train.txt",
   validation_data_path: data_dir + "/valid.txt",
-  vocabulary: { type: "from_pretrained_transformer", model_name: encoder, namespace: "tags" },
+  vocabulary: { type: "bitmaps_wordpiece", model_name: encoder },
   model: {
     type: "bitmaps_masked_lm",
     text_field_embedder: {

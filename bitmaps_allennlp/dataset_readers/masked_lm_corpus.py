@@ -1,3 +1,4 @@
+import itertools
 import logging
 import os
 import random
@@ -5,6 +6,8 @@ from typing import Dict, Iterable, Iterator, List, Optional
 
 import numpy as np
 import torch
+
+from transformers import AutoConfig
 
 from allennlp.common import cached_transformers
 from allennlp.common.checks import ConfigurationError
@@ -91,6 +94,7 @@ class MaskedLmCorpusReader(DatasetReader):
         for name in ("cls_token_id", "sep_token_id", "mask_token_id", "unk_token_id"):
             if getattr(self._tokenizer, name) is None:
                 raise ConfigurationError(f"tokenizer of {model_name!r} has no {name[:-3]}")
+        _check_against_encoder(model_name, max_length, len(self._tokenizer))
         self._token_indexers: Dict[str, TokenIndexer] = {
             "tokens": PretrainedTransformerIndexer(model_name, namespace="tags")
         }
@@ -113,23 +117,29 @@ class MaskedLmCorpusReader(DatasetReader):
         local_path = cached_path(file_path)
         if not os.path.isfile(local_path):
             raise ConfigurationError(f"bitmaps_masked_lm_corpus: no such data file: {file_path}")
-        blocks = enumerate(self._blocks(self._wordpiece_ids(local_path)))
-        for block_index, content_ids in self.shard_iterable(blocks):
+        blocks = self._blocks(self._wordpiece_ids(local_path, file_path))
+        # checked before sharding, so every distributed worker and data-loader process agrees:
+        # an empty file would otherwise train for 0 steps or evaluate to a perplexity of NaN
+        first = next(blocks, None)
+        if first is None:
+            raise ConfigurationError(
+                f"bitmaps_masked_lm_corpus: {file_path} holds no text (it is empty or every line is blank)"
+            )
+        for block_index, content_ids in self.shard_iterable(enumerate(itertools.chain([first], blocks))):
             yield self._block_to_instance(block_index, content_ids)
 
-    def _wordpiece_ids(self, path: str) -> Iterator[int]:
+    def _wordpiece_ids(self, path: str, shown_path: str) -> Iterator[int]:
         batch: List[str] = []
-        with open(path, encoding="utf-8") as corpus:
-            for line in corpus:
-                line = line.strip()
-                if not line:
-                    continue
-                if self.unknown_word is not None:
-                    line = line.replace(self.unknown_word, self._tokenizer.unk_token)
-                batch.append(line)
-                if len(batch) == _TOKENIZE_BATCH_LINES:
-                    yield from self._tokenize_lines(batch)
-                    batch = []
+        for line in _text_lines(path, shown_path):
+            line = line.strip()
+            if not line:
+                continue
+            if self.unknown_word is not None:
+                line = line.replace(self.unknown_word, self._tokenizer.unk_token)
+            batch.append(line)
+            if len(batch) == _TOKENIZE_BATCH_LINES:
+                yield from self._tokenize_lines(batch)
+                batch = []
         yield from self._tokenize_lines(batch)
 
     def _tokenize_lines(self, lines: List[str]) -> Iterator[int]:
@@ -220,3 +230,46 @@ def _inside_serialization_dir(model_name: str, serialization_dir: Optional[str])
         if os.path.isdir(candidate):
             return candidate
     return model_name
+
+
+def _text_lines(path: str, shown_path: str) -> Iterator[str]:
+    """The file's lines as text. Read as bytes and decoded line by line, so that a file that is
+    not UTF-8 is reported with its name and the byte offset of the first bad byte (a text-mode
+    `open` would raise a `UnicodeDecodeError` naming neither). A leading byte-order mark is
+    dropped."""
+    offset = 0
+    with open(path, "rb") as corpus:
+        for number, raw in enumerate(corpus, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ConfigurationError(
+                    f"bitmaps_masked_lm_corpus: {shown_path} is not UTF-8 text: byte offset "
+                    f"{offset + error.start} (line {number}) holds {raw[error.start:error.start + 1]!r}"
+                ) from None
+            if number == 1:
+                line = line.removeprefix("\ufeff")
+            offset += len(raw)
+            yield line
+
+
+def _check_against_encoder(model_name: str, max_length: int, tokenizer_size: int) -> None:
+    """Limits of the checkpoint the reader tokenizes for, checked when the config is read rather
+    than at the first batch. A tokenizer-only folder (a packed archive's `tokenizer/`) has no
+    encoder config, and its archive's model checks its own limits."""
+    try:
+        config = AutoConfig.from_pretrained(model_name)
+    except (OSError, ValueError):
+        return
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is not None and max_length > positions:
+        raise ConfigurationError(
+            f"bitmaps_masked_lm_corpus: max_length = {max_length} is longer than the encoder's "
+            f"max_position_embeddings = {positions} ({model_name}); set max_length to at most {positions}"
+        )
+    vocab_size = getattr(config, "vocab_size", None)
+    if vocab_size is not None and tokenizer_size > vocab_size:
+        raise ConfigurationError(
+            f"bitmaps_masked_lm_corpus: the tokenizer of model_name = {model_name} has {tokenizer_size} "
+            f"wordpieces but the encoder's vocab_size is {vocab_size}: ids past it have no embedding"
+        )

@@ -32,7 +32,7 @@ class BinaryMaskedLanguageModel(MaskedLmBase):
 
     vocab : `Vocabulary`
         Must hold the tokenizer's wordpieces in `target_namespace`, in the tokenizer's order:
-        `{"type": "from_pretrained_transformer", "model_name": ..., "namespace": "tags"}`.
+        `{"type": "bitmaps_wordpiece", "model_name": ...}`.
     text_field_embedder : `TextFieldEmbedder`
         A `basic` embedder with one `bitmaps_binary_bert` token embedder.
     target_namespace : `str`, optional (default = `"tags"`)

@@ -47,7 +47,7 @@ class MaskedLmBase(Model):
             raise ConfigurationError(
                 f"vocabulary namespace {self._target_namespace!r} has {namespace_size} entries but "
                 f"the encoder has {config.vocab_size} word embeddings; configure "
-                '"vocabulary": {"type": "from_pretrained_transformer", "model_name": <tokenizer>, '
+                '"vocabulary": {"type": "bitmaps_wordpiece", "model_name": <tokenizer>, '
                 f'"namespace": "{self._target_namespace}"}}'
             )
         self._head = MaskedLmHead(

@@ -7,8 +7,8 @@ from allennlp.data import TextFieldTensors, Vocabulary
 from allennlp.models.model import Model
 
 from bitmaps_allennlp.models.masked_lm_base import MaskedLmBase
-from bitmaps_allennlp.packed.file_format import read_packed_model
-from bitmaps_allennlp.packed.packed_bert import build_packed_bert
+from bitmaps_allennlp.packed.file_format import PackedFormatError, read_packed_model
+from bitmaps_allennlp.packed.packed_bert import HEAD_PREFIX, build_packed_bert
 
 
 @Model.register("bitmaps_packed_masked_lm")
@@ -42,6 +42,13 @@ class PackedMaskedLanguageModel(MaskedLmBase):
         packed = read_packed_model(packed_file)
         self._bert, head_state = build_packed_bert(packed, source=packed_file)
         self._build_head(self._bert.config)
+        expected = {k: v.shape for k, v in self._head.state_dict().items()}
+        found = {k: v.shape for k, v in head_state.items()}
+        if found != expected:
+            raise PackedFormatError(
+                f"{packed_file}: the masked-LM head's tensors {_shapes(found)} do not fit the "
+                f"config, which implies {_shapes(expected)} (under {HEAD_PREFIX!r})"
+            )
         self._head.load_state_dict({k: v.float() for k, v in head_state.items()})
         self.eval()
 
@@ -75,3 +82,7 @@ class PackedMaskedLanguageModel(MaskedLmBase):
             model_params["packed_file"] = os.path.join(serialization_dir, packed_file)
         model = Model.from_params(vocab=vocab, params=model_params, serialization_dir=serialization_dir)
         return model.cuda(cuda_device) if cuda_device >= 0 else model
+
+
+def _shapes(shapes) -> str:
+    return ", ".join(f"{k} {list(v)}" for k, v in sorted(shapes.items())) or "none"

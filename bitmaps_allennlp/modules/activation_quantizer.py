@@ -20,6 +20,7 @@ so inputs above their mean map to alpha).
 from typing import Tuple
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from allennlp.common.checks import ConfigurationError
@@ -87,6 +88,12 @@ class ElasticBinarizer(nn.Module):
         with torch.no_grad():
             x = x.detach().float()
             alpha = x.abs().mean() if self.signed else 2 * x.clamp(min=0).mean()
+            if dist.is_available() and dist.is_initialized():
+                # every DDP worker sees another first batch, and DDP averages gradients only:
+                # the workers start from the mean of their estimates, or their models diverge
+                alpha = alpha.reshape(1)
+                dist.all_reduce(alpha)
+                alpha = alpha / dist.get_world_size()
             self.alpha.fill_(float(alpha.clamp(min=_EPSILON)))
             self.beta.zero_()
             self.initialized.fill_(True)

@@ -1,32 +1,43 @@
 """
 The packed model file: a safetensors file (no pickle) whose metadata carries a versioned header.
 
-metadata keys: `magic` ("bitmaps-packed"), `format_version`, `bit_convention`,
-`linears` (JSON: name -> {"in_features", "out_features"}), `config` (JSON: the BERT config),
-`sha256` (over every tensor's bytes in sorted-name order). Binarized weights are stored as
-uint64 words (`NAME.packed_weight`) and fp32 per-channel scales (`NAME.scale`); everything else as
-it is (fp32 or fp16).
+Layout (safetensors): 8-byte little-endian header length, a JSON header, the tensor bytes. The
+header maps each tensor name to `{"dtype", "shape", "data_offsets"}` and `__metadata__` to:
+`magic` ("bitmaps-packed"), `format_version`, `bit_convention`, `config` (JSON: the BERT
+config), `linears` (JSON: name -> {"in_features", "out_features", "activations"}) and `sha256`.
 
-Reading checks, in order, and says which failed: that the file is complete (header length and
-data offsets within the file size), that it parses, the magic, the version, the bit convention,
-the checksum, and that every packed linear's tensors have the shapes its header entry implies.
+Format 2: `sha256` covers the whole header and the data: the canonical JSON of every other
+metadata field and of the tensor table (names, dtypes, shapes, offsets), then every data byte.
+A header cannot be changed without the checksum noticing (format 1's covered the tensors' names
+and bytes only, so a changed dtype or config value loaded silently). Format 1 files are refused
+with a message to re-export them from their training archive.
+
+Binarized weights are stored as uint64 words (`NAME.packed_weight`) and fp32 per-channel scales
+(`NAME.scale`); everything else as fp32 or fp16.
+
+Reading validates, in this order, and every violation is a `PackedFormatError` naming the field:
+the file's length against the header length; the header's JSON and its structure (metadata
+strings, each tensor's dtype, shape and offsets, tiling the data exactly); magic, version and
+bit convention; the checksum; the config's values; each linear entry against the linears a
+BERT of that config has, with the shapes that config implies; and each tensor's dtype and shape
+against its role. `packed_bert` then checks the remaining tensors against the encoder it builds.
 """
 import hashlib
 import json
+import math
 import os
 import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, List, Tuple, Union
 
 import numpy as np
-from safetensors.numpy import load as load_safetensors
 
 from bitmaps_allennlp.packed.bit_packing import BIT_CONVENTION, words_per_row
 
 MAGIC = "bitmaps-packed"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # how a packed linear's inputs are fed: fp32 (W1A32), mean|x| * sign(x) (XNOR W1A1), or int8
 # absmax per row (W1A8)
 ACTIVATION_MODES = ("real", "binary", "int8")
@@ -39,59 +50,76 @@ class PackedFormatError(ValueError):
 @dataclass
 class PackedModelFile:
     tensors: Dict[str, np.ndarray]
-    linears: Dict[str, Dict[str, int]]
+    linears: Dict[str, Dict[str, Any]]
     config: Dict[str, Any]
-
-
-def _checksum(tensors: Dict[str, np.ndarray]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        digest.update(name.encode())
-        digest.update(np.ascontiguousarray(tensors[name]).tobytes())
-    return digest.hexdigest()
 
 
 _SAFETENSORS_DTYPES = {
     np.dtype(np.float32): "F32",
     np.dtype(np.float16): "F16",
     np.dtype(np.uint64): "U64",
-    np.dtype(np.int64): "I64",
 }
+_NUMPY_DTYPES = {name: dtype.newbyteorder("<") for dtype, name in _SAFETENSORS_DTYPES.items()}
+# the dtype each kind of tensor must have; any other tensor is fp32 or fp16 (`--fp16`)
+_ROLE_DTYPES = {"packed_weight": ("U64",), "scale": ("F32",)}
+_PLAIN_DTYPES = ("F32", "F16")
+_METADATA_KEYS = ("bit_convention", "config", "format_version", "linears", "magic", "sha256")
+
+# BERT config values the packed encoder is built from: each a positive integer
+_CONFIG_SIZES = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+)
+_HIDDEN_ACTS = ("gelu", "gelu_new", "gelu_python", "gelu_pytorch_tanh", "relu", "silu", "swish", "tanh")
+
+
+def _checksum(metadata: Dict[str, str], table: Dict[str, Dict[str, Any]], payload: bytes) -> str:
+    covered = {"metadata": {k: v for k, v in metadata.items() if k != "sha256"}, "tensors": table}
+    digest = hashlib.sha256(json.dumps(covered, sort_keys=True, separators=(",", ":")).encode())
+    digest.update(payload)
+    return digest.hexdigest()
 
 
 def encode_packed_model(packed: PackedModelFile) -> bytes:
-    """The safetensors layout (8-byte little-endian header length, JSON header, tensor bytes),
-    written here rather than by `safetensors.save` because that orders the metadata differently
-    in every process: this encoding is canonical, so the same model gives the same bytes."""
+    """The safetensors layout, written here rather than by `safetensors.save` because that orders
+    the metadata differently in every process: this encoding is canonical, so the same model
+    gives the same bytes."""
     tensors = {}
     for name, array in packed.tensors.items():
         array = np.ascontiguousarray(array)
-        if array.dtype not in _SAFETENSORS_DTYPES:
+        if array.dtype.newbyteorder("=") not in _SAFETENSORS_DTYPES:
             raise PackedFormatError(f"{name}: dtype {array.dtype} cannot be stored")
         tensors[name] = array.astype(array.dtype.newbyteorder("<"), copy=False)
+    # widest items first, so every tensor starts aligned to its own item size
+    order = sorted(tensors, key=lambda name: (-tensors[name].itemsize, name))
+    table: Dict[str, Dict[str, Any]] = {}
+    offset = 0
+    for name in order:
+        nbytes = tensors[name].nbytes
+        table[name] = {
+            "dtype": _SAFETENSORS_DTYPES[tensors[name].dtype.newbyteorder("=")],
+            "shape": list(tensors[name].shape),
+            "data_offsets": [offset, offset + nbytes],
+        }
+        offset += nbytes
+    payload = b"".join(tensors[n].tobytes() for n in order)
     metadata = {
         "bit_convention": BIT_CONVENTION,
         "config": json.dumps(packed.config, sort_keys=True),
         "format_version": str(FORMAT_VERSION),
         "linears": json.dumps(packed.linears, sort_keys=True),
         "magic": MAGIC,
-        "sha256": _checksum(tensors),
     }
-    header: Dict[str, Any] = {"__metadata__": metadata}
-    # widest items first, so every tensor starts aligned to its own item size
-    order = sorted(tensors, key=lambda name: (-tensors[name].itemsize, name))
-    offset = 0
-    for name in order:
-        nbytes = tensors[name].nbytes
-        header[name] = {
-            "dtype": _SAFETENSORS_DTYPES[tensors[name].dtype.newbyteorder("=")],
-            "shape": list(tensors[name].shape),
-            "data_offsets": [offset, offset + nbytes],
-        }
-        offset += nbytes
+    metadata["sha256"] = _checksum(metadata, table, payload)
+    header: Dict[str, Any] = {"__metadata__": metadata, **table}
     encoded = json.dumps(header, separators=(",", ":")).encode()
     encoded += b" " * (-len(encoded) % 8)
-    return b"".join([struct.pack("<Q", len(encoded)), encoded] + [tensors[n].tobytes() for n in order])
+    return struct.pack("<Q", len(encoded)) + encoded + payload
 
 
 def write_packed_model(packed: PackedModelFile, path: Union[str, Path]) -> int:
@@ -124,55 +152,204 @@ def decode_packed_model(data: bytes, source: str = "packed model") -> PackedMode
         header = json.loads(data[8 : 8 + header_len])
     except ValueError as error:
         raise PackedFormatError(f"{source}: header is not valid JSON ({error})") from None
-    metadata = header.pop("__metadata__", None) or {}
-    data_len = max((entry["data_offsets"][1] for entry in header.values()), default=0)
-    if 8 + header_len + data_len > len(data):
+    if not isinstance(header, dict):
+        raise PackedFormatError(f"{source}: header is a JSON {type(header).__name__}, expected an object")
+    metadata = _metadata(header.pop("__metadata__", None), source)
+    table, data_len = _tensor_table(header, source)
+    payload_start = 8 + header_len
+    if payload_start + data_len > len(data):
         raise PackedFormatError(
             f"{source}: truncated (tensors need {data_len} bytes after the header, "
-            f"file has {len(data) - 8 - header_len})"
+            f"file has {len(data) - payload_start})"
         )
-    if metadata.get("magic") != MAGIC:
+    if payload_start + data_len < len(data):
         raise PackedFormatError(
-            f"{source}: not a Bitmaps packed model (magic {metadata.get('magic')!r}, "
-            f"expected {MAGIC!r})"
+            f"{source}: {len(data) - payload_start - data_len} bytes after the last tensor"
         )
-    if metadata.get("format_version") != str(FORMAT_VERSION):
+    _check_identity(metadata, source)
+    if _checksum(metadata, table, data[payload_start:]) != metadata["sha256"]:
+        raise PackedFormatError(f"{source}: checksum mismatch, the file is corrupted or was edited")
+    config = _json_object(metadata, "config", source)
+    _check_config(config, source)
+    linears = _json_object(metadata, "linears", source)
+    _check_linears(linears, config, source)
+    _check_roles(table, linears, source)
+    tensors = {
+        name: np.frombuffer(
+            data,
+            dtype=_NUMPY_DTYPES[entry["dtype"]],
+            count=math.prod(entry["shape"]),
+            offset=payload_start + entry["data_offsets"][0],
+        ).reshape(entry["shape"])
+        for name, entry in table.items()
+    }
+    return PackedModelFile(tensors=tensors, linears=linears, config=config)
+
+
+def _metadata(metadata: Any, source: str) -> Dict[str, str]:
+    if not isinstance(metadata, dict):
+        raise PackedFormatError(f"{source}: header field __metadata__ is missing or not an object")
+    if "format_version" in metadata and metadata["format_version"] == "1":
         raise PackedFormatError(
-            f"{source}: format version {metadata.get('format_version')!r}; this version of "
+            f"{source}: format version 1, whose checksum does not cover the header; re-export it "
+            "with this version (`allennlp bitmaps-export MODEL.tar.gz OUTPUT.tar.gz`)"
+        )
+    for key in _METADATA_KEYS:
+        if not isinstance(metadata.get(key), str):
+            raise PackedFormatError(
+                f"{source}: header field __metadata__.{key} is {_shown(metadata.get(key))}, expected a string"
+            )
+    return metadata
+
+
+def _tensor_table(header: Dict[str, Any], source: str) -> Tuple[Dict[str, Dict[str, Any]], int]:
+    """Each entry's dtype, shape and offsets; together the entries must tile the data exactly
+    (no gaps, no overlaps), as the writer lays them out."""
+    spans: List[Tuple[int, int, str]] = []
+    for name, entry in header.items():
+        field = f"tensor {name!r}"
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            raise PackedFormatError(f"{source}: {field} must be an object with dtype, shape and data_offsets")
+        if entry["dtype"] not in _NUMPY_DTYPES:
+            raise PackedFormatError(
+                f"{source}: {field}.dtype is {_shown(entry['dtype'])}, expected one of {sorted(_NUMPY_DTYPES)}"
+            )
+        shape, offsets = entry["shape"], entry["data_offsets"]
+        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+            raise PackedFormatError(f"{source}: {field}.shape is {_shown(shape)}, expected a list of non-negative integers")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) and o >= 0 for o in offsets)):
+            raise PackedFormatError(f"{source}: {field}.data_offsets is {_shown(offsets)}, expected [start, end]")
+        nbytes = math.prod(shape) * _NUMPY_DTYPES[entry["dtype"]].itemsize
+        if offsets[1] - offsets[0] != nbytes:
+            raise PackedFormatError(
+                f"{source}: {field}.data_offsets {offsets} span {offsets[1] - offsets[0]} bytes, "
+                f"its dtype and shape need {nbytes}"
+            )
+        if offsets[0] % _NUMPY_DTYPES[entry["dtype"]].itemsize:
+            raise PackedFormatError(f"{source}: {field} starts at {offsets[0]}, not aligned to its item size")
+        spans.append((offsets[0], offsets[1], name))
+    end = 0
+    for start, stop, name in sorted(spans):
+        if start != end:
+            raise PackedFormatError(
+                f"{source}: tensor {name!r}.data_offsets start at {start}, expected {end} (gap or overlap)"
+            )
+        end = stop
+    return header, end
+
+
+def _check_identity(metadata: Dict[str, str], source: str) -> None:
+    if metadata["magic"] != MAGIC:
+        raise PackedFormatError(
+            f"{source}: not a Bitmaps packed model (magic {metadata['magic']!r}, expected {MAGIC!r})"
+        )
+    if metadata["format_version"] != str(FORMAT_VERSION):
+        raise PackedFormatError(
+            f"{source}: format version {metadata['format_version']!r}; this version of "
             f"bitmaps_allennlp reads version {FORMAT_VERSION}"
         )
-    if metadata.get("bit_convention") != BIT_CONVENTION:
+    if metadata["bit_convention"] != BIT_CONVENTION:
         raise PackedFormatError(
-            f"{source}: bit convention {metadata.get('bit_convention')!r}, expected {BIT_CONVENTION!r}"
+            f"{source}: bit convention {metadata['bit_convention']!r}, expected {BIT_CONVENTION!r}"
         )
+
+
+def _json_object(metadata: Dict[str, str], key: str, source: str) -> Dict[str, Any]:
     try:
-        tensors = dict(load_safetensors(data))
-    except Exception as error:  # safetensors raises its own error types for malformed files
-        raise PackedFormatError(f"{source}: tensors do not parse ({error})") from None
-    if _checksum(tensors) != metadata.get("sha256"):
-        raise PackedFormatError(f"{source}: checksum mismatch, the file is corrupted")
-    packed = PackedModelFile(
-        tensors=tensors, linears=json.loads(metadata["linears"]), config=json.loads(metadata["config"])
-    )
-    _check_linear_shapes(packed, source)
-    return packed
+        value = json.loads(metadata[key])
+    except ValueError as error:
+        raise PackedFormatError(f"{source}: header field __metadata__.{key} is not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise PackedFormatError(f"{source}: header field __metadata__.{key} is {_shown(value)}, expected a JSON object")
+    return value
 
 
-def _check_linear_shapes(packed: PackedModelFile, source: str) -> None:
-    for name, shape in packed.linears.items():
-        if shape.get("activations", "real") not in ACTIVATION_MODES:
+def _check_config(config: Dict[str, Any], source: str) -> None:
+    for key in _CONFIG_SIZES:
+        if not (_is_int(config.get(key)) and config[key] > 0):
+            raise PackedFormatError(f"{source}: config.{key} is {_shown(config.get(key))}, expected a positive integer")
+    if config["hidden_size"] % config["num_attention_heads"]:
+        raise PackedFormatError(
+            f"{source}: config.hidden_size {config['hidden_size']} is not a multiple of "
+            f"config.num_attention_heads {config['num_attention_heads']}"
+        )
+    eps = config.get("layer_norm_eps")
+    if not (isinstance(eps, (int, float)) and not isinstance(eps, bool) and 0 < eps < 1):
+        raise PackedFormatError(f"{source}: config.layer_norm_eps is {_shown(eps)}, expected a number in (0, 1)")
+    if config.get("hidden_act") not in _HIDDEN_ACTS:
+        raise PackedFormatError(
+            f"{source}: config.hidden_act is {_shown(config.get('hidden_act'))}, expected one of {list(_HIDDEN_ACTS)}"
+        )
+    if config.get("model_type", "bert") != "bert":
+        raise PackedFormatError(f"{source}: config.model_type is {_shown(config.get('model_type'))}, expected 'bert'")
+
+
+def expected_linears(config: Dict[str, Any]) -> Dict[str, Tuple[int, int]]:
+    """Every linear a packed BERT encoder of this config may hold: name -> (in, out) features."""
+    hidden, inner = config["hidden_size"], config["intermediate_size"]
+    shapes = {
+        "attention.self.query": (hidden, hidden),
+        "attention.self.key": (hidden, hidden),
+        "attention.self.value": (hidden, hidden),
+        "attention.output.dense": (hidden, hidden),
+        "intermediate.dense": (hidden, inner),
+        "output.dense": (inner, hidden),
+    }
+    return {
+        f"encoder.layer.{layer}.{name}": shape
+        for layer in range(config["num_hidden_layers"])
+        for name, shape in shapes.items()
+    }
+
+
+def _check_linears(linears: Dict[str, Any], config: Dict[str, Any], source: str) -> None:
+    if not linears:
+        raise PackedFormatError(f"{source}: header field linears is empty; a packed model has binarized linears")
+    possible = expected_linears(config)
+    for name, entry in linears.items():
+        field = f"linears.{name}"
+        if name not in possible:
             raise PackedFormatError(
-                f"{source}: {name} has activations {shape.get('activations')!r}, expected one of {list(ACTIVATION_MODES)}"
+                f"{source}: {field} is not a linear of a {config['num_hidden_layers']}-layer BERT "
+                "(expected encoder.layer.<i>.attention.self.query, ... .output.dense)"
             )
+        if not isinstance(entry, dict) or set(entry) - {"in_features", "out_features", "activations"}:
+            raise PackedFormatError(f"{source}: {field} must be an object with in_features, out_features, activations")
+        shape = (entry.get("in_features"), entry.get("out_features"))
+        if shape != possible[name] or not all(_is_int(d) for d in shape):
+            raise PackedFormatError(
+                f"{source}: {field} has (in_features, out_features) = {_shown(shape)}, the config implies {possible[name]}"
+            )
+        if entry.get("activations", "real") not in ACTIVATION_MODES:
+            raise PackedFormatError(
+                f"{source}: {field}.activations is {_shown(entry.get('activations'))}, expected one of {list(ACTIVATION_MODES)}"
+            )
+
+
+def _check_roles(table: Dict[str, Dict[str, Any]], linears: Dict[str, Any], source: str) -> None:
+    for name, entry in linears.items():
         expected = {
-            f"{name}.packed_weight": (shape["out_features"], words_per_row(shape["in_features"])),
-            f"{name}.scale": (shape["out_features"],),
+            f"{name}.packed_weight": [entry["out_features"], words_per_row(entry["in_features"])],
+            f"{name}.scale": [entry["out_features"]],
         }
         for key, dims in expected.items():
-            tensor = packed.tensors.get(key)
-            if tensor is None or tuple(tensor.shape) != dims:
-                found = None if tensor is None else tuple(tensor.shape)
-                raise PackedFormatError(f"{source}: {key} has shape {found}, expected {dims}")
+            if key not in table or table[key]["shape"] != dims:
+                found = table[key]["shape"] if key in table else None
+                raise PackedFormatError(f"{source}: tensor {key!r} has shape {found}, expected {dims}")
+    for key, entry in table.items():
+        module, _, role = key.rpartition(".")
+        allowed = _ROLE_DTYPES.get(role, _PLAIN_DTYPES) if module in linears else _PLAIN_DTYPES
+        if entry["dtype"] not in allowed:
+            raise PackedFormatError(f"{source}: tensor {key!r}.dtype is {entry['dtype']!r}, expected one of {list(allowed)}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def read_packed_model(path: Union[str, Path]) -> PackedModelFile:

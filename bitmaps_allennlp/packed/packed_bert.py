@@ -46,13 +46,18 @@ def build_packed_bert(
             ),
         )
     head = {k[len(HEAD_PREFIX) :]: tensors.pop(k) for k in list(tensors) if k.startswith(HEAD_PREFIX)}
-    expected = {k for k in bert.state_dict() if not _is_packed_buffer(k, packed.linears)}
-    missing, unexpected = expected - set(tensors), set(tensors) - expected
+    expected = {k: v.shape for k, v in bert.state_dict().items() if not _is_packed_buffer(k, packed.linears)}
+    missing, unexpected = set(expected) - set(tensors), set(tensors) - set(expected)
     if missing or unexpected:
         raise PackedFormatError(
             f"{source}: tensors do not match the BERT config "
             f"(missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})"
         )
+    for key, shape in expected.items():
+        if tensors[key].shape != shape:
+            raise PackedFormatError(
+                f"{source}: tensor {key!r} has shape {list(tensors[key].shape)}, the config implies {list(shape)}"
+            )
     bert.load_state_dict(tensors, strict=False, assign=True)
     _materialize_position_buffers(bert, config)
     if any(t.is_meta for t in list(bert.parameters()) + list(bert.buffers())):

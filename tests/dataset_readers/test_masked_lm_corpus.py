@@ -133,3 +133,48 @@ def test_multiprocess_workers_read_each_block_once(tiny_bert_dir, corpus_path):
     loader.index_with(Vocabulary.from_pretrained_transformer(str(tiny_bert_dir), namespace="tags"))
     seen = sorted(tuple(_arrays(i)[2].tolist()) for i in loader.iter_instances())
     assert seen == whole
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n   \n\t\n"], ids=["empty", "blank-lines"])
+def test_a_file_without_text_is_refused_naming_it(tiny_bert_dir, tmp_path, content):
+    path = tmp_path / "empty.txt"
+    path.write_bytes(content)
+    with pytest.raises(ConfigurationError, match=f"{path} holds no text"):
+        list(_reader(tiny_bert_dir).read(str(path)))
+
+
+def test_a_file_that_is_not_utf8_is_refused_naming_it_and_the_offset(tiny_bert_dir, tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("the cat\nthe caf\xe9 is open\n".encode("latin-1"))
+    with pytest.raises(ConfigurationError, match=f"{path} is not UTF-8 text: byte offset 15 \\(line 2\\)"):
+        list(_reader(tiny_bert_dir).read(str(path)))
+
+
+def test_a_byte_order_mark_is_dropped(tiny_bert_dir, tmp_path):
+    plain, marked = tmp_path / "plain.txt", tmp_path / "bom.txt"
+    plain.write_text("the capital of france is paris .\n", encoding="utf-8")
+    marked.write_text("the capital of france is paris .\n", encoding="utf-8-sig")
+    reader = _reader(tiny_bert_dir, deterministic_masking=True)
+    assert [_arrays(i)[2].tolist() for i in reader.read(str(plain))] == [
+        _arrays(i)[2].tolist() for i in reader.read(str(marked))
+    ]
+
+
+def test_max_length_longer_than_the_positions_is_refused_when_built(tiny_bert_dir):
+    # the tiny BERT has 64 positions
+    with pytest.raises(ConfigurationError, match="max_length = 65 is longer than the encoder's max_position_embeddings = 64"):
+        MaskedLmCorpusReader(model_name=str(tiny_bert_dir), max_length=65)
+    MaskedLmCorpusReader(model_name=str(tiny_bert_dir), max_length=64)
+
+
+def test_a_tokenizer_larger_than_the_encoder_vocabulary_is_refused(tiny_bert_dir, tmp_path):
+    import json
+    import shutil
+
+    small = tmp_path / "small_vocab_bert"
+    shutil.copytree(tiny_bert_dir, small)
+    config = json.loads((small / "config.json").read_text())
+    config["vocab_size"] = 10
+    (small / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigurationError, match="wordpieces but the encoder's vocab_size is 10"):
+        MaskedLmCorpusReader(model_name=str(small), max_length=16)

@@ -101,7 +101,7 @@ class TestBinaryMaskedLanguageModel(ModelTestCase):
 
     def test_vocabulary_mismatch_is_explained(self):
         config = tiny_masked_lm_config(self.tiny_bert_dir, self.corpus_path, self.valid_corpus_path)
-        with pytest.raises(ConfigurationError, match="from_pretrained_transformer"):
+        with pytest.raises(ConfigurationError, match="bitmaps_wordpiece"):
             Model.from_params(vocab=Vocabulary(), params=Params(config["model"]))
 
     def test_archive_restore_does_not_reload_the_checkpoint(self, monkeypatch):

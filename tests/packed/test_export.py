@@ -125,11 +125,11 @@ def test_binary_activation_mode_round_trips_and_runs_xnor_net():
 
 def test_unknown_activation_mode_is_refused():
     from bitmaps_allennlp.packed.file_format import PackedFormatError, decode_packed_model, encode_packed_model
-    from tests.packed.test_file_format import _small
+    from tests.packed.test_file_format import LINEAR, _small
 
     packed = _small()
-    packed.linears["layer"]["activations"] = "ternary"
-    with pytest.raises(PackedFormatError, match="activations 'ternary'"):
+    packed.linears[LINEAR]["activations"] = "ternary"
+    with pytest.raises(PackedFormatError, match="activations is 'ternary'"):
         decode_packed_model(encode_packed_model(packed))
 
 

@@ -16,7 +16,7 @@
     validation_dataset_reader: reader + { deterministic_masking: true },
     train_data_path: $.data_dir + "/train.txt",
     validation_data_path: $.data_dir + "/valid.txt",
-    vocabulary: { type: "from_pretrained_transformer", model_name: encoder, namespace: "tags" },
+    vocabulary: { type: "bitmaps_wordpiece", model_name: encoder },
     model: {
       type: "bitmaps_distilled_masked_lm",
       teacher: $.teacher,

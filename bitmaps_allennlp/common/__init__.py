@@ -1,0 +1,1 @@
+from bitmaps_allennlp.common.safe_tar import UnsafeArchiveMember, install_safe_extraction, safe_extraction_filter

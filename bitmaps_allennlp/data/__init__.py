@@ -1,0 +1,1 @@
+from bitmaps_allennlp.data.wordpiece_vocabulary import WordpieceVocabulary
