@@ -77,12 +77,23 @@ class PackedMaskedLanguageModel(MaskedLmBase):
             vocab_params.get("oov_token"),
         )
         model_params = config.get("model")
-        packed_file = model_params["packed_file"]
-        if not os.path.isabs(packed_file):
-            model_params["packed_file"] = os.path.join(serialization_dir, packed_file)
+        model_params["packed_file"] = _inside_archive(model_params["packed_file"], serialization_dir)
         model = Model.from_params(vocab=vocab, params=model_params, serialization_dir=serialization_dir)
         return model.cuda(cuda_device) if cuda_device >= 0 else model
 
 
 def _shapes(shapes) -> str:
     return ", ".join(f"{k} {list(v)}" for k, v in sorted(shapes.items())) or "none"
+
+
+def _inside_archive(packed_file: str, serialization_dir: str) -> str:
+    """An archive's model reads its packed file from inside the archive only: a config naming an
+    absolute path or one that climbs out would make loading a downloaded archive read (and, in
+    error messages, describe) an arbitrary file of the user's."""
+    folder = os.path.realpath(serialization_dir)
+    path = os.path.realpath(os.path.join(folder, packed_file))
+    if os.path.isabs(packed_file) or os.path.commonpath([folder, path]) != folder:
+        raise PackedFormatError(
+            f"model.packed_file = {packed_file!r} in the archive's config is not a file inside the archive"
+        )
+    return path

@@ -229,3 +229,21 @@ def test_packed_archive_carries_its_tokenizer(trained_archives, tiny_bert_dir, c
     finally:
         hidden.rename(tiny_bert_dir)
     assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("packed_file", ["/etc/hostname", "../outside.safetensors", "tokenizer/../../x"])
+def test_a_packed_archive_reads_its_packed_file_from_inside_only(packed_file, trained_archives, tmp_path):
+    import json
+
+    from bitmaps_allennlp.packed.file_format import PackedFormatError
+
+    output = tmp_path / "packed.tar.gz"
+    export_archive(trained_archives["binary"], output)
+    unpacked = tmp_path / "unpacked"
+    with tarfile.open(output) as tar:
+        tar.extractall(unpacked)
+    config = json.loads((unpacked / "config.json").read_text())
+    config["model"]["packed_file"] = packed_file
+    (unpacked / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PackedFormatError, match="is not a file inside the archive"):
+        load_archive(str(unpacked))

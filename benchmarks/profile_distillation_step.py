@@ -1,0 +1,168 @@
+"""
+Where one distillation step's time goes, on this machine's CPU (issue: training throughput).
+
+Builds a recipe's student exactly as its config does (`training_configs/<recipe>.jsonnet`), with
+the real encoder (all-MiniLM-L6-v2) and a teacher of the teacher's shape (the same encoder plus
+an MLM head, written to a temporary folder, since the trained teacher archive is not committed),
+reads batches of the recipe's size from WikiText-2 train, and times each phase of a training
+step: reading and indexing a batch, the teacher's forward, the student's forward and losses,
+the backward pass, gradient clipping and the optimizer step. Then one step under torch's
+profiler lists the top operators. Prints a table and writes JSON.
+
+    python benchmarks/profile_distillation_step.py --recipe bit_stage1_w1a8 --steps 6
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _teacher_checkpoint(encoder: str, folder: Path) -> str:
+    from transformers import AutoTokenizer, BertForMaskedLM
+
+    model = BertForMaskedLM.from_pretrained(encoder)  # the encoder's weights, a new MLM head
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(encoder).save_pretrained(folder)
+    return str(folder)
+
+
+def _build(recipe: str, teacher: str, batch_size: int):
+    import bitmaps_allennlp  # noqa: F401
+    from allennlp.common import Params
+    from allennlp.data import DatasetReader, Vocabulary
+    from allennlp.models import Model
+
+    config = Params.from_file(str(REPO / "training_configs" / f"{recipe}.jsonnet")).as_dict(quiet=True)
+    model_params = config["model"]
+    model_params.pop("initializer", None)  # starts from the encoder's weights (same compute)
+    if "teacher" in model_params:
+        model_params["teacher"] = teacher
+    vocab = Vocabulary.from_params(Params(config["vocabulary"]))
+    model = Model.from_params(vocab=vocab, params=Params(model_params))
+    reader = DatasetReader.from_params(Params(config["dataset_reader"]))
+    batch_size = batch_size or config["data_loader"]["batch_size"]
+    return config, model, reader, vocab, batch_size
+
+
+def _batches(reader, vocab, path: str, batch_size: int):
+    from allennlp.data import Batch
+
+    block = []
+    for instance in reader.read(path):
+        reader.apply_token_indexers(instance)
+        block.append(instance)
+        if len(block) == batch_size:
+            batch = Batch(block)
+            batch.index_instances(vocab)
+            yield batch.as_tensor_dict()
+            block = []
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", default="bit_stage1_w1a8")
+    parser.add_argument("--steps", type=int, default=6, help="timed steps (after 2 warm-up steps)")
+    parser.add_argument("--batch-size", type=int, default=0, help="blocks per step (default: the recipe's)")
+    parser.add_argument("--data", default=str(REPO / ".." / "shared" / "data" / "wikitext-2" / "train.txt"))
+    parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "distillation_step.json"))
+    parser.add_argument("--label", default="", help="a name for this measurement in the JSON")
+    args = parser.parse_args()
+
+    encoder = str(REPO / ".." / "shared" / "data" / "models" / "all-MiniLM-L6-v2")
+    with tempfile.TemporaryDirectory() as folder:
+        teacher = _teacher_checkpoint(encoder, Path(folder) / "teacher")
+        config, model, reader, vocab, batch_size = _build(args.recipe, teacher, args.batch_size)
+        model.train()
+        trainer = config["trainer"]
+        optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=trainer["optimizer"]["lr"], weight_decay=0.0
+        )
+        batches = _batches(reader, vocab, args.data, batch_size)
+        phases = {name: [] for name in ("data", "teacher", "student_and_losses", "backward", "clip_and_optimizer", "step")}
+        for step in range(args.steps + 2):
+            step_start = time.perf_counter()
+            batch, data_s = _timed(lambda: next(batches))
+            tokens = batch["tokens"]["tokens"]
+            masked = batch["masked_positions"].bool()
+            record = bool({"attention", "direction"} & set(model._loss_weights))
+            teacher_out, teacher_s = _timed(
+                lambda: model._teacher_outputs(tokens["token_ids"], tokens["mask"], tokens.get("type_ids"), masked, record)
+            )
+
+            def student():
+                internals = model._encoder.encode_with_internals(
+                    tokens["token_ids"], tokens["mask"], tokens.get("type_ids"), record_attention=record
+                )
+                logits = model._head(internals.hidden_states[-1][masked], model.word_embeddings)
+                terms = model._loss_terms(internals, logits, teacher_out, tokens["mask"], masked, batch["target_ids"])
+                return sum(model._loss_weights[name] * value for name, value in terms.items())
+
+            loss, student_s = _timed(student)
+            _, backward_s = _timed(loss.backward)
+
+            def update():
+                torch.nn.utils.clip_grad_norm_(model.parameters(), trainer.get("grad_norm", 1.0))
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+
+            _, update_s = _timed(update)
+            if step >= 2:
+                for name, value in zip(phases, (data_s, teacher_s, student_s, backward_s, update_s, time.perf_counter() - step_start)):
+                    phases[name].append(value)
+
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+            batch = next(batches)
+            model(**batch)["loss"].backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        top = profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=18)
+
+    medians = {name: statistics.median(values) for name, values in phases.items()}
+    print(f"recipe {args.recipe}, {batch_size} blocks of {config['dataset_reader']['max_length']}, "
+          f"torch threads {torch.get_num_threads()}, {args.steps} steps")
+    for name, value in medians.items():
+        spread = (min(phases[name]), max(phases[name]))
+        print(f"  {name:<20} {value * 1000:9.1f} ms  (min {spread[0] * 1000:.1f}, max {spread[1] * 1000:.1f})")
+    print(top)
+    record = {
+        "label": args.label,
+        "recipe": args.recipe,
+        "blocks_per_step": batch_size,
+        "block_length": config["dataset_reader"]["max_length"],
+        "torch_threads": torch.get_num_threads(),
+        "steps": args.steps,
+        "median_ms": {name: round(value * 1000, 1) for name, value in medians.items()},
+        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
+    }
+    output = Path(args.output)
+    previous = json.loads(output.read_text()) if output.is_file() else []
+    output.write_text(json.dumps(previous + [record], indent=2) + "\n")
+    print(f"appended to {output}")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    main()
