@@ -12,6 +12,7 @@ profiler lists the top operators. Prints a table and writes JSON.
     python benchmarks/profile_distillation_step.py --recipe bit_stage1_w1a8 --steps 6
 """
 import argparse
+import copy
 import json
 import os
 import platform
@@ -45,9 +46,10 @@ def _build(recipe: str, teacher: str, batch_size: int):
     model_params.pop("initializer", None)  # starts from the encoder's weights (same compute)
     if "teacher" in model_params:
         model_params["teacher"] = teacher
-    vocab = Vocabulary.from_params(Params(config["vocabulary"]))
-    model = Model.from_params(vocab=vocab, params=Params(model_params))
-    reader = DatasetReader.from_params(Params(config["dataset_reader"]))
+    # from_params consumes the dicts it is given
+    vocab = Vocabulary.from_params(Params(copy.deepcopy(config["vocabulary"])))
+    model = Model.from_params(vocab=vocab, params=Params(copy.deepcopy(model_params)))
+    reader = DatasetReader.from_params(Params(copy.deepcopy(config["dataset_reader"])))
     batch_size = batch_size or config["data_loader"]["batch_size"]
     return config, model, reader, vocab, batch_size
 

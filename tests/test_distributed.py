@@ -17,11 +17,20 @@ from bitmaps_allennlp.modules.activation_quantizer import ElasticBinarizer
 from tests.test_training_configs import CONFIG_DIR, _redirect_pretrained_initializers, _tiny
 
 
-@pytest.mark.parametrize("name", ["demo_binary_bert_mlm", "bit_stage2_w1a1"])
+# the demo and one distillation recipe (a teacher, data-initialised quantizers, a pretrained
+# initializer) run in `make test`; the other configs, ~10 s each, with `make test-all`
+FAST = ("demo_binary_bert_mlm", "bit_stage2_w1a1")
+CONFIGS = sorted(CONFIG_DIR.glob("*.jsonnet"), key=lambda p: (p.stem not in FAST, p.stem))
+
+
+@pytest.mark.parametrize(
+    "config_path",
+    [pytest.param(p, id=p.stem, marks=() if p.stem in FAST else pytest.mark.slow) for p in CONFIGS],
+)
 def test_config_trains_on_two_cpu_workers_and_evaluates(
-    name, tiny_bert_dir, tiny_bert_with_head_dir, corpus_path, valid_corpus_path, tmp_path
+    config_path, tiny_bert_dir, tiny_bert_with_head_dir, corpus_path, valid_corpus_path, tmp_path
 ):
-    config = Params.from_file(str(CONFIG_DIR / f"{name}.jsonnet")).as_dict(quiet=True)
+    config = Params.from_file(str(config_path)).as_dict(quiet=True)
     config = _tiny(config, tiny_bert_dir, tiny_bert_with_head_dir, corpus_path, valid_corpus_path)
     _redirect_pretrained_initializers(config, tmp_path)
     config["trainer"].pop("cuda_device")
