@@ -56,8 +56,8 @@ def write_packed_files(directory: Path) -> None:
 
     bert, _ = build("fp32")
     binarize_bert_encoder(bert)
-    for variant, activations in (("packed_w1a32", "real"), ("packed_w1a8", "int8"), ("packed_w1a1", "binary")):
-        write_packed_model(pack_bert(bert, activations=activations)[0], directory / f"{variant}.safetensors")
+    for scheme in ("w1a32", "w1a8", "w1a1"):
+        write_packed_model(pack_bert(bert, scheme=scheme)[0], directory / f"packed_{scheme}.safetensors")
 
 
 def load_packed(path: Path):

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import median_seconds  # noqa: E402
 
 from bitmaps_allennlp import kernels  # noqa: E402
-from bitmaps_allennlp.packed.bit_packing import pack_signs  # noqa: E402
+from bitmaps_allennlp.quantization.bit_packing import pack_signs  # noqa: E402
 from bitmaps_allennlp.packed.packed_linear import PackedBinaryLinear  # noqa: E402
 
 SHAPES = [(768, 768), (768, 3072), (3072, 768)]  # (K in, N out)
@@ -40,8 +40,8 @@ def layer_functions(k: int, n: int):
     scale = linear.weight.detach().abs().mean(1)
     bias = linear.bias.detach()
     layers = {
-        name: PackedBinaryLinear(k, n, packed, scale, bias, activations=mode)
-        for name, mode in (("w1a32", "real"), ("w1a8", "int8"), ("w1a1", "binary"))
+        name: PackedBinaryLinear(k, n, packed, scale, bias, scheme=name)
+        for name in ("w1a32", "w1a8", "w1a1")
     }
     return {"fp32": linear, "int8_dynamic": int8, **layers}
 

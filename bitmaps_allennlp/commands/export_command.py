@@ -4,7 +4,7 @@ from pathlib import Path
 
 from allennlp.commands.subcommand import Subcommand
 
-from bitmaps_allennlp.packed.archive import export_archive
+from bitmaps_allennlp.commands.packed_archive import export_archive
 from bitmaps_allennlp.packed.export import PartSizes
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ class Buffer {
   ~Buffer() {
     if (held_) PyBuffer_Release(&view_);
   }
-  // kind: 'f' float32, 'u' uint64, 'i' int32, 'B' uint8
+  // kind: 'f' float32, 'u' uint64, 'i' int32, 'B' uint8, 'b' int8
   bool get(PyObject* obj, const char* name, char kind, int ndim, bool writable) {
     const int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     if (PyObject_GetBuffer(obj, &view_, flags) != 0) {
@@ -34,9 +34,10 @@ class Buffer {
     const bool ok = (kind == 'f' && view_.itemsize == 4 && std::strcmp(format, "f") == 0) ||
                     (kind == 'u' && view_.itemsize == 8 && (std::strcmp(format, "Q") == 0 || std::strcmp(format, "L") == 0)) ||
                     (kind == 'i' && view_.itemsize == 4 && (std::strcmp(format, "i") == 0 || std::strcmp(format, "l") == 0)) ||
-                    (kind == 'B' && view_.itemsize == 1 && std::strcmp(format, "B") == 0);
+                    (kind == 'B' && view_.itemsize == 1 && std::strcmp(format, "B") == 0) ||
+                    (kind == 'b' && view_.itemsize == 1 && std::strcmp(format, "b") == 0);
     if (!ok) {
-      const char* expected = kind == 'f' ? "float32" : kind == 'u' ? "uint64" : kind == 'i' ? "int32" : "uint8";
+      const char* expected = kind == 'f' ? "float32" : kind == 'u' ? "uint64" : kind == 'i' ? "int32" : kind == 'B' ? "uint8" : "int8";
       PyErr_Format(PyExc_TypeError, "%s must hold %s values (buffer format '%s')", name, expected, view_.format);
       return false;
     }
@@ -260,6 +261,27 @@ PyObject* binary_linear_w1a8(PyObject*, PyObject* args) {
   Py_RETURN_NONE;
 }
 
+// The active path's int8 quantizer alone, so tests can hold every path to the one definition
+// (bitmaps_allennlp/quantization/int8.py): q (m, k) and each row's step = 1 / scale.
+PyObject* quantize_int8_rows(PyObject*, PyObject* args) {
+  PyObject *x_obj, *q_obj, *step_obj;
+  if (!PyArg_ParseTuple(args, "OOO", &x_obj, &q_obj, &step_obj)) return nullptr;
+  Buffer x, q, step;
+  if (!x.get(x_obj, "x", 'f', 2, false) || !q.get(q_obj, "q", 'b', 2, true) || !step.get(step_obj, "step", 'f', 1, true))
+    return nullptr;
+  const int64_t m = x.dim(0), k = x.dim(1);
+  if (!check(k > 0, "x must have at least one column") ||
+      !check(q.dim(0) == m && q.dim(1) == k, "q has shape " + shape(q, 2) + ", expected the shape of x") ||
+      !check(step.dim(0) == m, "step must have one entry per row of x"))
+    return nullptr;
+  const int64_t stride = bitmaps::lut_groups(k) * 4;  // the kernels' padded row
+  std::vector<int8_t> padded(static_cast<size_t>(m * stride));
+  std::vector<int32_t> rowsum(static_cast<size_t>(m));
+  bitmaps::active_kernels().quantize_rows_int8(x.data<float>(), m, k, k, padded.data(), step.data<float>(), rowsum.data());
+  for (int64_t r = 0; r < m; ++r) std::memcpy(q.data<int8_t>() + r * k, padded.data() + r * stride, static_cast<size_t>(k));
+  Py_RETURN_NONE;
+}
+
 PyObject* isa(PyObject*, PyObject*) { return PyUnicode_FromString(bitmaps::active_kernels().isa); }
 
 PyObject* default_isa(PyObject*, PyObject*) { return PyUnicode_FromString(bitmaps::default_kernels()->isa); }
@@ -290,6 +312,7 @@ PyMethodDef kMethods[] = {
     {"binary_weight_linear", binary_weight_linear, METH_VARARGS, "binary_weight_linear(x, weight, alpha, bias_or_None, out, threads)"},
     {"lut_weight_layout", lut_weight_layout, METH_VARARGS, "lut_weight_layout(weight, k, out): W1A8 weight layout"},
     {"binary_linear_w1a8", binary_linear_w1a8, METH_VARARGS, "binary_linear_w1a8(x, lut_weight, alpha, bias_or_None, out, threads)"},
+    {"quantize_int8_rows", quantize_int8_rows, METH_VARARGS, "quantize_int8_rows(x, q_out, step_out): the active path's int8 quantizer"},
     {"isa", isa, METH_NOARGS, "the kernel path in use"},
     {"default_isa", default_isa, METH_NOARGS, "the kernel path chosen for this CPU when none is forced"},
     {"available_isas", available_isas, METH_NOARGS, "kernel paths this machine can run, in order of the instruction sets they need"},

@@ -16,7 +16,8 @@ void quantize_rows_int8(const float* x, int64_t rows, int64_t k, int64_t ldx, in
     const float* row = x + r * ldx;
     float absmax = 0.f;
     for (int64_t c = 0; c < k; ++c) absmax = std::max(absmax, std::fabs(row[c]));
-    // as the training quantizer: scale = 127 / max(absmax, 1e-5), both in float32
+    // bitmaps_allennlp/quantization/int8.py defines it: scale = 127 / max(absmax, 1e-5) and
+    // step = 1 / scale, each one float32 division; q = round half to even of x * scale
     const float scale = 127.0f / std::max(absmax, 1e-5f);
     int8_t* out = q + r * padded;
     int32_t total = 0;

@@ -20,7 +20,8 @@ namespace bitmaps {
 inline int64_t lut_groups(int64_t k) { return words_per_row(k) * 16; }
 inline int64_t lut_column_blocks(int64_t n) { return (n + 31) / 32; }
 
-// q: rows x (words * 64) int8 (padding zeroed); inv_scale = max|x| / 127; rowsum = sum of q.
+// Absmax int8 per row as bitmaps_allennlp/quantization/int8.py defines it. q: rows x (words * 64)
+// int8 (padding zeroed); inv_scale = 1 / scale (the `step`), rowsum = sum of q.
 void quantize_rows_int8(const float* x, int64_t rows, int64_t k, int64_t ldx, int8_t* q,
                         float* inv_scale, int32_t* rowsum);
 // luts: rows x groups x 32 bytes, from q (rows x groups * 4).

@@ -1,6 +1,6 @@
 // Raw-pointer 1-bit kernels. No Python, no torch: callers pass pointers and sizes.
 //
-// Bit layout (bitmaps_allennlp/packed/bit_packing.py): bit 1 means -1, bit 0 means +1; value k
+// Bit layout (bitmaps_allennlp/quantization/bit_packing.py): bit 1 means -1, bit 0 means +1; value k
 // of a row sits at bit k % 64 of word k / 64; rows are padded with zero bits to whole words.
 // Padding bits are equal in both operands, so an XNOR dot product is k - 2 * popcount(a ^ b)
 // with the true k.

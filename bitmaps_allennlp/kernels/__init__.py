@@ -10,8 +10,9 @@ import torch
 
 from bitmaps_allennlp.kernels import reference
 from bitmaps_allennlp.kernels.native import available_paths, backend, native_module, select
-from bitmaps_allennlp.packed.bit_packing import pack_signs as reference_pack_signs
-from bitmaps_allennlp.packed.bit_packing import words_per_row
+from bitmaps_allennlp.quantization.bit_packing import pack_signs as reference_pack_signs
+from bitmaps_allennlp.quantization.bit_packing import words_per_row
+from bitmaps_allennlp.quantization.int8 import quantize_int8_rows as reference_quantize_int8_rows
 
 
 def _native_for(*tensors: torch.Tensor):
@@ -42,6 +43,18 @@ def pack_signs(values: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def quantize_int8_rows(inputs: torch.Tensor) -> "tuple[torch.Tensor, torch.Tensor]":
+    """`(rows, K)` float32 -> the int8 levels `q` (as float32) and each row's `step`, shape
+    `(rows, 1)`, computed by the selected path's quantizer (`quantization.int8` defines it)."""
+    native = _native_for(inputs)
+    if native is None or inputs.dtype != torch.float32 or inputs.dim() != 2 or inputs.size(1) == 0:
+        return reference_quantize_int8_rows(inputs)
+    q = np.empty(tuple(inputs.shape), dtype=np.int8)
+    step = np.empty(inputs.size(0), dtype=np.float32)
+    native.quantize_int8_rows(inputs.contiguous().numpy(), q, step)
+    return torch.from_numpy(q).float(), torch.from_numpy(step)[:, None]
+
+
 def xnor_popcount_dot(packed_a: torch.Tensor, packed_b: torch.Tensor, in_features: int) -> torch.Tensor:
     """`(M, W) x (N, W)` packed +-1 rows -> `(M, N)` int32 dot products."""
     native = _native_for(packed_a, packed_b)
@@ -55,14 +68,15 @@ def xnor_popcount_dot(packed_a: torch.Tensor, packed_b: torch.Tensor, in_feature
 class NativeWeights(NamedTuple):
     """A packed layer's operands as the native kernels take them, built once per layer
     (`native_weights`): numpy views sharing the tensors' memory, so the per-call cost is the
-    input's conversion alone. `lut` is the W1A8 weight layout, present when asked for."""
+    input's conversion alone. `layout` is a derived weight layout (W1A8's table-lookup layout,
+    `"lut"`), present when asked for; the native entry point then takes it instead of `words`."""
 
     words: np.ndarray
     alpha: np.ndarray
     bias: Optional[np.ndarray]
     in_features: int
     out_features: int
-    lut: Optional[np.ndarray] = None
+    layout: Optional[np.ndarray] = None
 
 
 def native_weights(
@@ -70,7 +84,7 @@ def native_weights(
     scale: torch.Tensor,
     bias: Optional[torch.Tensor],
     in_features: int,
-    with_lut: bool = False,
+    layout: Optional[str] = None,
 ) -> Optional[NativeWeights]:
     """The native kernels' view of a packed layer, or None when they do not apply (no
     extension, or tensors not on the CPU). Holds views: in-place updates of the tensors show
@@ -79,13 +93,15 @@ def native_weights(
     if native is None or packed_weight.dim() != 2 or (bias is not None and bias.device.type != "cpu"):
         return None
     words = _words(packed_weight)
-    lut = None
-    if with_lut:
+    derived = None
+    if layout == "lut":
         n = packed_weight.size(0)
         # 32-column blocks x (16 groups of 4 bits per word) x 16 bytes (csrc/int8_lut.h)
-        lut = np.empty(((n + 31) // 32, words_per_row(in_features) * 16 * 16), dtype=np.uint8)
-        native.lut_weight_layout(words, in_features, lut)
-    return NativeWeights(words, _floats(scale), _floats(bias), in_features, packed_weight.size(0), lut)
+        derived = np.empty(((n + 31) // 32, words_per_row(in_features) * 16 * 16), dtype=np.uint8)
+        native.lut_weight_layout(words, in_features, derived)
+    elif layout is not None:
+        raise ValueError(f"unknown native weight layout {layout!r}")
+    return NativeWeights(words, _floats(scale), _floats(bias), in_features, packed_weight.size(0), derived)
 
 
 def run_native(kernel: str, inputs: torch.Tensor, weights: NativeWeights) -> Optional[torch.Tensor]:
@@ -101,15 +117,15 @@ def run_native(kernel: str, inputs: torch.Tensor, weights: NativeWeights) -> Opt
         x = x.contiguous()
     out = np.empty((x.size(0), weights.out_features), dtype=np.float32)
     if x.size(0):
-        operand = weights.lut if kernel == "binary_linear_w1a8" else weights.words
+        operand = weights.words if weights.layout is None else weights.layout
         getattr(native_module(), kernel)(x.numpy(), operand, weights.alpha, weights.bias, out, torch.get_num_threads())
     result = torch.from_numpy(out)
     return result.reshape(*inputs.shape[:-1], weights.out_features) if flat else result
 
 
-def _packed_linear(kernel: str, reference_fn, inputs, packed_weight, scale, bias, in_features, weights=None):
+def _packed_linear(kernel: str, reference_fn, inputs, packed_weight, scale, bias, in_features, weights=None, layout=None):
     if weights is None and _native_for(inputs) is not None:
-        weights = native_weights(packed_weight, scale, bias, in_features, with_lut=kernel == "binary_linear_w1a8")
+        weights = native_weights(packed_weight, scale, bias, in_features, layout=layout)
     out = None if weights is None else run_native(kernel, inputs, weights)
     return reference_fn(inputs, packed_weight, scale, bias, in_features) if out is None else out
 
@@ -153,10 +169,10 @@ def binary_linear_w1a8(
     weights: Optional[NativeWeights] = None,
 ) -> torch.Tensor:
     """Binary weights, int8 activations (absmax per row), exact: table lookups or VNNI int8
-    products when built (pass `native_weights(..., with_lut=True)` to build the weight layout
+    products when built (pass `native_weights(..., layout="lut")` to build the weight layout
     once), else the reference."""
     return _packed_linear(
-        "binary_linear_w1a8", reference.binary_linear_w1a8, inputs, packed_weight, scale, bias, in_features, weights
+        "binary_linear_w1a8", reference.binary_linear_w1a8, inputs, packed_weight, scale, bias, in_features, weights, "lut"
     )
 
 
@@ -165,6 +181,7 @@ __all__ = [
     "backend",
     "select",
     "pack_signs",
+    "quantize_int8_rows",
     "xnor_popcount_dot",
     "binary_weight_linear",
     "binary_linear_w1a1",

@@ -1,13 +1,15 @@
 """
 Pure-torch reference implementations of the 1-bit kernels: the test oracle for the native
-kernels, and the fallback that runs when they are not built. Layout: `bitmaps_allennlp.packed.bit_packing`.
+kernels, and the fallback that runs when they are not built. Layout: `bitmaps_allennlp.quantization.bit_packing`.
 """
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-from bitmaps_allennlp.packed.bit_packing import WORD_BITS, unpack_signs
+from bitmaps_allennlp.quantization.bit_packing import WORD_BITS, unpack_signs
+from bitmaps_allennlp.quantization.int8 import quantize_int8_rows
+from bitmaps_allennlp.quantization.sign import binary_sign
 
 
 def binary_weight_linear(
@@ -40,17 +42,9 @@ def binary_linear_w1a1(
 ) -> torch.Tensor:
     """Binary weights and activations (XNOR-Net): `(mean|x| * sign(x)) @ (scale * signs).T + bias`."""
     beta = inputs.abs().mean(dim=-1, keepdim=True)
-    signs = torch.where(inputs >= 0, 1.0, -1.0).to(inputs.dtype)
-    return binary_weight_linear(signs, packed_weight, scale, None, in_features) * beta + (
+    return binary_weight_linear(binary_sign(inputs), packed_weight, scale, None, in_features) * beta + (
         0 if bias is None else bias
     )
-
-
-def quantize_int8_rows(inputs: torch.Tensor):
-    """Absmax int8 per row, as the training quantizer (`Int8AbsMax`): integer values (as floats)
-    and the scale 127 / max|x| they were multiplied by."""
-    scale = 127.0 / inputs.abs().amax(dim=-1, keepdim=True).clamp(min=1e-5)
-    return (inputs * scale).round(), scale
 
 
 def binary_linear_w1a8(
@@ -60,8 +54,9 @@ def binary_linear_w1a8(
     bias: Optional[torch.Tensor],
     in_features: int,
 ) -> torch.Tensor:
-    """Binary weights, int8 activations: `(round(x * s) / s) @ (scale * signs).T + bias` with
-    s = 127 / max|x| per row. The integer dot products are exact in float32 (|sum| < 2^24)."""
-    levels, row_scale = quantize_int8_rows(inputs)
+    """Binary weights, int8 activations (`quantization.int8`): `(dot(q, signs) * step) * scale
+    + bias`, the order of the native epilogue. The integer dot products are exact in float32
+    (|sum| < 2^24)."""
+    levels, step = quantize_int8_rows(inputs)
     dots = binary_weight_linear(levels, packed_weight, torch.ones_like(scale), None, in_features)
-    return dots / row_scale * scale.to(inputs.dtype) + (0 if bias is None else bias)
+    return dots * step * scale.to(inputs.dtype) + (0 if bias is None else bias)

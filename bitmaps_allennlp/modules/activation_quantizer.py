@@ -3,7 +3,8 @@ Quantizers for the activations that flow into a binarized linear or an attention
 
 - `real`: full precision (W1A32 when the weights are binary).
 - `int8`: symmetric absmax per token, x~ = round(x * 127 / max|x|) * max|x| / 127 (BitNet b1.58,
-  LLM.int8's vector-wise scheme); identity gradient through the rounding.
+  LLM.int8's vector-wise scheme; the float32 operations as `quantization.int8` defines them);
+  identity gradient through the rounding.
 - `sign`: XNOR-Net's 1-bit activation, x~ = mean|x| * sign(x) with one scale per token (over
   the last dimension), which is what the packed W1A1 kernels compute (`bitmaps-export`).
 - `elastic`: BiT's elastic binarization for signed inputs, x~ = alpha * sign((x - beta) / alpha)
@@ -26,6 +27,8 @@ from torch import nn
 from allennlp.common.checks import ConfigurationError
 
 from bitmaps_allennlp.modules.sign_ste import sign_ste
+from bitmaps_allennlp.quantization.int8 import fake_quantize_int8_rows
+from bitmaps_allennlp.quantization.sign import binary_sign
 
 ACTIVATION_MODES: Tuple[str, ...] = ("real", "int8", "sign", "elastic", "two_set")
 ONE_BIT_ACTIVATIONS: Tuple[str, ...] = ("sign", "elastic", "two_set")
@@ -38,18 +41,12 @@ def check_activation_mode(mode: str, key: str = "activations") -> None:
         raise ConfigurationError(f"{key} must be one of {list(ACTIVATION_MODES)}, got {mode!r}")
 
 
-def round_ste(x: torch.Tensor) -> torch.Tensor:
-    """Round, with the identity as its gradient."""
-    return x + (x.round() - x).detach()
-
-
 class Int8AbsMax(nn.Module):
-    """Per-token (last dimension) symmetric 8-bit quantization."""
+    """Per-token (last dimension) symmetric 8-bit quantization, exactly as the packed W1A8
+    kernels compute it (`bitmaps_allennlp.quantization.int8`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = 127.0 / x.detach().abs().amax(dim=-1, keepdim=True).clamp(min=_EPSILON)
-        # |x * scale| <= 127 by construction, so no clamp (whose gradient would cut the max)
-        return round_ste(x * scale) / scale
+        return fake_quantize_int8_rows(x)
 
 
 class SignActivation(nn.Module):
@@ -105,7 +102,7 @@ class ElasticBinarizer(nn.Module):
         scaled = (x - self.beta) / alpha
         if self.signed:
             clipped = scaled.clamp(-1, 1)
-            levels = torch.where(scaled >= 0, torch.ones_like(scaled), -torch.ones_like(scaled))
+            levels = binary_sign(scaled)
         else:
             clipped = scaled.clamp(0, 1)
             levels = clipped.round()

@@ -19,6 +19,8 @@ import torch
 
 from allennlp.common.checks import ConfigurationError
 
+from bitmaps_allennlp.quantization.sign import binary_sign
+
 SIGN_ESTIMATORS: Tuple[str, ...] = ("clipped", "tanh", "approx_sign")
 
 
@@ -49,11 +51,6 @@ class _SignSTE(torch.autograd.Function):
     def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
         (x,) = ctx.saved_tensors
         return grad_output * surrogate_derivative(x, ctx.estimator).to(grad_output.dtype), None
-
-
-def binary_sign(x: torch.Tensor) -> torch.Tensor:
-    """`torch.sign` maps 0 to 0, which is not a 1-bit value; this maps it to +1."""
-    return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
 
 
 def sign_ste(x: torch.Tensor, estimator: str = "clipped") -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""From a trained `bitmaps_masked_lm` to the tensors of a packed model file."""
+"""From a trained encoder and head to the tensors of a packed model file. (The packed layer
+knows nothing of the AllenNLP models: `commands/packed_archive.py` unwraps a trained archive.)"""
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
@@ -7,13 +8,12 @@ import torch
 
 from allennlp.common.checks import ConfigurationError
 
-from bitmaps_allennlp.models.masked_lm import BinaryMaskedLanguageModel
 from bitmaps_allennlp.modules.quantized_embedding import QuantizedEmbedding
 from bitmaps_allennlp.modules.quantized_linear import QuantizedLinear
 from bitmaps_allennlp.modules.quantized_self_attention import QuantizedSelfAttention
-from bitmaps_allennlp.packed.bit_packing import pack_signs
 from bitmaps_allennlp.packed.file_format import PackedModelFile
 from bitmaps_allennlp.packed.packed_bert import HEAD_PREFIX
+from bitmaps_allennlp.packed.schemes import PackedScheme, UnknownScheme, scheme_for, scheme_named
 
 
 @dataclass
@@ -35,23 +35,18 @@ def _numpy(tensor: torch.Tensor, fp16: bool) -> np.ndarray:
     return tensor.numpy()
 
 
-# how a trained linear's input quantizer runs in the packed model
-PACKED_ACTIVATIONS = {"real": "real", "sign": "binary", "int8": "int8"}
-
-
-def _packed_activations(name: str, module: QuantizedLinear, activations: Optional[str]) -> str:
-    if module.quantization.weights != "binary":
-        raise ConfigurationError(
-            f"bitmaps-export: {name} has {module.quantization.weights} weights; the packed format holds 1-bit weights only"
-        )
-    if activations is not None:
-        return activations
-    if module.activations not in PACKED_ACTIVATIONS:
-        raise ConfigurationError(
-            f"bitmaps-export: {name} was trained with {module.activations!r} activations; packed kernels "
-            f"run {sorted(PACKED_ACTIVATIONS)} (W1A32, XNOR W1A1 and W1A8)"
-        )
-    return PACKED_ACTIVATIONS[module.activations]
+def _scheme(name: str, module: QuantizedLinear, override: Optional[str]) -> PackedScheme:
+    if override is not None:
+        scheme = scheme_named(override)
+        if scheme.weights != module.quantization.weights:
+            raise ConfigurationError(
+                f"bitmaps-export: {name} has {module.quantization.weights} weights; scheme {scheme.name} holds {scheme.weights} weights"
+            )
+        return scheme
+    try:
+        return scheme_for(module.quantization.weights, module.activations)
+    except UnknownScheme as error:
+        raise ConfigurationError(f"bitmaps-export: {name}: {error}") from None
 
 
 def _check_exportable(bert) -> None:
@@ -65,11 +60,11 @@ def _check_exportable(bert) -> None:
             raise ConfigurationError(f"bitmaps-export: {name} is a binarized embedding table, which the packed format does not hold yet")
 
 
-def pack_bert(bert, activations: Optional[str] = None, fp16: bool = False) -> "tuple[PackedModelFile, PartSizes]":
-    """Every `QuantizedLinear` (binary weights) of a `transformers` BERT encoder becomes uint64
-    sign words plus fp32 per-channel scales (and its bias); every other tensor is kept (as fp16
-    when `fp16`). The packed model feeds each linear as it was trained (`real` inputs, or `sign`
-    inputs as XNOR W1A1) unless `activations` (`real` or `binary`) overrides that for all."""
+def pack_bert(bert, scheme: Optional[str] = None, fp16: bool = False) -> "tuple[PackedModelFile, PartSizes]":
+    """Every `QuantizedLinear` of a `transformers` BERT encoder is stored as the packed scheme
+    (`packed.schemes`) of the quantization it was trained with, or as `scheme` for all (e.g.
+    `w1a1` to benchmark binary weights trained with real inputs); every other tensor is kept
+    (as fp16 when `fp16`)."""
     _check_exportable(bert)
     tensors: Dict[str, np.ndarray] = {}
     linears: Dict[str, Dict] = {}
@@ -77,16 +72,18 @@ def pack_bert(bert, activations: Optional[str] = None, fp16: bool = False) -> "t
     for name, module in bert.named_modules():
         if not isinstance(module, QuantizedLinear):
             continue
+        chosen = _scheme(name, module, scheme)
         linears[name] = {
             "in_features": module.in_features,
             "out_features": module.out_features,
-            "activations": _packed_activations(name, module, activations),
+            "scheme": chosen.name,
+            "bits": chosen.bits_per_weight,
         }
-        signs, scale = module.weight_quantizer.binary_parts(module.weight)
-        words = pack_signs(signs).numpy().view(np.uint64)
-        scale = scale.float().cpu().numpy()
-        tensors[f"{name}.packed_weight"], tensors[f"{name}.scale"] = words, scale
-        sizes.add("binarized linear weights", words.nbytes + scale.nbytes, module.weight.numel() * 4)
+        with torch.no_grad():
+            stored = chosen.pack(module.weight_quantizer, module.weight)
+        for role, array in stored.items():
+            tensors[f"{name}.{role}"] = array
+        sizes.add("binarized linear weights", sum(a.nbytes for a in stored.values()), module.weight.numel() * 4)
         if module.bias is not None:
             tensors[f"{name}.bias"] = _numpy(module.bias, fp16)
             sizes.add("biases of binarized linears", tensors[f"{name}.bias"].nbytes, module.bias.numel() * 4)
@@ -103,16 +100,12 @@ def pack_bert(bert, activations: Optional[str] = None, fp16: bool = False) -> "t
     return PackedModelFile(tensors=tensors, linears=linears, config=bert.config.to_dict()), sizes
 
 
-def pack_masked_lm(model: BinaryMaskedLanguageModel, fp16: bool = False) -> "tuple[PackedModelFile, PartSizes]":
-    """The encoder as `pack_bert` packs it, plus the MLM head."""
-    if not isinstance(model, BinaryMaskedLanguageModel):
-        raise ConfigurationError(
-            f"bitmaps-export packs bitmaps_masked_lm models, got {type(model).__name__}"
-        )
-    if isinstance(model._head.dense, QuantizedLinear):
+def pack_masked_lm(bert, head: torch.nn.Module, fp16: bool = False) -> "tuple[PackedModelFile, PartSizes]":
+    """The encoder as `pack_bert` packs it, plus the masked-LM head (`MaskedLmHead`)."""
+    if isinstance(head.dense, QuantizedLinear):
         raise ConfigurationError("bitmaps-export: a binarized masked-LM head is not in the packed format yet")
-    packed, sizes = pack_bert(model._encoder.bert, fp16=fp16)
-    for key, value in model._head.state_dict().items():
+    packed, sizes = pack_bert(bert, fp16=fp16)
+    for key, value in head.state_dict().items():
         packed.tensors[HEAD_PREFIX + key] = _numpy(value, fp16)
         sizes.add("masked-LM head (decoder tied to embeddings)", packed.tensors[HEAD_PREFIX + key].nbytes, value.numel() * 4)
     return packed, sizes

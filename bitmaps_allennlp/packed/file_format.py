@@ -4,7 +4,8 @@ The packed model file: a safetensors file (no pickle) whose metadata carries a v
 Layout (safetensors): 8-byte little-endian header length, a JSON header, the tensor bytes. The
 header maps each tensor name to `{"dtype", "shape", "data_offsets"}` and `__metadata__` to:
 `magic` ("bitmaps-packed"), `format_version`, `bit_convention`, `config` (JSON: the BERT
-config), `linears` (JSON: name -> {"in_features", "out_features", "activations"}) and `sha256`.
+config), `linears` (JSON: name -> {"in_features", "out_features", "scheme", "bits"}: the
+linear's packed scheme, a row of `packed.schemes`, and its bits per weight) and `sha256`.
 
 Format 2: `sha256` covers the whole header and the data: the canonical JSON of every other
 metadata field and of the tensor table (names, dtypes, shapes, offsets), then every data byte.
@@ -12,8 +13,9 @@ A header cannot be changed without the checksum noticing (format 1's covered the
 and bytes only, so a changed dtype or config value loaded silently). Format 1 files are refused
 with a message to re-export them from their training archive.
 
-Binarized weights are stored as uint64 words (`NAME.packed_weight`) and fp32 per-channel scales
-(`NAME.scale`); everything else as fp32 or fp16.
+Each packed linear stores the tensors its scheme lists (for the binary schemes uint64 sign words
+`NAME.packed_weight` and fp32 per-channel scales `NAME.scale`) and optionally `NAME.bias`;
+everything else is fp32 or fp16.
 
 Reading validates, in this order, and every violation is a `PackedFormatError` naming the field:
 the file's length against the header length; the header's JSON and its structure (metadata
@@ -34,13 +36,12 @@ from typing import Any, Dict, List, Tuple, Union
 
 import numpy as np
 
-from bitmaps_allennlp.packed.bit_packing import BIT_CONVENTION, words_per_row
+from bitmaps_allennlp.packed.schemes import BIAS, SCHEMES
+from bitmaps_allennlp.quantization.bit_packing import BIT_CONVENTION
 
 MAGIC = "bitmaps-packed"
 FORMAT_VERSION = 2
-# how a packed linear's inputs are fed: fp32 (W1A32), mean|x| * sign(x) (XNOR W1A1), or int8
-# absmax per row (W1A8)
-ACTIVATION_MODES = ("real", "binary", "int8")
+_LINEAR_KEYS = {"in_features", "out_features", "scheme", "bits"}
 
 
 class PackedFormatError(ValueError):
@@ -60,8 +61,7 @@ _SAFETENSORS_DTYPES = {
     np.dtype(np.uint64): "U64",
 }
 _NUMPY_DTYPES = {name: dtype.newbyteorder("<") for dtype, name in _SAFETENSORS_DTYPES.items()}
-# the dtype each kind of tensor must have; any other tensor is fp32 or fp16 (`--fp16`)
-_ROLE_DTYPES = {"packed_weight": ("U64",), "scale": ("F32",)}
+# tensors outside a scheme's list: fp32 or fp16 (`--fp16`)
 _PLAIN_DTYPES = ("F32", "F16")
 _METADATA_KEYS = ("bit_convention", "config", "format_version", "linears", "magic", "sha256")
 
@@ -313,34 +313,47 @@ def _check_linears(linears: Dict[str, Any], config: Dict[str, Any], source: str)
                 f"{source}: {field} is not a linear of a {config['num_hidden_layers']}-layer BERT "
                 "(expected encoder.layer.<i>.attention.self.query, ... .output.dense)"
             )
-        if not isinstance(entry, dict) or set(entry) - {"in_features", "out_features", "activations"}:
-            raise PackedFormatError(f"{source}: {field} must be an object with in_features, out_features, activations")
-        shape = (entry.get("in_features"), entry.get("out_features"))
+        if not isinstance(entry, dict) or set(entry) != _LINEAR_KEYS:
+            raise PackedFormatError(f"{source}: {field} must be an object with exactly {sorted(_LINEAR_KEYS)}")
+        shape = (entry["in_features"], entry["out_features"])
         if shape != possible[name] or not all(_is_int(d) for d in shape):
             raise PackedFormatError(
                 f"{source}: {field} has (in_features, out_features) = {_shown(shape)}, the config implies {possible[name]}"
             )
-        if entry.get("activations", "real") not in ACTIVATION_MODES:
+        scheme = SCHEMES.get(entry["scheme"]) if isinstance(entry["scheme"], str) else None
+        if scheme is None:
             raise PackedFormatError(
-                f"{source}: {field}.activations is {_shown(entry.get('activations'))}, expected one of {list(ACTIVATION_MODES)}"
+                f"{source}: {field}.scheme is {_shown(entry['scheme'])}, expected one of {sorted(SCHEMES)}"
+            )
+        if entry["bits"] != scheme.bits_per_weight or isinstance(entry["bits"], bool):
+            raise PackedFormatError(
+                f"{source}: {field}.bits is {_shown(entry['bits'])}; scheme {scheme.name} stores {scheme.bits_per_weight}"
             )
 
 
 def _check_roles(table: Dict[str, Dict[str, Any]], linears: Dict[str, Any], source: str) -> None:
+    """Each linear's tensors are exactly its scheme's (plus an optional bias), with the scheme's
+    dtypes and shapes; every other tensor is fp32 or fp16."""
+    owned = set()
     for name, entry in linears.items():
-        expected = {
-            f"{name}.packed_weight": [entry["out_features"], words_per_row(entry["in_features"])],
-            f"{name}.scale": [entry["out_features"]],
-        }
-        for key, dims in expected.items():
-            if key not in table or table[key]["shape"] != dims:
-                found = table[key]["shape"] if key in table else None
-                raise PackedFormatError(f"{source}: tensor {key!r} has shape {found}, expected {dims}")
+        k, n = entry["in_features"], entry["out_features"]
+        specs = SCHEMES[entry["scheme"]].tensors
+        for spec in specs + ((BIAS,) if f"{name}.bias" in table else ()):
+            key, dims = f"{name}.{spec.role}", list(spec.shape(k, n))
+            found = table.get(key)
+            if found is None or found["shape"] != dims:
+                raise PackedFormatError(
+                    f"{source}: tensor {key!r} has shape {None if found is None else found['shape']}, expected {dims}"
+                )
+            allowed = _PLAIN_DTYPES if spec is BIAS else (spec.dtype,)
+            if found["dtype"] not in allowed:
+                raise PackedFormatError(f"{source}: tensor {key!r}.dtype is {found['dtype']!r}, expected one of {list(allowed)}")
+            owned.add(key)
     for key, entry in table.items():
-        module, _, role = key.rpartition(".")
-        allowed = _ROLE_DTYPES.get(role, _PLAIN_DTYPES) if module in linears else _PLAIN_DTYPES
-        if entry["dtype"] not in allowed:
-            raise PackedFormatError(f"{source}: tensor {key!r}.dtype is {entry['dtype']!r}, expected one of {list(allowed)}")
+        if key.rpartition(".")[0] in linears and key not in owned:
+            raise PackedFormatError(f"{source}: tensor {key!r} is not one of its linear's scheme's tensors")
+        if key not in owned and entry["dtype"] not in _PLAIN_DTYPES:
+            raise PackedFormatError(f"{source}: tensor {key!r}.dtype is {entry['dtype']!r}, expected one of {list(_PLAIN_DTYPES)}")
 
 
 def _is_int(value: Any) -> bool:

@@ -7,6 +7,7 @@ from transformers import BertConfig, BertModel
 
 from bitmaps_allennlp.packed.file_format import PackedFormatError, PackedModelFile
 from bitmaps_allennlp.packed.packed_linear import PackedBinaryLinear
+from bitmaps_allennlp.packed.schemes import scheme_named
 
 HEAD_PREFIX = "head."
 
@@ -28,21 +29,23 @@ def build_packed_bert(
     with torch.device("meta" if use_meta_device else "cpu"):
         bert = BertModel(config, add_pooling_layer=False)
     tensors = {name: _tensor(array) for name, array in packed.tensors.items()}
-    for name, shape in packed.linears.items():
+    for name, entry in packed.linears.items():
         *parents, leaf = name.split(".")
         owner = bert
         for part in parents:
             owner = getattr(owner, part)
+        scheme = scheme_named(entry["scheme"])
+        stored = {spec.role: tensors.pop(f"{name}.{spec.role}") for spec in scheme.tensors}
         setattr(
             owner,
             leaf,
             PackedBinaryLinear(
-                shape["in_features"],
-                shape["out_features"],
-                tensors.pop(f"{name}.packed_weight"),
-                tensors.pop(f"{name}.scale"),
+                entry["in_features"],
+                entry["out_features"],
+                stored["packed_weight"],
+                stored["scale"],
                 tensors.pop(f"{name}.bias", None),
-                activations=shape.get("activations", "real"),
+                scheme=scheme.name,
             ),
         )
     head = {k[len(HEAD_PREFIX) :]: tensors.pop(k) for k in list(tensors) if k.startswith(HEAD_PREFIX)}

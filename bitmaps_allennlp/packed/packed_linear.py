@@ -4,19 +4,18 @@ import torch
 from torch import nn
 
 from bitmaps_allennlp import kernels
-from bitmaps_allennlp.packed.bit_packing import words_per_row
-from bitmaps_allennlp.packed.file_format import ACTIVATION_MODES
+from bitmaps_allennlp.packed.schemes import scheme_named
+from bitmaps_allennlp.quantization.bit_packing import words_per_row
 
 
 class PackedBinaryLinear(nn.Module):
     """
-    The inference form of `BinaryLinear`: sign bits packed into 64-bit words (see `bit_packing`)
-    plus one fp32 scale per output channel. With `activations="real"` it computes
-    `x @ (alpha * sign(W)).T + b` exactly as the training layer does (W1A32); with
-    `activations="binary"` the inputs are binarized too, XNOR-Net style (`mean|x| * sign(x)`,
-    W1A1), and the product is an XNOR-popcount; with `activations="int8"` each input row is
-    quantized to int8 with its absmax scale (as the training quantizer does) and multiplied by
-    table lookups (W1A8).
+    The inference form of a binarized linear: sign bits packed into 64-bit words (see
+    `quantization.bit_packing`) plus one fp32 scale per output channel, run by its packed scheme
+    (`packed.schemes`): `w1a32` computes `x @ (alpha * sign(W)).T + b` exactly as the training
+    layer does; `w1a1` binarizes the inputs too, XNOR-Net style (`mean|x| * sign(x)`), and
+    multiplies by XNOR-popcount; `w1a8` quantizes each input row to int8 with its absmax scale
+    (as the training quantizer does) and multiplies exactly in integers.
     """
 
     def __init__(
@@ -26,11 +25,10 @@ class PackedBinaryLinear(nn.Module):
         packed_weight: torch.Tensor,
         scale: torch.Tensor,
         bias: Optional[torch.Tensor] = None,
-        activations: str = "real",
+        scheme: str = "w1a32",
     ) -> None:
         super().__init__()
-        if activations not in ACTIVATION_MODES:
-            raise ValueError(f"activations must be one of {ACTIVATION_MODES}, got {activations!r}")
+        self.scheme = scheme_named(scheme)
         if tuple(packed_weight.shape) != (out_features, words_per_row(in_features)):
             raise ValueError(
                 f"packed_weight shape {tuple(packed_weight.shape)} does not match "
@@ -38,46 +36,39 @@ class PackedBinaryLinear(nn.Module):
             )
         self.in_features = in_features
         self.out_features = out_features
-        self.activations = activations
         self.register_buffer("packed_weight", packed_weight.to(torch.int64))
         self.register_buffer("scale", scale.reshape(out_features).float())
         self.register_buffer("bias", None if bias is None else bias.float())
 
-        # the native kernels' view of the buffers (with the W1A8 weight layout), built on first
-        # use and rebuilt when a buffer is replaced; derived data, never saved
+        # the native kernels' view of the buffers (with the scheme's weight layout), built on
+        # first use and rebuilt when a buffer is replaced; derived data, never saved
         self._native: Optional[kernels.NativeWeights] = None
         self._native_key: Optional[tuple] = None
-
-    _KERNELS = {
-        "real": ("binary_weight_linear", kernels.binary_weight_linear),
-        "binary": ("binary_linear_w1a1", kernels.binary_linear_w1a1),
-        "int8": ("binary_linear_w1a8", kernels.binary_linear_w1a8),
-    }
 
     def _native_weights(self) -> Optional[kernels.NativeWeights]:
         buffers = self._buffers  # not the attributes: nn.Module.__getattr__ costs a microsecond each
         weight, scale, bias = buffers["packed_weight"], buffers["scale"], buffers["bias"]
         # Replaced buffers change identity. In-place updates (load_state_dict) show through the
-        # views, except in the W1A8 layout, which is derived from the weight's contents.
-        version = _version(weight) if self.activations == "int8" else 0
+        # views, except in a derived layout, which is built from the weight's contents.
+        derived = self.scheme.weight_layout is not None
+        version = _version(weight) if derived else 0
         key = self._native_key
         if key is None or key[0] is not weight or key[1] is not scale or key[2] is not bias or key[3] != version:
             self._native_key = (weight, scale, bias, version)
-            self._native = kernels.native_weights(weight, scale, bias, self.in_features, with_lut=self.activations == "int8")
+            self._native = kernels.native_weights(weight, scale, bias, self.in_features, layout=self.scheme.weight_layout)
         return self._native
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        name, kernel = self._KERNELS[self.activations]
         weights = self._native_weights()
-        out = None if weights is None else kernels.run_native(name, inputs, weights)
+        out = None if weights is None else kernels.run_native(self.scheme.native, inputs, weights)
         if out is not None:
             return out
-        return kernel(inputs, self.packed_weight, self.scale, self.bias, self.in_features)
+        return self.scheme.reference(inputs, self.packed_weight, self.scale, self.bias, self.in_features)
 
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"weight_bits=1, activations={self.activations}"
+            f"scheme={self.scheme.name}"
         )
 
 

@@ -9,7 +9,7 @@ import torch
 
 from bitmaps_allennlp import kernels
 from bitmaps_allennlp.kernels import reference
-from bitmaps_allennlp.packed.bit_packing import pack_signs as reference_pack
+from bitmaps_allennlp.quantization.bit_packing import pack_signs as reference_pack
 
 PATHS = kernels.available_paths()
 SHAPES = [(1, 1, 1), (1, 768, 768), (3, 5, 63), (7, 9, 64), (5, 6, 65), (33, 70, 200), (17, 130, 1000), (2, 3, 4096)]
@@ -106,7 +106,7 @@ import sys, warnings
 sys.modules["bitmaps_allennlp._native"] = None  # as if it was never built
 import torch
 from bitmaps_allennlp import kernels
-from bitmaps_allennlp.packed.bit_packing import pack_signs
+from bitmaps_allennlp.quantization.bit_packing import pack_signs
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     w = torch.randn(5, 70)
@@ -200,3 +200,54 @@ def test_w1a8_rounds_half_to_even_like_the_training_quantizer(path):
     w = torch.ones(3, 70)
     got = kernels.binary_linear_w1a8(x, reference_pack(w), torch.ones(3), None, 70)
     assert got[:, 0].tolist() == [127.0 + 8.0, 127.0 - 8.0]
+
+
+def _int8_boundary_rows() -> torch.Tensor:
+    """Rows whose products x * scale sit exactly on .5 (ties), next to them by one ulp, or on the
+    absmax floor, with scales of 1, 1/2 and 2 (exact in float32) and awkward ones."""
+    rows = []
+    ties = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, -126.5])
+    for absmax, factor in ((127.0, 1.0), (254.0, 2.0), (63.5, 0.5)):
+        row = torch.zeros(70)
+        row[0] = absmax
+        row[1 : 1 + len(ties)] = ties * factor
+        row[20:28] = torch.nextafter(ties * factor, torch.full_like(ties, float("inf")))
+        row[30:38] = torch.nextafter(ties * factor, torch.full_like(ties, -float("inf")))
+        rows.append(row)
+    rows.append(torch.zeros(70))  # all zero: the 1e-5 floor
+    tiny = torch.zeros(70)
+    tiny[:5] = torch.tensor([1e-6, -3e-6, 5e-6, 0.0, -0.0])
+    rows.append(tiny)
+    generator = torch.Generator().manual_seed(3)
+    rows.extend(torch.randn(4, 70, generator=generator) * torch.tensor([[1e-3], [0.3], [7.0], [3e4]]))
+    return torch.stack(rows)
+
+
+def test_int8_quantization_is_bit_identical_on_every_path_and_in_training(path):
+    """One definition (`quantization.int8`): the training quantizer, the reference and each
+    native path give the same q and step, to the bit, on rounding boundaries too."""
+    from bitmaps_allennlp.modules.activation_quantizer import Int8AbsMax
+    from bitmaps_allennlp.quantization.int8 import quantize_int8_rows
+
+    x = _int8_boundary_rows()
+    expected_q, expected_step = quantize_int8_rows(x)
+    assert expected_q[0, 1:9].tolist() == [0.0, 2.0, 2.0, -0.0, -2.0, -2.0, 126.0, -126.0]  # half to even
+    q, step = kernels.quantize_int8_rows(x)
+    assert torch.equal(q, expected_q)
+    assert torch.equal(step.view(torch.int32), expected_step.view(torch.int32))
+    # training sees q * step, the same float32 product the kernels' epilogue starts from
+    assert torch.equal(Int8AbsMax()(x).view(torch.int32), (expected_q * expected_step).view(torch.int32))
+
+
+def test_the_int8_scale_is_one_correctly_rounded_division():
+    """torch's `127.0 / tensor` is reciprocal-then-multiply (two roundings): the definition must
+    not use it, or the training scale differs from the kernels' `127.0f / absmax`."""
+    import numpy as np
+
+    from bitmaps_allennlp.quantization.int8 import int8_scale
+
+    absmax = torch.rand(20000, generator=torch.Generator().manual_seed(0)) * 1e4 + 1e-3
+    x = torch.zeros(20000, 3)
+    x[:, 1] = absmax
+    expected = np.float32(127.0) / absmax.numpy()
+    assert np.array_equal(int8_scale(x)[:, 0].numpy(), expected)

@@ -10,7 +10,7 @@ from allennlp.data import Batch
 from allennlp.models.archival import load_archive
 
 from bitmaps_allennlp.models.packed_masked_lm import PackedMaskedLanguageModel
-from bitmaps_allennlp.packed.archive import export_archive
+from bitmaps_allennlp.commands.packed_archive import export_archive
 from bitmaps_allennlp.packed.packed_linear import PackedBinaryLinear
 from tests.model_configs import tiny_masked_lm_config
 
@@ -57,7 +57,7 @@ def test_packed_logits_match_the_training_model(name, trained_archives, corpus_p
     expected_linears = 2 * (4 if name == "learned" else 6)
     packed_linears = [m for m in packed.model.modules() if isinstance(m, PackedBinaryLinear)]
     assert len(packed_linears) == expected_linears
-    assert {m.activations for m in packed_linears} == {{"w1a1": "binary", "w1a8": "int8"}.get(name, "real")}
+    assert {m.scheme.name for m in packed_linears} == {{"w1a1": "w1a1", "w1a8": "w1a8"}.get(name, "w1a32")}
     tensors = _batch(source, corpus_path)
     source.model.eval()
     with torch.no_grad():
@@ -97,7 +97,7 @@ def test_full_precision_model_is_refused(trained_archives, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_binary_activation_mode_round_trips_and_runs_xnor_net():
+def test_a_scheme_override_round_trips_and_runs_xnor_net():
     from transformers import BertModel
 
     from bitmaps_allennlp.kernels import reference
@@ -111,11 +111,11 @@ def test_binary_activation_mode_round_trips_and_runs_xnor_net():
     torch.manual_seed(0)
     bert = BertModel(tiny_bert_config(60), add_pooling_layer=False).eval()
     binarize_bert_encoder(bert, BinarizationSpec.from_options(["ffn_in", "ffn_out"]))
-    packed, _ = pack_bert(bert, activations="binary")
+    packed, _ = pack_bert(bert, scheme="w1a1")  # trained with real inputs, benchmarked as W1A1
     rebuilt, head = build_packed_bert(decode_packed_model(encode_packed_model(packed)))
     assert head == {}
     layer = rebuilt.encoder.layer[1].intermediate.dense
-    assert isinstance(layer, PackedBinaryLinear) and layer.activations == "binary"
+    assert isinstance(layer, PackedBinaryLinear) and layer.scheme.name == "w1a1"
     x = torch.randn(3, 5, layer.in_features)
     expected = reference.binary_linear_w1a1(x, layer.packed_weight, layer.scale, layer.bias, layer.in_features)
     with torch.no_grad():
@@ -123,13 +123,13 @@ def test_binary_activation_mode_round_trips_and_runs_xnor_net():
         rebuilt(input_ids=torch.randint(5, 60, (2, 7)))  # the whole encoder runs
 
 
-def test_unknown_activation_mode_is_refused():
+def test_unknown_scheme_is_refused():
     from bitmaps_allennlp.packed.file_format import PackedFormatError, decode_packed_model, encode_packed_model
     from tests.packed.test_file_format import LINEAR, _small
 
     packed = _small()
-    packed.linears[LINEAR]["activations"] = "ternary"
-    with pytest.raises(PackedFormatError, match="activations is 'ternary'"):
+    packed.linears[LINEAR]["scheme"] = "w2a2"
+    with pytest.raises(PackedFormatError, match="scheme is 'w2a2', expected one of \\['w1a1', 'w1a32', 'w1a8'\\]"):
         decode_packed_model(encode_packed_model(packed))
 
 
@@ -190,8 +190,8 @@ def test_packed_encoder_is_built_without_meta_tensors_or_gradients():
 @pytest.mark.parametrize(
     "knobs, message",
     [
-        ({"weights": "ternary"}, "ternary weights; the packed format holds 1-bit weights only"),
-        ({"activations": "elastic"}, "trained with 'elastic' activations"),
+        ({"weights": "ternary"}, "no packed scheme holds ternary weights with real activations"),
+        ({"activations": "elastic"}, "no packed scheme holds binary weights with elastic activations"),
         ({"attention": "bi_attention"}, "quantizes attention"),
         ({"binarized_components": ["query", "word_embeddings"]}, "binarized embedding table"),
     ],

@@ -41,14 +41,14 @@ def _small() -> PackedModelFile:
             f"{LINEAR}.bias": np.linspace(-1, 1, 70, dtype=np.float32),
             "embeddings.word_embeddings.weight": np.arange(6 * 70, dtype=np.float16).reshape(6, 70),
         },
-        linears={LINEAR: {"in_features": 70, "out_features": 70, "activations": "binary"}},
+        linears={LINEAR: {"in_features": 70, "out_features": 70, "scheme": "w1a1", "bits": 1}},
         config=dict(CONFIG),
     )
 
 
 # Pins the format: any change to the layout, header or checksum changes these bytes. A
 # deliberate change needs a new FORMAT_VERSION (and readers of the old one, or a clear refusal).
-GOLDEN_SHA256 = "c96f28ee7596829aee684b3e01f89e265f0a61af4f0a9d0f09c02a42c86c15f2"
+GOLDEN_SHA256 = "763cf71afd7ab68ecac9794cde6112e5b375dbb71eaacbca7b0f04bafb7f0f37"
 
 
 def _header(data: bytes):
@@ -118,7 +118,7 @@ def _tensor(name, **changes):
         (lambda d: _rewritten(d, _metadata(magic="something-else")), "not a Bitmaps packed model"),
         (lambda d: _rewritten(d, _tensor("embeddings.word_embeddings.weight", dtype="F32", data_offsets=[1120 + 560 + 280, 1120 + 560 + 280 + 1680])), "checksum mismatch|data_offsets"),
         (lambda d: _rewritten(d, _json_field("config", lambda c: c.update(layer_norm_eps=1e-5))), "checksum mismatch"),
-        (lambda d: _rewritten(d, _json_field("linears", lambda l: l[LINEAR].update(activations="real"))), "checksum mismatch"),
+        (lambda d: _rewritten(d, _json_field("linears", lambda l: l[LINEAR].update(scheme="w1a32"))), "checksum mismatch"),
         (lambda d: _rewritten(d, _metadata(format_version="1")), "format version 1.*re-export"),
         (lambda d: _rewritten(d, lambda h: h.pop("__metadata__")), "__metadata__ is missing"),
         (lambda d: _rewritten(d, _metadata(config=7)), "__metadata__.config is 7, expected a string"),
@@ -159,7 +159,11 @@ def _encoded_with(edit) -> bytes:
         (lambda p: p.config.update(hidden_act="rm -rf"), "config.hidden_act"),
         (lambda p: p.config.update(model_type="gpt2"), "config.model_type"),
         (lambda p: p.linears.clear(), "linears is empty"),
-        (lambda p: p.linears.update({"pooler.dense": {"in_features": 70, "out_features": 70}}), "linears.pooler.dense is not a linear"),
+        (lambda p: p.linears.update({"pooler.dense": {"in_features": 70, "out_features": 70, "scheme": "w1a1", "bits": 1}}), "linears.pooler.dense is not a linear"),
+        (lambda p: p.linears[LINEAR].update(bits=2), "bits is 2; scheme w1a1 stores 1"),
+        (lambda p: p.linears[LINEAR].pop("bits"), "must be an object with exactly"),
+        (lambda p: p.tensors.update({f"{LINEAR}.bias": np.zeros(3, np.float32)}), "bias' has shape \\[3\\], expected \\[70\\]"),
+        (lambda p: p.tensors.update({f"{LINEAR}.extra": np.zeros(3, np.float32)}), "extra' is not one of its linear's scheme's tensors"),
         (lambda p: p.linears[LINEAR].update(in_features=200), "\\(in_features, out_features\\) = \\(200, 70\\)"),
         (lambda p: p.linears[LINEAR].update(in_features=True), "\\(in_features, out_features\\)"),
         (lambda p: p.linears[LINEAR].update(bogus=1), "must be an object with"),
@@ -171,7 +175,7 @@ def _encoded_with(edit) -> bytes:
     ],
     ids=[
         "size-type", "heads", "size-missing", "eps", "act", "model-type", "no-linears", "unknown-linear",
-        "linear-shape", "linear-bool", "linear-key", "weight-dtype", "scale-dtype", "scale-shape",
+        "bits", "no-bits", "bias-shape", "stray-tensor", "linear-shape", "linear-bool", "linear-key", "weight-dtype", "scale-dtype", "scale-shape",
         "weight-missing", "plain-dtype",
     ],
 )

@@ -2,22 +2,22 @@ import pytest
 import torch
 
 from bitmaps_allennlp import kernels
-from bitmaps_allennlp.packed.bit_packing import pack_signs
+from bitmaps_allennlp.quantization.bit_packing import pack_signs
 from bitmaps_allennlp.packed.packed_linear import PackedBinaryLinear
 
 
-def _layer(activations: str, seed: int = 0) -> PackedBinaryLinear:
+def _layer(scheme: str, seed: int = 0) -> PackedBinaryLinear:
     generator = torch.Generator().manual_seed(seed)
     w = torch.randn(40, 100, generator=generator)
     bias = torch.randn(40, generator=generator)
-    return PackedBinaryLinear(100, 40, pack_signs(w), w.abs().mean(1), bias, activations=activations)
+    return PackedBinaryLinear(100, 40, pack_signs(w), w.abs().mean(1), bias, scheme=scheme)
 
 
-@pytest.mark.parametrize("activations", ["real", "binary", "int8"])
-def test_cached_kernel_operands_follow_replaced_and_reloaded_buffers(activations):
+@pytest.mark.parametrize("scheme", ["w1a32", "w1a1", "w1a8"])
+def test_cached_kernel_operands_follow_replaced_and_reloaded_buffers(scheme):
     # the layer keeps numpy views of its buffers for the kernels: a stale view would silently
     # compute with the old weights
-    layer, other = _layer(activations), _layer(activations, seed=1)
+    layer, other = _layer(scheme), _layer(scheme, seed=1)
     x = torch.randn(3, 100)
     with torch.inference_mode():
         before = layer(x)
@@ -26,13 +26,13 @@ def test_cached_kernel_operands_follow_replaced_and_reloaded_buffers(activations
         layer.load_state_dict(other.state_dict())  # copied into the existing buffers
         reloaded = layer(x)
         expected = other(x)
-    bias = _layer(activations).bias
+    bias = _layer(scheme).bias
     assert torch.allclose(doubled - bias, 2 * (before - bias), atol=1e-4)
     assert torch.allclose(reloaded, expected)
 
 
 def test_packed_layer_without_native_kernels_uses_the_reference():
-    layer = _layer("binary")
+    layer = _layer("w1a1")
     x = torch.randn(2, 100, requires_grad=True)  # gradients: the kernels do not apply
     out = layer(x)
     with torch.inference_mode():

@@ -6,8 +6,10 @@ import tempfile
 from pathlib import Path
 from typing import Union
 
+from allennlp.common.checks import ConfigurationError
 from allennlp.models.archival import CONFIG_NAME, load_archive
 
+from bitmaps_allennlp.models.masked_lm import BinaryMaskedLanguageModel
 from bitmaps_allennlp.packed.export import PartSizes, pack_masked_lm
 from bitmaps_allennlp.packed.file_format import write_packed_model
 
@@ -21,7 +23,10 @@ def export_archive(
     """Load a trained `bitmaps_masked_lm` archive, pack it, and write `output_file` (a tar.gz
     archive of model type `bitmaps_packed_masked_lm`, carrying its tokenizer) atomically."""
     archive = load_archive(str(archive_file))
-    packed, sizes = pack_masked_lm(archive.model, fp16=fp16)
+    model = archive.model
+    if not isinstance(model, BinaryMaskedLanguageModel):
+        raise ConfigurationError(f"bitmaps-export packs bitmaps_masked_lm models, got {type(model).__name__}")
+    packed, sizes = pack_masked_lm(model._encoder.bert, model._head, fp16=fp16)
     config = archive.config.as_dict(quiet=True)
     source_model = config["model"]
     config["model"] = {

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from bitmaps_allennlp.kernels.reference import binary_weight_linear, xnor_popcount_dot
-from bitmaps_allennlp.packed.bit_packing import pack_signs, unpack_signs
+from bitmaps_allennlp.quantization.bit_packing import pack_signs, unpack_signs
 
 
 def test_bit_convention_is_pinned():

@@ -1,0 +1,116 @@
+"""
+The packed schemes: one row for each way a trained linear layer is stored and run, in the style
+of ggml's type traits. Everything else reads this table: the export (which trained quantization
+maps to which scheme, and how its tensors are made), the file format (which tensors, dtypes and
+shapes a linear of that scheme must have), the loader and `PackedBinaryLinear` (which reference
+and which native entry point compute it), the benchmarks and README.
+
+A scheme's name is the one name used everywhere, the file included (`linears.<name>.scheme`).
+
+Adding a scheme is one row here plus its kernels (a reference function in `kernels/reference.py`,
+a native entry point in `csrc/`, on every path) and their tests; README ("Packed schemes") walks
+through it with W1A8 as the worked example.
+"""
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
+import torch
+
+from bitmaps_allennlp.kernels import reference
+from bitmaps_allennlp.quantization.bit_packing import pack_signs, words_per_row
+
+# (in_features, out_features) -> the tensor's shape
+ShapeRule = Callable[[int, int], Tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A tensor a linear of this scheme stores as `<linear name>.<role>`."""
+
+    role: str
+    dtype: str  # safetensors dtype name
+    shape: ShapeRule
+
+
+@dataclass(frozen=True)
+class PackedScheme:
+    """
+    name : the scheme's one name (file, export, loader, kernels, README).
+    weights, activations : the training knobs (`bitmaps_binary_bert`) it is exported from.
+    bits_per_weight : stored bits per weight, scales excluded.
+    tensors : what the file holds per linear (the optional `bias` is common to all schemes).
+    pack : (weight quantizer, latent weight) -> the arrays of `tensors`, by role.
+    reference : the pure-torch kernel, `(inputs, packed_weight, scale, bias, in_features)`.
+    native : the native entry point (`_native.<native>`, one per kernel path).
+    weight_layout : a derived weight layout the native entry point takes instead of the words
+        (`"lut"`: W1A8's table-lookup layout), built once per layer; `None` if it takes the words.
+    summary : one line for README and error messages.
+    """
+
+    name: str
+    weights: str
+    activations: str
+    bits_per_weight: float
+    tensors: Tuple[TensorSpec, ...]
+    pack: Callable[[torch.nn.Module, torch.Tensor], Dict[str, np.ndarray]]
+    reference: Callable[..., torch.Tensor]
+    native: str
+    weight_layout: Optional[str]
+    summary: str
+
+
+def _pack_binary(weight_quantizer, weight: torch.Tensor) -> Dict[str, np.ndarray]:
+    """Sign bits of the (centred) latent weight, one fp32 scale per output channel (a per-tensor
+    scale is repeated)."""
+    signs, scale = weight_quantizer.binary_parts(weight)
+    return {
+        "packed_weight": pack_signs(signs.cpu()).numpy().view(np.uint64),
+        "scale": scale.float().cpu().numpy(),
+    }
+
+
+_BINARY_TENSORS = (
+    TensorSpec("packed_weight", "U64", lambda k, n: (n, words_per_row(k))),
+    TensorSpec("scale", "F32", lambda k, n: (n,)),
+)
+
+def _binary(name: str, activations: str, reference_fn, native: str, weight_layout: Optional[str], summary: str) -> PackedScheme:
+    """A scheme of 1-bit weights (sign words and per-channel scales), differing in its inputs."""
+    return PackedScheme(name, "binary", activations, 1, _BINARY_TENSORS, _pack_binary, reference_fn, native, weight_layout, summary)
+
+
+SCHEMES: Dict[str, PackedScheme] = {
+    scheme.name: scheme
+    for scheme in (
+        _binary("w1a32", "real", reference.binary_weight_linear, "binary_weight_linear", None,
+                "binary weights, fp32 inputs: x @ (alpha * sign(W)).T + b"),
+        _binary("w1a1", "sign", reference.binary_linear_w1a1, "binary_linear_w1a1", None,
+                "XNOR-Net: binary weights and mean|x| * sign(x) inputs, XNOR-popcount products"),
+        _binary("w1a8", "int8", reference.binary_linear_w1a8, "binary_linear_w1a8", "lut",
+                "binary weights, int8 absmax inputs per row, exact int8 products (table lookups or VNNI)"),
+    )
+}
+
+# the optional bias of every packed linear
+BIAS = TensorSpec("bias", "F32", lambda k, n: (n,))
+
+
+class UnknownScheme(ValueError):
+    """A scheme name, or a trained quantization, that no row of `SCHEMES` holds."""
+
+
+def scheme_named(name: str) -> PackedScheme:
+    try:
+        return SCHEMES[name]
+    except (KeyError, TypeError):
+        raise UnknownScheme(f"unknown packed scheme {name!r}; the schemes are {sorted(SCHEMES)}") from None
+
+
+def scheme_for(weights: str, activations: str) -> PackedScheme:
+    """The scheme a linear trained with these `weights` and `activations` knobs exports to."""
+    for scheme in SCHEMES.values():
+        if (scheme.weights, scheme.activations) == (weights, activations):
+            return scheme
+    held = ", ".join(f"{s.name} ({s.weights} weights, {s.activations} activations)" for s in SCHEMES.values())
+    raise UnknownScheme(f"no packed scheme holds {weights} weights with {activations} activations; the schemes are {held}")

@@ -1,0 +1,67 @@
+"""Every row of the scheme registry, on every kernel path: packed from a trained quantized linear
+by its own `pack`, stored as its own tensor list says, and run by its reference and its native
+entry point, it computes what the fake-quantized training layer computes."""
+import numpy as np
+import pytest
+import torch
+
+from bitmaps_allennlp import kernels
+from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
+from bitmaps_allennlp.modules.quantized_linear import QuantizedLinear
+from bitmaps_allennlp.packed.packed_linear import PackedBinaryLinear
+from bitmaps_allennlp.packed.schemes import SCHEMES, UnknownScheme, scheme_for, scheme_named
+
+_NUMPY = {"U64": np.uint64, "F32": np.float32, "F16": np.float16}
+
+
+@pytest.fixture(params=kernels.available_paths())
+def path(request):
+    previous = kernels.backend()
+    kernels.select(request.param)
+    yield request.param
+    kernels.select(previous)
+
+
+def _trained_layer(scheme, in_features, out_features, seed=0) -> QuantizedLinear:
+    torch.manual_seed(seed)
+    quantization = ComponentQuantization(weights=scheme.weights, activations=scheme.activations, center_weights=True)
+    layer = QuantizedLinear(in_features, out_features, quantization=quantization)
+    with torch.no_grad():
+        layer.bias.normal_()
+    return layer.eval()
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMES))
+@pytest.mark.parametrize("in_features, out_features, rows", [(70, 33, 5), (384, 96, 17), (1, 1, 1)])
+def test_every_scheme_matches_its_training_layer_on_every_path(name, in_features, out_features, rows, path):
+    scheme = SCHEMES[name]
+    layer = _trained_layer(scheme, in_features, out_features)
+    with torch.no_grad():
+        stored = scheme.pack(layer.weight_quantizer, layer.weight)
+    assert set(stored) == {spec.role for spec in scheme.tensors}
+    for spec in scheme.tensors:
+        assert stored[spec.role].dtype == _NUMPY[spec.dtype]
+        assert stored[spec.role].shape == spec.shape(in_features, out_features)
+    packed = PackedBinaryLinear(
+        in_features,
+        out_features,
+        torch.from_numpy(stored["packed_weight"].view(np.int64)),
+        torch.from_numpy(stored["scale"]),
+        layer.bias.detach(),
+        scheme=name,
+    )
+    x = torch.randn(rows, in_features) * 3
+    with torch.inference_mode():
+        expected = layer(x)
+        got = packed(x)
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4), (got - expected).abs().max()
+
+
+def test_every_scheme_is_found_from_its_training_knobs():
+    for scheme in SCHEMES.values():
+        assert scheme_for(scheme.weights, scheme.activations) is scheme
+        assert scheme_named(scheme.name) is scheme
+    with pytest.raises(UnknownScheme, match="no packed scheme holds ternary weights with int8 activations"):
+        scheme_for("ternary", "int8")
+    with pytest.raises(UnknownScheme, match="unknown packed scheme 'w9a9'"):
+        scheme_named("w9a9")
