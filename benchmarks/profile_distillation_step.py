@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +25,9 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # a site package is also called `benchmarks`
+
+from timing import cpu_name  # noqa: E402
 
 
 def _teacher_checkpoint(encoder: str, folder: Path) -> str:
@@ -148,22 +152,12 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
         "steps": args.steps,
         "median_ms": {name: round(value * 1000, 1) for name, value in medians.items()},
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
     }
     output = Path(args.output)
     previous = json.loads(output.read_text()) if output.is_file() else []
     output.write_text(json.dumps(previous + [record], indent=2) + "\n")
     print(f"appended to {output}")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

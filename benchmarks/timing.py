@@ -1,4 +1,5 @@
 """Timing helpers shared by the benchmarks: medians of repeated runs, never single runs."""
+import platform
 import statistics
 import time
 from typing import Callable, Dict
@@ -31,3 +32,15 @@ def median_seconds(fn: Callable[[], object], repeats: int = 15, min_sample_secon
         "calls_per_sample": calls,
         "samples": repeats,
     }
+
+
+def cpu_name() -> str:
+    """The CPU's model name, to go with every figure."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

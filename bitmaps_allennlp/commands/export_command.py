@@ -5,7 +5,7 @@ from pathlib import Path
 from allennlp.commands.subcommand import Subcommand
 
 from bitmaps_allennlp.commands.packed_archive import export_archive
-from bitmaps_allennlp.packed.export import PartSizes
+from bitmaps_allennlp.packed.export import DEFAULT_EMBEDDINGS, EMBEDDING_OPTIONS, PartSizes
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,14 @@ class BitmapsExport(Subcommand):
         subparser = parser.add_parser(self.name, description=description, help="Export a packed 1-bit model.")
         subparser.add_argument("archive_file", type=str, help="trained model archive (model.tar.gz)")
         subparser.add_argument("output_file", type=str, help="where to write the packed archive")
-        subparser.add_argument("--fp16", action="store_true", help="store the non-binarized tensors as fp16")
+        subparser.add_argument(
+            "--embeddings",
+            choices=EMBEDDING_OPTIONS,
+            default=DEFAULT_EMBEDDINGS,
+            help="how to store the word and position embedding tables (and so the tied MLM decoder) unless they "
+            f"were trained binarized: absmax int8 per row, fp16 or fp32 (default: {DEFAULT_EMBEDDINGS})",
+        )
+        subparser.add_argument("--fp16", action="store_true", help="store the other non-binarized tensors as fp16")
         subparser.add_argument("--force", action="store_true", help="overwrite output_file if it exists")
         subparser.set_defaults(func=_export_from_args)
         return subparser
@@ -34,7 +41,7 @@ def _export_from_args(args: argparse.Namespace) -> None:
         raise SystemExit(f"bitmaps-export: {output} exists; pass --force to overwrite it")
     if not output.parent.is_dir():
         raise SystemExit(f"bitmaps-export: folder {output.parent} does not exist")
-    sizes = export_archive(args.archive_file, output, fp16=args.fp16)
+    sizes = export_archive(args.archive_file, output, fp16=args.fp16, embeddings=args.embeddings)
     print(format_sizes(sizes, output.stat().st_size))
 
 

@@ -10,7 +10,7 @@ from allennlp.common.checks import ConfigurationError
 from allennlp.models.archival import CONFIG_NAME, load_archive
 
 from bitmaps_allennlp.models.masked_lm import BinaryMaskedLanguageModel
-from bitmaps_allennlp.packed.export import PartSizes, pack_masked_lm
+from bitmaps_allennlp.packed.export import DEFAULT_EMBEDDINGS, PartSizes, pack_masked_lm
 from bitmaps_allennlp.packed.file_format import write_packed_model
 
 PACKED_FILE_NAME = "packed_model.safetensors"
@@ -18,7 +18,10 @@ TOKENIZER_DIR = "tokenizer"
 
 
 def export_archive(
-    archive_file: Union[str, Path], output_file: Union[str, Path], fp16: bool = False
+    archive_file: Union[str, Path],
+    output_file: Union[str, Path],
+    fp16: bool = False,
+    embeddings: str = DEFAULT_EMBEDDINGS,
 ) -> PartSizes:
     """Load a trained `bitmaps_masked_lm` archive, pack it, and write `output_file` (a tar.gz
     archive of model type `bitmaps_packed_masked_lm`, carrying its tokenizer) atomically."""
@@ -26,7 +29,7 @@ def export_archive(
     model = archive.model
     if not isinstance(model, BinaryMaskedLanguageModel):
         raise ConfigurationError(f"bitmaps-export packs bitmaps_masked_lm models, got {type(model).__name__}")
-    packed, sizes = pack_masked_lm(model._encoder.bert, model._head, fp16=fp16)
+    packed, sizes = pack_masked_lm(model._encoder.bert, model._head, fp16=fp16, embeddings=embeddings)
     config = archive.config.as_dict(quiet=True)
     source_model = config["model"]
     config["model"] = {

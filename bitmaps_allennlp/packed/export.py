@@ -13,7 +13,7 @@ from bitmaps_allennlp.modules.quantized_linear import QuantizedLinear
 from bitmaps_allennlp.modules.quantized_self_attention import QuantizedSelfAttention
 from bitmaps_allennlp.packed.file_format import PackedModelFile
 from bitmaps_allennlp.packed.packed_bert import HEAD_PREFIX
-from bitmaps_allennlp.packed.schemes import PackedScheme, UnknownScheme, scheme_for, scheme_named
+from bitmaps_allennlp.packed.schemes import TABLE_FORMATS, PackedScheme, UnknownScheme, scheme_for, scheme_named
 
 
 @dataclass
@@ -56,15 +56,30 @@ def _check_exportable(bert) -> None:
                 f"bitmaps-export: {name} quantizes attention (bi_attention or quantized Q/K/V/probabilities); "
                 "the packed model runs full-precision softmax attention"
             )
-        if isinstance(module, QuantizedEmbedding):
-            raise ConfigurationError(f"bitmaps-export: {name} is a binarized embedding table, which the packed format does not hold yet")
+        if isinstance(module, QuantizedEmbedding) and module.quantization.weights != "binary":
+            raise ConfigurationError(
+                f"bitmaps-export: {name} is a {module.quantization.weights} embedding table; the packed "
+                f"table formats are {sorted(TABLE_FORMATS)} (binary tables as trained, int8 as an option)"
+            )
 
 
-def pack_bert(bert, scheme: Optional[str] = None, fp16: bool = False) -> "tuple[PackedModelFile, PartSizes]":
+# `--embeddings`: how the word and position tables are stored unless they were trained binarized
+EMBEDDING_OPTIONS = ("int8", "fp16", "fp32")
+DEFAULT_EMBEDDINGS = "int8"
+_OPTION_TABLES = ("embeddings.word_embeddings", "embeddings.position_embeddings")
+
+
+def pack_bert(
+    bert, scheme: Optional[str] = None, fp16: bool = False, embeddings: str = DEFAULT_EMBEDDINGS
+) -> "tuple[PackedModelFile, PartSizes]":
     """Every `QuantizedLinear` of a `transformers` BERT encoder is stored as the packed scheme
     (`packed.schemes`) of the quantization it was trained with, or as `scheme` for all (e.g.
-    `w1a1` to benchmark binary weights trained with real inputs); every other tensor is kept
-    (as fp16 when `fp16`)."""
+    `w1a1` to benchmark binary weights trained with real inputs). Embedding tables trained
+    binarized are stored as `binary` tables; the word and position tables otherwise as
+    `embeddings` says (`int8`: `TABLE_FORMATS["int8"]`, or plain fp16 / fp32). Every other tensor
+    is kept (as fp16 when `fp16`)."""
+    if embeddings not in EMBEDDING_OPTIONS:
+        raise ConfigurationError(f"bitmaps-export: embeddings must be one of {list(EMBEDDING_OPTIONS)}, got {embeddings!r}")
     _check_exportable(bert)
     tensors: Dict[str, np.ndarray] = {}
     linears: Dict[str, Dict] = {}
@@ -91,20 +106,47 @@ def pack_bert(bert, scheme: Optional[str] = None, fp16: bool = False) -> "tuple[
         raise ConfigurationError(
             "bitmaps-export: the model has no binarized linear (was it trained with binarize: false?)"
         )
+    tables = _pack_tables(bert, embeddings, tensors, sizes)
     for key, value in bert.state_dict().items():
-        if key.rpartition(".")[0] in linears or key.rpartition(".")[0].rpartition(".")[0] in linears:
+        owner = key.rpartition(".")[0]
+        if owner in linears or owner.rpartition(".")[0] in linears or owner in tables or owner.rpartition(".")[0] in tables:
             continue
-        tensors[key] = _numpy(value, fp16)
+        plain_fp16 = fp16 or (embeddings == "fp16" and owner in _OPTION_TABLES)
+        tensors[key] = _numpy(value, plain_fp16)
         part = "embeddings" if key.startswith("embeddings.") and "LayerNorm" not in key else "other (LayerNorm, biases, ...)"
         sizes.add(part, tensors[key].nbytes, value.numel() * 4)
-    return PackedModelFile(tensors=tensors, linears=linears, config=bert.config.to_dict()), sizes
+    return PackedModelFile(tensors=tensors, linears=linears, config=bert.config.to_dict(), tables=tables), sizes
 
 
-def pack_masked_lm(bert, head: torch.nn.Module, fp16: bool = False) -> "tuple[PackedModelFile, PartSizes]":
-    """The encoder as `pack_bert` packs it, plus the masked-LM head (`MaskedLmHead`)."""
+def _pack_tables(bert, embeddings: str, tensors: Dict[str, np.ndarray], sizes: PartSizes) -> Dict[str, Dict]:
+    tables: Dict[str, Dict] = {}
+    for name in _OPTION_TABLES + ("embeddings.token_type_embeddings",):
+        module = bert.get_submodule(name)
+        with torch.no_grad():
+            if isinstance(module, QuantizedEmbedding):
+                table_format = TABLE_FORMATS["binary"]
+                stored = table_format.pack(module.weight_quantizer, module.weight)
+            elif embeddings == "int8" and name in _OPTION_TABLES:
+                table_format = TABLE_FORMATS["int8"]
+                stored = table_format.pack(module.weight)
+            else:
+                continue
+        rows, dim = module.weight.shape
+        tables[name] = {"rows": rows, "dim": dim, "format": table_format.name, "bits": table_format.bits_per_weight}
+        for role, array in stored.items():
+            tensors[f"{name}.{role}"] = array
+        sizes.add("embeddings", sum(a.nbytes for a in stored.values()), module.weight.numel() * 4)
+    return tables
+
+
+def pack_masked_lm(
+    bert, head: torch.nn.Module, fp16: bool = False, embeddings: str = DEFAULT_EMBEDDINGS
+) -> "tuple[PackedModelFile, PartSizes]":
+    """The encoder as `pack_bert` packs it, plus the masked-LM head (`MaskedLmHead`), whose
+    decoder is tied to the word table as stored."""
     if isinstance(head.dense, QuantizedLinear):
         raise ConfigurationError("bitmaps-export: a binarized masked-LM head is not in the packed format yet")
-    packed, sizes = pack_bert(bert, fp16=fp16)
+    packed, sizes = pack_bert(bert, fp16=fp16, embeddings=embeddings)
     for key, value in head.state_dict().items():
         packed.tensors[HEAD_PREFIX + key] = _numpy(value, fp16)
         sizes.add("masked-LM head (decoder tied to embeddings)", packed.tensors[HEAD_PREFIX + key].nbytes, value.numel() * 4)

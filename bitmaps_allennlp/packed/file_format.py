@@ -30,13 +30,13 @@ import math
 import os
 import struct
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Tuple, Union
 
 import numpy as np
 
-from bitmaps_allennlp.packed.schemes import BIAS, SCHEMES
+from bitmaps_allennlp.packed.schemes import BIAS, SCHEMES, TABLE_FORMATS
 from bitmaps_allennlp.quantization.bit_packing import BIT_CONVENTION
 
 MAGIC = "bitmaps-packed"
@@ -53,17 +53,21 @@ class PackedModelFile:
     tensors: Dict[str, np.ndarray]
     linears: Dict[str, Dict[str, Any]]
     config: Dict[str, Any]
+    # embedding tables stored in a `TABLE_FORMATS` format (the others are plain `<table>.weight`)
+    tables: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
 
 _SAFETENSORS_DTYPES = {
     np.dtype(np.float32): "F32",
     np.dtype(np.float16): "F16",
     np.dtype(np.uint64): "U64",
+    np.dtype(np.int8): "I8",
 }
 _NUMPY_DTYPES = {name: dtype.newbyteorder("<") for dtype, name in _SAFETENSORS_DTYPES.items()}
+_TABLE_KEYS = {"rows", "dim", "format", "bits"}
 # tensors outside a scheme's list: fp32 or fp16 (`--fp16`)
 _PLAIN_DTYPES = ("F32", "F16")
-_METADATA_KEYS = ("bit_convention", "config", "format_version", "linears", "magic", "sha256")
+_METADATA_KEYS = ("bit_convention", "config", "format_version", "linears", "magic", "sha256", "tables")
 
 # BERT config values the packed encoder is built from: each a positive integer
 _CONFIG_SIZES = (
@@ -114,6 +118,7 @@ def encode_packed_model(packed: PackedModelFile) -> bytes:
         "format_version": str(FORMAT_VERSION),
         "linears": json.dumps(packed.linears, sort_keys=True),
         "magic": MAGIC,
+        "tables": json.dumps(packed.tables, sort_keys=True),
     }
     metadata["sha256"] = _checksum(metadata, table, payload)
     header: Dict[str, Any] = {"__metadata__": metadata, **table}
@@ -173,7 +178,9 @@ def decode_packed_model(data: bytes, source: str = "packed model") -> PackedMode
     _check_config(config, source)
     linears = _json_object(metadata, "linears", source)
     _check_linears(linears, config, source)
-    _check_roles(table, linears, source)
+    tables = _json_object(metadata, "tables", source)
+    _check_tables(tables, config, source)
+    _check_roles(table, linears, tables, source)
     tensors = {
         name: np.frombuffer(
             data,
@@ -183,7 +190,7 @@ def decode_packed_model(data: bytes, source: str = "packed model") -> PackedMode
         ).reshape(entry["shape"])
         for name, entry in table.items()
     }
-    return PackedModelFile(tensors=tensors, linears=linears, config=config)
+    return PackedModelFile(tensors=tensors, linears=linears, config=config, tables=tables)
 
 
 def _metadata(metadata: Any, source: str) -> Dict[str, str]:
@@ -331,14 +338,46 @@ def _check_linears(linears: Dict[str, Any], config: Dict[str, Any], source: str)
             )
 
 
-def _check_roles(table: Dict[str, Dict[str, Any]], linears: Dict[str, Any], source: str) -> None:
-    """Each linear's tensors are exactly its scheme's (plus an optional bias), with the scheme's
-    dtypes and shapes; every other tensor is fp32 or fp16."""
+def expected_tables(config: Dict[str, Any]) -> Dict[str, Tuple[int, int]]:
+    """The embedding tables of a BERT of this config: name -> (rows, dim)."""
+    hidden = config["hidden_size"]
+    return {
+        "embeddings.word_embeddings": (config["vocab_size"], hidden),
+        "embeddings.position_embeddings": (config["max_position_embeddings"], hidden),
+        "embeddings.token_type_embeddings": (config["type_vocab_size"], hidden),
+    }
+
+
+def _check_tables(tables: Dict[str, Any], config: Dict[str, Any], source: str) -> None:
+    possible = expected_tables(config)
+    for name, entry in tables.items():
+        field = f"tables.{name}"
+        if name not in possible:
+            raise PackedFormatError(f"{source}: {field} is not an embedding table of BERT (expected one of {sorted(possible)})")
+        if not isinstance(entry, dict) or set(entry) != _TABLE_KEYS:
+            raise PackedFormatError(f"{source}: {field} must be an object with exactly {sorted(_TABLE_KEYS)}")
+        if (entry["rows"], entry["dim"]) != possible[name] or not (_is_int(entry["rows"]) and _is_int(entry["dim"])):
+            raise PackedFormatError(
+                f"{source}: {field} has (rows, dim) = {_shown((entry['rows'], entry['dim']))}, the config implies {possible[name]}"
+            )
+        table_format = TABLE_FORMATS.get(entry["format"]) if isinstance(entry["format"], str) else None
+        if table_format is None:
+            raise PackedFormatError(f"{source}: {field}.format is {_shown(entry['format'])}, expected one of {sorted(TABLE_FORMATS)}")
+        if entry["bits"] != table_format.bits_per_weight or isinstance(entry["bits"], bool):
+            raise PackedFormatError(
+                f"{source}: {field}.bits is {_shown(entry['bits'])}; format {table_format.name} stores {table_format.bits_per_weight}"
+            )
+
+
+def _check_roles(table: Dict[str, Dict[str, Any]], linears: Dict[str, Any], tables: Dict[str, Any], source: str) -> None:
+    """Each linear's tensors are exactly its scheme's (plus an optional bias), each listed table's
+    exactly its format's, with their dtypes and shapes; every other tensor is fp32 or fp16."""
     owned = set()
-    for name, entry in linears.items():
-        k, n = entry["in_features"], entry["out_features"]
-        specs = SCHEMES[entry["scheme"]].tensors
-        for spec in specs + ((BIAS,) if f"{name}.bias" in table else ()):
+    groups = [(name, SCHEMES[e["scheme"]].tensors, (e["in_features"], e["out_features"]), True) for name, e in linears.items()]
+    groups += [(name, TABLE_FORMATS[e["format"]].tensors, (e["rows"], e["dim"]), False) for name, e in tables.items()]
+    for name, specs, sizes, has_bias in groups:
+        k, n = sizes
+        for spec in specs + ((BIAS,) if has_bias and f"{name}.bias" in table else ()):
             key, dims = f"{name}.{spec.role}", list(spec.shape(k, n))
             found = table.get(key)
             if found is None or found["shape"] != dims:
@@ -350,8 +389,9 @@ def _check_roles(table: Dict[str, Dict[str, Any]], linears: Dict[str, Any], sour
                 raise PackedFormatError(f"{source}: tensor {key!r}.dtype is {found['dtype']!r}, expected one of {list(allowed)}")
             owned.add(key)
     for key, entry in table.items():
-        if key.rpartition(".")[0] in linears and key not in owned:
-            raise PackedFormatError(f"{source}: tensor {key!r} is not one of its linear's scheme's tensors")
+        owner = key.rpartition(".")[0]
+        if (owner in linears or owner in tables) and key not in owned:
+            raise PackedFormatError(f"{source}: tensor {key!r} is not one of the tensors its scheme or table format stores")
         if key not in owned and entry["dtype"] not in _PLAIN_DTYPES:
             raise PackedFormatError(f"{source}: tensor {key!r}.dtype is {entry['dtype']!r}, expected one of {list(_PLAIN_DTYPES)}")
 

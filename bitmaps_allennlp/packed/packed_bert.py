@@ -7,7 +7,7 @@ from transformers import BertConfig, BertModel
 
 from bitmaps_allennlp.packed.file_format import PackedFormatError, PackedModelFile
 from bitmaps_allennlp.packed.packed_linear import PackedBinaryLinear
-from bitmaps_allennlp.packed.schemes import scheme_named
+from bitmaps_allennlp.packed.schemes import TABLE_FORMATS, scheme_named
 
 HEAD_PREFIX = "head."
 
@@ -29,6 +29,11 @@ def build_packed_bert(
     with torch.device("meta" if use_meta_device else "cpu"):
         bert = BertModel(config, add_pooling_layer=False)
     tensors = {name: _tensor(array) for name, array in packed.tensors.items()}
+    for name, entry in packed.tables.items():
+        # the model computes with the fp32 table the format stands for (the tied decoder too)
+        table_format = TABLE_FORMATS[entry["format"]]
+        stored = {spec.role: tensors.pop(f"{name}.{spec.role}") for spec in table_format.tensors}
+        tensors[f"{name}.weight"] = table_format.unpack(stored, entry["dim"])
     for name, entry in packed.linears.items():
         *parents, leaf = name.split(".")
         owner = bert

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from bitmaps_allennlp.kernels import reference
-from bitmaps_allennlp.quantization.bit_packing import pack_signs, words_per_row
+from bitmaps_allennlp.quantization.bit_packing import pack_signs, unpack_signs, words_per_row
+from bitmaps_allennlp.quantization.int8 import quantize_int8_rows
 
 # (in_features, out_features) -> the tensor's shape
 ShapeRule = Callable[[int, int], Tuple[int, ...]]
@@ -114,3 +115,63 @@ def scheme_for(weights: str, activations: str) -> PackedScheme:
             return scheme
     held = ", ".join(f"{s.name} ({s.weights} weights, {s.activations} activations)" for s in SCHEMES.values())
     raise UnknownScheme(f"no packed scheme holds {weights} weights with {activations} activations; the schemes are {held}")
+
+
+@dataclass(frozen=True)
+class TableFormat:
+    """
+    How an embedding table (word, position) is stored when it is not stored as a plain fp32 or
+    fp16 `<table>.weight`: the rows of the registry above, for tables.
+
+    name : as in the file (`tables.<table>.format`) and in `bitmaps-export --embeddings`.
+    bits_per_weight : stored bits per entry, per-row scales excluded.
+    tensors : what the file holds per table, `<table>.<role>`; shapes from (rows, dim).
+    pack : the fp32 table (or, for `binary`, the trained quantizer and latent table) -> arrays.
+    unpack : the arrays -> the fp32 table the model computes with (the tied MLM decoder too).
+    """
+
+    name: str
+    bits_per_weight: float
+    tensors: Tuple[TensorSpec, ...]
+    pack: Callable[..., Dict[str, np.ndarray]]
+    unpack: Callable[[Dict[str, torch.Tensor], int], torch.Tensor]
+    summary: str
+
+
+def _pack_int8_table(table: torch.Tensor) -> Dict[str, np.ndarray]:
+    levels, step = quantize_int8_rows(table.detach().float().cpu())
+    return {"q": levels.to(torch.int8).numpy(), "step": step.reshape(-1).numpy()}
+
+
+def _unpack_int8_table(stored: Dict[str, torch.Tensor], dim: int) -> torch.Tensor:
+    return stored["q"].float() * stored["step"].float()[:, None]
+
+
+def _unpack_binary_table(stored: Dict[str, torch.Tensor], dim: int) -> torch.Tensor:
+    return unpack_signs(stored["packed_weight"], dim) * stored["scale"].float()[:, None]
+
+
+TABLE_FORMATS: Dict[str, TableFormat] = {
+    table.name: table
+    for table in (
+        TableFormat(
+            "int8",
+            8,
+            (TensorSpec("q", "I8", lambda rows, dim: (rows, dim)), TensorSpec("step", "F32", lambda rows, dim: (rows,))),
+            _pack_int8_table,
+            _unpack_int8_table,
+            "absmax int8 per row (quantization.int8's rule), an export option for any model",
+        ),
+        TableFormat(
+            "binary",
+            1,
+            (
+                TensorSpec("packed_weight", "U64", lambda rows, dim: (rows, words_per_row(dim))),
+                TensorSpec("scale", "F32", lambda rows, dim: (rows,)),
+            ),
+            _pack_binary,
+            _unpack_binary_table,
+            "sign bits and a scale per row: a table trained binarized (binarized_components: word_embeddings)",
+        ),
+    )
+}

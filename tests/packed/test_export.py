@@ -51,7 +51,7 @@ def _batch(archive, corpus_path):
 @pytest.mark.parametrize("name", ["binary", "learned", "w1a1", "w1a8"])
 def test_packed_logits_match_the_training_model(name, trained_archives, corpus_path, tmp_path):
     output = tmp_path / "packed.tar.gz"
-    sizes = export_archive(trained_archives[name], output)
+    sizes = export_archive(trained_archives[name], output, embeddings="fp32")
     source, packed = load_archive(trained_archives[name]), load_archive(output)
     assert isinstance(packed.model, PackedMaskedLanguageModel)
     expected_linears = 2 * (4 if name == "learned" else 6)
@@ -77,9 +77,10 @@ def test_packed_logits_match_the_training_model(name, trained_archives, corpus_p
 
 def test_fp16_export_halves_the_rest(trained_archives, corpus_path, tmp_path):
     full, half = tmp_path / "fp32.tar.gz", tmp_path / "fp16.tar.gz"
-    sizes32 = export_archive(trained_archives["binary"], full)
-    sizes16 = export_archive(trained_archives["binary"], half, fp16=True)
+    sizes32 = export_archive(trained_archives["binary"], full, embeddings="fp32")
+    sizes16 = export_archive(trained_archives["binary"], half, fp16=True, embeddings="fp16")
     assert sizes16.stored["embeddings"] * 2 == sizes32.stored["embeddings"]
+    assert sizes16.stored["other (LayerNorm, biases, ...)"] * 2 == sizes32.stored["other (LayerNorm, biases, ...)"]
     assert sizes16.stored["binarized linear weights"] == sizes32.stored["binarized linear weights"]
     source, packed = load_archive(trained_archives["binary"]), load_archive(half)
     tensors = _batch(source, corpus_path)
@@ -151,7 +152,7 @@ def test_minilm_sized_packed_encoder_matches_the_fake_quantized_one():
     from bitmaps_allennlp.packed.packed_bert import build_packed_bert
 
     bert = _binarized_bert(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536)
-    packed, _ = pack_bert(bert)
+    packed, _ = pack_bert(bert, embeddings="fp32")
     rebuilt, _ = build_packed_bert(decode_packed_model(encode_packed_model(packed)))
     ids = torch.randint(5, 1000, (2, 128))
     mask = torch.ones_like(ids)
@@ -178,7 +179,7 @@ def test_packed_encoder_is_built_without_meta_tensors_or_gradients():
 
     bert = _binarized_bert(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
     for use_meta_device in (True, False):
-        rebuilt, _ = build_packed_bert(pack_bert(bert)[0], use_meta_device=use_meta_device)
+        rebuilt, _ = build_packed_bert(pack_bert(bert, embeddings="fp32")[0], use_meta_device=use_meta_device)
         tensors = list(rebuilt.parameters()) + list(rebuilt.buffers())
         assert not any(t.is_meta or t.requires_grad for t in tensors)
         assert torch.equal(rebuilt.embeddings.position_ids, bert.embeddings.position_ids)
@@ -193,7 +194,7 @@ def test_packed_encoder_is_built_without_meta_tensors_or_gradients():
         ({"weights": "ternary"}, "no packed scheme holds ternary weights with real activations"),
         ({"activations": "elastic"}, "no packed scheme holds binary weights with elastic activations"),
         ({"attention": "bi_attention"}, "quantizes attention"),
-        ({"binarized_components": ["query", "word_embeddings"]}, "binarized embedding table"),
+        ({"binarized_components": ["query", "word_embeddings"], "weights": "ternary"}, "is a ternary embedding table"),
     ],
 )
 def test_what_the_packed_format_cannot_hold_is_refused_naming_the_module(knobs, message):
@@ -247,3 +248,58 @@ def test_a_packed_archive_reads_its_packed_file_from_inside_only(packed_file, tr
     (unpacked / "config.json").write_text(json.dumps(config))
     with pytest.raises(PackedFormatError, match="is not a file inside the archive"):
         load_archive(str(unpacked))
+
+
+@pytest.mark.parametrize("embeddings", ["int8", "fp16"])
+def test_quantized_embedding_tables_are_what_the_model_computes_with(embeddings, trained_archives, corpus_path, tmp_path):
+    """An int8 (fp16) table export computes exactly what the source model computes with its word
+    and position tables replaced by their int8 (fp16) values: the tied decoder included."""
+    from bitmaps_allennlp.quantization.int8 import quantize_int8_rows
+
+    output = tmp_path / "packed.tar.gz"
+    sizes = export_archive(trained_archives["w1a8"], output, embeddings=embeddings)
+    full = tmp_path / "full.tar.gz"
+    full_sizes = export_archive(trained_archives["w1a8"], full, embeddings="fp32")
+    source, packed = load_archive(trained_archives["w1a8"]), load_archive(output)
+    embedding_module = source.model._encoder.bert.embeddings
+    with torch.no_grad():
+        for table in (embedding_module.word_embeddings, embedding_module.position_embeddings):
+            if embeddings == "int8":
+                levels, step = quantize_int8_rows(table.weight)
+                table.weight.copy_(levels * step)
+            else:
+                table.weight.copy_(table.weight.half().float())
+    tensors = _batch(source, corpus_path)
+    source.model.eval()
+    with torch.no_grad():
+        expected = source.model.masked_logits(tensors["tokens"], tensors["masked_positions"])
+        got = packed.model.masked_logits(tensors["tokens"], tensors["masked_positions"])
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
+    config = source.model._encoder.config
+    rows, dim = config.vocab_size + config.max_position_embeddings, config.hidden_size
+    per_row = dim + 4 if embeddings == "int8" else dim * 2  # int8 entries and one fp32 step per row
+    token_types = config.type_vocab_size * dim * 4  # not an option table: kept as it is
+    assert sizes.stored["embeddings"] == rows * per_row + token_types
+    assert full_sizes.stored["embeddings"] == rows * dim * 4 + token_types
+
+
+def test_binarized_embedding_tables_export_as_trained(tiny_bert_dir, corpus_path, valid_corpus_path, tmp_path):
+    config = tiny_masked_lm_config(tiny_bert_dir, corpus_path, valid_corpus_path)
+    config["model"]["text_field_embedder"]["token_embedders"]["tokens"]["binarized_components"] = [
+        "query", "key", "value", "attention_output", "ffn_in", "ffn_out", "word_embeddings", "position_embeddings",
+    ]
+    config["trainer"]["num_epochs"] = 1
+    train_model(Params(config), serialization_dir=str(tmp_path / "run"))
+    output = tmp_path / "packed.tar.gz"
+    sizes = export_archive(tmp_path / "run" / "model.tar.gz", output)  # --embeddings does not apply
+    source, packed = load_archive(tmp_path / "run" / "model.tar.gz"), load_archive(output)
+    tensors = _batch(source, corpus_path)
+    source.model.eval()
+    with torch.no_grad():
+        expected = source.model.masked_logits(tensors["tokens"], tensors["masked_positions"])
+        got = packed.model.masked_logits(tensors["tokens"], tensors["masked_positions"])
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
+    # two binary tables: 1 bit per entry plus a scale per row
+    rows = source.model._encoder.config.vocab_size + source.model._encoder.config.max_position_embeddings
+    dim = source.model._encoder.config.hidden_size
+    assert sizes.stored["embeddings"] == rows * ((dim + 63) // 64 * 8 + 4) + 2 * dim * 4  # + token types (fp32)

@@ -48,7 +48,7 @@ def _small() -> PackedModelFile:
 
 # Pins the format: any change to the layout, header or checksum changes these bytes. A
 # deliberate change needs a new FORMAT_VERSION (and readers of the old one, or a clear refusal).
-GOLDEN_SHA256 = "763cf71afd7ab68ecac9794cde6112e5b375dbb71eaacbca7b0f04bafb7f0f37"
+GOLDEN_SHA256 = "bfac21cec5f328463f1832af4d26677088a094ca15e5692475bdd7efacb7cc66"
 
 
 def _header(data: bytes):
@@ -163,7 +163,7 @@ def _encoded_with(edit) -> bytes:
         (lambda p: p.linears[LINEAR].update(bits=2), "bits is 2; scheme w1a1 stores 1"),
         (lambda p: p.linears[LINEAR].pop("bits"), "must be an object with exactly"),
         (lambda p: p.tensors.update({f"{LINEAR}.bias": np.zeros(3, np.float32)}), "bias' has shape \\[3\\], expected \\[70\\]"),
-        (lambda p: p.tensors.update({f"{LINEAR}.extra": np.zeros(3, np.float32)}), "extra' is not one of its linear's scheme's tensors"),
+        (lambda p: p.tensors.update({f"{LINEAR}.extra": np.zeros(3, np.float32)}), "extra' is not one of the tensors its scheme or table format stores"),
         (lambda p: p.linears[LINEAR].update(in_features=200), "\\(in_features, out_features\\) = \\(200, 70\\)"),
         (lambda p: p.linears[LINEAR].update(in_features=True), "\\(in_features, out_features\\)"),
         (lambda p: p.linears[LINEAR].update(bogus=1), "must be an object with"),
@@ -257,3 +257,42 @@ def test_tensors_that_do_not_fit_the_config_are_refused(tiny_bert_dir):
     packed.tensors["embeddings.LayerNorm.weight"] = np.ones(3, dtype=np.float32)
     with pytest.raises(PackedFormatError, match="'embeddings.LayerNorm.weight' has shape \\[3\\], the config implies \\[32\\]"):
         build_packed_bert(decode_packed_model(encode_packed_model(packed)))
+
+
+WORD = "embeddings.word_embeddings"
+
+
+def _with_int8_table(packed: PackedModelFile) -> PackedModelFile:
+    packed.tensors.pop(f"{WORD}.weight")
+    packed.tensors[f"{WORD}.q"] = np.arange(6 * 70, dtype=np.int64).reshape(6, 70).astype(np.int8)
+    packed.tensors[f"{WORD}.step"] = np.full(6, 0.01, dtype=np.float32)
+    packed.tables = {WORD: {"rows": 6, "dim": 70, "format": "int8", "bits": 8}}
+    return packed
+
+
+def test_an_int8_table_round_trips():
+    back = decode_packed_model(encode_packed_model(_with_int8_table(_small())))
+    assert back.tables == {WORD: {"rows": 6, "dim": 70, "format": "int8", "bits": 8}}
+    assert back.tensors[f"{WORD}.q"].dtype == np.int8
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda p: p.tables.update({"embeddings.extra": p.tables[WORD]}), "tables.embeddings.extra is not an embedding table"),
+        (lambda p: p.tables[WORD].update(rows=7), "\\(rows, dim\\) = \\(7, 70\\), the config implies \\(6, 70\\)"),
+        (lambda p: p.tables[WORD].update(format="int4"), "format is 'int4', expected one of \\['binary', 'int8'\\]"),
+        (lambda p: p.tables[WORD].update(bits=4), "bits is 4; format int8 stores 8"),
+        (lambda p: p.tables[WORD].pop("bits"), "must be an object with exactly"),
+        (lambda p: p.tensors.pop(f"{WORD}.step"), "step' has shape None, expected \\[6\\]"),
+        (lambda p: p.tensors.update({f"{WORD}.q": np.zeros((6, 70), np.float16)}), "q'.dtype is 'F16', expected one of \\['I8'\\]"),
+        (lambda p: p.tensors.update({f"{WORD}.weight": np.zeros((6, 70), np.float32)}), "weight' is not one of the tensors"),
+        (lambda p: p.tensors.update({"embeddings.other": np.zeros(3, np.int8)}), "other'.dtype is 'I8'"),
+    ],
+    ids=["unknown-table", "rows", "format", "bits", "no-bits", "missing-step", "q-dtype", "stray-weight", "plain-int8"],
+)
+def test_crafted_table_entries_are_refused(edit, message):
+    packed = _with_int8_table(_small())
+    edit(packed)
+    with pytest.raises(PackedFormatError, match=message):
+        decode_packed_model(encode_packed_model(packed))
