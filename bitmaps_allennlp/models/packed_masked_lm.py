@@ -8,7 +8,7 @@ from allennlp.models.model import Model
 
 from bitmaps_allennlp.models.masked_lm_base import MaskedLmBase
 from bitmaps_allennlp.packed.file_format import PackedFormatError, read_packed_model
-from bitmaps_allennlp.packed.packed_bert import HEAD_PREFIX, build_packed_bert
+from bitmaps_allennlp.packed.packed_bert import HEAD_PREFIX, build_packed_bert, packed_linear
 
 
 @Model.register("bitmaps_packed_masked_lm")
@@ -42,14 +42,18 @@ class PackedMaskedLanguageModel(MaskedLmBase):
         packed = read_packed_model(packed_file)
         self._bert, head_state = build_packed_bert(packed, source=packed_file)
         self._build_head(self._bert.config)
-        expected = {k: v.shape for k, v in self._head.state_dict().items()}
+        dense = packed.linears.get(HEAD_PREFIX + "dense")
+        if dense is not None:
+            # a binarized head: its transform is a packed linear too
+            self._head.dense = packed_linear("dense", dense, head_state)
+        expected = {k: v.shape for k, v in self._head.state_dict().items() if not (dense and k.startswith("dense."))}
         found = {k: v.shape for k, v in head_state.items()}
         if found != expected:
             raise PackedFormatError(
                 f"{packed_file}: the masked-LM head's tensors {_shapes(found)} do not fit the "
                 f"config, which implies {_shapes(expected)} (under {HEAD_PREFIX!r})"
             )
-        self._head.load_state_dict({k: v.float() for k, v in head_state.items()})
+        self._head.load_state_dict({k: v.float() for k, v in head_state.items()}, strict=dense is None)
         self.eval()
 
     def encode(self, tokens: TextFieldTensors) -> torch.Tensor:

@@ -85,23 +85,8 @@ def pack_bert(
     linears: Dict[str, Dict] = {}
     sizes = PartSizes()
     for name, module in bert.named_modules():
-        if not isinstance(module, QuantizedLinear):
-            continue
-        chosen = _scheme(name, module, scheme)
-        linears[name] = {
-            "in_features": module.in_features,
-            "out_features": module.out_features,
-            "scheme": chosen.name,
-            "bits": chosen.bits_per_weight,
-        }
-        with torch.no_grad():
-            stored = chosen.pack(module.weight_quantizer, module.weight)
-        for role, array in stored.items():
-            tensors[f"{name}.{role}"] = array
-        sizes.add("binarized linear weights", sum(a.nbytes for a in stored.values()), module.weight.numel() * 4)
-        if module.bias is not None:
-            tensors[f"{name}.bias"] = _numpy(module.bias, fp16)
-            sizes.add("biases of binarized linears", tensors[f"{name}.bias"].nbytes, module.bias.numel() * 4)
+        if isinstance(module, QuantizedLinear):
+            _pack_linear(name, module, scheme, fp16, tensors, linears, sizes)
     if not linears:
         raise ConfigurationError(
             "bitmaps-export: the model has no binarized linear (was it trained with binarize: false?)"
@@ -116,6 +101,24 @@ def pack_bert(
         part = "embeddings" if key.startswith("embeddings.") and "LayerNorm" not in key else "other (LayerNorm, biases, ...)"
         sizes.add(part, tensors[key].nbytes, value.numel() * 4)
     return PackedModelFile(tensors=tensors, linears=linears, config=bert.config.to_dict(), tables=tables), sizes
+
+
+def _pack_linear(name: str, module: QuantizedLinear, scheme: Optional[str], fp16: bool, tensors, linears, sizes) -> None:
+    chosen = _scheme(name, module, scheme)
+    linears[name] = {
+        "in_features": module.in_features,
+        "out_features": module.out_features,
+        "scheme": chosen.name,
+        "bits": chosen.bits_per_weight,
+    }
+    with torch.no_grad():
+        stored = chosen.pack(module.weight_quantizer, module.weight)
+    for role, array in stored.items():
+        tensors[f"{name}.{role}"] = array
+    sizes.add("binarized linear weights", sum(a.nbytes for a in stored.values()), module.weight.numel() * 4)
+    if module.bias is not None:
+        tensors[f"{name}.bias"] = _numpy(module.bias, fp16)
+        sizes.add("biases of binarized linears", tensors[f"{name}.bias"].nbytes, module.bias.numel() * 4)
 
 
 def _pack_tables(bert, embeddings: str, tensors: Dict[str, np.ndarray], sizes: PartSizes) -> Dict[str, Dict]:
@@ -143,11 +146,14 @@ def pack_masked_lm(
     bert, head: torch.nn.Module, fp16: bool = False, embeddings: str = DEFAULT_EMBEDDINGS
 ) -> "tuple[PackedModelFile, PartSizes]":
     """The encoder as `pack_bert` packs it, plus the masked-LM head (`MaskedLmHead`), whose
-    decoder is tied to the word table as stored."""
-    if isinstance(head.dense, QuantizedLinear):
-        raise ConfigurationError("bitmaps-export: a binarized masked-LM head is not in the packed format yet")
+    decoder is tied to the word table as stored. A binarized head's dense layer (`mlm_head` in
+    `binarized_components`) is a packed linear named `head.dense`."""
     packed, sizes = pack_bert(bert, fp16=fp16, embeddings=embeddings)
+    if isinstance(head.dense, QuantizedLinear):
+        _pack_linear(HEAD_PREFIX + "dense", head.dense, None, fp16, packed.tensors, packed.linears, sizes)
     for key, value in head.state_dict().items():
+        if isinstance(head.dense, QuantizedLinear) and key.startswith("dense."):
+            continue
         packed.tensors[HEAD_PREFIX + key] = _numpy(value, fp16)
         sizes.add("masked-LM head (decoder tied to embeddings)", packed.tensors[HEAD_PREFIX + key].nbytes, value.numel() * 4)
     return packed, sizes

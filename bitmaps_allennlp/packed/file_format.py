@@ -292,7 +292,7 @@ def _check_config(config: Dict[str, Any], source: str) -> None:
 
 
 def expected_linears(config: Dict[str, Any]) -> Dict[str, Tuple[int, int]]:
-    """Every linear a packed BERT encoder of this config may hold: name -> (in, out) features."""
+    """Every linear a packed BERT masked LM of this config may hold: name -> (in, out) features."""
     hidden, inner = config["hidden_size"], config["intermediate_size"]
     shapes = {
         "attention.self.query": (hidden, hidden),
@@ -302,11 +302,13 @@ def expected_linears(config: Dict[str, Any]) -> Dict[str, Tuple[int, int]]:
         "intermediate.dense": (hidden, inner),
         "output.dense": (inner, hidden),
     }
-    return {
+    linears = {
         f"encoder.layer.{layer}.{name}": shape
         for layer in range(config["num_hidden_layers"])
         for name, shape in shapes.items()
     }
+    linears["head.dense"] = (hidden, hidden)  # the masked-LM head's transform (`mlm_head`)
+    return linears
 
 
 def _check_linears(linears: Dict[str, Any], config: Dict[str, Any], source: str) -> None:

@@ -18,11 +18,26 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array.copy()).float()
 
 
+def packed_linear(name: str, entry: Dict, tensors: Dict[str, torch.Tensor]) -> PackedBinaryLinear:
+    """The packed layer of linear `name` (its `linears` entry), taking its tensors out of `tensors`."""
+    scheme = scheme_named(entry["scheme"])
+    stored = {spec.role: tensors.pop(f"{name}.{spec.role}") for spec in scheme.tensors}
+    return PackedBinaryLinear(
+        entry["in_features"],
+        entry["out_features"],
+        stored["packed_weight"],
+        stored["scale"],
+        tensors.pop(f"{name}.bias", None),
+        scheme=scheme.name,
+    )
+
+
 def build_packed_bert(
     packed: PackedModelFile, source: str = "packed model", use_meta_device: bool = True
 ) -> Tuple[BertModel, Dict[str, torch.Tensor]]:
     """The encoder with `PackedBinaryLinear`s in place of its binarized linears, and the head's
-    state dict. Fails, naming the tensors, if the file's tensors do not fit the config."""
+    tensors (keys relative to `head.`; a packed `head.dense` is left there as its tensors). Fails,
+    naming the tensors, if the file's tensors do not fit the config."""
     config = BertConfig(**packed.config)
     # On the meta device the fp32 weights of the linears being replaced are never allocated, so
     # loading a packed model does not briefly need the memory of the full-precision one.
@@ -35,24 +50,13 @@ def build_packed_bert(
         stored = {spec.role: tensors.pop(f"{name}.{spec.role}") for spec in table_format.tensors}
         tensors[f"{name}.weight"] = table_format.unpack(stored, entry["dim"])
     for name, entry in packed.linears.items():
+        if name.startswith(HEAD_PREFIX):
+            continue  # the head's, built by the masked LM from the head's tensors
         *parents, leaf = name.split(".")
         owner = bert
         for part in parents:
             owner = getattr(owner, part)
-        scheme = scheme_named(entry["scheme"])
-        stored = {spec.role: tensors.pop(f"{name}.{spec.role}") for spec in scheme.tensors}
-        setattr(
-            owner,
-            leaf,
-            PackedBinaryLinear(
-                entry["in_features"],
-                entry["out_features"],
-                stored["packed_weight"],
-                stored["scale"],
-                tensors.pop(f"{name}.bias", None),
-                scheme=scheme.name,
-            ),
-        )
+        setattr(owner, leaf, packed_linear(name, entry, tensors))
     head = {k[len(HEAD_PREFIX) :]: tensors.pop(k) for k in list(tensors) if k.startswith(HEAD_PREFIX)}
     expected = {k: v.shape for k, v in bert.state_dict().items() if not _is_packed_buffer(k, packed.linears)}
     missing, unexpected = set(expected) - set(tensors), set(tensors) - set(expected)

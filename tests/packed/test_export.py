@@ -283,10 +283,10 @@ def test_quantized_embedding_tables_are_what_the_model_computes_with(embeddings,
     assert full_sizes.stored["embeddings"] == rows * dim * 4 + token_types
 
 
-def test_binarized_embedding_tables_export_as_trained(tiny_bert_dir, corpus_path, valid_corpus_path, tmp_path):
-    config = tiny_masked_lm_config(tiny_bert_dir, corpus_path, valid_corpus_path)
+def test_binarized_embedding_tables_and_head_export_as_trained(tiny_bert_dir, corpus_path, valid_corpus_path, tmp_path):
+    config = tiny_masked_lm_config(tiny_bert_dir, corpus_path, valid_corpus_path, activations="int8")
     config["model"]["text_field_embedder"]["token_embedders"]["tokens"]["binarized_components"] = [
-        "query", "key", "value", "attention_output", "ffn_in", "ffn_out", "word_embeddings", "position_embeddings",
+        "query", "key", "value", "attention_output", "ffn_in", "ffn_out", "word_embeddings", "position_embeddings", "mlm_head",
     ]
     config["trainer"]["num_epochs"] = 1
     train_model(Params(config), serialization_dir=str(tmp_path / "run"))
@@ -303,3 +303,12 @@ def test_binarized_embedding_tables_export_as_trained(tiny_bert_dir, corpus_path
     rows = source.model._encoder.config.vocab_size + source.model._encoder.config.max_position_embeddings
     dim = source.model._encoder.config.hidden_size
     assert sizes.stored["embeddings"] == rows * ((dim + 63) // 64 * 8 + 4) + 2 * dim * 4  # + token types (fp32)
+    # and the head's transform is a packed W1A8 linear, as trained
+    dense = packed.model._head.dense
+    assert isinstance(dense, PackedBinaryLinear) and dense.scheme.name == "w1a8"
+    assert torch.equal(_top_ids(source, tensors), _top_ids(packed, tensors))
+
+
+def _top_ids(archive, tensors):
+    with torch.no_grad():
+        return archive.model(**tensors)["top_ids"]
