@@ -8,9 +8,13 @@ import pytest
 import torch
 
 from allennlp.common import Params
+from allennlp.common.checks import ConfigurationError
 from allennlp.commands.train import train_model
-from allennlp.data import Vocabulary
+from allennlp.data import Batch, Vocabulary
 from allennlp.models import Model
+from allennlp.models.archival import load_archive
+
+from bitmaps_allennlp.commands.packed_archive import export_archive
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "training_configs"
 CONFIGS = sorted(CONFIG_DIR.glob("*.jsonnet"))
@@ -69,13 +73,46 @@ def _redirect_pretrained_initializers(config: Dict[str, Any], directory: Path) -
     return weights
 
 
+# what `bitmaps-export` cannot pack yet, and says so naming the module (the packed-schemes work
+# still to do: quantized attention, elastic and two-set activations); the teacher is fp32
+NOT_EXPORTABLE = {
+    "teacher_minilm_mlm": "no binarized linear",
+    "bibert_w1a1": "quantizes attention",
+    "bit_stage2_w1a1": "quantizes attention",
+}
+
+
+def _export_and_compare(archive_file, corpus_path, tmp_path) -> None:
+    """The packed export (fp32 tables: exact parity) computes the trained model's logits."""
+    output = tmp_path / "packed.tar.gz"
+    export_archive(archive_file, output, embeddings="fp32")
+    source, packed = load_archive(str(archive_file)), load_archive(str(output))
+    reader = source.validation_dataset_reader
+    instances = list(reader.read(str(corpus_path)))[:8]
+    for instance in instances:
+        reader.apply_token_indexers(instance)
+    batch = Batch(instances)
+    batch.index_instances(source.model.vocab)
+    tensors = batch.as_tensor_dict()
+    source.model.eval()
+    with torch.no_grad():
+        expected = source.model.masked_logits(tensors["tokens"], tensors["masked_positions"])
+        got = packed.model.masked_logits(tensors["tokens"], tensors["masked_positions"])
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.parametrize("config_path", CONFIGS, ids=[p.stem for p in CONFIGS])
-def test_config_trains(config_path, tiny_bert_dir, tiny_bert_with_head_dir, corpus_path, valid_corpus_path, tmp_path):
+def test_config_trains_and_exports(config_path, tiny_bert_dir, tiny_bert_with_head_dir, corpus_path, valid_corpus_path, tmp_path):
     config = Params.from_file(str(config_path)).as_dict(quiet=True)
     config = _tiny(config, tiny_bert_dir, tiny_bert_with_head_dir, corpus_path, valid_corpus_path)
     weights = _redirect_pretrained_initializers(config, tmp_path)
     model = train_model(Params(config), serialization_dir=str(tmp_path / "run"))
     assert (tmp_path / "run" / "model.tar.gz").is_file()
+    if config_path.stem in NOT_EXPORTABLE:
+        with pytest.raises(ConfigurationError, match=NOT_EXPORTABLE[config_path.stem]):
+            export_archive(tmp_path / "run" / "model.tar.gz", tmp_path / "packed.tar.gz")
+    else:
+        _export_and_compare(tmp_path / "run" / "model.tar.gz", valid_corpus_path, tmp_path)
     if weights is not None:
         # the encoder started from the weights file, not from the checkpoint: after two small
         # steps it is still much closer to the file's weights

@@ -60,3 +60,21 @@ def binary_linear_w1a8(
     levels, step = quantize_int8_rows(inputs)
     dots = binary_weight_linear(levels, packed_weight, torch.ones_like(scale), None, in_features)
     return dots * step * scale.to(inputs.dtype) + (0 if bias is None else bias)
+
+
+def ternary_planes_linear(binary_kernel, inputs, planes, scale, bias, in_features) -> torch.Tensor:
+    """Ternary weights as two sign planes (`quantization.bit_packing.pack_ternary`): `x @ (gamma *
+    t).T + b = binary_kernel(x, u, gamma / 2) + binary_kernel(x, v, gamma / 2) + b`."""
+    half = scale * 0.5
+    out = binary_kernel(inputs, planes[0], half, None, in_features) + binary_kernel(inputs, planes[1], half, None, in_features)
+    return out if bias is None else out + bias
+
+
+def ternary_weight_linear(inputs, planes, scale, bias, in_features) -> torch.Tensor:
+    """Ternary weights (BitNet b1.58), real activations."""
+    return ternary_planes_linear(binary_weight_linear, inputs, planes, scale, bias, in_features)
+
+
+def ternary_linear_w8(inputs, planes, scale, bias, in_features) -> torch.Tensor:
+    """Ternary weights, int8 absmax activations per row (BitNet b1.58's W1.58A8)."""
+    return ternary_planes_linear(binary_linear_w1a8, inputs, planes, scale, bias, in_features)

@@ -104,11 +104,23 @@ class WeightQuantizer(nn.Module):
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         scale = self.scale_of(weight)
         if self.weights == "ternary":
-            gamma = scale.clamp(min=_EPSILON)
-            levels = (weight / gamma).round().clamp(-1, 1)
+            levels, gamma = self._ternary_levels(weight, scale)
             # identity gradient through the rounding (BitNet's STE)
             return weight + (levels * gamma - weight).detach()
         return scale * sign_ste(self.centered(weight), self.estimator)
+
+    @staticmethod
+    def _ternary_levels(weight: torch.Tensor, scale: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        gamma = scale.clamp(min=_EPSILON)
+        return (weight / gamma).round().clamp(-1, 1), gamma
+
+    def ternary_parts(self, weight: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """What a packed ternary file stores: the levels in {-1, 0, +1}, shape (out, in), and
+        gamma per output channel, shape (out_features,)."""
+        if self.weights != "ternary":
+            raise ConfigurationError(f"{self.weights} weights have no ternary packed form")
+        levels, gamma = self._ternary_levels(weight.detach(), self.scale_of(weight).detach())
+        return levels, gamma.expand(weight.size(0), 1).reshape(-1)
 
     def binary_parts(self, weight: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """What a packed 1-bit file stores: the values whose signs are the bits, and the scale

@@ -6,7 +6,7 @@ import torch
 from transformers import BertConfig, BertModel
 
 from bitmaps_allennlp.packed.file_format import PackedFormatError, PackedModelFile
-from bitmaps_allennlp.packed.packed_linear import PackedBinaryLinear
+from bitmaps_allennlp.packed.packed_linear import PackedBinaryLinear, PackedTernaryLinear
 from bitmaps_allennlp.packed.schemes import TABLE_FORMATS, scheme_named
 
 HEAD_PREFIX = "head."
@@ -18,11 +18,13 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array.copy()).float()
 
 
-def packed_linear(name: str, entry: Dict, tensors: Dict[str, torch.Tensor]) -> PackedBinaryLinear:
-    """The packed layer of linear `name` (its `linears` entry), taking its tensors out of `tensors`."""
+def packed_linear(name: str, entry: Dict, tensors: Dict[str, torch.Tensor]) -> torch.nn.Module:
+    """The packed layer of linear `name` (its `linears` entry), taking its tensors out of `tensors`:
+    a `PackedTernaryLinear` for schemes stored as sign planes, else a `PackedBinaryLinear`."""
     scheme = scheme_named(entry["scheme"])
     stored = {spec.role: tensors.pop(f"{name}.{spec.role}") for spec in scheme.tensors}
-    return PackedBinaryLinear(
+    layer = PackedBinaryLinear if scheme.plane_scheme is None else PackedTernaryLinear
+    return layer(
         entry["in_features"],
         entry["out_features"],
         stored["packed_weight"],
@@ -91,5 +93,11 @@ def _materialize_position_buffers(bert: BertModel, config: BertConfig) -> None:
 
 
 def _is_packed_buffer(key: str, linears: Dict) -> bool:
-    module, _, _ = key.rpartition(".")
-    return module in linears
+    """Whether `key` is a buffer of a packed linear (or of its sub-layers, as a ternary layer's
+    planes)."""
+    module = key.rpartition(".")[0]
+    while module:
+        if module in linears:
+            return True
+        module = module.rpartition(".")[0]
+    return False

@@ -77,3 +77,44 @@ def _version(tensor: Optional[torch.Tensor]) -> int:
     if tensor is None or tensor.is_inference():
         return -1
     return tensor._version
+
+
+class PackedTernaryLinear(nn.Module):
+    """
+    The inference form of a ternary linear (BitNet b1.58, `weights: "ternary"`): the levels as two
+    sign planes u, v with t = (u + v) / 2 (`quantization.bit_packing.pack_ternary`) and gamma per
+    output channel. Each plane is a `PackedBinaryLinear` of the scheme's `plane_scheme` with
+    scale gamma / 2, so every binary kernel path runs it; the output is their sum plus the bias.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        planes: torch.Tensor,
+        scale: torch.Tensor,
+        bias: Optional[torch.Tensor] = None,
+        scheme: str = "w158a8",
+    ) -> None:
+        super().__init__()
+        self.scheme = scheme_named(scheme)
+        if self.scheme.plane_scheme is None or tuple(planes.shape) != (2, out_features, words_per_row(in_features)):
+            raise ValueError(
+                f"scheme {scheme!r} with planes of shape {tuple(planes.shape)} is not a ternary layer of "
+                f"{out_features} x {in_features}"
+            )
+        self.in_features = in_features
+        self.out_features = out_features
+        half = scale.reshape(out_features).float() * 0.5
+        self.planes = nn.ModuleList(
+            PackedBinaryLinear(in_features, out_features, plane, half, None, scheme=self.scheme.plane_scheme)
+            for plane in planes
+        )
+        self.register_buffer("bias", None if bias is None else bias.float())
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        out = self.planes[0](inputs) + self.planes[1](inputs)
+        return out if self.bias is None else out + self.bias
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, scheme={self.scheme.name}"

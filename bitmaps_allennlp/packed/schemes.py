@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from bitmaps_allennlp.kernels import reference
-from bitmaps_allennlp.quantization.bit_packing import pack_signs, unpack_signs, words_per_row
+from bitmaps_allennlp.quantization.bit_packing import TERNARY_PLANES, pack_signs, pack_ternary, unpack_signs, words_per_row
 from bitmaps_allennlp.quantization.int8 import quantize_int8_rows
 
 # (in_features, out_features) -> the tensor's shape
@@ -47,6 +47,8 @@ class PackedScheme:
     weight_layout : a derived weight layout the native entry point takes instead of the words
         (`"lut"`: W1A8's table-lookup layout), built once per layer; `None` if it takes the words.
     summary : one line for README and error messages.
+    plane_scheme : for weights stored as sign planes (ternary), the binary scheme each plane runs
+        as; `None` for a scheme that runs its words directly.
     """
 
     name: str
@@ -59,6 +61,7 @@ class PackedScheme:
     native: str
     weight_layout: Optional[str]
     summary: str
+    plane_scheme: Optional[str] = None
 
 
 def _pack_binary(weight_quantizer, weight: torch.Tensor) -> Dict[str, np.ndarray]:
@@ -71,6 +74,21 @@ def _pack_binary(weight_quantizer, weight: torch.Tensor) -> Dict[str, np.ndarray
     }
 
 
+def _pack_ternary(weight_quantizer, weight: torch.Tensor) -> Dict[str, np.ndarray]:
+    """Two sign planes of the levels (`quantization.bit_packing.pack_ternary`) and gamma per
+    output channel (a per-tensor gamma is repeated)."""
+    levels, gamma = weight_quantizer.ternary_parts(weight)
+    return {
+        "packed_weight": pack_ternary(levels.cpu()).numpy().view(np.uint64),
+        "scale": gamma.float().cpu().numpy(),
+    }
+
+
+_TERNARY_TENSORS = (
+    TensorSpec("packed_weight", "U64", lambda k, n: (TERNARY_PLANES, n, words_per_row(k))),
+    TensorSpec("scale", "F32", lambda k, n: (n,)),
+)
+
 _BINARY_TENSORS = (
     TensorSpec("packed_weight", "U64", lambda k, n: (n, words_per_row(k))),
     TensorSpec("scale", "F32", lambda k, n: (n,)),
@@ -79,6 +97,14 @@ _BINARY_TENSORS = (
 def _binary(name: str, activations: str, reference_fn, native: str, weight_layout: Optional[str], summary: str) -> PackedScheme:
     """A scheme of 1-bit weights (sign words and per-channel scales), differing in its inputs."""
     return PackedScheme(name, "binary", activations, 1, _BINARY_TENSORS, _pack_binary, reference_fn, native, weight_layout, summary)
+
+
+def _ternary(name: str, activations: str, reference_fn, plane: PackedScheme, summary: str) -> PackedScheme:
+    """A scheme of ternary weights stored as two sign planes, each run as the binary `plane`."""
+    return PackedScheme(
+        name, "ternary", activations, 2, _TERNARY_TENSORS, _pack_ternary, reference_fn, plane.native,
+        plane.weight_layout, summary, plane.name,
+    )
 
 
 SCHEMES: Dict[str, PackedScheme] = {
@@ -92,6 +118,15 @@ SCHEMES: Dict[str, PackedScheme] = {
                 "binary weights, int8 absmax inputs per row, exact int8 products (table lookups or VNNI)"),
     )
 }
+SCHEMES.update(
+    (scheme.name, scheme)
+    for scheme in (
+        _ternary("w158a32", "real", reference.ternary_weight_linear, SCHEMES["w1a32"],
+                 "BitNet b1.58 ternary weights as two sign planes, fp32 inputs"),
+        _ternary("w158a8", "int8", reference.ternary_linear_w8, SCHEMES["w1a8"],
+                 "BitNet b1.58 ternary weights as two sign planes, int8 absmax inputs per row"),
+    )
+)
 
 # the optional bias of every packed linear
 BIAS = TensorSpec("bias", "F32", lambda k, n: (n,))

@@ -44,3 +44,24 @@ def unpack_signs(words: torch.Tensor, in_features: int, dtype=torch.float32) -> 
     bits = (words.unsqueeze(-1) >> _SHIFTS.to(words.device)) & 1
     bits = bits.reshape(words.size(0), -1)[:, :in_features]
     return (1 - 2 * bits).to(dtype)
+
+
+# Ternary weights t in {-1, 0, +1} are two sign planes u, v of this same layout, with
+# t = (u + v) / 2: u = +1 where t >= 0, v = +1 where t > 0 (so t = 1: u = v = +1; t = 0:
+# u = +1, v = -1; t = -1: u = v = -1). Two bits per weight, like bitnet.cpp's I2_S, and each plane
+# is an ordinary binary matrix: every binary kernel on every path runs ternary weights exactly, as
+# x . t = (x . u + x . v) / 2, with no kernel of its own.
+TERNARY_PLANES = 2
+
+
+def pack_ternary(levels: torch.Tensor) -> torch.Tensor:
+    """`(rows, K)` levels in {-1, 0, +1} -> `(2, rows, ceil(K/64))` int64 words: planes u, v."""
+    ones = torch.ones_like(levels)
+    return torch.stack([pack_signs(torch.where(levels >= 0, ones, -ones)), pack_signs(torch.where(levels > 0, ones, -ones))])
+
+
+def unpack_ternary(planes: torch.Tensor, in_features: int, dtype=torch.float32) -> torch.Tensor:
+    """`(2, rows, W)` planes -> `(rows, in_features)` levels in {-1, 0, +1}."""
+    if planes.dim() != 3 or planes.size(0) != TERNARY_PLANES:
+        raise ValueError(f"ternary planes must have shape (2, rows, words), got {tuple(planes.shape)}")
+    return (unpack_signs(planes[0], in_features, dtype) + unpack_signs(planes[1], in_features, dtype)) / 2

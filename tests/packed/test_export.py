@@ -11,7 +11,7 @@ from allennlp.models.archival import load_archive
 
 from bitmaps_allennlp.models.packed_masked_lm import PackedMaskedLanguageModel
 from bitmaps_allennlp.commands.packed_archive import export_archive
-from bitmaps_allennlp.packed.packed_linear import PackedBinaryLinear
+from bitmaps_allennlp.packed.packed_linear import PackedBinaryLinear, PackedTernaryLinear
 from tests.model_configs import tiny_masked_lm_config
 
 
@@ -25,6 +25,8 @@ def trained_archives(tiny_bert_dir, corpus_path, valid_corpus_path, tmp_path_fac
         "w1a1": {"activations": "sign", "center_weights": True},
         # W1A8: int8 absmax inputs -> the packed table-lookup kernels
         "w1a8": {"activations": "int8"},
+        # BitNet b1.58 W1.58A8: ternary weights as two sign planes on the W1A8 kernels
+        "w158a8": {"weights": "ternary", "weight_scale": "per_tensor", "activations": "int8"},
         "full": {"binarize": False},
     }
     for name, options in variants.items():
@@ -48,16 +50,19 @@ def _batch(archive, corpus_path):
     return batch.as_tensor_dict()
 
 
-@pytest.mark.parametrize("name", ["binary", "learned", "w1a1", "w1a8"])
+@pytest.mark.parametrize("name", ["binary", "learned", "w1a1", "w1a8", "w158a8"])
 def test_packed_logits_match_the_training_model(name, trained_archives, corpus_path, tmp_path):
     output = tmp_path / "packed.tar.gz"
     sizes = export_archive(trained_archives[name], output, embeddings="fp32")
     source, packed = load_archive(trained_archives[name]), load_archive(output)
     assert isinstance(packed.model, PackedMaskedLanguageModel)
     expected_linears = 2 * (4 if name == "learned" else 6)
-    packed_linears = [m for m in packed.model.modules() if isinstance(m, PackedBinaryLinear)]
+    packed_linears = [
+        m for n, m in packed.model.named_modules()
+        if isinstance(m, (PackedBinaryLinear, PackedTernaryLinear)) and ".planes." not in n  # a ternary layer's planes
+    ]
     assert len(packed_linears) == expected_linears
-    assert {m.scheme.name for m in packed_linears} == {{"w1a1": "w1a1", "w1a8": "w1a8"}.get(name, "w1a32")}
+    assert {m.scheme.name for m in packed_linears} == {{"w1a1": "w1a1", "w1a8": "w1a8", "w158a8": "w158a8"}.get(name, "w1a32")}
     tensors = _batch(source, corpus_path)
     source.model.eval()
     with torch.no_grad():
@@ -68,9 +73,10 @@ def test_packed_logits_match_the_training_model(name, trained_archives, corpus_p
         a, b = source.model(**tensors), packed.model(**tensors)
     assert torch.allclose(a["loss"], b["loss"], atol=1e-6)
     assert torch.equal(a["top_ids"], b["top_ids"])
-    # 1 bit per weight (rows padded to 64-bit words) plus one fp32 scale per output channel
-    linears = [m for m in packed.model.modules() if isinstance(m, PackedBinaryLinear)]
-    expected_bytes = sum(m.out_features * ((m.in_features + 63) // 64 * 8 + 4) for m in linears)
+    # 1 bit per weight (2 for ternary; rows padded to 64-bit words) plus one fp32 scale per output channel
+    planes = 2 if name == "w158a8" else 1
+    expected_bytes = sum(m.out_features * (planes * ((m.in_features + 63) // 64) * 8 + 4) for m in packed_linears)
+    linears = packed_linears
     assert sizes.stored["binarized linear weights"] == expected_bytes
     assert sizes.fp32["binarized linear weights"] == sum(4 * m.out_features * m.in_features for m in linears)
 
@@ -130,7 +136,7 @@ def test_unknown_scheme_is_refused():
 
     packed = _small()
     packed.linears[LINEAR]["scheme"] = "w2a2"
-    with pytest.raises(PackedFormatError, match="scheme is 'w2a2', expected one of \\['w1a1', 'w1a32', 'w1a8'\\]"):
+    with pytest.raises(PackedFormatError, match="scheme is 'w2a2', expected one of \\['w158a32', 'w158a8', 'w1a1', 'w1a32', 'w1a8'\\]"):
         decode_packed_model(encode_packed_model(packed))
 
 
@@ -191,7 +197,6 @@ def test_packed_encoder_is_built_without_meta_tensors_or_gradients():
 @pytest.mark.parametrize(
     "knobs, message",
     [
-        ({"weights": "ternary"}, "no packed scheme holds ternary weights with real activations"),
         ({"activations": "elastic"}, "no packed scheme holds binary weights with elastic activations"),
         ({"attention": "bi_attention"}, "quantizes attention"),
         ({"binarized_components": ["query", "word_embeddings"], "weights": "ternary"}, "is a ternary embedding table"),

@@ -8,7 +8,7 @@ import torch
 from bitmaps_allennlp import kernels
 from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
 from bitmaps_allennlp.modules.quantized_linear import QuantizedLinear
-from bitmaps_allennlp.packed.packed_linear import PackedBinaryLinear
+from bitmaps_allennlp.packed.packed_bert import packed_linear
 from bitmaps_allennlp.packed.schemes import SCHEMES, UnknownScheme, scheme_for, scheme_named
 
 _NUMPY = {"U64": np.uint64, "F32": np.float32, "F16": np.float16}
@@ -24,7 +24,12 @@ def path(request):
 
 def _trained_layer(scheme, in_features, out_features, seed=0) -> QuantizedLinear:
     torch.manual_seed(seed)
-    quantization = ComponentQuantization(weights=scheme.weights, activations=scheme.activations, center_weights=True)
+    quantization = ComponentQuantization(
+        weights=scheme.weights,
+        activations=scheme.activations,
+        center_weights=scheme.weights == "binary",
+        weight_scale="per_tensor" if scheme.weights == "ternary" else "mean_abs",
+    )
     layer = QuantizedLinear(in_features, out_features, quantization=quantization)
     with torch.no_grad():
         layer.bias.normal_()
@@ -42,14 +47,10 @@ def test_every_scheme_matches_its_training_layer_on_every_path(name, in_features
     for spec in scheme.tensors:
         assert stored[spec.role].dtype == _NUMPY[spec.dtype]
         assert stored[spec.role].shape == spec.shape(in_features, out_features)
-    packed = PackedBinaryLinear(
-        in_features,
-        out_features,
-        torch.from_numpy(stored["packed_weight"].view(np.int64)),
-        torch.from_numpy(stored["scale"]),
-        layer.bias.detach(),
-        scheme=name,
-    )
+    tensors = {f"layer.{role}": torch.from_numpy(array.view(np.int64) if array.dtype == np.uint64 else array) for role, array in stored.items()}
+    tensors["layer.bias"] = layer.bias.detach()
+    packed = packed_linear("layer", {"in_features": in_features, "out_features": out_features, "scheme": name}, tensors)
+    assert not tensors  # the layer took every tensor of its scheme
     x = torch.randn(rows, in_features) * 3
     with torch.inference_mode():
         expected = layer(x)
@@ -61,7 +62,7 @@ def test_every_scheme_is_found_from_its_training_knobs():
     for scheme in SCHEMES.values():
         assert scheme_for(scheme.weights, scheme.activations) is scheme
         assert scheme_named(scheme.name) is scheme
-    with pytest.raises(UnknownScheme, match="no packed scheme holds ternary weights with int8 activations"):
-        scheme_for("ternary", "int8")
+    with pytest.raises(UnknownScheme, match="no packed scheme holds ternary weights with sign activations"):
+        scheme_for("ternary", "sign")
     with pytest.raises(UnknownScheme, match="unknown packed scheme 'w9a9'"):
         scheme_named("w9a9")

@@ -52,3 +52,16 @@ def test_bad_shapes_are_named():
         pack_signs(torch.zeros(3))
     with pytest.raises(ValueError, match="rows of 65 values"):
         unpack_signs(torch.zeros(2, 1, dtype=torch.int64), 65)
+
+
+def test_ternary_levels_round_trip_through_two_sign_planes():
+    from bitmaps_allennlp.quantization.bit_packing import pack_ternary, unpack_ternary
+
+    generator = torch.Generator().manual_seed(0)
+    levels = torch.randint(-1, 2, (7, 130), generator=generator).float()
+    planes = pack_ternary(levels)
+    assert planes.shape == (2, 7, 3)
+    assert torch.equal(unpack_ternary(planes, 130), levels)
+    # t = (u + v) / 2: zero is u = +1, v = -1
+    assert torch.equal(unpack_signs(planes[0], 130), torch.where(levels >= 0, 1.0, -1.0))
+    assert torch.equal(unpack_signs(planes[1], 130), torch.where(levels > 0, 1.0, -1.0))
