@@ -56,8 +56,13 @@ class SignActivation(nn.Module):
         super().__init__()
         self.estimator = estimator
 
+    def parts(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The +-1 levels (with the sign's STE) and the per-token scale mean|x|, shape (..., 1)."""
+        return sign_ste(x, self.estimator), x.abs().mean(dim=-1, keepdim=True)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.abs().mean(dim=-1, keepdim=True) * sign_ste(x, self.estimator)
+        levels, scale = self.parts(x)
+        return scale * levels
 
     def extra_repr(self) -> str:
         return f"estimator={self.estimator}"

@@ -7,7 +7,7 @@ from torch import nn
 
 from allennlp.common.checks import ConfigurationError
 
-from bitmaps_allennlp.modules.activation_quantizer import build_activation_quantizer
+from bitmaps_allennlp.modules.activation_quantizer import SignActivation, build_activation_quantizer
 from bitmaps_allennlp.modules.sign_ste import sign_ste
 
 
@@ -63,6 +63,8 @@ class QuantizedSelfAttention(nn.Module):
         self.query, self.key, self.value = original.query, original.key, original.value
         self.dropout = original.dropout
         self.attention = attention
+        self.attention_activations = attention_activations
+        self.attention_probs = attention_probs
         self.estimator = estimator
         self.query_quantizer = build_activation_quantizer(attention_activations, estimator)
         self.key_quantizer = build_activation_quantizer(attention_activations, estimator)
@@ -99,7 +101,7 @@ class QuantizedSelfAttention(nn.Module):
                 query, key, value, attn_mask=attention_mask, dropout_p=self.dropout.p if self.training else 0.0
             )
             return (self._merge(context),)
-        scores = query @ key.transpose(-1, -2) / math.sqrt(self.attention_head_size)
+        scores = self._scores(real_query, real_key, query, key)
         masked_scores = scores if attention_mask is None else scores + attention_mask
         if self.attention == "bi_attention":
             keep = torch.ones_like(scores) if attention_mask is None else (attention_mask >= 0).to(scores.dtype)
@@ -110,6 +112,18 @@ class QuantizedSelfAttention(nn.Module):
             self.last_record = AttentionRecord(real_query, real_key, real_value, scores, probs)
         context = self._merge(self.dropout(probs) @ value)
         return (context, probs) if output_attentions else (context,)
+
+    def _scores(self, real_query, real_key, query, key) -> torch.Tensor:
+        if isinstance(self.query_quantizer, SignActivation) and isinstance(self.key_quantizer, SignActivation):
+            # 1-bit Q and K: the integer dot products of the signs, exact in float, times the
+            # scales. Summing +-(beta_q beta_k) terms directly rounds, so a zero dot product can come
+            # out as +-1 ulp, and Bi-Attention's 1[score >= 0] would then depend on float order:
+            # the packed model (other kernels, same module) could not reproduce it.
+            signs_q, scale_q = self.query_quantizer.parts(real_query)
+            signs_k, scale_k = self.key_quantizer.parts(real_key)
+            dots = signs_q @ signs_k.transpose(-1, -2)
+            return dots * (scale_q * scale_k.transpose(-1, -2)) / math.sqrt(self.attention_head_size)
+        return query @ key.transpose(-1, -2) / math.sqrt(self.attention_head_size)
 
     def _merge(self, context: torch.Tensor) -> torch.Tensor:
         batch, _, length, _ = context.shape

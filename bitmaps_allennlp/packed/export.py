@@ -49,13 +49,21 @@ def _scheme(name: str, module: QuantizedLinear, override: Optional[str]) -> Pack
         raise ConfigurationError(f"bitmaps-export: {name}: {error}") from None
 
 
+def _attention_knobs(bert) -> Dict[str, str]:
+    """The attention quantization every layer shares (`attention` entry of the file)."""
+    knobs = {
+        (module.attention, module.attention_activations, module.attention_probs)
+        for module in bert.modules()
+        if isinstance(module, QuantizedSelfAttention)
+    } or {("softmax", "real", "real")}
+    if len(knobs) != 1:
+        raise ConfigurationError(f"bitmaps-export: the layers quantize attention differently ({sorted(knobs)})")
+    attention, activations, probs = knobs.pop()
+    return {"attention": attention, "activations": activations, "probs": probs}
+
+
 def _check_exportable(bert) -> None:
     for name, module in bert.named_modules():
-        if isinstance(module, QuantizedSelfAttention) and not module.full_precision:
-            raise ConfigurationError(
-                f"bitmaps-export: {name} quantizes attention (bi_attention or quantized Q/K/V/probabilities); "
-                "the packed model runs full-precision softmax attention"
-            )
         if isinstance(module, QuantizedEmbedding) and module.quantization.weights != "binary":
             raise ConfigurationError(
                 f"bitmaps-export: {name} is a {module.quantization.weights} embedding table; the packed "
@@ -96,11 +104,16 @@ def pack_bert(
         owner = key.rpartition(".")[0]
         if owner in linears or owner.rpartition(".")[0] in linears or owner in tables or owner.rpartition(".")[0] in tables:
             continue
+        if key.endswith("_quantizer.initialized"):
+            continue  # a training-time flag; a loaded quantizer is initialised by definition
         plain_fp16 = fp16 or (embeddings == "fp16" and owner in _OPTION_TABLES)
         tensors[key] = _numpy(value, plain_fp16)
         part = "embeddings" if key.startswith("embeddings.") and "LayerNorm" not in key else "other (LayerNorm, biases, ...)"
         sizes.add(part, tensors[key].nbytes, value.numel() * 4)
-    return PackedModelFile(tensors=tensors, linears=linears, config=bert.config.to_dict(), tables=tables), sizes
+    packed = PackedModelFile(
+        tensors=tensors, linears=linears, config=bert.config.to_dict(), tables=tables, attention=_attention_knobs(bert)
+    )
+    return packed, sizes
 
 
 def _pack_linear(name: str, module: QuantizedLinear, scheme: Optional[str], fp16: bool, tensors, linears, sizes) -> None:

@@ -36,6 +36,9 @@ from typing import Any, Dict, List, Tuple, Union
 
 import numpy as np
 
+from allennlp.common.checks import ConfigurationError
+
+from bitmaps_allennlp.modules.binarization_spec import BinarizationSpec
 from bitmaps_allennlp.packed.schemes import BIAS, SCHEMES, TABLE_FORMATS
 from bitmaps_allennlp.quantization.bit_packing import BIT_CONVENTION
 
@@ -55,6 +58,8 @@ class PackedModelFile:
     config: Dict[str, Any]
     # embedding tables stored in a `TABLE_FORMATS` format (the others are plain `<table>.weight`)
     tables: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    # how every layer's attention quantizes Q, K, V and the attention weights, as trained
+    attention: Dict[str, str] = field(default_factory=lambda: dict(FULL_PRECISION_ATTENTION))
 
 
 _SAFETENSORS_DTYPES = {
@@ -67,7 +72,8 @@ _NUMPY_DTYPES = {name: dtype.newbyteorder("<") for dtype, name in _SAFETENSORS_D
 _TABLE_KEYS = {"rows", "dim", "format", "bits"}
 # tensors outside a scheme's list: fp32 or fp16 (`--fp16`)
 _PLAIN_DTYPES = ("F32", "F16")
-_METADATA_KEYS = ("bit_convention", "config", "format_version", "linears", "magic", "sha256", "tables")
+_METADATA_KEYS = ("attention", "bit_convention", "config", "format_version", "linears", "magic", "sha256", "tables")
+FULL_PRECISION_ATTENTION = {"attention": "softmax", "activations": "real", "probs": "real"}
 
 # BERT config values the packed encoder is built from: each a positive integer
 _CONFIG_SIZES = (
@@ -113,6 +119,7 @@ def encode_packed_model(packed: PackedModelFile) -> bytes:
         offset += nbytes
     payload = b"".join(tensors[n].tobytes() for n in order)
     metadata = {
+        "attention": json.dumps(packed.attention, sort_keys=True),
         "bit_convention": BIT_CONVENTION,
         "config": json.dumps(packed.config, sort_keys=True),
         "format_version": str(FORMAT_VERSION),
@@ -180,6 +187,8 @@ def decode_packed_model(data: bytes, source: str = "packed model") -> PackedMode
     _check_linears(linears, config, source)
     tables = _json_object(metadata, "tables", source)
     _check_tables(tables, config, source)
+    attention = _json_object(metadata, "attention", source)
+    _check_attention(attention, source)
     _check_roles(table, linears, tables, source)
     tensors = {
         name: np.frombuffer(
@@ -190,7 +199,7 @@ def decode_packed_model(data: bytes, source: str = "packed model") -> PackedMode
         ).reshape(entry["shape"])
         for name, entry in table.items()
     }
-    return PackedModelFile(tensors=tensors, linears=linears, config=config, tables=tables)
+    return PackedModelFile(tensors=tensors, linears=linears, config=config, tables=tables, attention=attention)
 
 
 def _metadata(metadata: Any, source: str) -> Dict[str, str]:
@@ -338,6 +347,18 @@ def _check_linears(linears: Dict[str, Any], config: Dict[str, Any], source: str)
             raise PackedFormatError(
                 f"{source}: {field}.bits is {_shown(entry['bits'])}; scheme {scheme.name} stores {scheme.bits_per_weight}"
             )
+
+
+def _check_attention(attention: Dict[str, Any], source: str) -> None:
+    """The training knobs' own rules (`BinarizationSpec`) decide what is valid."""
+    if set(attention) != set(FULL_PRECISION_ATTENTION):
+        raise PackedFormatError(f"{source}: header field attention must be an object with exactly {sorted(FULL_PRECISION_ATTENTION)}")
+    try:
+        BinarizationSpec.from_options(
+            [], attention=attention["attention"], attention_activations=attention["activations"], attention_probs=attention["probs"]
+        )
+    except (ConfigurationError, TypeError) as error:
+        raise PackedFormatError(f"{source}: header field attention: {error}") from None
 
 
 def expected_tables(config: Dict[str, Any]) -> Dict[str, Tuple[int, int]]:

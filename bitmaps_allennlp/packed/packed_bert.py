@@ -5,6 +5,8 @@ import numpy as np
 import torch
 from transformers import BertConfig, BertModel
 
+from bitmaps_allennlp.modules.bert_binarization import install_attention
+from bitmaps_allennlp.modules.binarization_spec import BinarizationSpec
 from bitmaps_allennlp.packed.file_format import PackedFormatError, PackedModelFile
 from bitmaps_allennlp.packed.packed_linear import PackedBinaryLinear, PackedTernaryLinear
 from bitmaps_allennlp.packed.schemes import TABLE_FORMATS, scheme_named
@@ -45,6 +47,15 @@ def build_packed_bert(
     # loading a packed model does not briefly need the memory of the full-precision one.
     with torch.device("meta" if use_meta_device else "cpu"):
         bert = BertModel(config, add_pooling_layer=False)
+    # the attention as trained: its quantizers (with their learned parameters, loaded below) and
+    # Bi-Attention run the training module's own arithmetic
+    attention = packed.attention
+    install_attention(
+        bert,
+        BinarizationSpec.from_options(
+            [], attention=attention["attention"], attention_activations=attention["activations"], attention_probs=attention["probs"]
+        ),
+    )
     tensors = {name: _tensor(array) for name, array in packed.tensors.items()}
     for name, entry in packed.tables.items():
         # the model computes with the fp32 table the format stands for (the tied decoder too)
@@ -60,7 +71,11 @@ def build_packed_bert(
             owner = getattr(owner, part)
         setattr(owner, leaf, packed_linear(name, entry, tensors))
     head = {k[len(HEAD_PREFIX) :]: tensors.pop(k) for k in list(tensors) if k.startswith(HEAD_PREFIX)}
-    expected = {k: v.shape for k, v in bert.state_dict().items() if not _is_packed_buffer(k, packed.linears)}
+    expected = {
+        k: v.shape
+        for k, v in bert.state_dict().items()
+        if not _is_packed_buffer(k, packed.linears) and not k.endswith("_quantizer.initialized")
+    }
     missing, unexpected = set(expected) - set(tensors), set(tensors) - set(expected)
     if missing or unexpected:
         raise PackedFormatError(
@@ -73,6 +88,9 @@ def build_packed_bert(
                 f"{source}: tensor {key!r} has shape {list(tensors[key].shape)}, the config implies {list(shape)}"
             )
     bert.load_state_dict(tensors, strict=False, assign=True)
+    for name, buffer in bert.named_buffers():
+        if name.endswith("_quantizer.initialized"):
+            buffer.fill_(True)  # learned quantizer parameters came from the file
     _materialize_position_buffers(bert, config)
     if any(t.is_meta for t in list(bert.parameters()) + list(bert.buffers())):
         # a transformers version with buffers we do not know how to rebuild: build on the CPU

@@ -64,3 +64,25 @@ def test_quantized_matmul_inputs_get_gradient_through_the_estimator():
     attention = bert.encoder.layer[0].attention.self
     assert attention.query.weight.grad.abs().sum() > 0
     assert attention.probs_quantizer.alpha.grad is not None
+
+
+def test_bi_attention_on_1_bit_q_and_k_decides_zero_dot_products_exactly():
+    """With sign-quantized Q and K, a score whose sign dot product is 0 is exactly 0, so
+    Bi-Attention keeps it (1[score >= 0]) whatever the scales' rounding: summing the scaled terms
+    directly can leave a residue of one ulp of either sign, which a packed model computing the
+    scales with other kernels could not reproduce."""
+    from bitmaps_allennlp.modules.quantized_self_attention import QuantizedSelfAttention
+
+    bert = _bert()
+    attention = QuantizedSelfAttention(
+        bert.encoder.layer[0].attention.self, attention="bi_attention", attention_activations="sign"
+    ).eval()
+    head = attention.attention_head_size
+    # signs of q and k agree on half the positions and differ on the other half: dot = 0
+    signs = torch.ones(head)
+    signs[: head // 2] = -1
+    generator = torch.Generator().manual_seed(0)
+    real_q = signs * (0.1 + torch.rand(4, 1, 3, head, generator=generator))
+    real_k = torch.ones(head) * (0.3 + torch.rand(4, 1, 3, head, generator=generator))
+    scores = attention._scores(real_q, real_k, None, None)
+    assert torch.all(scores == 0)

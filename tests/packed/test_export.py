@@ -198,7 +198,6 @@ def test_packed_encoder_is_built_without_meta_tensors_or_gradients():
     "knobs, message",
     [
         ({"activations": "elastic"}, "no packed scheme holds binary weights with elastic activations"),
-        ({"attention": "bi_attention"}, "quantizes attention"),
         ({"binarized_components": ["query", "word_embeddings"], "weights": "ternary"}, "is a ternary embedding table"),
     ],
 )

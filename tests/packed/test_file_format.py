@@ -48,7 +48,7 @@ def _small() -> PackedModelFile:
 
 # Pins the format: any change to the layout, header or checksum changes these bytes. A
 # deliberate change needs a new FORMAT_VERSION (and readers of the old one, or a clear refusal).
-GOLDEN_SHA256 = "bfac21cec5f328463f1832af4d26677088a094ca15e5692475bdd7efacb7cc66"
+GOLDEN_SHA256 = "62751a9a3a8e2668ed0bb06d12ef3e527ebaaa027f2d030afa1b31a910731b36"
 
 
 def _header(data: bytes):
@@ -159,6 +159,9 @@ def _encoded_with(edit) -> bytes:
         (lambda p: p.config.update(hidden_act="rm -rf"), "config.hidden_act"),
         (lambda p: p.config.update(model_type="gpt2"), "config.model_type"),
         (lambda p: p.linears.clear(), "linears is empty"),
+        (lambda p: p.attention.update(attention="full"), "header field attention: attention must be one of"),
+        (lambda p: p.attention.update(attention="bi_attention", probs="two_set"), "bi_attention already binarizes"),
+        (lambda p: p.attention.pop("probs"), "attention must be an object with exactly"),
         (lambda p: p.linears.update({"pooler.dense": {"in_features": 70, "out_features": 70, "scheme": "w1a1", "bits": 1}}), "linears.pooler.dense is not a linear"),
         (lambda p: p.linears[LINEAR].update(bits=2), "bits is 2; scheme w1a1 stores 1"),
         (lambda p: p.linears[LINEAR].pop("bits"), "must be an object with exactly"),
@@ -174,7 +177,8 @@ def _encoded_with(edit) -> bytes:
         (lambda p: p.tensors.update({"embeddings.extra": np.zeros(3, np.uint64)}), "embeddings.extra'.dtype is 'U64'"),
     ],
     ids=[
-        "size-type", "heads", "size-missing", "eps", "act", "model-type", "no-linears", "unknown-linear",
+        "size-type", "heads", "size-missing", "eps", "act", "model-type", "no-linears", "attention-mode",
+        "attention-combination", "attention-keys", "unknown-linear",
         "bits", "no-bits", "bias-shape", "stray-tensor", "linear-shape", "linear-bool", "linear-key", "weight-dtype", "scale-dtype", "scale-shape",
         "weight-missing", "plain-dtype",
     ],
