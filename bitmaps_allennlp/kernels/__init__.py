@@ -176,6 +176,37 @@ def binary_linear_w1a8(
     )
 
 
+def _xnor_linear(levels: torch.Tensor, packed_weight, in_features: int) -> torch.Tensor:
+    """`(..., K)` +-1 levels against packed weights: exact integer dot products, as float32."""
+    flat = levels.reshape(-1, in_features)
+    dots = xnor_popcount_dot(pack_signs(flat.contiguous()), packed_weight, in_features).float()
+    return dots.reshape(*levels.shape[:-1], packed_weight.size(0))
+
+
+def binary_linear_elastic(inputs, packed_weight, scale, bias, in_features, alpha, beta) -> torch.Tensor:
+    """BiT's elastic binary inputs against binary weights: the levels sign((x - beta) / alpha)
+    packed and multiplied by XNOR-popcount (the native pack and GEMM of the selected path), then
+    `dots * (alpha * scale) + bias`."""
+    if inputs.requires_grad or _native_for(inputs) is None:
+        return reference.binary_linear_elastic(inputs, packed_weight, scale, bias, in_features, alpha, beta)
+    levels = reference.elastic_levels(inputs, alpha, beta, signed=True)
+    out = _xnor_linear(levels, packed_weight, in_features) * (scale * alpha)
+    return out if bias is None else out + bias
+
+
+def binary_linear_two_set(inputs, packed_weight, scale, bias, in_features, alpha, beta) -> torch.Tensor:
+    """BiT's two-set inputs alpha * b, b in {0, 1}, against binary weights w: with s = 2b - 1 in
+    {-1, +1}, sum_k b_k w_k = (sum_k s_k w_k + sum_k w_k) / 2, both XNOR-popcount products (the
+    second is an all-(+1) row's), exact in integers."""
+    if inputs.requires_grad or _native_for(inputs) is None:
+        return reference.binary_linear_two_set(inputs, packed_weight, scale, bias, in_features, alpha, beta)
+    bits = reference.elastic_levels(inputs, alpha, beta, signed=False)
+    dots = _xnor_linear(2 * bits - 1, packed_weight, in_features)
+    row_sums = _xnor_linear(torch.ones(1, in_features), packed_weight, in_features)
+    out = (dots + row_sums) * 0.5 * (scale * alpha)
+    return out if bias is None else out + bias
+
+
 __all__ = [
     "available_paths",
     "backend",
@@ -186,6 +217,8 @@ __all__ = [
     "binary_weight_linear",
     "binary_linear_w1a1",
     "binary_linear_w1a8",
+    "binary_linear_elastic",
+    "binary_linear_two_set",
     "NativeWeights",
     "native_weights",
     "run_native",

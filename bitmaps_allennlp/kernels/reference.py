@@ -78,3 +78,23 @@ def ternary_weight_linear(inputs, planes, scale, bias, in_features) -> torch.Ten
 def ternary_linear_w8(inputs, planes, scale, bias, in_features) -> torch.Tensor:
     """Ternary weights, int8 absmax activations per row (BitNet b1.58's W1.58A8)."""
     return ternary_planes_linear(binary_linear_w1a8, inputs, planes, scale, bias, in_features)
+
+
+def elastic_levels(inputs: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, signed: bool) -> torch.Tensor:
+    """BiT's elastic binarization's levels, with the training quantizer's float operations
+    (`ElasticBinarizer`): signed, sign((x - beta) / alpha) in {-1, +1}; two-set,
+    round(clip((x - beta) / alpha, 0, 1)) in {0, 1}. The input's value is alpha times these."""
+    scaled = (inputs - beta) / alpha
+    return binary_sign(scaled) if signed else scaled.clamp(0, 1).round()
+
+
+def binary_linear_elastic(inputs, packed_weight, scale, bias, in_features, alpha, beta) -> torch.Tensor:
+    """Binary weights, BiT's elastic binary inputs alpha * sign((x - beta) / alpha)."""
+    levels = elastic_levels(inputs, alpha, beta, signed=True)
+    return binary_weight_linear(levels, packed_weight, scale * alpha, bias, in_features)
+
+
+def binary_linear_two_set(inputs, packed_weight, scale, bias, in_features, alpha, beta) -> torch.Tensor:
+    """Binary weights, BiT's two-set inputs alpha * {0, 1} (non-negative inputs: post-GELU)."""
+    levels = elastic_levels(inputs, alpha, beta, signed=False)
+    return binary_weight_linear(levels, packed_weight, scale * alpha, bias, in_features)

@@ -103,7 +103,7 @@ class ElasticBinarizer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not bool(self.initialized):
             self._initialize(x)
-        alpha = self.alpha.abs().clamp(min=_EPSILON)
+        alpha = self.effective_alpha()
         scaled = (x - self.beta) / alpha
         if self.signed:
             clipped = scaled.clamp(-1, 1)
@@ -112,6 +112,10 @@ class ElasticBinarizer(nn.Module):
             clipped = scaled.clamp(0, 1)
             levels = clipped.round()
         return alpha * (clipped + (levels - clipped).detach())
+
+    def effective_alpha(self) -> torch.Tensor:
+        """The scale the forward pass uses (and a packed model stores): |alpha|, kept from 0."""
+        return self.alpha.abs().clamp(min=_EPSILON)
 
     def extra_repr(self) -> str:
         return f"signed={self.signed}"

@@ -125,7 +125,7 @@ def _pack_linear(name: str, module: QuantizedLinear, scheme: Optional[str], fp16
         "bits": chosen.bits_per_weight,
     }
     with torch.no_grad():
-        stored = chosen.pack(module.weight_quantizer, module.weight)
+        stored = chosen.pack(module)
     for role, array in stored.items():
         tensors[f"{name}.{role}"] = array
     sizes.add("binarized linear weights", sum(a.nbytes for a in stored.values()), module.weight.numel() * 4)
@@ -141,7 +141,7 @@ def _pack_tables(bert, embeddings: str, tensors: Dict[str, np.ndarray], sizes: P
         with torch.no_grad():
             if isinstance(module, QuantizedEmbedding):
                 table_format = TABLE_FORMATS["binary"]
-                stored = table_format.pack(module.weight_quantizer, module.weight)
+                stored = table_format.pack(module)
             elif embeddings == "int8" and name in _OPTION_TABLES:
                 table_format = TABLE_FORMATS["int8"]
                 stored = table_format.pack(module.weight)

@@ -101,7 +101,7 @@ def encode_packed_model(packed: PackedModelFile) -> bytes:
     gives the same bytes."""
     tensors = {}
     for name, array in packed.tensors.items():
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array, order="C")  # (not ascontiguousarray: it turns 0-d arrays into 1-d)
         if array.dtype.newbyteorder("=") not in _SAFETENSORS_DTYPES:
             raise PackedFormatError(f"{name}: dtype {array.dtype} cannot be stored")
         tensors[name] = array.astype(array.dtype.newbyteorder("<"), copy=False)

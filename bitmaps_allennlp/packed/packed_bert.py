@@ -25,14 +25,20 @@ def packed_linear(name: str, entry: Dict, tensors: Dict[str, torch.Tensor]) -> t
     a `PackedTernaryLinear` for schemes stored as sign planes, else a `PackedBinaryLinear`."""
     scheme = scheme_named(entry["scheme"])
     stored = {spec.role: tensors.pop(f"{name}.{spec.role}") for spec in scheme.tensors}
-    layer = PackedBinaryLinear if scheme.plane_scheme is None else PackedTernaryLinear
-    return layer(
+    bias = tensors.pop(f"{name}.bias", None)
+    if scheme.plane_scheme is not None:
+        return PackedTernaryLinear(
+            entry["in_features"], entry["out_features"], stored["packed_weight"], stored["scale"], bias, scheme=scheme.name
+        )
+    return PackedBinaryLinear(
         entry["in_features"],
         entry["out_features"],
         stored["packed_weight"],
         stored["scale"],
-        tensors.pop(f"{name}.bias", None),
+        bias,
         scheme=scheme.name,
+        input_alpha=stored.get("input_alpha"),
+        input_beta=stored.get("input_beta"),
     )
 
 

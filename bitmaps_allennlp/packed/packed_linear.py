@@ -26,9 +26,13 @@ class PackedBinaryLinear(nn.Module):
         scale: torch.Tensor,
         bias: Optional[torch.Tensor] = None,
         scheme: str = "w1a32",
+        input_alpha: Optional[torch.Tensor] = None,
+        input_beta: Optional[torch.Tensor] = None,
     ) -> None:
         super().__init__()
         self.scheme = scheme_named(scheme)
+        if (self.scheme.front is not None) != (input_alpha is not None and input_beta is not None):
+            raise ValueError(f"scheme {scheme!r} {'needs' if self.scheme.front else 'takes no'} input_alpha and input_beta")
         if tuple(packed_weight.shape) != (out_features, words_per_row(in_features)):
             raise ValueError(
                 f"packed_weight shape {tuple(packed_weight.shape)} does not match "
@@ -39,6 +43,9 @@ class PackedBinaryLinear(nn.Module):
         self.register_buffer("packed_weight", packed_weight.to(torch.int64))
         self.register_buffer("scale", scale.reshape(out_features).float())
         self.register_buffer("bias", None if bias is None else bias.float())
+        # the learned input quantizer of BiT's schemes (`front`)
+        self.register_buffer("input_alpha", None if input_alpha is None else input_alpha.reshape(()).float())
+        self.register_buffer("input_beta", None if input_beta is None else input_beta.reshape(()).float())
 
         # the native kernels' view of the buffers (with the scheme's weight layout), built on
         # first use and rebuilt when a buffer is replaced; derived data, never saved
@@ -59,6 +66,10 @@ class PackedBinaryLinear(nn.Module):
         return self._native
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if self.scheme.front is not None:
+            return self.scheme.front(
+                inputs, self.packed_weight, self.scale, self.bias, self.in_features, self.input_alpha, self.input_beta
+            )
         weights = self._native_weights()
         out = None if weights is None else kernels.run_native(self.scheme.native, inputs, weights)
         if out is not None:

@@ -17,6 +17,7 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 import torch
 
+from bitmaps_allennlp import kernels
 from bitmaps_allennlp.kernels import reference
 from bitmaps_allennlp.quantization.bit_packing import TERNARY_PLANES, pack_signs, pack_ternary, unpack_signs, words_per_row
 from bitmaps_allennlp.quantization.int8 import quantize_int8_rows
@@ -41,7 +42,7 @@ class PackedScheme:
     weights, activations : the training knobs (`bitmaps_binary_bert`) it is exported from.
     bits_per_weight : stored bits per weight, scales excluded.
     tensors : what the file holds per linear (the optional `bias` is common to all schemes).
-    pack : (weight quantizer, latent weight) -> the arrays of `tensors`, by role.
+    pack : the trained layer (`QuantizedLinear`) -> the arrays of `tensors`, by role.
     reference : the pure-torch kernel, `(inputs, packed_weight, scale, bias, in_features)`.
     native : the native entry point (`_native.<native>`, one per kernel path).
     weight_layout : a derived weight layout the native entry point takes instead of the words
@@ -49,6 +50,9 @@ class PackedScheme:
     summary : one line for README and error messages.
     plane_scheme : for weights stored as sign planes (ternary), the binary scheme each plane runs
         as; `None` for a scheme that runs its words directly.
+    front : for a scheme whose inputs are quantized with stored parameters (BiT's `input_alpha`,
+        `input_beta`), the `kernels` function that runs it, picking native kernels or the
+        reference itself: `(inputs, packed_weight, scale, bias, in_features, alpha, beta)`.
     """
 
     name: str
@@ -62,25 +66,36 @@ class PackedScheme:
     weight_layout: Optional[str]
     summary: str
     plane_scheme: Optional[str] = None
+    front: Optional[Callable[..., torch.Tensor]] = None
 
 
-def _pack_binary(weight_quantizer, weight: torch.Tensor) -> Dict[str, np.ndarray]:
+def _pack_binary(layer: torch.nn.Module) -> Dict[str, np.ndarray]:
     """Sign bits of the (centred) latent weight, one fp32 scale per output channel (a per-tensor
-    scale is repeated)."""
-    signs, scale = weight_quantizer.binary_parts(weight)
+    scale is repeated). `layer` is a `QuantizedLinear` or `QuantizedEmbedding`."""
+    signs, scale = layer.weight_quantizer.binary_parts(layer.weight)
     return {
         "packed_weight": pack_signs(signs.cpu()).numpy().view(np.uint64),
         "scale": scale.float().cpu().numpy(),
     }
 
 
-def _pack_ternary(weight_quantizer, weight: torch.Tensor) -> Dict[str, np.ndarray]:
+def _pack_ternary(layer: torch.nn.Module) -> Dict[str, np.ndarray]:
     """Two sign planes of the levels (`quantization.bit_packing.pack_ternary`) and gamma per
     output channel (a per-tensor gamma is repeated)."""
-    levels, gamma = weight_quantizer.ternary_parts(weight)
+    levels, gamma = layer.weight_quantizer.ternary_parts(layer.weight)
     return {
         "packed_weight": pack_ternary(levels.cpu()).numpy().view(np.uint64),
         "scale": gamma.float().cpu().numpy(),
+    }
+
+
+def _pack_binary_elastic(layer: torch.nn.Module) -> Dict[str, np.ndarray]:
+    """The binary weight, and the input quantizer's learned alpha (as used: |alpha|) and beta."""
+    quantizer = layer.input_quantizer
+    return {
+        **_pack_binary(layer),
+        "input_alpha": quantizer.effective_alpha().detach().float().reshape(1).cpu().numpy(),
+        "input_beta": quantizer.beta.detach().float().reshape(1).cpu().numpy(),
     }
 
 
@@ -97,6 +112,20 @@ _BINARY_TENSORS = (
 def _binary(name: str, activations: str, reference_fn, native: str, weight_layout: Optional[str], summary: str) -> PackedScheme:
     """A scheme of 1-bit weights (sign words and per-channel scales), differing in its inputs."""
     return PackedScheme(name, "binary", activations, 1, _BINARY_TENSORS, _pack_binary, reference_fn, native, weight_layout, summary)
+
+
+_ELASTIC_TENSORS = _BINARY_TENSORS + (
+    TensorSpec("input_alpha", "F32", lambda k, n: (1,)),
+    TensorSpec("input_beta", "F32", lambda k, n: (1,)),
+)
+
+
+def _binary_elastic(name: str, activations: str, reference_fn, front, summary: str) -> PackedScheme:
+    """1-bit weights and BiT's learned-threshold 1-bit inputs: packed, then XNOR-popcount."""
+    return PackedScheme(
+        name, "binary", activations, 1, _ELASTIC_TENSORS, _pack_binary_elastic, reference_fn, "xnor_gemm", None,
+        summary, None, front,
+    )
 
 
 def _ternary(name: str, activations: str, reference_fn, plane: PackedScheme, summary: str) -> PackedScheme:
@@ -116,6 +145,10 @@ SCHEMES: Dict[str, PackedScheme] = {
                 "XNOR-Net: binary weights and mean|x| * sign(x) inputs, XNOR-popcount products"),
         _binary("w1a8", "int8", reference.binary_linear_w1a8, "binary_linear_w1a8", "lut",
                 "binary weights, int8 absmax inputs per row, exact int8 products (table lookups or VNNI)"),
+        _binary_elastic("w1a1_elastic", "elastic", reference.binary_linear_elastic, kernels.binary_linear_elastic,
+                        "BiT: binary weights, elastic inputs alpha * sign((x - beta) / alpha)"),
+        _binary_elastic("w1a1_two_set", "two_set", reference.binary_linear_two_set, kernels.binary_linear_two_set,
+                        "BiT: binary weights, two-set inputs alpha * {0, 1} (post-GELU)"),
     )
 }
 SCHEMES.update(

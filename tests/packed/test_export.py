@@ -132,12 +132,14 @@ def test_a_scheme_override_round_trips_and_runs_xnor_net():
 
 def test_unknown_scheme_is_refused():
     from bitmaps_allennlp.packed.file_format import PackedFormatError, decode_packed_model, encode_packed_model
+    from bitmaps_allennlp.packed.schemes import SCHEMES
     from tests.packed.test_file_format import LINEAR, _small
 
     packed = _small()
     packed.linears[LINEAR]["scheme"] = "w2a2"
-    with pytest.raises(PackedFormatError, match="scheme is 'w2a2', expected one of \\['w158a32', 'w158a8', 'w1a1', 'w1a32', 'w1a8'\\]"):
+    with pytest.raises(PackedFormatError, match="scheme is 'w2a2', expected one of") as info:
         decode_packed_model(encode_packed_model(packed))
+    assert str(sorted(SCHEMES)) in str(info.value)
 
 
 def _binarized_bert(**config):
@@ -197,7 +199,6 @@ def test_packed_encoder_is_built_without_meta_tensors_or_gradients():
 @pytest.mark.parametrize(
     "knobs, message",
     [
-        ({"activations": "elastic"}, "no packed scheme holds binary weights with elastic activations"),
         ({"binarized_components": ["query", "word_embeddings"], "weights": "ternary"}, "is a ternary embedding table"),
     ],
 )

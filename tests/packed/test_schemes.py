@@ -41,8 +41,14 @@ def _trained_layer(scheme, in_features, out_features, seed=0) -> QuantizedLinear
 def test_every_scheme_matches_its_training_layer_on_every_path(name, in_features, out_features, rows, path):
     scheme = SCHEMES[name]
     layer = _trained_layer(scheme, in_features, out_features)
+    x = torch.randn(rows, in_features) * 3
+    if scheme.activations == "two_set":
+        x = torch.nn.functional.gelu(x)  # what two-set inputs are: non-negative (post-GELU)
     with torch.no_grad():
-        stored = scheme.pack(layer.weight_quantizer, layer.weight)
+        layer(x)  # data-initialised input quantizers (BiT's alpha) start from this batch
+        if scheme.front is not None:  # a learned threshold, as training leaves it
+            layer.input_quantizer.beta.fill_(0.05)
+        stored = scheme.pack(layer)
     assert set(stored) == {spec.role for spec in scheme.tensors}
     for spec in scheme.tensors:
         assert stored[spec.role].dtype == _NUMPY[spec.dtype]
@@ -51,7 +57,6 @@ def test_every_scheme_matches_its_training_layer_on_every_path(name, in_features
     tensors["layer.bias"] = layer.bias.detach()
     packed = packed_linear("layer", {"in_features": in_features, "out_features": out_features, "scheme": name}, tensors)
     assert not tensors  # the layer took every tensor of its scheme
-    x = torch.randn(rows, in_features) * 3
     with torch.inference_mode():
         expected = layer(x)
         got = packed(x)
