@@ -66,7 +66,9 @@ def main() -> None:
     parser.add_argument("--overrides", action="append", default=[], help="NAME=JSON overrides")
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--out", required=True, help="folder for the per-evaluation JSON and the table")
+    parser.add_argument("--split", action="append", choices=sorted(SPLITS), help="only these files (default: all four)")
     args = parser.parse_args()
+    splits = {name: SPLITS[name] for name in SPLITS if not args.split or name in args.split}
     models, overrides = _pairs(args.model, "--model"), _pairs(args.overrides, "--overrides")
     unknown = set(overrides) - set(models)
     if unknown:
@@ -76,17 +78,17 @@ def main() -> None:
     results: Dict[str, Dict[str, Dict]] = {}
     for name, archive in models.items():
         results[name] = {}
-        for split, relative in SPLITS.items():
+        for split, relative in splits.items():
             data = Path(args.data_dir) / relative
             # allennlp evaluate splits --output-file on commas: keep file names to safe characters
             slug = re.sub(r"[^A-Za-z0-9._()-]+", "_", f"{name}__{split}")
             print(f"[{name}] {split}", flush=True)
             results[name][split] = evaluate(archive, data, overrides.get(name, ""), out / f"{slug}.json")
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    header = "| model | " + " | ".join(SPLITS) + " |"
-    lines = [header, "|---" * (len(SPLITS) + 1) + "|"]
+    header = "| model | " + " | ".join(splits) + " |"
+    lines = [header, "|---" * (len(splits) + 1) + "|"]
     for name, by_split in results.items():
-        cells = [f"{by_split[s]['perplexity']:.2f}" for s in SPLITS]
+        cells = [f"{by_split[s]['perplexity']:.2f}" for s in splits]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     table = "\n".join(lines) + "\n"
     (out / "table.md").write_text(table)

@@ -60,9 +60,12 @@ recipe bit_stage2_w1a1 "$RUNS/bit_stage2" "$RUNS/bit_stage1/model.tar.gz"
   --model "BitNet b1.58 W1.58A8=$RUNS/bitnet_b158/model.tar.gz" \
   --model "BiBERT W1A1=$RUNS/bibert_w1a1/model.tar.gz" \
   --model "BiT stage 2 W1A1=$RUNS/bit_stage2/model.tar.gz"
-for run in xnor_w1 bit_stage1; do
+for run in xnor_w1 bit_stage1 bitnet_b158 bibert_w1a1 bit_stage2; do
   [ -f "$RUNS/$run/packed.tar.gz" ] || "$ALLENNLP" bitmaps-export "$RUNS/$run/model.tar.gz" "$RUNS/$run/packed.tar.gz"
 done
 "$PYTHON" scripts/perplexity_table.py --out "$RUNS/recipes" \
   --model "XNOR/BWN W1A32, packed=$RUNS/xnor_w1/packed.tar.gz" \
-  --model "BiT stage 1 W1A8, packed=$RUNS/bit_stage1/packed.tar.gz"
+  --model "BiT stage 1 W1A8, packed=$RUNS/bit_stage1/packed.tar.gz" \
+  --model "BitNet b1.58 W1.58A8, packed=$RUNS/bitnet_b158/packed.tar.gz" \
+  --model "BiBERT W1A1, packed=$RUNS/bibert_w1a1/packed.tar.gz" \
+  --model "BiT stage 2 W1A1, packed=$RUNS/bit_stage2/packed.tar.gz"

@@ -40,11 +40,18 @@ def binary_linear_w1a1(
     bias: Optional[torch.Tensor],
     in_features: int,
 ) -> torch.Tensor:
-    """Binary weights and activations (XNOR-Net): `(mean|x| * sign(x)) @ (scale * signs).T + bias`."""
+    """Binary weights and activations (XNOR-Net): `(mean|x| * sign(x)) @ (scale * signs).T + bias`,
+    as the integer dot products times (beta * scale), the order of the native epilogue and of
+    training (`QuantizedLinear._one_bit_product`)."""
     beta = inputs.abs().mean(dim=-1, keepdim=True)
-    return binary_weight_linear(binary_sign(inputs), packed_weight, scale, None, in_features) * beta + (
-        0 if bias is None else bias
-    )
+    return _scaled_dots(binary_sign(inputs), packed_weight, beta * scale, bias, in_features)
+
+
+def _scaled_dots(levels, packed_weight, scale, bias, in_features) -> torch.Tensor:
+    """Exact dot products of 1-bit (or {0, 1}) levels with the sign bits, times `scale`, plus bias."""
+    dots = binary_weight_linear(levels, packed_weight, torch.ones(packed_weight.size(0), dtype=levels.dtype), None, in_features)
+    out = dots * scale
+    return out if bias is None else out + bias
 
 
 def binary_linear_w1a8(
@@ -90,11 +97,9 @@ def elastic_levels(inputs: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor
 
 def binary_linear_elastic(inputs, packed_weight, scale, bias, in_features, alpha, beta) -> torch.Tensor:
     """Binary weights, BiT's elastic binary inputs alpha * sign((x - beta) / alpha)."""
-    levels = elastic_levels(inputs, alpha, beta, signed=True)
-    return binary_weight_linear(levels, packed_weight, scale * alpha, bias, in_features)
+    return _scaled_dots(elastic_levels(inputs, alpha, beta, signed=True), packed_weight, scale * alpha, bias, in_features)
 
 
 def binary_linear_two_set(inputs, packed_weight, scale, bias, in_features, alpha, beta) -> torch.Tensor:
     """Binary weights, BiT's two-set inputs alpha * {0, 1} (non-negative inputs: post-GELU)."""
-    levels = elastic_levels(inputs, alpha, beta, signed=False)
-    return binary_weight_linear(levels, packed_weight, scale * alpha, bias, in_features)
+    return _scaled_dots(elastic_levels(inputs, alpha, beta, signed=False), packed_weight, scale * alpha, bias, in_features)

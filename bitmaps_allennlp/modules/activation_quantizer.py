@@ -100,7 +100,9 @@ class ElasticBinarizer(nn.Module):
             self.beta.zero_()
             self.initialized.fill_(True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def parts(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The levels (+-1, or {0, 1} for two-set; exactly, with BiT's straight-through gradient
+        through the clipped input) and the scale alpha; the quantized input is their product."""
         if not bool(self.initialized):
             self._initialize(x)
         alpha = self.effective_alpha()
@@ -111,7 +113,13 @@ class ElasticBinarizer(nn.Module):
         else:
             clipped = scaled.clamp(0, 1)
             levels = clipped.round()
-        return alpha * (clipped + (levels - clipped).detach())
+        # levels + (c - c) is the levels exactly (c + (levels - c) is not always), and its
+        # gradient is the clipped input's
+        return levels.detach() + (clipped - clipped.detach()), alpha
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        levels, alpha = self.parts(x)
+        return alpha * levels
 
     def effective_alpha(self) -> torch.Tensor:
         """The scale the forward pass uses (and a packed model stores): |alpha|, kept from 0."""

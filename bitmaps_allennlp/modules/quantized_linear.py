@@ -70,7 +70,21 @@ class QuantizedLinear(nn.Module):
         return self.weight_quantizer(self.weight)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if self.quantization.weights == "binary" and hasattr(self.input_quantizer, "parts"):
+            return self._one_bit_product(inputs)
         return nn.functional.linear(self.input_quantizer(inputs), self.quantized_weight(), self.bias)
+
+    def _one_bit_product(self, inputs: torch.Tensor) -> torch.Tensor:
+        """1-bit weights and 1-bit inputs (sign, elastic, two-set): the integer dot products of
+        the levels, exact in float32, then `dots * (input scale * weight scale) + bias`, which is
+        what the packed kernels compute (XNOR-popcount and their epilogue). Multiplying scaled
+        values instead rounds every term, and a W1A1 network turns each last-bit difference next
+        to zero into a flipped sign downstream: its packed export could not reproduce it."""
+        levels_x, scale_x = self.input_quantizer.parts(inputs)
+        levels_w, scale_w = self.weight_quantizer.binary_levels(self.weight)
+        dots = nn.functional.linear(levels_x, levels_w)
+        out = dots * (scale_x * scale_w.reshape(-1))
+        return out if self.bias is None else out + self.bias
 
     def extra_repr(self) -> str:
         return (

@@ -102,12 +102,17 @@ class WeightQuantizer(nn.Module):
         return mean_abs_scale(self.centered(weight))
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        scale = self.scale_of(weight)
         if self.weights == "ternary":
-            levels, gamma = self._ternary_levels(weight, scale)
+            levels, gamma = self._ternary_levels(weight, self.scale_of(weight))
             # identity gradient through the rounding (BitNet's STE)
             return weight + (levels * gamma - weight).detach()
-        return scale * sign_ste(self.centered(weight), self.estimator)
+        levels, scale = self.binary_levels(weight)
+        return scale * levels
+
+    def binary_levels(self, weight: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The +-1 levels (with the sign's STE) and the scale, (out_features, 1) or (1, 1), of
+        binary weights: the weight the forward pass uses is their product."""
+        return sign_ste(self.centered(weight), self.estimator), self.scale_of(weight)
 
     @staticmethod
     def _ternary_levels(weight: torch.Tensor, scale: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

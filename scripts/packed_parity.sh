@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Packed parity on every recipe: trains the teacher and each distillation recipe for a SHORT
+# budget (STEPS steps per epoch, 1 epoch; the same configs as README's results otherwise),
+# exports each with `bitmaps-export` (default options), and evaluates source and packed archives
+# with `allennlp evaluate` on the same files and masks. The perplexities measure parity (does the
+# packed file compute what the trained model computes?), not model quality.
+# Usage: bash scripts/packed_parity.sh [RUNS_DIR] [STEPS]   (default: runs/parity 20)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-runs/parity}
+STEPS=${2:-20}
+ALLENNLP=".venv/bin/allennlp"
+PYTHON=".venv/bin/python"
+mkdir -p "$RUNS"
+budget="\"data_loader.batches_per_epoch\": $STEPS, \"trainer.num_epochs\": 1, \"trainer.learning_rate_scheduler.warmup_steps\": 2, \"validation_dataset_reader.max_instances\": 64"
+
+train() {  # train CONFIG DIR OVERRIDES
+  if [ -f "$2/model.tar.gz" ]; then echo "$2: already trained"; else "$ALLENNLP" train "$1" -s "$2" --force -o "{$3}"; fi
+}
+train training_configs/teacher_minilm_mlm.jsonnet "$RUNS/teacher" "$budget"
+recipe() {  # recipe CONFIG NAME INIT
+  train "training_configs/$1.jsonnet" "$RUNS/$2" "$budget, \"model.teacher\": \"$RUNS/teacher/model.tar.gz\", \"model.initializer.regexes.0.1.weights_file_path\": \"$3\""
+  [ -f "$RUNS/$2/packed.tar.gz" ] || "$ALLENNLP" bitmaps-export "$RUNS/$2/model.tar.gz" "$RUNS/$2/packed.tar.gz"
+}
+recipe xnor_w1_distill xnor_w1 "$RUNS/teacher/best.th"
+recipe bit_stage1_w1a8 bit_stage1 "$RUNS/teacher/best.th"
+recipe bitnet_b158_w158a8 bitnet_b158 "$RUNS/teacher/best.th"
+recipe bibert_w1a1 bibert_w1a1 "$RUNS/teacher/best.th"
+recipe bit_stage2_w1a1 bit_stage2 "$RUNS/bit_stage1/model.tar.gz"
+# the whole files: training capped validation at 64 blocks, which the archives remember
+whole='{"validation_dataset_reader.max_instances": null}'
+models=()
+for run in xnor_w1 bit_stage1 bitnet_b158 bibert_w1a1 bit_stage2; do
+  models+=(--model "$run=$RUNS/$run/model.tar.gz" --overrides "$run=$whole")
+  models+=(--model "$run, packed=$RUNS/$run/packed.tar.gz" --overrides "$run, packed=$whole")
+done
+"$PYTHON" scripts/perplexity_table.py --out "$RUNS/table" --split "WikiText-2 valid" --split "WikiText-2 test" "${models[@]}"
