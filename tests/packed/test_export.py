@@ -40,6 +40,17 @@ def trained_archives(tiny_bert_dir, corpus_path, valid_corpus_path, tmp_path_fac
     return archives
 
 
+def _masked_logits(source, packed, corpus_path):
+    """The source archive's and the packed archive's logits on the same masked batch."""
+    tensors = _batch(source, corpus_path)
+    source.model.eval()
+    with torch.no_grad():
+        return (
+            source.model.masked_logits(tensors["tokens"], tensors["masked_positions"]),
+            packed.model.masked_logits(tensors["tokens"], tensors["masked_positions"]),
+        )
+
+
 def _batch(archive, corpus_path):
     reader = archive.validation_dataset_reader
     instances = list(reader.read(corpus_path))
@@ -63,13 +74,11 @@ def test_packed_logits_match_the_training_model(name, trained_archives, corpus_p
     ]
     assert len(packed_linears) == expected_linears
     assert {m.scheme.name for m in packed_linears} == {{"w1a1": "w1a1", "w1a8": "w1a8", "w158a8": "w158a8"}.get(name, "w1a32")}
+    expected, got = _masked_logits(source, packed, corpus_path)
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
+    # and through forward: the same loss, metrics and predictions
     tensors = _batch(source, corpus_path)
-    source.model.eval()
     with torch.no_grad():
-        expected = source.model.masked_logits(tensors["tokens"], tensors["masked_positions"])
-        got = packed.model.masked_logits(tensors["tokens"], tensors["masked_positions"])
-        assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
-        # and through forward: the same loss, metrics and predictions
         a, b = source.model(**tensors), packed.model(**tensors)
     assert torch.allclose(a["loss"], b["loss"], atol=1e-6)
     assert torch.equal(a["top_ids"], b["top_ids"])
@@ -89,11 +98,7 @@ def test_fp16_export_halves_the_rest(trained_archives, corpus_path, tmp_path):
     assert sizes16.stored["other (LayerNorm, biases, ...)"] * 2 == sizes32.stored["other (LayerNorm, biases, ...)"]
     assert sizes16.stored["binarized linear weights"] == sizes32.stored["binarized linear weights"]
     source, packed = load_archive(trained_archives["binary"]), load_archive(half)
-    tensors = _batch(source, corpus_path)
-    source.model.eval()
-    with torch.no_grad():
-        expected = source.model.masked_logits(tensors["tokens"], tensors["masked_positions"])
-        got = packed.model.masked_logits(tensors["tokens"], tensors["masked_positions"])
+    expected, got = _masked_logits(source, packed, corpus_path)
     assert torch.allclose(got, expected, atol=2e-2)
 
 
@@ -274,11 +279,7 @@ def test_quantized_embedding_tables_are_what_the_model_computes_with(embeddings,
                 table.weight.copy_(levels * step)
             else:
                 table.weight.copy_(table.weight.half().float())
-    tensors = _batch(source, corpus_path)
-    source.model.eval()
-    with torch.no_grad():
-        expected = source.model.masked_logits(tensors["tokens"], tensors["masked_positions"])
-        got = packed.model.masked_logits(tensors["tokens"], tensors["masked_positions"])
+    expected, got = _masked_logits(source, packed, corpus_path)
     assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
     config = source.model._encoder.config
     rows, dim = config.vocab_size + config.max_position_embeddings, config.hidden_size
@@ -298,11 +299,7 @@ def test_binarized_embedding_tables_and_head_export_as_trained(tiny_bert_dir, co
     output = tmp_path / "packed.tar.gz"
     sizes = export_archive(tmp_path / "run" / "model.tar.gz", output)  # --embeddings does not apply
     source, packed = load_archive(tmp_path / "run" / "model.tar.gz"), load_archive(output)
-    tensors = _batch(source, corpus_path)
-    source.model.eval()
-    with torch.no_grad():
-        expected = source.model.masked_logits(tensors["tokens"], tensors["masked_positions"])
-        got = packed.model.masked_logits(tensors["tokens"], tensors["masked_positions"])
+    expected, got = _masked_logits(source, packed, corpus_path)
     assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
     # two binary tables: 1 bit per entry plus a scale per row
     rows = source.model._encoder.config.vocab_size + source.model._encoder.config.max_position_embeddings
@@ -311,6 +308,7 @@ def test_binarized_embedding_tables_and_head_export_as_trained(tiny_bert_dir, co
     # and the head's transform is a packed W1A8 linear, as trained
     dense = packed.model._head.dense
     assert isinstance(dense, PackedBinaryLinear) and dense.scheme.name == "w1a8"
+    tensors = _batch(source, corpus_path)
     assert torch.equal(_top_ids(source, tensors), _top_ids(packed, tensors))
 
 
