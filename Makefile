@@ -8,11 +8,11 @@ UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.bitmaps-installed
 # What the installed environment is built from; a change to any of these reinstalls (and rebuilds
 # the native extension).
-INSTALL_INPUTS := Makefile setup.py $(wildcard requirements/*.txt) \
-	$(wildcard bitmaps_allennlp/csrc/*.cpp bitmaps_allennlp/csrc/*.h)
+INSTALL_INPUTS := Makefile setup.py runtime/setup.py $(wildcard requirements/*.txt) \
+	$(wildcard runtime/csrc/*.cpp runtime/csrc/*.h)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install test test-all demo clean
+.PHONY: install test test-all test-native demo clean
 .DELETE_ON_ERROR:
 
 install: $(STAMP)
@@ -24,14 +24,23 @@ $(STAMP): $(INSTALL_INPUTS)
 	# --compile-bytecode: this environment sets PYTHONDONTWRITEBYTECODE=1, and without .pyc files
 	# every `allennlp` command spends ~30 s compiling its imports.
 	$(UV) pip install --python $(VENV)/bin/python --compile-bytecode \
-		--override requirements/overrides.txt --reinstall-package bitmaps_allennlp -e ".[test,bench]"
+		--override requirements/overrides.txt --reinstall-package bitmaps_allennlp \
+		--reinstall-package bitmaps_runtime -e ./runtime -e ".[test,bench]"
 	$(VENV)/bin/allennlp test-install
 	touch $(STAMP)
 
-test: $(STAMP)
+# the C++ kernel tests, without Python: every kernel path this CPU has against naive loops
+NATIVE_TEST := runtime/build/test_kernels
+$(NATIVE_TEST): runtime/tests/test_kernels.cpp runtime/tests/build_native_tests.sh $(wildcard runtime/csrc/*.cpp runtime/csrc/*.h)
+	bash runtime/tests/build_native_tests.sh $@
+
+test-native: $(NATIVE_TEST)
+	$(NATIVE_TEST)
+
+test: $(STAMP) test-native
 	$(VENV)/bin/python -m pytest tests -m "not slow"
 
-test-all: $(STAMP)
+test-all: $(STAMP) test-native
 	$(VENV)/bin/python -m pytest tests
 
 demo: $(STAMP)

@@ -1,6 +1,10 @@
+import logging
 import os
+from typing import Optional
 
 import torch
+from allennlp.common.checks import ConfigurationError
+from bitmaps_runtime.encoder import PackedEncoder, runtime_problem
 
 from allennlp.common.params import Params
 from allennlp.data import TextFieldTensors, Vocabulary
@@ -9,6 +13,9 @@ from allennlp.models.model import Model
 from bitmaps_allennlp.models.masked_lm_base import MaskedLmBase
 from bitmaps_allennlp.packed.file_format import PackedFormatError, read_packed_model
 from bitmaps_allennlp.packed.packed_bert import HEAD_PREFIX, build_packed_bert, packed_linear
+
+logger = logging.getLogger(__name__)
+ENGINES = ("auto", "runtime", "torch")
 
 
 @Model.register("bitmaps_packed_masked_lm")
@@ -28,6 +35,11 @@ class PackedMaskedLanguageModel(MaskedLmBase):
         The packed model file; relative paths are resolved against the archive's folder.
     target_namespace : `str`, optional (default = `"tags"`)
     top_k : `int`, optional (default = `5`)
+    engine : `str`, optional (default = `"auto"`)
+        What runs the forward pass: `runtime`, the C++ encoder of `bitmaps_runtime` (the same core
+        `bitmaps-predict` runs without torch); `torch`, the torch modules on the packed kernels
+        (the reference the runtime is tested against, which also runs on a GPU); `auto`, the
+        runtime when its native extension is built, else torch.
     """
 
     def __init__(
@@ -36,9 +48,12 @@ class PackedMaskedLanguageModel(MaskedLmBase):
         packed_file: str,
         target_namespace: str = "tags",
         top_k: int = 5,
+        engine: str = "auto",
         **kwargs,
     ) -> None:
         super().__init__(vocab, target_namespace=target_namespace, top_k=top_k, **kwargs)
+        if engine not in ENGINES:
+            raise ConfigurationError(f"model.engine must be one of {list(ENGINES)}, got {engine!r}")
         packed = read_packed_model(packed_file)
         self._bert, head_state = build_packed_bert(packed, source=packed_file)
         self._build_head(self._bert.config)
@@ -55,9 +70,40 @@ class PackedMaskedLanguageModel(MaskedLmBase):
             )
         self._head.load_state_dict({k: v.float() for k, v in head_state.items()}, strict=dense is None)
         self.eval()
+        self._runtime: Optional[PackedEncoder] = None
+        problem = runtime_problem(packed) if engine != "torch" else None
+        if engine == "runtime" and problem is not None:
+            raise ConfigurationError(f"model.engine 'runtime' cannot run {packed_file}: {problem}")
+        if engine != "torch" and problem is None:
+            self._runtime = PackedEncoder(packed, source=packed_file)
+        elif engine == "auto":
+            logger.info("packed model runs on the torch modules: %s", problem)
+
+    @property
+    def engine(self) -> str:
+        """`runtime` or `torch`: what runs the forward pass."""
+        return "torch" if self._runtime is None else "runtime"
+
+    def _runs_on_runtime(self, tensor: torch.Tensor) -> bool:
+        return self._runtime is not None and tensor.device.type == "cpu"
+
+    def masked_logits(self, tokens: TextFieldTensors, masked_positions: torch.BoolTensor) -> torch.Tensor:
+        if not self._runs_on_runtime(masked_positions):
+            return super().masked_logits(tokens, masked_positions)
+        rows = self.encode(tokens)[masked_positions]
+        return torch.from_numpy(self._runtime.logits(rows.numpy(), threads=torch.get_num_threads()))
 
     def encode(self, tokens: TextFieldTensors) -> torch.Tensor:
         inputs = tokens["tokens"]
+        if self._runs_on_runtime(inputs["token_ids"]):
+            type_ids = inputs.get("type_ids")
+            hidden = self._runtime.hidden_states(
+                inputs["token_ids"].numpy(),
+                inputs["mask"].numpy(),
+                None if type_ids is None else type_ids.numpy(),
+                threads=torch.get_num_threads(),
+            )
+            return torch.from_numpy(hidden)
         return self._bert(
             input_ids=inputs["token_ids"],
             attention_mask=inputs["mask"],

@@ -25,13 +25,12 @@ import torch.distributed as dist
 from torch import nn
 
 from allennlp.common.checks import ConfigurationError
+from bitmaps_runtime.formats import ACTIVATION_MODES, ONE_BIT_ACTIVATIONS  # noqa: F401 (the one vocabulary)
 
 from bitmaps_allennlp.modules.sign_ste import sign_ste
 from bitmaps_allennlp.quantization.int8 import fake_quantize_int8_rows
 from bitmaps_allennlp.quantization.sign import binary_sign
 
-ACTIVATION_MODES: Tuple[str, ...] = ("real", "int8", "sign", "elastic", "two_set")
-ONE_BIT_ACTIVATIONS: Tuple[str, ...] = ("sign", "elastic", "two_set")
 
 _EPSILON = 1e-5
 

@@ -4,11 +4,11 @@ Which parts of a BERT masked LM are binarized, and how: the per-component knobs 
 any weight is loaded, with the offending config key in the message.
 """
 from dataclasses import dataclass, field, replace
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 from allennlp.common.checks import ConfigurationError
+from bitmaps_runtime.formats import attention_problem
 
-from bitmaps_allennlp.modules.activation_quantizer import check_activation_mode
 from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
 
 # component name -> attribute path inside one `transformers` BertLayer
@@ -25,8 +25,6 @@ EMBEDDING_COMPONENTS: List[str] = ["word_embeddings", "position_embeddings"]
 HEAD_COMPONENT = "mlm_head"
 ALL_COMPONENTS: List[str] = LINEAR_COMPONENTS + EMBEDDING_COMPONENTS + [HEAD_COMPONENT]
 
-ATTENTION_MODES: Tuple[str, ...] = ("softmax", "bi_attention")
-ATTENTION_PROBS: Tuple[str, ...] = ("real", "int8", "two_set")
 
 
 def check_components(components: List[str], key: str = "binarized_components") -> List[str]:
@@ -82,17 +80,9 @@ class BinarizationSpec:
                         f"component_overrides.{name}.activations: embeddings have no input activations to quantize"
                     )
             components[name] = base.updated(component_overrides.get(name, {}), f"component_overrides.{name}")
-        if attention not in ATTENTION_MODES:
-            raise ConfigurationError(f"attention must be one of {list(ATTENTION_MODES)}, got {attention!r}")
-        check_activation_mode(attention_activations, "attention_activations")
-        if attention_activations == "two_set":
-            raise ConfigurationError("attention_activations: Q, K and V are signed; use 'sign' or 'elastic', not 'two_set'")
-        if attention_probs not in ATTENTION_PROBS:
-            raise ConfigurationError(f"attention_probs must be one of {list(ATTENTION_PROBS)}, got {attention_probs!r}")
-        if attention == "bi_attention" and attention_probs != "real":
-            raise ConfigurationError(
-                "attention_probs: bi_attention already binarizes the attention weights; leave attention_probs 'real'"
-            )
+        problem = attention_problem(attention, attention_activations, attention_probs)
+        if problem is not None:
+            raise ConfigurationError(problem)
         return cls(components, attention, attention_activations, attention_probs, defaults.estimator)
 
     @property

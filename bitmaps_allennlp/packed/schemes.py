@@ -1,15 +1,17 @@
 """
 The packed schemes: one row for each way a trained linear layer is stored and run, in the style
-of ggml's type traits. Everything else reads this table: the export (which trained quantization
-maps to which scheme, and how its tensors are made), the file format (which tensors, dtypes and
-shapes a linear of that scheme must have), the loader and `PackedBinaryLinear` (which reference
-and which native entry point compute it), the benchmarks and README.
+of ggml's type traits. The torch-free half of each row (name, C++ id, training knobs, bits, the
+tensors it stores) is `bitmaps_runtime.formats.SCHEME_SPECS`, which the file reader and the C++
+runtime read; this module adds the torch half (how a trained layer is packed, the pure-torch
+reference, the kernel front end) and is what the export, the loader, `PackedBinaryLinear`, the
+benchmarks and README read.
 
 A scheme's name is the one name used everywhere, the file included (`linears.<name>.scheme`).
 
-Adding a scheme is one row here plus its kernels (a reference function in `kernels/reference.py`,
-a native entry point in `csrc/`, on every path) and their tests; README ("Packed schemes") walks
-through it with W1A8 as the worked example.
+Adding a scheme is one row in `SCHEME_SPECS` and one here, plus its kernels (a reference function
+in `kernels/reference.py`, a native entry point in `runtime/csrc/`, on every path, and its case
+in `runtime/csrc/linear.cpp`) and their tests; README ("Packed schemes") walks through it with
+W1A8 as the worked example.
 """
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
@@ -17,22 +19,12 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 import torch
 
+from bitmaps_runtime.formats import BIAS, SCHEME_SPECS, TABLE_SPECS, TensorSpec  # noqa: F401 (BIAS re-exported)
+
 from bitmaps_allennlp import kernels
 from bitmaps_allennlp.kernels import reference
-from bitmaps_allennlp.quantization.bit_packing import TERNARY_PLANES, pack_signs, pack_ternary, unpack_signs, words_per_row
+from bitmaps_allennlp.quantization.bit_packing import pack_signs, pack_ternary, unpack_signs
 from bitmaps_allennlp.quantization.int8 import quantize_int8_rows
-
-# (in_features, out_features) -> the tensor's shape
-ShapeRule = Callable[[int, int], Tuple[int, ...]]
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """A tensor a linear of this scheme stores as `<linear name>.<role>`."""
-
-    role: str
-    dtype: str  # safetensors dtype name
-    shape: ShapeRule
 
 
 @dataclass(frozen=True)
@@ -99,70 +91,55 @@ def _pack_binary_elastic(layer: torch.nn.Module) -> Dict[str, np.ndarray]:
     }
 
 
-_TERNARY_TENSORS = (
-    TensorSpec("packed_weight", "U64", lambda k, n: (TERNARY_PLANES, n, words_per_row(k))),
-    TensorSpec("scale", "F32", lambda k, n: (n,)),
-)
+def _row(name: str, pack, reference_fn, native: str, weight_layout: Optional[str], summary: str, front=None) -> PackedScheme:
+    """The scheme `name`: its torch-free facts from `SCHEME_SPECS`, its torch side from the arguments."""
+    spec = SCHEME_SPECS[name]
+    return PackedScheme(
+        spec.name, spec.weights, spec.activations, spec.bits_per_weight, spec.tensors, pack, reference_fn, native,
+        weight_layout, summary, spec.plane_scheme, front,
+    )
 
-_BINARY_TENSORS = (
-    TensorSpec("packed_weight", "U64", lambda k, n: (n, words_per_row(k))),
-    TensorSpec("scale", "F32", lambda k, n: (n,)),
-)
 
-def _binary(name: str, activations: str, reference_fn, native: str, weight_layout: Optional[str], summary: str) -> PackedScheme:
+def _binary(name: str, reference_fn, native: str, weight_layout: Optional[str], summary: str) -> PackedScheme:
     """A scheme of 1-bit weights (sign words and per-channel scales), differing in its inputs."""
-    return PackedScheme(name, "binary", activations, 1, _BINARY_TENSORS, _pack_binary, reference_fn, native, weight_layout, summary)
+    return _row(name, _pack_binary, reference_fn, native, weight_layout, summary)
 
 
-_ELASTIC_TENSORS = _BINARY_TENSORS + (
-    TensorSpec("input_alpha", "F32", lambda k, n: (1,)),
-    TensorSpec("input_beta", "F32", lambda k, n: (1,)),
-)
-
-
-def _binary_elastic(name: str, activations: str, reference_fn, front, summary: str) -> PackedScheme:
+def _binary_elastic(name: str, reference_fn, front, summary: str) -> PackedScheme:
     """1-bit weights and BiT's learned-threshold 1-bit inputs: packed, then XNOR-popcount."""
-    return PackedScheme(
-        name, "binary", activations, 1, _ELASTIC_TENSORS, _pack_binary_elastic, reference_fn, "xnor_gemm", None,
-        summary, None, front,
-    )
+    return _row(name, _pack_binary_elastic, reference_fn, "xnor_gemm", None, summary, front)
 
 
-def _ternary(name: str, activations: str, reference_fn, plane: PackedScheme, summary: str) -> PackedScheme:
+def _ternary(name: str, reference_fn, plane: PackedScheme, summary: str) -> PackedScheme:
     """A scheme of ternary weights stored as two sign planes, each run as the binary `plane`."""
-    return PackedScheme(
-        name, "ternary", activations, 2, _TERNARY_TENSORS, _pack_ternary, reference_fn, plane.native,
-        plane.weight_layout, summary, plane.name,
-    )
+    assert SCHEME_SPECS[name].plane_scheme == plane.name
+    return _row(name, _pack_ternary, reference_fn, plane.native, plane.weight_layout, summary)
 
 
 SCHEMES: Dict[str, PackedScheme] = {
     scheme.name: scheme
     for scheme in (
-        _binary("w1a32", "real", reference.binary_weight_linear, "binary_weight_linear", None,
+        _binary("w1a32", reference.binary_weight_linear, "binary_weight_linear", None,
                 "binary weights, fp32 inputs: x @ (alpha * sign(W)).T + b"),
-        _binary("w1a1", "sign", reference.binary_linear_w1a1, "binary_linear_w1a1", None,
+        _binary("w1a1", reference.binary_linear_w1a1, "binary_linear_w1a1", None,
                 "XNOR-Net: binary weights and mean|x| * sign(x) inputs, XNOR-popcount products"),
-        _binary("w1a8", "int8", reference.binary_linear_w1a8, "binary_linear_w1a8", "lut",
+        _binary("w1a8", reference.binary_linear_w1a8, "binary_linear_w1a8", "lut",
                 "binary weights, int8 absmax inputs per row, exact int8 products (table lookups or VNNI)"),
-        _binary_elastic("w1a1_elastic", "elastic", reference.binary_linear_elastic, kernels.binary_linear_elastic,
+        _binary_elastic("w1a1_elastic", reference.binary_linear_elastic, kernels.binary_linear_elastic,
                         "BiT: binary weights, elastic inputs alpha * sign((x - beta) / alpha)"),
-        _binary_elastic("w1a1_two_set", "two_set", reference.binary_linear_two_set, kernels.binary_linear_two_set,
+        _binary_elastic("w1a1_two_set", reference.binary_linear_two_set, kernels.binary_linear_two_set,
                         "BiT: binary weights, two-set inputs alpha * {0, 1} (post-GELU)"),
     )
 }
 SCHEMES.update(
     (scheme.name, scheme)
     for scheme in (
-        _ternary("w158a32", "real", reference.ternary_weight_linear, SCHEMES["w1a32"],
+        _ternary("w158a32", reference.ternary_weight_linear, SCHEMES["w1a32"],
                  "BitNet b1.58 ternary weights as two sign planes, fp32 inputs"),
-        _ternary("w158a8", "int8", reference.ternary_linear_w8, SCHEMES["w1a8"],
+        _ternary("w158a8", reference.ternary_linear_w8, SCHEMES["w1a8"],
                  "BitNet b1.58 ternary weights as two sign planes, int8 absmax inputs per row"),
     )
 )
-
-# the optional bias of every packed linear
-BIAS = TensorSpec("bias", "F32", lambda k, n: (n,))
 
 
 class UnknownScheme(ValueError):
@@ -219,27 +196,14 @@ def _unpack_binary_table(stored: Dict[str, torch.Tensor], dim: int) -> torch.Ten
     return unpack_signs(stored["packed_weight"], dim) * stored["scale"].float()[:, None]
 
 
+_TABLE_SIDES = {
+    "int8": (_pack_int8_table, _unpack_int8_table, "absmax int8 per row (quantization.int8's rule), an export option for any model"),
+    "binary": (
+        _pack_binary,
+        _unpack_binary_table,
+        "sign bits and a scale per row: a table trained binarized (binarized_components: word_embeddings)",
+    ),
+}
 TABLE_FORMATS: Dict[str, TableFormat] = {
-    table.name: table
-    for table in (
-        TableFormat(
-            "int8",
-            8,
-            (TensorSpec("q", "I8", lambda rows, dim: (rows, dim)), TensorSpec("step", "F32", lambda rows, dim: (rows,))),
-            _pack_int8_table,
-            _unpack_int8_table,
-            "absmax int8 per row (quantization.int8's rule), an export option for any model",
-        ),
-        TableFormat(
-            "binary",
-            1,
-            (
-                TensorSpec("packed_weight", "U64", lambda rows, dim: (rows, words_per_row(dim))),
-                TensorSpec("scale", "F32", lambda rows, dim: (rows,)),
-            ),
-            _pack_binary,
-            _unpack_binary_table,
-            "sign bits and a scale per row: a table trained binarized (binarized_components: word_embeddings)",
-        ),
-    )
+    name: TableFormat(name, spec.bits_per_weight, spec.tensors, *_TABLE_SIDES[name]) for name, spec in TABLE_SPECS.items()
 }

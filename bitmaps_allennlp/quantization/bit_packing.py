@@ -14,14 +14,9 @@ bits (the two's-complement view of the uint64 words).
 """
 import torch
 
-WORD_BITS = 64
-BIT_CONVENTION = "bit1=-1;bit0=+1;lsb-first;uint64-little-endian;rows-zero-padded-to-64"
+from bitmaps_runtime.formats import BIT_CONVENTION, TERNARY_PLANES, WORD_BITS, words_per_row  # noqa: F401 (defined there)
 
 _SHIFTS = torch.arange(WORD_BITS, dtype=torch.int64)
-
-
-def words_per_row(in_features: int) -> int:
-    return (in_features + WORD_BITS - 1) // WORD_BITS
 
 
 def pack_signs(values: torch.Tensor) -> torch.Tensor:
@@ -51,7 +46,6 @@ def unpack_signs(words: torch.Tensor, in_features: int, dtype=torch.float32) -> 
 # u = +1, v = -1; t = -1: u = v = -1). Two bits per weight, like bitnet.cpp's I2_S, and each plane
 # is an ordinary binary matrix: every binary kernel on every path runs ternary weights exactly, as
 # x . t = (x . u + x . v) / 2, with no kernel of its own.
-TERNARY_PLANES = 2
 
 
 def pack_ternary(levels: torch.Tensor) -> torch.Tensor:

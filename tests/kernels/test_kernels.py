@@ -103,7 +103,7 @@ def test_environment_variable_forces_a_path():
 def test_without_the_extension_everything_falls_back_with_one_warning():
     code = """
 import sys, warnings
-sys.modules["bitmaps_allennlp._native"] = None  # as if it was never built
+sys.modules["bitmaps_runtime._native"] = None  # as if it was never built
 import torch
 from bitmaps_allennlp import kernels
 from bitmaps_allennlp.quantization.bit_packing import pack_signs
@@ -125,7 +125,7 @@ print(kernels.backend(), len([c for c in caught if "not built" in str(c.message)
 )
 def test_native_extension_is_built():
     # `make install` builds it; a broken build must fail here, not hide behind the fallback
-    from bitmaps_allennlp.kernels import native
+    from bitmaps_runtime import native
 
     assert native._load_error is None, native._load_error
     assert "scalar" in PATHS

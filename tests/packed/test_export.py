@@ -151,7 +151,6 @@ def _binarized_bert(**config):
     from transformers import BertConfig, BertModel
 
     from bitmaps_allennlp.modules.bert_binarization import binarize_bert_encoder
-    from bitmaps_allennlp.modules.binarization_spec import BinarizationSpec
 
     torch.manual_seed(0)
     bert = BertModel(BertConfig(vocab_size=1000, **config), add_pooling_layer=False).eval()

@@ -42,6 +42,24 @@ struct KernelTable {
                       const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                       int64_t n, int64_t groups);
   bool w1a8_uses_luts;
+  // Float work of the encoder (float_avx2.h; the portable versions in kernels_scalar.cpp).
+  // C[i * ldc + j] = sum_t A[i * lda + t] * B[j * ldb + t] on rows [m0, m1) x columns [n0, n1)
+  void (*sgemm_nt)(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m0,
+                   int64_t m1, int64_t n0, int64_t n1, int64_t k);
+  // C[i * ldc + j] = sum_t A[i * lda + t] * B[t * ldb + j] on rows [m0, m1), all n columns
+  void (*sgemm_nn)(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m0,
+                   int64_t m1, int64_t n, int64_t k);
+  // C[i * ldc + j] = sum_t A[i * lda + t] * panel[t * 16 + j] on rows [m0, m1), columns j < `columns`
+  // (<= 16): the GEMM micro-kernel on a caller-built panel (W1A32 unpacks its signs into one)
+  void (*sgemm_panel)(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t m0, int64_t m1,
+                      int64_t k, int columns);
+  // panel[t * 16 + j] = bit j of masks[t] ? -alpha[j] : alpha[j] for j < columns, else 0: binary
+  // weights in their panel layout (panel_bits in linear.h) expanded for sgemm_panel
+  void (*unpack_panel)(const uint16_t* masks, int64_t k, const float* alpha, int columns, float* panel);
+  // x[i] = x[i] * 0.5 * (1 + erf(x[i] / sqrt(2)))
+  void (*gelu)(float* x, int64_t count);
+  // x[i] = exp(x[i] - shift); returns the sum
+  float (*exp_shifted)(float* x, int64_t count, float shift);
 };
 
 extern const KernelTable kScalarKernels;

@@ -4,6 +4,8 @@
 #include "int8_lut.h"
 #include "scalar_spans.h"
 
+#include <cmath>
+
 namespace bitmaps {
 namespace {
 
@@ -72,9 +74,65 @@ void lut_linear(const uint8_t* luts, const int8_t*, const int32_t* rowsum, const
   }
 }
 
+void sgemm_nt(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m0, int64_t m1,
+              int64_t n0, int64_t n1, int64_t k) {
+  for (int64_t i = m0; i < m1; ++i)
+    for (int64_t j = n0; j < n1; ++j) {
+      const float* x = a + i * lda;
+      const float* y = b + j * ldb;
+      float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};  // independent chains
+      int64_t t = 0;
+      for (; t + 8 <= k; t += 8)
+        for (int u = 0; u < 8; ++u) acc[u] += x[t + u] * y[t + u];
+      float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+      for (; t < k; ++t) sum += x[t] * y[t];
+      c[i * ldc + j] = sum;
+    }
+}
+
+void sgemm_nn(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m0, int64_t m1,
+              int64_t n, int64_t k) {
+  for (int64_t i = m0; i < m1; ++i) {
+    float* out = c + i * ldc;
+    for (int64_t j = 0; j < n; ++j) out[j] = 0.f;
+    for (int64_t t = 0; t < k; ++t) {
+      const float p = a[i * lda + t];
+      if (p == 0.f) continue;
+      const float* row = b + t * ldb;
+      for (int64_t j = 0; j < n; ++j) out[j] += p * row[j];
+    }
+  }
+}
+
+void sgemm_panel(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t m0, int64_t m1,
+                 int64_t k, int columns) {
+  for (int64_t i = m0; i < m1; ++i)
+    for (int j = 0; j < columns; ++j) {
+      float sum = 0.f;
+      for (int64_t t = 0; t < k; ++t) sum += a[i * lda + t] * panel[t * 16 + j];
+      c[i * ldc + j] = sum;
+    }
+}
+
+void unpack_panel(const uint16_t* masks, int64_t k, const float* alpha, int columns, float* panel) {
+  for (int64_t t = 0; t < k; ++t)
+    for (int j = 0; j < 16; ++j) panel[t * 16 + j] = j < columns ? ((masks[t] >> j) & 1 ? -alpha[j] : alpha[j]) : 0.f;
+}
+
+void gelu(float* x, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) x[i] = x[i] * 0.5f * (1.f + std::erf(x[i] * 0.70710678118654752f));
+}
+
+float exp_shifted(float* x, int64_t count, float shift) {
+  float sum = 0.f;
+  for (int64_t i = 0; i < count; ++i) sum += (x[i] = std::exp(x[i] - shift));
+  return sum;
+}
+
 }  // namespace
 
-const KernelTable kScalarKernels = {"scalar", pack_signs, xnor_gemm, xnor_linear,
-                                    binary_weight_linear, quantize_rows_int8, lut_linear, true};
+const KernelTable kScalarKernels = {"scalar", pack_signs, xnor_gemm, xnor_linear, binary_weight_linear,
+                                    quantize_rows_int8, lut_linear, true, sgemm_nt, sgemm_nn, sgemm_panel,
+                                    unpack_panel, gelu, exp_shifted};
 
 }  // namespace bitmaps

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "avx2_reduce.h"
+#include "float_avx2.h"
 #include "kernels.h"
 #include "lut_tile_avx2.h"
 #include "quantize_avx2.h"
@@ -165,6 +166,7 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
 
 extern const KernelTable kAvx2Kernels;
 const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm_tiles<Counter>, xnor_linear_tiles<Counter>,
-                                  binary_weight_linear, quantize_rows_int8_avx2, lut_linear_avx2, true};
+                                  binary_weight_linear, quantize_rows_int8_avx2, lut_linear_avx2, true,
+                                  sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, exp_shifted};
 
 }  // namespace bitmaps

@@ -18,7 +18,7 @@ bool cpu_has_avx2() {
 bool cpu_has_avx512() {
 #if defined(__x86_64__) || defined(__i386__)
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("popcnt");
+         __builtin_cpu_supports("fma") && __builtin_cpu_supports("popcnt");
 #else
   return false;
 #endif

@@ -1,0 +1,287 @@
+#!/usr/bin/env python
+"""
+The packed runtime against what a user would pick instead, measured in ONE process with
+interleaved rounds: Bitmaps' C++ encoder (`bitmaps_runtime`) on packed W1A1, W1A8, W1A32 and
+ternary W1.58A8 files; ONNX Runtime fp32 and int8 (`quantize_dynamic`, per-tensor and
+per-channel); torch fp32 and torch int8 dynamic quantization. Encoders only (last hidden states),
+BERT-base (12 x 768, FFN 3072) and MiniLM-L6 (6 x 384, FFN 1536) shapes with random weights (speed
+does not depend on their values), batch 1 and 8 x sequence 128, 1 and 2 threads.
+
+Each configuration times every variant once per round, the variants' order rotating between
+rounds, after one warm-up call each; it reports the median and the spread (min, max) per variant.
+Peak RSS is measured separately, one fresh process per variant (load + one batch-1 forward),
+with the file sizes. Writes JSON and a PNG, prints a Markdown table.
+
+    python benchmarks/bench_runtime.py --out benchmarks/results          # measure (minutes)
+    python benchmarks/bench_runtime.py --render benchmarks/results/runtime.json  # table + plot again
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import cpu_name  # noqa: E402
+
+SHAPES = {
+    "minilm": dict(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
+    "bert-base": dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+}
+LINEARS = ["query", "key", "value", "attention_output", "ffn_in", "ffn_out"]
+# packed variant -> the training knobs its file is exported from
+PACKED = {
+    "bitmaps_w1a1": dict(activations="sign", center_weights=True),
+    "bitmaps_w1a8": dict(activations="int8"),
+    "bitmaps_w1a32": dict(),
+    "bitmaps_w158a8": dict(weights="ternary", weight_scale="per_tensor", activations="int8"),
+}
+PEERS = ["ort_int8_channel", "ort_int8_tensor", "ort_fp32", "torch_fp32", "torch_int8"]
+
+
+def cpu_flags() -> List[str]:
+    wanted = {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_vpopcntdq", "avx512_bitalg", "asimd", "asimddp"}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return sorted(wanted & set(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return []
+
+
+def _bert(shape: str):
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    return BertModel(BertConfig(**SHAPES[shape]), add_pooling_layer=False).eval()
+
+
+def prepare(shape: str, directory: Path) -> Dict[str, int]:
+    """Writes every variant's file for `shape` into `directory`; returns their sizes."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from bitmaps_allennlp.modules.bert_binarization import binarize_bert_encoder
+    from bitmaps_allennlp.modules.binarization_spec import BinarizationSpec
+    from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
+    from bitmaps_allennlp.packed.export import pack_bert
+    from bitmaps_allennlp.packed.file_format import write_packed_model
+
+    sizes = {}
+    bert = _bert(shape)
+    ids = torch.ones(1, 8, dtype=torch.long)
+    onnx_path = directory / "ort_fp32.onnx"
+    torch.onnx.export(
+        bert, (ids, torch.ones_like(ids)), str(onnx_path), input_names=["input_ids", "attention_mask"],
+        output_names=["last_hidden_state"], opset_version=17, dynamo=False,
+        dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}},
+    )
+    sizes["ort_fp32"] = onnx_path.stat().st_size
+    for name, per_channel in (("ort_int8_tensor", False), ("ort_int8_channel", True)):
+        quantize_dynamic(str(onnx_path), str(directory / f"{name}.onnx"), weight_type=QuantType.QInt8, per_channel=per_channel)
+        sizes[name] = (directory / f"{name}.onnx").stat().st_size
+    torch.save(bert.state_dict(), directory / "torch_fp32.pt")
+    sizes["torch_fp32"] = (directory / "torch_fp32.pt").stat().st_size
+    quantized = torch.ao.quantization.quantize_dynamic(bert, {torch.nn.Linear}, dtype=torch.qint8)
+    torch.save(quantized.state_dict(), directory / "torch_int8.pt")
+    sizes["torch_int8"] = (directory / "torch_int8.pt").stat().st_size
+    for name, knobs in PACKED.items():
+        model = _bert(shape)
+        binarize_bert_encoder(model, BinarizationSpec.from_options(LINEARS, ComponentQuantization(**knobs)))
+        sizes[name] = write_packed_model(pack_bert(model)[0], directory / f"{name}.safetensors")
+    return sizes
+
+
+def load(variant: str, shape: str, directory: Path, threads: int):
+    """A callable running `variant`'s encoder on (ids, mask) numpy arrays."""
+    if variant.startswith("bitmaps"):
+        from bitmaps_runtime.encoder import PackedEncoder
+        from bitmaps_runtime.file_format import read_packed_model
+
+        encoder = PackedEncoder(read_packed_model(directory / f"{variant}.safetensors"))
+        return lambda ids, mask: encoder.hidden_states(ids, mask, threads=threads)
+    if variant.startswith("ort"):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(directory / f"{variant}.onnx"), options, providers=["CPUExecutionProvider"])
+        return lambda ids, mask: session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+    import torch
+
+    bert = _bert(shape)
+    if variant == "torch_int8":
+        bert = torch.ao.quantization.quantize_dynamic(bert, {torch.nn.Linear}, dtype=torch.qint8)
+
+    def run(ids, mask):
+        torch.set_num_threads(threads)
+        with torch.inference_mode():
+            return bert(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state
+
+    return run
+
+
+def peak_rss_mb(variant: str, shape: str, directory: Path) -> float:
+    """Peak RSS (VmHWM: ru_maxrss would count the forked parent's pages) of a fresh process that
+    imports only what `variant` needs, loads it and runs one batch-1 forward."""
+    code = (
+        "import sys, numpy as np; sys.path.insert(0, {bench!r}); import bench_runtime as b; from pathlib import Path; "
+        "run = b.load({variant!r}, {shape!r}, Path({directory!r}), 1); ids = np.full((1, 128), 1000, np.int64); "
+        "run(ids, np.ones((1, 128), np.int64 if {variant!r}.startswith(('ort', 'torch')) else np.int32)); "
+        "print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')) / 1024)"
+    ).format(bench=str(Path(__file__).resolve().parent), variant=variant, shape=shape, directory=str(directory))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def measure(shape: str, batches: List[int], thread_counts: List[int], rounds: int, seq: int) -> Dict:
+    import numpy as np
+
+    variants = list(PACKED) + PEERS
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        print(f"[{shape}] writing the models", flush=True)
+        sizes = prepare(shape, directory)
+        rss = {v: peak_rss_mb(v, shape, directory) for v in variants}
+        records = []
+        for threads in thread_counts:
+            runners = {v: load(v, shape, directory, threads) for v in variants}
+            for batch in batches:
+                rng = np.random.default_rng(0)
+                ids = rng.integers(1000, 30000, size=(batch, seq), dtype=np.int64)
+                masks = {v: np.ones((batch, seq), np.int32 if v.startswith("bitmaps") else np.int64) for v in variants}
+                for v in variants:
+                    runners[v](ids, masks[v])  # warm-up
+                samples: Dict[str, List[float]] = {v: [] for v in variants}
+                for r in range(rounds):
+                    order = variants[r % len(variants):] + variants[: r % len(variants)]
+                    for v in order:
+                        start = time.perf_counter()
+                        runners[v](ids, masks[v])
+                        samples[v].append(time.perf_counter() - start)
+                for v in variants:
+                    records.append(
+                        {
+                            "shape": shape, "batch": batch, "seq": seq, "threads": threads, "variant": v,
+                            "median_ms": statistics.median(samples[v]) * 1e3, "min_ms": min(samples[v]) * 1e3,
+                            "max_ms": max(samples[v]) * 1e3, "rounds": rounds,
+                        }
+                    )
+                line = ", ".join(f"{v} {statistics.median(samples[v]) * 1e3:.1f}" for v in variants)
+                print(f"[{shape}] batch {batch}, {threads} thread(s): {line} (ms)", flush=True)
+    return {"records": records, "file_bytes": sizes, "peak_rss_mb": rss}
+
+
+def ratios(records: List[Dict]) -> None:
+    """Adds each record's speed against ORT int8 (the faster of per-tensor / per-channel), ORT fp32
+    and torch fp32 of the same configuration."""
+    def key(r):
+        return (r["shape"], r["batch"], r["threads"])
+
+    by_config: Dict = {}
+    for r in records:
+        by_config.setdefault(key(r), {})[r["variant"]] = r["median_ms"]
+    for r in records:
+        config = by_config[key(r)]
+        ort_int8 = min(config["ort_int8_tensor"], config["ort_int8_channel"])
+        r["vs_ort_int8"] = ort_int8 / r["median_ms"]
+        r["vs_ort_fp32"] = config["ort_fp32"] / r["median_ms"]
+        r["vs_torch_fp32"] = config["torch_fp32"] / r["median_ms"]
+
+
+def render(result: Dict, out: Path) -> str:
+    records = result["records"]
+    ratios(records)
+    variants = list(dict.fromkeys(r["variant"] for r in records))
+    lines = [
+        f"CPU: {result['machine']['cpu']} ({', '.join(result['machine']['flags'])}), kernel path {result['machine']['kernel_path']}",
+        "",
+        "| shape | batch x seq | threads | " + " | ".join(variants) + " |",
+        "|---|---|---|" + "---|" * len(variants),
+    ]
+    configs = list(dict.fromkeys((r["shape"], r["batch"], r["seq"], r["threads"]) for r in records))
+    for shape, batch, seq, threads in configs:
+        cells = []
+        for v in variants:
+            r = next(x for x in records if (x["shape"], x["batch"], x["seq"], x["threads"], x["variant"]) == (shape, batch, seq, threads, v))
+            cells.append(f"{r['median_ms']:.1f} ms ({r['vs_ort_int8']:.2f}x)")
+        lines.append(f"| {shape} | {batch} x {seq} | {threads} | " + " | ".join(cells) + " |")
+    lines += ["", "| shape | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
+    for shape, sizes in result["shapes"].items():
+        lines.append(
+            f"| {shape}: file MiB / peak RSS MB | "
+            + " | ".join(f"{sizes['file_bytes'][v] / 2**20:.1f} / {sizes['peak_rss_mb'][v]:.0f}" for v in variants)
+            + " |"
+        )
+    table = "\n".join(lines)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(11, 4.5))
+        width = 0.8 / len(variants)
+        for i, v in enumerate(variants):
+            values = [next(x["vs_ort_int8"] for x in records if (x["shape"], x["batch"], x["seq"], x["threads"], x["variant"]) == c + (v,)) for c in configs]
+            ax.bar([k + i * width for k in range(len(configs))], values, width, label=v)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks([k + 0.4 - width / 2 for k in range(len(configs))])
+        ax.set_xticklabels([f"{s}\nb{b} t{t}" for s, b, _, t in configs], fontsize=8)
+        ax.set_ylabel("speed vs ONNX Runtime int8 (higher is faster)")
+        ax.set_title(f"Encoder forward, seq 128: {result['machine']['cpu']}, kernel path {result['machine']['kernel_path']}", fontsize=9)
+        ax.legend(fontsize=7, ncol=3)
+        fig.tight_layout()
+        fig.savefig(out / "runtime.png", dpi=110)
+    except ImportError:
+        print("matplotlib is not installed: no plot")
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--render", help="re-render the table and plot from this JSON")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.render:
+        print(render(json.loads(Path(args.render).read_text()), out))
+        return
+    from bitmaps_runtime.native import backend
+    import onnxruntime
+    import torch
+
+    result = {
+        "what": __doc__.strip().splitlines()[0],
+        "machine": {
+            "cpu": cpu_name(), "flags": cpu_flags(), "cores": os.cpu_count(), "kernel_path": backend(),
+            "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+        },
+        "shapes": {}, "records": [],
+    }
+    for shape in args.shapes:
+        measured = measure(shape, args.batches, args.threads, args.rounds, args.seq)
+        result["records"] += measured.pop("records")
+        result["shapes"][shape] = measured
+    ratios(result["records"])
+    (out / "runtime.json").write_text(json.dumps(result, indent=2))
+    print(render(result, out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""
+A packed model file's masked LM on the C++ core: `PackedEncoder(packed).hidden_states(ids, mask)`
+and `.logits(hidden_rows)`, numpy in and out. The C++ model points into the file's arrays (kept
+alive here); fp16 vectors are widened to fp32 once, tables stay in their stored format.
+"""
+import os
+from typing import Dict, Optional
+
+import numpy as np
+
+from bitmaps_runtime.file_format import PackedFormatError, PackedModelFile
+from bitmaps_runtime.formats import ACTIVATION_MODES, DENSE_NATIVE_ID, PLAIN_TABLE_IDS, SCHEME_SPECS, TABLE_SPECS
+from bitmaps_runtime.native import native_module
+
+# `hidden_act` values the C++ core computes (csrc/encoder.h `Activation`), as transformers
+# defines them: erf GELU, the tanh approximation, ReLU
+ACTIVATIONS = {"gelu": 0, "gelu_python": 0, "gelu_new": 1, "gelu_pytorch_tanh": 1, "relu": 2}
+# csrc/linear.h slot names of a BERT layer's linears, by the file's module names
+LAYER_LINEARS = {
+    "attention.self.query": "query",
+    "attention.self.key": "key",
+    "attention.self.value": "value",
+    "attention.output.dense": "attention_output",
+    "intermediate.dense": "ffn_in",
+    "output.dense": "ffn_out",
+}
+# smallest |alpha| an elastic quantizer uses (ElasticBinarizer.effective_alpha)
+ALPHA_FLOOR = 1e-5
+
+
+class RuntimeUnavailable(RuntimeError):
+    """The C++ core cannot run this model here (not built, or a model feature it does not have)."""
+
+
+def runtime_problem(packed: PackedModelFile) -> Optional[str]:
+    """Why the C++ core cannot run `packed`, or None if it can."""
+    if native_module() is None:
+        return "the native extension is not built (or BITMAPS_KERNELS=reference)"
+    if packed.config.get("hidden_act") not in ACTIVATIONS:
+        return f"hidden_act {packed.config.get('hidden_act')!r} is not one of {sorted(ACTIVATIONS)}"
+    return None
+
+
+def _f32(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _effective_alpha(value: np.ndarray) -> float:
+    return max(abs(float(np.asarray(value, dtype=np.float32).reshape(()))), ALPHA_FLOOR)
+
+
+class PackedEncoder:
+    """
+    The packed masked LM of `packed` on the C++ core.
+
+    # Parameters
+
+    packed : `PackedModelFile`
+        A file read by `file_format.read_packed_model` (validated there).
+    source : `str`
+        Named in error messages.
+    """
+
+    def __init__(self, packed: PackedModelFile, source: str = "packed model") -> None:
+        problem = runtime_problem(packed)
+        if problem is not None:
+            raise RuntimeUnavailable(f"{source}: {problem}")
+        self._native = native_module()
+        config = packed.config
+        self.hidden_size = config["hidden_size"]
+        self.vocab_size = config["vocab_size"]
+        self.max_positions = config["max_position_embeddings"]
+        self.num_layers = config["num_hidden_layers"]
+        attention = packed.attention
+        self._model = self._native.model_new(
+            config["hidden_size"],
+            config["num_attention_heads"],
+            config["intermediate_size"],
+            config["vocab_size"],
+            config["max_position_embeddings"],
+            config["type_vocab_size"],
+            float(config["layer_norm_eps"]),
+            ACTIVATIONS[config["hidden_act"]],
+            attention["attention"] == "bi_attention",
+            config["num_hidden_layers"],
+        )
+        tensors: Dict[str, np.ndarray] = dict(packed.tensors)
+        used = set()
+
+        def take(name: str) -> np.ndarray:
+            if name not in tensors:
+                raise PackedFormatError(f"{source}: tensor {name!r} is missing")
+            used.add(name)
+            return tensors[name]
+
+        def vector(name: str) -> np.ndarray:
+            return _f32(take(name))
+
+        for table, short in (("embeddings.word_embeddings", "word"), ("embeddings.position_embeddings", "position")):
+            entry = packed.tables.get(table)
+            if entry is not None:
+                spec = TABLE_SPECS[entry["format"]]
+                stored = {s.role: take(f"{table}.{s.role}") for s in spec.tensors}
+                data = stored.get("q", stored.get("packed_weight"))
+                scale = stored.get("step", stored.get("scale"))
+                self._native.model_table(
+                    self._model, short, spec.native_id, entry["rows"], entry["dim"], np.ascontiguousarray(data), _f32(scale)
+                )
+            else:
+                weight = take(f"{table}.weight")
+                fp16 = weight.dtype == np.float16
+                data = np.ascontiguousarray(weight) if fp16 else _f32(weight)
+                self._native.model_table(
+                    self._model, short, PLAIN_TABLE_IDS["F16" if fp16 else "F32"], weight.shape[0], weight.shape[1], data, None
+                )
+        self._native.model_vector(self._model, "token_type", -1, vector("embeddings.token_type_embeddings.weight"))
+        self._norm("embeddings", -1, vector("embeddings.LayerNorm.weight"), vector("embeddings.LayerNorm.bias"))
+        modes = {"activations": ACTIVATION_MODES.index(attention["activations"]), "probs": ACTIVATION_MODES.index(attention["probs"])}
+        for layer in range(self.num_layers):
+            prefix = f"encoder.layer.{layer}."
+            for module, slot in LAYER_LINEARS.items():
+                self._linear(packed, prefix + module, layer, slot, take)
+            self._norm("attention", layer, vector(prefix + "attention.output.LayerNorm.weight"), vector(prefix + "attention.output.LayerNorm.bias"))
+            self._norm("output", layer, vector(prefix + "output.LayerNorm.weight"), vector(prefix + "output.LayerNorm.bias"))
+            quantizers = []
+            for role, mode in (("query", "activations"), ("key", "activations"), ("value", "activations"), ("probs", "probs")):
+                code = modes[mode]
+                alpha, beta = 1.0, 0.0
+                if ACTIVATION_MODES[code] in ("elastic", "two_set"):
+                    base = f"{prefix}attention.self.{role}_quantizer."
+                    alpha, beta = _effective_alpha(take(base + "alpha")), float(take(base + "beta").reshape(()))
+                quantizers += [code, alpha, beta]
+            self._native.model_quantizers(self._model, layer, *quantizers)
+        self.has_head = "head.bias" in tensors
+        if self.has_head:
+            self._linear(packed, "head.dense", -1, "dense", take)
+            self._norm("head", -1, vector("head.layer_norm.weight"), vector("head.layer_norm.bias"))
+            self._native.model_vector(self._model, "decoder_bias", -1, vector("head.bias"))
+        unused = sorted(set(tensors) - used)
+        if unused:
+            raise PackedFormatError(f"{source}: tensors the encoder does not use: {unused[:5]}")
+        self._native.model_prepare(self._model)
+        if os.environ.get("BITMAPS_PROFILE", "") not in ("", "0"):
+            self.profile(True)
+
+    def _norm(self, part: str, layer: int, weight: np.ndarray, bias: np.ndarray) -> None:
+        self._native.model_vector(self._model, f"{part}.weight", layer, weight)
+        self._native.model_vector(self._model, f"{part}.bias", layer, bias)
+
+    def _linear(self, packed: PackedModelFile, name: str, layer: int, slot: str, take) -> None:
+        entry = packed.linears.get(name)
+        bias_name = f"{name}.bias"
+        if entry is None:  # left in floating point by the export
+            weight = _f32(take(f"{name}.weight"))
+            bias = _f32(take(bias_name)) if bias_name in packed.tensors else None
+            self._native.model_linear(
+                self._model, layer, slot, DENSE_NATIVE_ID, weight.shape[1], weight.shape[0], weight, None, bias, 1.0, 0.0
+            )
+            return
+        spec = SCHEME_SPECS[entry["scheme"]]
+        stored = {s.role: take(f"{name}.{s.role}") for s in spec.tensors}
+        bias = _f32(take(bias_name)) if bias_name in packed.tensors else None
+        alpha = float(stored["input_alpha"].reshape(())) if "input_alpha" in stored else 1.0
+        beta = float(stored["input_beta"].reshape(())) if "input_beta" in stored else 0.0
+        self._native.model_linear(
+            self._model,
+            layer,
+            slot,
+            spec.native_id,
+            entry["in_features"],
+            entry["out_features"],
+            np.ascontiguousarray(stored["packed_weight"]),
+            _f32(stored["scale"]),
+            bias,
+            alpha,
+            beta,
+        )
+
+    def hidden_states(
+        self,
+        token_ids: np.ndarray,
+        mask: Optional[np.ndarray] = None,
+        type_ids: Optional[np.ndarray] = None,
+        threads: Optional[int] = None,
+    ) -> np.ndarray:
+        """`(batch, seq)` token ids (and mask: nonzero = real token; type ids) -> `(batch, seq,
+        hidden)` float32, the encoder's last hidden states."""
+        ids = np.ascontiguousarray(token_ids, dtype=np.int64)
+        if ids.ndim != 2:
+            raise ValueError(f"token_ids must be (batch, seq), got shape {ids.shape}")
+        mask = np.ones(ids.shape, np.int32) if mask is None else np.ascontiguousarray(mask, dtype=np.int32)
+        types = None if type_ids is None else np.ascontiguousarray(type_ids, dtype=np.int64)
+        out = np.empty(ids.shape + (self.hidden_size,), dtype=np.float32)
+        self._native.model_forward(self._model, ids, mask, types, out, threads or default_threads())
+        return out
+
+    def profile(self, enable: bool = True) -> Dict[str, float]:
+        """Seconds per phase (embeddings, each linear scheme, attention, GELU, LayerNorm, head)
+        accumulated since the last call, and timing on (`enable`) or off from now on. Also on
+        from the start with `BITMAPS_PROFILE=1`."""
+        return self._native.model_profile(self._model, enable)
+
+    def logits(self, hidden: np.ndarray, threads: Optional[int] = None) -> np.ndarray:
+        """`(rows, hidden)` hidden states -> `(rows, vocab)` masked-LM logits."""
+        rows = _f32(hidden).reshape(-1, self.hidden_size)
+        out = np.empty((rows.shape[0], self.vocab_size), dtype=np.float32)
+        self._native.model_logits(self._model, rows, out, threads or default_threads())
+        return out
+
+
+def default_threads() -> int:
+    """`BITMAPS_THREADS`, else the CPUs this process may run on."""
+    value = os.environ.get("BITMAPS_THREADS")
+    if value:
+        return max(1, int(value))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)

@@ -1,0 +1,621 @@
+// The only file that knows Python (through the buffer protocol: numpy arrays, no numpy headers):
+// checks buffers (dtype, shape, contiguity), releases the GIL and calls the raw-pointer layers
+// (linear.h, encoder.h) on the active kernel table.
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "dispatch.h"
+#include "encoder.h"
+#include "int8_lut.h"
+#include "linear.h"
+#include "thread_pool.h"
+#include "tiles.h"
+
+namespace {
+
+using bitmaps::KernelTable;
+
+class Buffer {
+ public:
+  ~Buffer() {
+    if (held_) PyBuffer_Release(&view_);
+  }
+  // kind: 'f' float32, 'u' uint64, 'i' int32, 'q' int64, 'B' uint8, 'b' int8, 'h' float16 (raw bits)
+  bool get(PyObject* obj, const char* name, char kind, int ndim, bool writable) {
+    const int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, &view_, flags) != 0) {
+      PyErr_Format(PyExc_ValueError, "%s must be a C-contiguous%s buffer", name, writable ? " writable" : "");
+      return false;
+    }
+    held_ = true;
+    const char* format = view_.format ? view_.format : "B";
+    while (*format == '<' || *format == '=' || *format == '@') ++format;
+    const bool ok = (kind == 'f' && view_.itemsize == 4 && std::strcmp(format, "f") == 0) ||
+                    (kind == 'u' && view_.itemsize == 8 && (std::strcmp(format, "Q") == 0 || std::strcmp(format, "L") == 0)) ||
+                    (kind == 'i' && view_.itemsize == 4 && (std::strcmp(format, "i") == 0 || std::strcmp(format, "l") == 0)) ||
+                    (kind == 'q' && view_.itemsize == 8 && (std::strcmp(format, "q") == 0 || std::strcmp(format, "l") == 0)) ||
+                    (kind == 'h' && view_.itemsize == 2 && std::strcmp(format, "e") == 0) ||
+                    (kind == 'B' && view_.itemsize == 1 && std::strcmp(format, "B") == 0) ||
+                    (kind == 'b' && view_.itemsize == 1 && std::strcmp(format, "b") == 0);
+    if (!ok) {
+      const char* expected = kind == 'f' ? "float32" : kind == 'u' ? "uint64" : kind == 'i' ? "int32" : kind == 'q' ? "int64" : kind == 'h' ? "float16" : kind == 'B' ? "uint8" : "int8";
+      PyErr_Format(PyExc_TypeError, "%s must hold %s values (buffer format '%s')", name, expected, view_.format);
+      return false;
+    }
+    if (view_.ndim != ndim) {
+      PyErr_Format(PyExc_ValueError, "%s must be %d-dimensional, got %d dimensions", name, ndim, view_.ndim);
+      return false;
+    }
+    return true;
+  }
+  int64_t dim(int i) const { return view_.shape[i]; }
+  int64_t size() const { return view_.len / (view_.itemsize ? view_.itemsize : 1); }
+  template <typename T>
+  T* data() const { return static_cast<T*>(view_.buf); }
+
+ private:
+  Py_buffer view_{};
+  bool held_ = false;
+};
+
+bool check(bool condition, const std::string& message) {
+  if (!condition) PyErr_SetString(PyExc_ValueError, message.c_str());
+  return condition;
+}
+
+std::string shape(const Buffer& b, int ndim) {
+  std::string s = "(";
+  for (int i = 0; i < ndim; ++i) s += std::to_string(b.dim(i)) + (i + 1 < ndim ? ", " : ")");
+  return s;
+}
+
+using bitmaps::run_tiles;
+
+PyObject* pack_signs(PyObject*, PyObject* args) {
+  PyObject *x_obj, *out_obj, *mean_obj;
+  if (!PyArg_ParseTuple(args, "OOO", &x_obj, &out_obj, &mean_obj)) return nullptr;
+  Buffer x, out, mean_abs;
+  if (!x.get(x_obj, "x", 'f', 2, false) || !out.get(out_obj, "out", 'u', 2, true)) return nullptr;
+  const int64_t rows = x.dim(0), k = x.dim(1);
+  if (!check(k > 0, "x must have at least one column")) return nullptr;
+  if (!check(out.dim(0) == rows && out.dim(1) == bitmaps::words_per_row(k),
+             "out has shape " + shape(out, 2) + ", expected (" + std::to_string(rows) + ", " +
+                 std::to_string(bitmaps::words_per_row(k)) + ")"))
+    return nullptr;
+  float* mean_ptr = nullptr;
+  if (mean_obj != Py_None) {
+    if (!mean_abs.get(mean_obj, "mean_abs", 'f', 1, true)) return nullptr;
+    if (!check(mean_abs.dim(0) == rows, "mean_abs must have one entry per row of x")) return nullptr;
+    mean_ptr = mean_abs.data<float>();
+  }
+  const KernelTable& kernels = bitmaps::active_kernels();
+  Py_BEGIN_ALLOW_THREADS
+  kernels.pack_signs(x.data<float>(), rows, k, k, out.data<uint64_t>(), mean_ptr);
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+bool check_packed_pair(const Buffer& a, const Buffer& b, int64_t k) {
+  const int64_t words = bitmaps::words_per_row(k);
+  return check(k > 0, "k must be positive") &&
+         check(a.dim(1) == words && b.dim(1) == words,
+               "packed operands " + shape(a, 2) + " and " + shape(b, 2) + " do not hold rows of k=" +
+                   std::to_string(k) + " bits (" + std::to_string(words) + " words)");
+}
+
+PyObject* xnor_gemm(PyObject*, PyObject* args) {
+  PyObject *a_obj, *b_obj, *out_obj;
+  long long k;
+  int threads;
+  if (!PyArg_ParseTuple(args, "OOLOi", &a_obj, &b_obj, &k, &out_obj, &threads)) return nullptr;
+  Buffer a, b, out;
+  if (!a.get(a_obj, "a", 'u', 2, false) || !b.get(b_obj, "b", 'u', 2, false) ||
+      !out.get(out_obj, "out", 'i', 2, true) || !check_packed_pair(a, b, k))
+    return nullptr;
+  const int64_t m = a.dim(0), n = b.dim(0), words = a.dim(1);
+  if (!check(out.dim(0) == m && out.dim(1) == n, "out has shape " + shape(out, 2) + ", expected (m, n)")) return nullptr;
+  const KernelTable& kernels = bitmaps::active_kernels();
+  Py_BEGIN_ALLOW_THREADS
+  run_tiles(m, n, m * n * words, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    kernels.xnor_gemm(a.data<uint64_t>(), b.data<uint64_t>(), out.data<int32_t>(), m0, m1, n0, n1, n, words, k);
+  });
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+bool get_bias(PyObject* obj, Buffer& bias, int64_t n, const float** ptr) {
+  *ptr = nullptr;
+  if (obj == Py_None) return true;
+  if (!bias.get(obj, "bias", 'f', 1, false)) return false;
+  if (!check(bias.dim(0) == n, "bias must have one entry per output")) return false;
+  *ptr = bias.data<float>();
+  return true;
+}
+
+// The arguments both fused linears take: (x, weight, alpha, bias_or_None, out, threads), checked.
+struct LinearArgs {
+  Buffer x, w, alpha, bias, out;
+  const float* bias_ptr = nullptr;
+  int threads = 1;
+  int64_t m = 0, k = 0, n = 0, words = 0;
+
+  bool parse(PyObject* args) {
+    PyObject *x_obj, *w_obj, *alpha_obj, *bias_obj, *out_obj;
+    if (!PyArg_ParseTuple(args, "OOOOOi", &x_obj, &w_obj, &alpha_obj, &bias_obj, &out_obj, &threads)) return false;
+    if (!x.get(x_obj, "x", 'f', 2, false) || !w.get(w_obj, "weight", 'u', 2, false) ||
+        !alpha.get(alpha_obj, "alpha", 'f', 1, false) || !out.get(out_obj, "out", 'f', 2, true))
+      return false;
+    m = x.dim(0), k = x.dim(1), n = w.dim(0), words = w.dim(1);
+    return get_bias(bias_obj, bias, n, &bias_ptr) &&
+           check(k > 0 && words == bitmaps::words_per_row(k),
+                 "weight " + shape(w, 2) + " does not hold rows of " + std::to_string(k) + " bits") &&
+           check(alpha.dim(0) == n, "alpha needs one entry per output") &&
+           check(out.dim(0) == m && out.dim(1) == n, "out has shape " + shape(out, 2) + ", expected (m, n)");
+  }
+};
+
+// XNOR-Net linear in one call: binarize-and-pack the activations (with their mean |x| scale)
+// into scratch, then the popcount GEMM with the scales and bias applied in its epilogue.
+PyObject* binary_linear_w1a1(PyObject*, PyObject* args) {
+  LinearArgs a;
+  if (!a.parse(args)) return nullptr;
+  const KernelTable& kernels = bitmaps::active_kernels();
+  Py_BEGIN_ALLOW_THREADS
+  bitmaps::LinearScratch scratch;
+  bitmaps::linear_w1a1(kernels, a.x.data<float>(), a.m, a.k, a.w.data<uint64_t>(), a.alpha.data<float>(), a.bias_ptr,
+                       a.n, a.out.data<float>(), a.threads, scratch);
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+// Binary weights, real activations.
+PyObject* binary_weight_linear(PyObject*, PyObject* args) {
+  LinearArgs a;
+  if (!a.parse(args)) return nullptr;
+  const KernelTable& kernels = bitmaps::active_kernels();
+  Py_BEGIN_ALLOW_THREADS
+  bitmaps::linear_w1a32(kernels, a.x.data<float>(), a.m, a.k, a.w.data<uint64_t>(), a.alpha.data<float>(), a.bias_ptr,
+                        a.n, a.out.data<float>(), a.threads);
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+// The W1A8 weight layout (int8_lut.h), computed once per layer by the caller.
+PyObject* lut_weight_layout(PyObject*, PyObject* args) {
+  PyObject *w_obj, *out_obj;
+  long long k;
+  if (!PyArg_ParseTuple(args, "OLO", &w_obj, &k, &out_obj)) return nullptr;
+  Buffer w, out;
+  if (!w.get(w_obj, "weight", 'u', 2, false) || !out.get(out_obj, "out", 'B', 2, true)) return nullptr;
+  const int64_t n = w.dim(0), words = w.dim(1);
+  if (!check(k > 0 && words == bitmaps::words_per_row(k), "weight " + shape(w, 2) + " does not hold rows of " + std::to_string(k) + " bits") ||
+      !check(out.dim(0) == bitmaps::lut_column_blocks(n) && out.dim(1) == bitmaps::lut_groups(k) * 16,
+             "out has shape " + shape(out, 2) + ", expected (" + std::to_string(bitmaps::lut_column_blocks(n)) + ", " +
+                 std::to_string(bitmaps::lut_groups(k) * 16) + ")"))
+    return nullptr;
+  Py_BEGIN_ALLOW_THREADS
+  bitmaps::lut_weight_layout(w.data<uint64_t>(), n, words, out.data<uint8_t>());
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+// W1A8 in one call: quantize each row to int8 (absmax per row), build its lookup tables when the
+// active path uses them, then the W1A8 GEMM with the scales and bias in its epilogue.
+PyObject* binary_linear_w1a8(PyObject*, PyObject* args) {
+  PyObject *x_obj, *w_obj, *alpha_obj, *bias_obj, *out_obj;
+  int threads;
+  if (!PyArg_ParseTuple(args, "OOOOOi", &x_obj, &w_obj, &alpha_obj, &bias_obj, &out_obj, &threads)) return nullptr;
+  Buffer x, wlut, alpha, bias, out;
+  if (!x.get(x_obj, "x", 'f', 2, false) || !wlut.get(w_obj, "lut_weight", 'B', 2, false) ||
+      !alpha.get(alpha_obj, "alpha", 'f', 1, false) || !out.get(out_obj, "out", 'f', 2, true))
+    return nullptr;
+  const int64_t m = x.dim(0), k = x.dim(1), n = alpha.dim(0);
+  const float* bias_ptr = nullptr;
+  if (!get_bias(bias_obj, bias, n, &bias_ptr) || !check(k > 0, "x must have at least one column") ||
+      !check(wlut.dim(0) == bitmaps::lut_column_blocks(n) && wlut.dim(1) == bitmaps::lut_groups(k) * 16,
+             "lut_weight " + shape(wlut, 2) + " does not match " + std::to_string(n) + " outputs of " + std::to_string(k) + " inputs") ||
+      !check(out.dim(0) == m && out.dim(1) == n, "out has shape " + shape(out, 2) + ", expected (m, n)"))
+    return nullptr;
+  const KernelTable& kernels = bitmaps::active_kernels();
+  Py_BEGIN_ALLOW_THREADS
+  bitmaps::LinearScratch scratch;
+  bitmaps::prepare_w1a8_inputs(kernels, x.data<float>(), m, k, threads, scratch);
+  bitmaps::linear_w1a8_prepared(kernels, m, k, wlut.data<uint8_t>(), alpha.data<float>(), bias_ptr, n, out.data<float>(),
+                                threads, scratch);
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+// The active path's int8 quantizer alone, so tests can hold every path to the one definition
+// (bitmaps_allennlp/quantization/int8.py): q (m, k) and each row's step = 1 / scale.
+PyObject* quantize_int8_rows(PyObject*, PyObject* args) {
+  PyObject *x_obj, *q_obj, *step_obj;
+  if (!PyArg_ParseTuple(args, "OOO", &x_obj, &q_obj, &step_obj)) return nullptr;
+  Buffer x, q, step;
+  if (!x.get(x_obj, "x", 'f', 2, false) || !q.get(q_obj, "q", 'b', 2, true) || !step.get(step_obj, "step", 'f', 1, true))
+    return nullptr;
+  const int64_t m = x.dim(0), k = x.dim(1);
+  if (!check(k > 0, "x must have at least one column") ||
+      !check(q.dim(0) == m && q.dim(1) == k, "q has shape " + shape(q, 2) + ", expected the shape of x") ||
+      !check(step.dim(0) == m, "step must have one entry per row of x"))
+    return nullptr;
+  const int64_t stride = bitmaps::lut_groups(k) * 4;  // the kernels' padded row
+  std::vector<int8_t> padded(static_cast<size_t>(m * stride));
+  std::vector<int32_t> rowsum(static_cast<size_t>(m));
+  bitmaps::active_kernels().quantize_rows_int8(x.data<float>(), m, k, k, padded.data(), step.data<float>(), rowsum.data());
+  for (int64_t r = 0; r < m; ++r) std::memcpy(q.data<int8_t>() + r * k, padded.data() + r * stride, static_cast<size_t>(k));
+  Py_RETURN_NONE;
+}
+
+// ---- the encoder model: a capsule holding an EncoderModel whose pointers point into arrays the
+// capsule keeps referenced, and the workspace its forward passes reuse.
+
+struct ModelHandle {
+  bitmaps::EncoderModel model;
+  std::vector<PyObject*> arrays;  // referenced for as long as the model lives
+  bitmaps::Workspace workspace;
+  std::mutex busy;  // one forward at a time per model (the workspace is shared)
+  bool prepared = false;
+  std::vector<char> error;
+  ~ModelHandle() {
+    for (PyObject* array : arrays) Py_DECREF(array);
+  }
+};
+
+constexpr const char* kCapsule = "bitmaps_runtime.EncoderModel";
+
+void drop_model(PyObject* capsule) { delete static_cast<ModelHandle*>(PyCapsule_GetPointer(capsule, kCapsule)); }
+
+ModelHandle* handle_of(PyObject* capsule) {
+  return static_cast<ModelHandle*>(PyCapsule_GetPointer(capsule, kCapsule));  // sets TypeError if not one
+}
+
+// Keeps `obj` alive with the model and returns the buffer's data pointer.
+template <typename T>
+const T* keep(ModelHandle* handle, PyObject* obj, const Buffer& buffer) {
+  Py_INCREF(obj);
+  handle->arrays.push_back(obj);
+  handle->prepared = false;
+  return buffer.data<T>();
+}
+
+PyObject* model_new(PyObject*, PyObject* args) {
+  long long hidden, heads, intermediate, vocab, max_positions, type_vocab, layers;
+  double eps;
+  int activation, bi_attention;
+  if (!PyArg_ParseTuple(args, "LLLLLLdipL", &hidden, &heads, &intermediate, &vocab, &max_positions, &type_vocab, &eps,
+                        &activation, &bi_attention, &layers))
+    return nullptr;
+  if (!check(hidden > 0 && heads > 0 && hidden % heads == 0 && intermediate > 0 && vocab > 0 && max_positions > 0 &&
+                 type_vocab > 0 && layers >= 0,
+             "config sizes must be positive and hidden a multiple of heads") ||
+      !check(activation >= 0 && activation <= 2, "activation must be 0 (gelu), 1 (gelu tanh) or 2 (relu)"))
+    return nullptr;
+  auto* handle = new ModelHandle();
+  bitmaps::EncoderModel& m = handle->model;
+  m.hidden = hidden, m.heads = heads, m.intermediate = intermediate, m.vocab = vocab;
+  m.max_positions = max_positions, m.type_vocab = type_vocab, m.eps = static_cast<float>(eps);
+  m.activation = static_cast<bitmaps::Activation>(activation);
+  m.bi_attention = bi_attention != 0;
+  m.layers.resize(static_cast<size_t>(layers));
+  PyObject* capsule = PyCapsule_New(handle, kCapsule, drop_model);
+  if (capsule == nullptr) delete handle;
+  return capsule;
+}
+
+PyObject* model_table(PyObject*, PyObject* args) {
+  PyObject *capsule, *data_obj, *scale_obj;
+  const char* name;
+  int format;
+  long long rows, dim;
+  if (!PyArg_ParseTuple(args, "OsiLLOO", &capsule, &name, &format, &rows, &dim, &data_obj, &scale_obj)) return nullptr;
+  ModelHandle* handle = handle_of(capsule);
+  if (handle == nullptr) return nullptr;
+  const std::string which = name;
+  if (!check(which == "word" || which == "position", "table must be 'word' or 'position'") ||
+      !check(format >= 0 && format <= 3, "table format must be 0 (f32), 1 (f16), 2 (int8) or 3 (binary)") ||
+      !check(rows > 0 && dim == handle->model.hidden, "table " + which + " must have hidden_size columns"))
+    return nullptr;
+  static const char kinds[] = {'f', 'h', 'b', 'u'};
+  Buffer data, scale;
+  if (!data.get(data_obj, "table", kinds[format], 2, false)) return nullptr;
+  const int64_t columns = format == 3 ? bitmaps::words_per_row(dim) : dim;
+  if (!check(data.dim(0) == rows && data.dim(1) == columns, "table " + which + " has shape " + shape(data, 2)))
+    return nullptr;
+  bitmaps::Table table;
+  table.format = static_cast<bitmaps::TableFormat>(format);
+  table.rows = rows, table.dim = dim;
+  if (format >= 2) {
+    if (!scale.get(scale_obj, "table scale", 'f', 1, false) || !check(scale.dim(0) == rows, "a table scale per row")) return nullptr;
+    table.scale = keep<float>(handle, scale_obj, scale);
+  }
+  table.data = keep<void>(handle, data_obj, data);
+  (which == "word" ? handle->model.word : handle->model.position) = table;
+  Py_RETURN_NONE;
+}
+
+// model_vector(model, name, layer, array): token_type (type_vocab x hidden), decoder_bias (vocab),
+// and LayerNorms "<embeddings|attention|output|head>.<weight|bias>" (hidden).
+PyObject* model_vector(PyObject*, PyObject* args) {
+  PyObject *capsule, *array_obj;
+  const char* name_c;
+  long long layer;
+  if (!PyArg_ParseTuple(args, "OsLO", &capsule, &name_c, &layer, &array_obj)) return nullptr;
+  ModelHandle* handle = handle_of(capsule);
+  if (handle == nullptr) return nullptr;
+  bitmaps::EncoderModel& m = handle->model;
+  const std::string name = name_c;
+  Buffer array;
+  if (name == "token_type") {
+    if (!array.get(array_obj, name_c, 'f', 2, false) ||
+        !check(array.dim(0) == m.type_vocab && array.dim(1) == m.hidden, "token_type has shape " + shape(array, 2)))
+      return nullptr;
+    m.token_type = keep<float>(handle, array_obj, array);
+    Py_RETURN_NONE;
+  }
+  if (!array.get(array_obj, name_c, 'f', 1, false)) return nullptr;
+  if (name == "decoder_bias") {
+    if (!check(array.dim(0) == m.vocab, "decoder_bias needs vocab_size entries")) return nullptr;
+    m.decoder_bias = keep<float>(handle, array_obj, array);
+    m.has_head = true;
+    Py_RETURN_NONE;
+  }
+  const auto dot = name.find('.');
+  const std::string part = name.substr(0, dot), field = dot == std::string::npos ? "" : name.substr(dot + 1);
+  bitmaps::Norm* norm = nullptr;
+  if (part == "embeddings") norm = &m.embedding_norm;
+  else if (part == "head") norm = &m.head_norm;
+  else if ((part == "attention" || part == "output") && layer >= 0 && layer < static_cast<long long>(m.layers.size()))
+    norm = part == "attention" ? &m.layers[layer].attention_norm : &m.layers[layer].output_norm;
+  if (!check(norm != nullptr && (field == "weight" || field == "bias"), "unknown model vector '" + name + "' (layer " + std::to_string(layer) + ")") ||
+      !check(array.dim(0) == m.hidden, name + " needs hidden_size entries"))
+    return nullptr;
+  (field == "weight" ? norm->weight : norm->bias) = keep<float>(handle, array_obj, array);
+  Py_RETURN_NONE;
+}
+
+bitmaps::LinearWeights* linear_slot(bitmaps::EncoderModel& m, long long layer, const std::string& slot) {
+  if (layer == -1 && slot == "dense") return &m.head_dense;
+  if (layer < 0 || layer >= static_cast<long long>(m.layers.size())) return nullptr;
+  bitmaps::Layer& l = m.layers[layer];
+  if (slot == "query") return &l.query;
+  if (slot == "key") return &l.key;
+  if (slot == "value") return &l.value;
+  if (slot == "attention_output") return &l.attention_output;
+  if (slot == "ffn_in") return &l.ffn_in;
+  if (slot == "ffn_out") return &l.ffn_out;
+  return nullptr;
+}
+
+// model_linear(model, layer (-1: the head), slot, scheme, in, out, weight, scale|None, bias|None, input_alpha, input_beta)
+PyObject* model_linear(PyObject*, PyObject* args) {
+  PyObject *capsule, *weight_obj, *scale_obj, *bias_obj;
+  const char* slot;
+  long long layer, in, out;
+  int scheme;
+  double input_alpha, input_beta;
+  if (!PyArg_ParseTuple(args, "OLsiLLOOOdd", &capsule, &layer, &slot, &scheme, &in, &out, &weight_obj, &scale_obj, &bias_obj,
+                        &input_alpha, &input_beta))
+    return nullptr;
+  ModelHandle* handle = handle_of(capsule);
+  if (handle == nullptr) return nullptr;
+  bitmaps::LinearWeights* w = linear_slot(handle->model, layer, slot);
+  if (!check(w != nullptr, std::string("unknown linear '") + slot + "' of layer " + std::to_string(layer)) ||
+      !check(scheme >= 0 && scheme < bitmaps::kSchemeCount, "unknown scheme id " + std::to_string(scheme)) ||
+      !check(in > 0 && out > 0, "a linear needs positive in and out features"))
+    return nullptr;
+  bitmaps::LinearWeights fresh;
+  fresh.scheme = static_cast<bitmaps::Scheme>(scheme);
+  fresh.in = in, fresh.out = out;
+  fresh.input_alpha = static_cast<float>(input_alpha), fresh.input_beta = static_cast<float>(input_beta);
+  Buffer weight, scale, bias;
+  if (fresh.scheme == bitmaps::Scheme::kDense) {
+    if (!weight.get(weight_obj, "weight", 'f', 2, false) ||
+        !check(weight.dim(0) == out && weight.dim(1) == in, std::string(slot) + " weight has shape " + shape(weight, 2)))
+      return nullptr;
+    fresh.dense = keep<float>(handle, weight_obj, weight);
+  } else {
+    const int planes = fresh.planes();
+    if (!weight.get(weight_obj, "packed_weight", 'u', planes == 2 ? 3 : 2, false) ||
+        !check(weight.size() == planes * out * bitmaps::words_per_row(in),
+               std::string(slot) + " packed_weight does not hold " + std::to_string(out) + " x " + std::to_string(in) + " bits") ||
+        !scale.get(scale_obj, "scale", 'f', 1, false) || !check(scale.dim(0) == out, std::string(slot) + " needs a scale per output"))
+      return nullptr;
+    fresh.words = keep<uint64_t>(handle, weight_obj, weight);
+    fresh.scale = keep<float>(handle, scale_obj, scale);
+  }
+  if (bias_obj != Py_None) {
+    if (!bias.get(bias_obj, "bias", 'f', 1, false) || !check(bias.dim(0) == out, std::string(slot) + " needs a bias per output"))
+      return nullptr;
+    fresh.bias = keep<float>(handle, bias_obj, bias);
+  }
+  *w = std::move(fresh);
+  Py_RETURN_NONE;
+}
+
+// model_quantizers(model, layer, q_mode, q_alpha, q_beta, k_..., v_..., probs_...)
+PyObject* model_quantizers(PyObject*, PyObject* args) {
+  PyObject* capsule;
+  long long layer;
+  int modes[4];
+  double alpha[4], beta[4];
+  if (!PyArg_ParseTuple(args, "OLiddiddiddidd", &capsule, &layer, &modes[0], &alpha[0], &beta[0], &modes[1], &alpha[1], &beta[1],
+                        &modes[2], &alpha[2], &beta[2], &modes[3], &alpha[3], &beta[3]))
+    return nullptr;
+  ModelHandle* handle = handle_of(capsule);
+  if (handle == nullptr) return nullptr;
+  if (!check(layer >= 0 && layer < static_cast<long long>(handle->model.layers.size()), "no layer " + std::to_string(layer)))
+    return nullptr;
+  bitmaps::Layer& l = handle->model.layers[layer];
+  bitmaps::ActQuant* slots[4] = {&l.q, &l.k, &l.v, &l.probs};
+  for (int i = 0; i < 4; ++i) {
+    if (!check(modes[i] >= 0 && modes[i] <= 4, "quantizer mode must be 0..4") ||
+        !check(modes[i] < 3 || alpha[i] > 0, "an elastic or two-set quantizer needs a positive alpha"))
+      return nullptr;
+    *slots[i] = {static_cast<bitmaps::Quantizer>(modes[i]), static_cast<float>(alpha[i]), static_cast<float>(beta[i])};
+  }
+  handle->prepared = false;
+  Py_RETURN_NONE;
+}
+
+bool ensure_prepared(ModelHandle* handle) {
+  if (handle->prepared) return true;
+  const char* error = nullptr;
+  if (!handle->model.prepare(&error, &handle->error)) {
+    PyErr_Format(PyExc_ValueError, "incomplete encoder model: %s", error);
+    return false;
+  }
+  handle->prepared = true;
+  return true;
+}
+
+PyObject* model_prepare(PyObject*, PyObject* args) {
+  PyObject* capsule;
+  if (!PyArg_ParseTuple(args, "O", &capsule)) return nullptr;
+  ModelHandle* handle = handle_of(capsule);
+  if (handle == nullptr || !ensure_prepared(handle)) return nullptr;
+  Py_RETURN_NONE;
+}
+
+// model_forward(model, ids (B, T) int64, mask (B, T) int32, type_ids (B, T) int64 | None, out (B, T, H) float32, threads)
+PyObject* model_forward(PyObject*, PyObject* args) {
+  PyObject *capsule, *ids_obj, *mask_obj, *types_obj, *out_obj;
+  int threads;
+  if (!PyArg_ParseTuple(args, "OOOOOi", &capsule, &ids_obj, &mask_obj, &types_obj, &out_obj, &threads)) return nullptr;
+  ModelHandle* handle = handle_of(capsule);
+  if (handle == nullptr || !ensure_prepared(handle)) return nullptr;
+  const bitmaps::EncoderModel& m = handle->model;
+  Buffer ids, mask, types, out;
+  if (!ids.get(ids_obj, "token_ids", 'q', 2, false) || !mask.get(mask_obj, "mask", 'i', 2, false) ||
+      !out.get(out_obj, "out", 'f', 3, true))
+    return nullptr;
+  const int64_t batch = ids.dim(0), seq = ids.dim(1);
+  if (!check(mask.dim(0) == batch && mask.dim(1) == seq, "mask must have the shape of token_ids") ||
+      !check(out.dim(0) == batch && out.dim(1) == seq && out.dim(2) == m.hidden, "out must be (batch, seq, hidden)") ||
+      !check(seq <= m.max_positions, "sequence of " + std::to_string(seq) + " tokens is longer than max_position_embeddings " +
+                                         std::to_string(m.max_positions)))
+    return nullptr;
+  const int64_t* type_ptr = nullptr;
+  if (types_obj != Py_None) {
+    if (!types.get(types_obj, "type_ids", 'q', 2, false) || !check(types.dim(0) == batch && types.dim(1) == seq, "type_ids must have the shape of token_ids"))
+      return nullptr;
+    type_ptr = types.data<int64_t>();
+    for (int64_t i = 0; i < batch * seq; ++i)
+      if (!check(type_ptr[i] >= 0 && type_ptr[i] < m.type_vocab, "type id out of range")) return nullptr;
+  }
+  for (int64_t i = 0; i < batch * seq; ++i)
+    if (!check(ids.data<int64_t>()[i] >= 0 && ids.data<int64_t>()[i] < m.vocab,
+               "token id " + std::to_string(ids.data<int64_t>()[i]) + " is outside the vocabulary of " + std::to_string(m.vocab)))
+      return nullptr;
+  if (batch * seq == 0) Py_RETURN_NONE;
+  const KernelTable& kernels = bitmaps::active_kernels();
+  Py_BEGIN_ALLOW_THREADS
+  std::lock_guard<std::mutex> lock(handle->busy);
+  bitmaps::encoder_forward(m, kernels, ids.data<int64_t>(), mask.data<int32_t>(), type_ptr, batch, seq, out.data<float>(),
+                           threads, handle->workspace);
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+// model_logits(model, hidden (R, H) float32, out (R, vocab) float32, threads)
+PyObject* model_logits(PyObject*, PyObject* args) {
+  PyObject *capsule, *hidden_obj, *out_obj;
+  int threads;
+  if (!PyArg_ParseTuple(args, "OOOi", &capsule, &hidden_obj, &out_obj, &threads)) return nullptr;
+  ModelHandle* handle = handle_of(capsule);
+  if (handle == nullptr || !ensure_prepared(handle)) return nullptr;
+  const bitmaps::EncoderModel& m = handle->model;
+  if (!check(m.has_head, "this model has no masked-LM head")) return nullptr;
+  Buffer hidden, out;
+  if (!hidden.get(hidden_obj, "hidden", 'f', 2, false) || !out.get(out_obj, "out", 'f', 2, true)) return nullptr;
+  const int64_t rows = hidden.dim(0);
+  if (!check(hidden.dim(1) == m.hidden, "hidden must be (rows, hidden_size)") ||
+      !check(out.dim(0) == rows && out.dim(1) == m.vocab, "out must be (rows, vocab_size)"))
+    return nullptr;
+  if (rows == 0) Py_RETURN_NONE;
+  const KernelTable& kernels = bitmaps::active_kernels();
+  Py_BEGIN_ALLOW_THREADS
+  std::lock_guard<std::mutex> lock(handle->busy);
+  bitmaps::mlm_logits(m, kernels, hidden.data<float>(), rows, out.data<float>(), threads, handle->workspace);
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+// model_profile(model, enable) -> {phase: seconds} accumulated since the last call; enable turns
+// the timing on or off from now on
+PyObject* model_profile(PyObject*, PyObject* args) {
+  PyObject* capsule;
+  int enable;
+  if (!PyArg_ParseTuple(args, "Op", &capsule, &enable)) return nullptr;
+  ModelHandle* handle = handle_of(capsule);
+  if (handle == nullptr) return nullptr;
+  std::lock_guard<std::mutex> lock(handle->busy);
+  bitmaps::Profile& profile = handle->workspace.profile;
+  PyObject* result = PyDict_New();
+  for (const auto& entry : profile.seconds) {
+    PyObject* value = PyFloat_FromDouble(entry.second);
+    PyDict_SetItemString(result, entry.first, value);
+    Py_DECREF(value);
+  }
+  profile.seconds.clear();
+  profile.enabled = enable != 0;
+  return result;
+}
+
+PyObject* isa(PyObject*, PyObject*) { return PyUnicode_FromString(bitmaps::active_kernels().isa); }
+
+PyObject* default_isa(PyObject*, PyObject*) { return PyUnicode_FromString(bitmaps::default_kernels()->isa); }
+
+PyObject* available_isas(PyObject*, PyObject*) {
+  const auto tables = bitmaps::available_kernels();
+  PyObject* names = PyList_New(static_cast<Py_ssize_t>(tables.size()));
+  for (size_t i = 0; i < tables.size(); ++i) PyList_SET_ITEM(names, i, PyUnicode_FromString(tables[i]->isa));
+  return names;
+}
+
+PyObject* set_isa(PyObject*, PyObject* args) {
+  const char* name;
+  if (!PyArg_ParseTuple(args, "s", &name)) return nullptr;
+  if (!bitmaps::set_active_kernels(name)) {
+    std::string available;
+    for (const KernelTable* table : bitmaps::available_kernels()) available += std::string(" ") + table->isa;
+    PyErr_Format(PyExc_ValueError, "kernel path '%s' is not available on this machine (available:%s)", name, available.c_str());
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+PyMethodDef kMethods[] = {
+    {"pack_signs", pack_signs, METH_VARARGS, "pack_signs(x, out, mean_abs_or_None)"},
+    {"xnor_gemm", xnor_gemm, METH_VARARGS, "xnor_gemm(a, b, k, out, threads)"},
+    {"binary_linear_w1a1", binary_linear_w1a1, METH_VARARGS, "binary_linear_w1a1(x, weight, alpha, bias_or_None, out, threads)"},
+    {"binary_weight_linear", binary_weight_linear, METH_VARARGS, "binary_weight_linear(x, weight, alpha, bias_or_None, out, threads)"},
+    {"lut_weight_layout", lut_weight_layout, METH_VARARGS, "lut_weight_layout(weight, k, out): W1A8 weight layout"},
+    {"binary_linear_w1a8", binary_linear_w1a8, METH_VARARGS, "binary_linear_w1a8(x, lut_weight, alpha, bias_or_None, out, threads)"},
+    {"quantize_int8_rows", quantize_int8_rows, METH_VARARGS, "quantize_int8_rows(x, q_out, step_out): the active path's int8 quantizer"},
+    {"model_new", model_new, METH_VARARGS, "model_new(hidden, heads, intermediate, vocab, max_positions, type_vocab, eps, activation, bi_attention, layers)"},
+    {"model_table", model_table, METH_VARARGS, "model_table(model, 'word'|'position', format, rows, dim, data, scale_or_None)"},
+    {"model_vector", model_vector, METH_VARARGS, "model_vector(model, name, layer, array)"},
+    {"model_linear", model_linear, METH_VARARGS, "model_linear(model, layer, slot, scheme, in, out, weight, scale, bias, input_alpha, input_beta)"},
+    {"model_quantizers", model_quantizers, METH_VARARGS, "model_quantizers(model, layer, q_mode, q_alpha, q_beta, ... for k, v, probs)"},
+    {"model_prepare", model_prepare, METH_VARARGS, "model_prepare(model): checks every part is set and builds derived layouts"},
+    {"model_forward", model_forward, METH_VARARGS, "model_forward(model, ids, mask, type_ids_or_None, out, threads)"},
+    {"model_logits", model_logits, METH_VARARGS, "model_logits(model, hidden, out, threads)"},
+    {"model_profile", model_profile, METH_VARARGS, "model_profile(model, enable) -> {phase: seconds} since the last call"},
+    {"isa", isa, METH_NOARGS, "the kernel path in use"},
+    {"default_isa", default_isa, METH_NOARGS, "the kernel path chosen for this CPU when none is forced"},
+    {"available_isas", available_isas, METH_NOARGS, "kernel paths this machine can run, in order of the instruction sets they need"},
+    {"set_isa", set_isa, METH_VARARGS, "set_isa(name): use this kernel path"},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyModuleDef kModule = {PyModuleDef_HEAD_INIT, "_native", "Bitmaps packed inference core: 1-bit kernels and the encoder", -1, kMethods};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit__native() { return PyModule_Create(&kModule); }

@@ -1,0 +1,427 @@
+#include "encoder.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "int8_lut.h"
+#include "tiles.h"
+
+namespace bitmaps {
+namespace {
+
+template <typename T>
+T* grow(std::vector<T>& buffer, int64_t size) {
+  if (static_cast<int64_t>(buffer.size()) < size) buffer.resize(static_cast<size_t>(size));
+  return buffer.data();
+}
+
+inline int popcount64(uint64_t v) { return __builtin_popcountll(v); }
+
+float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu, bits;
+  if (exponent == 0x1f) {
+    bits = sign | 0x7f800000u | (mantissa << 13);  // inf / nan
+  } else if (exponent != 0) {
+    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+  } else if (mantissa == 0) {
+    bits = sign;
+  } else {  // subnormal half: normalise
+    int shift = 0;
+    while (!(mantissa & 0x400u)) mantissa <<= 1, ++shift;
+    bits = sign | (static_cast<uint32_t>(113 - shift) << 23) | ((mantissa & 0x3ffu) << 13);
+  }
+  float out;
+  std::memcpy(&out, &bits, sizeof out);
+  return out;
+}
+
+// Row r of a table as the fp32 values the torch model computes with (packed/schemes.py unpack).
+void table_row(const Table& t, int64_t r, float* out) {
+  const int64_t d = t.dim;
+  switch (t.format) {
+    case TableFormat::kF32:
+      std::memcpy(out, static_cast<const float*>(t.data) + r * d, static_cast<size_t>(d) * sizeof(float));
+      break;
+    case TableFormat::kF16: {
+      const uint16_t* row = static_cast<const uint16_t*>(t.data) + r * d;
+      for (int64_t k = 0; k < d; ++k) out[k] = half_to_float(row[k]);
+      break;
+    }
+    case TableFormat::kInt8: {
+      const int8_t* row = static_cast<const int8_t*>(t.data) + r * d;
+      for (int64_t k = 0; k < d; ++k) out[k] = static_cast<float>(row[k]) * t.scale[r];
+      break;
+    }
+    case TableFormat::kBinary: {
+      const int64_t words = words_per_row(d);
+      const uint64_t* row = static_cast<const uint64_t*>(t.data) + r * words;
+      for (int64_t k = 0; k < d; ++k) out[k] = ((row[k >> 6] >> (k & 63)) & 1) ? -t.scale[r] : t.scale[r];
+      break;
+    }
+  }
+}
+
+void layer_norm_rows(float* x, int64_t rows, int64_t h, const Norm& norm, float eps) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = x + r * h;
+    double sum = 0.0;
+    for (int64_t k = 0; k < h; ++k) sum += row[k];
+    const double mean = sum / static_cast<double>(h);
+    double squares = 0.0;
+    for (int64_t k = 0; k < h; ++k) squares += (row[k] - mean) * (row[k] - mean);
+    const float inv = static_cast<float>(1.0 / std::sqrt(squares / static_cast<double>(h) + eps));
+    const float m = static_cast<float>(mean);
+    for (int64_t k = 0; k < h; ++k) row[k] = (row[k] - m) * inv * norm.weight[k] + norm.bias[k];
+  }
+}
+
+// x = LayerNorm(x + residual), row-parallel
+void add_norm(float* x, const float* residual, int64_t rows, int64_t h, const Norm& norm, float eps, int threads) {
+  run_rows(rows, 16, rows * h * 8, threads, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0 * h; i < r1 * h; ++i) x[i] += residual[i];
+    layer_norm_rows(x + r0 * h, r1 - r0, h, norm, eps);
+  });
+}
+
+void activate(const KernelTable& kernels, float* x, int64_t count, Activation act, int threads) {
+  run_rows(count, 4096, count * 16, threads, [&](int64_t i0, int64_t i1) {
+    if (act == Activation::kGelu) return kernels.gelu(x + i0, i1 - i0);
+    for (int64_t i = i0; i < i1; ++i) {
+      const float v = x[i];
+      switch (act) {
+        case Activation::kGelu:
+          x[i] = v * 0.5f * (1.f + std::erf(v * static_cast<float>(M_SQRT1_2)));
+          break;
+        case Activation::kGeluTanh:
+          x[i] = 0.5f * v * (1.f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+          break;
+        case Activation::kRelu:
+          x[i] = v > 0.f ? v : 0.f;
+          break;
+      }
+    }
+  });
+}
+
+// One head's operand after its quantizer, as the training module computes it: `values`
+// (rows x d) and, for the 1-bit modes, the levels' sign bits (rows x words) and each row's scale.
+struct HeadOperand {
+  std::vector<float> values, row_scale;
+  std::vector<uint64_t> bits;
+  std::vector<int8_t> q;
+  std::vector<int32_t> rowsum;
+};
+
+void quantize_head(const KernelTable& kernels, const ActQuant& quant, const float* x, int64_t stride, int64_t rows,
+                   int64_t d, HeadOperand& out) {
+  float* values = grow(out.values, rows * d);
+  const int64_t words = words_per_row(d);
+  switch (quant.mode) {
+    case Quantizer::kReal:
+      for (int64_t r = 0; r < rows; ++r) std::memcpy(values + r * d, x + r * stride, static_cast<size_t>(d) * sizeof(float));
+      break;
+    case Quantizer::kInt8: {
+      // the one int8 definition (int8_lut.h), applied to each row
+      const int64_t padded = lut_groups(d) * 4;
+      int8_t* q = grow(out.q, rows * padded);
+      float* step = grow(out.row_scale, rows);
+      kernels.quantize_rows_int8(x, rows, d, stride, q, step, grow(out.rowsum, rows));
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t k = 0; k < d; ++k) values[r * d + k] = static_cast<float>(q[r * padded + k]) * step[r];
+      break;
+    }
+    case Quantizer::kSign: {
+      uint64_t* bits = grow(out.bits, rows * words);
+      float* scale = grow(out.row_scale, rows);
+      kernels.pack_signs(x, rows, d, stride, bits, scale);  // mean |x| per row
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t k = 0; k < d; ++k) values[r * d + k] = x[r * stride + k] >= 0.f ? scale[r] : -scale[r];
+      break;
+    }
+    case Quantizer::kElastic:
+    case Quantizer::kTwoSet: {
+      const bool two_set = quant.mode == Quantizer::kTwoSet;
+      uint64_t* bits = grow(out.bits, rows * words);
+      std::memset(bits, 0, static_cast<size_t>(rows * words) * sizeof(uint64_t));
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t k = 0; k < d; ++k) {
+          const float scaled = (x[r * stride + k] - quant.beta) / quant.alpha;
+          float level;
+          if (two_set) {
+            level = std::nearbyint(scaled < 0.f ? 0.f : (scaled > 1.f ? 1.f : scaled));
+            if (level == 0.f) bits[r * words + (k >> 6)] |= uint64_t{1} << (k & 63);  // s = 2b - 1 = -1
+          } else {
+            level = scaled >= 0.f ? 1.f : -1.f;
+            if (level < 0.f) bits[r * words + (k >> 6)] |= uint64_t{1} << (k & 63);
+          }
+          values[r * d + k] = quant.alpha * level;
+        }
+      break;
+    }
+  }
+}
+
+inline int32_t xnor_dot(const uint64_t* a, const uint64_t* b, int64_t words, int64_t k) {
+  int64_t count = 0;
+  for (int64_t w = 0; w < words; ++w) count += popcount64(a[w] ^ b[w]);
+  return static_cast<int32_t>(k - 2 * count);
+}
+
+struct HeadScratch {
+  HeadOperand q, k, v, p;
+  std::vector<float> scores;
+  std::vector<uint64_t> prob_bits, value_columns;
+};
+
+// Attention of head h of sequence b: context rows (seq x d) into `context` (stride hidden).
+void attention_head(const EncoderModel& model, const Layer& layer, const KernelTable& kernels, const float* Q,
+                    const float* K, const float* V, const int32_t* mask, int64_t seq, float* context,
+                    HeadScratch& s) {
+  const int64_t H = model.hidden, d = H / model.heads, words = words_per_row(d);
+  quantize_head(kernels, layer.q, Q, H, seq, d, s.q);
+  quantize_head(kernels, layer.k, K, H, seq, d, s.k);
+  quantize_head(kernels, layer.v, V, H, seq, d, s.v);
+  // as the training module: scores / sqrt(d), the divisor rounded to float32
+  const float root = static_cast<float>(std::sqrt(static_cast<double>(d)));
+  float* scores = grow(s.scores, seq * seq);
+  const bool sign_qk = layer.q.mode == Quantizer::kSign && layer.k.mode == Quantizer::kSign;
+  const bool elastic_qk = layer.q.mode == Quantizer::kElastic && layer.k.mode == Quantizer::kElastic;
+  if (sign_qk || elastic_qk) {
+    // 1-bit Q and K: the exact integer dots of the packed signs (XNOR-popcount), times the scales
+    for (int64_t i = 0; i < seq; ++i)
+      for (int64_t j = 0; j < seq; ++j) {
+        const float dot = static_cast<float>(xnor_dot(&s.q.bits[i * words], &s.k.bits[j * words], words, d));
+        const float scale = sign_qk ? s.q.row_scale[i] * s.k.row_scale[j] : layer.q.alpha * layer.k.alpha;
+        scores[i * seq + j] = dot * scale / root;
+      }
+  } else {
+    kernels.sgemm_nt(s.q.values.data(), d, s.k.values.data(), d, scores, seq, 0, seq, 0, seq, d);
+    for (int64_t i = 0; i < seq * seq; ++i) scores[i] /= root;
+  }
+  // attention weights over the keys; padded keys get 0 before the probability quantizer, which
+  // sees the whole row as the training module's does
+  for (int64_t i = 0; i < seq; ++i) {
+    float* row = scores + i * seq;
+    if (model.bi_attention) {
+      for (int64_t j = 0; j < seq; ++j) row[j] = (mask[j] != 0 && row[j] >= 0.f) ? 1.f : 0.f;
+      continue;
+    }
+    float top = -INFINITY;
+    for (int64_t j = 0; j < seq; ++j)
+      if (mask[j] != 0 && row[j] > top) top = row[j];
+    float total = kernels.exp_shifted(row, seq, top);
+    for (int64_t j = 0; j < seq; ++j)
+      if (mask[j] == 0) total -= row[j], row[j] = 0.f;  // padded keys weigh nothing
+    for (int64_t j = 0; j < seq; ++j) row[j] /= total;
+  }
+  const ActQuant& probs = layer.probs;
+  bool binary_probs = model.bi_attention;  // weights in {0, c}
+  float prob_scale = 1.f;
+  if (!model.bi_attention && probs.mode != Quantizer::kReal) {
+    quantize_head(kernels, probs, scores, seq, seq, seq, s.p);
+    std::memcpy(scores, s.p.values.data(), static_cast<size_t>(seq * seq) * sizeof(float));
+    if (probs.mode == Quantizer::kTwoSet) binary_probs = true, prob_scale = probs.alpha;
+  }
+  if (binary_probs && layer.v.mode == Quantizer::kElastic) {
+    // {0, c} weights against 1-bit V (+-alpha_v): sum_j b_ij s_jd counted on packed operands,
+    // popcount(b_i) - 2 popcount(b_i & neg_d), with neg_d the keys whose V sign is -1 in column d
+    const int64_t key_words = words_per_row(seq);
+    uint64_t* bits = grow(s.prob_bits, seq * key_words);
+    uint64_t* columns = grow(s.value_columns, d * key_words);
+    std::memset(bits, 0, static_cast<size_t>(seq * key_words) * sizeof(uint64_t));
+    std::memset(columns, 0, static_cast<size_t>(d * key_words) * sizeof(uint64_t));
+    for (int64_t i = 0; i < seq; ++i)
+      for (int64_t j = 0; j < seq; ++j)
+        if (scores[i * seq + j] != 0.f) bits[i * key_words + (j >> 6)] |= uint64_t{1} << (j & 63);
+    for (int64_t j = 0; j < seq; ++j)
+      for (int64_t c = 0; c < d; ++c)
+        if ((s.v.bits[j * words + (c >> 6)] >> (c & 63)) & 1) columns[c * key_words + (j >> 6)] |= uint64_t{1} << (j & 63);
+    const float scale = prob_scale * layer.v.alpha;
+    for (int64_t i = 0; i < seq; ++i) {
+      const uint64_t* row = bits + i * key_words;
+      int64_t selected = 0;
+      for (int64_t w = 0; w < key_words; ++w) selected += popcount64(row[w]);
+      for (int64_t c = 0; c < d; ++c) {
+        int64_t negative = 0;
+        for (int64_t w = 0; w < key_words; ++w) negative += popcount64(row[w] & columns[c * key_words + w]);
+        context[i * H + c] = static_cast<float>(selected - 2 * negative) * scale;
+      }
+    }
+    return;
+  }
+  kernels.sgemm_nn(scores, seq, s.v.values.data(), d, context, H, 0, seq, d, seq);
+}
+
+bool prepare_linear(LinearWeights& w, int64_t in, int64_t out, const char* name, int64_t layer, const char** error,
+                    std::vector<char>* where) {
+  const char* problem = nullptr;
+  if (w.in != in || w.out != out) problem = "has the wrong shape or was never set";
+  else if (!w.prepare(&problem)) {}
+  if (problem == nullptr) return true;
+  const std::string text = (layer >= 0 ? "layer " + std::to_string(layer) + " " : std::string()) + name + ": " + problem;
+  where->assign(text.begin(), text.end());
+  where->push_back('\0');
+  *error = where->data();
+  return false;
+}
+
+// Times a phase into the workspace's profile when it is enabled.
+class Phase {
+ public:
+  Phase(Profile& profile, const char* name) : profile_(profile), name_(name) {
+    if (profile_.enabled) start_ = std::chrono::steady_clock::now();
+  }
+  ~Phase() {
+    if (profile_.enabled)
+      profile_.add(name_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+  }
+
+ private:
+  Profile& profile_;
+  const char* name_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+const char* linear_phase(const LinearWeights& w) {
+  static const char* names[kSchemeCount] = {"linear w1a32", "linear w1a1", "linear w1a8", "linear w1a1_elastic",
+                                            "linear w1a1_two_set", "linear w158a32", "linear w158a8", "linear dense fp32"};
+  return names[static_cast<int>(w.scheme)];
+}
+
+void timed_linear(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m, float* y, int threads,
+                  Workspace& ws) {
+  Phase phase(ws.profile, linear_phase(w));
+  run_linear(kernels, w, x, m, y, threads, ws.linear);
+}
+
+}  // namespace
+
+void Profile::add(const char* phase, double value) {
+  for (auto& entry : seconds)
+    if (std::strcmp(entry.first, phase) == 0) return void(entry.second += value);
+  seconds.emplace_back(phase, value);
+}
+
+bool EncoderModel::prepare(const char** error, std::vector<char>* where) {
+  auto fail = [&](const std::string& text) {
+    where->assign(text.begin(), text.end());
+    where->push_back('\0');
+    *error = where->data();
+    return false;
+  };
+  if (hidden <= 0 || heads <= 0 || hidden % heads || intermediate <= 0 || vocab <= 0)
+    return fail("config: hidden, heads, intermediate and vocab must be positive, hidden a multiple of heads");
+  if (word.data == nullptr || word.rows != vocab || word.dim != hidden) return fail("word embeddings are missing or misshaped");
+  if (position.data == nullptr || position.dim != hidden) return fail("position embeddings are missing or misshaped");
+  if (token_type == nullptr) return fail("token type embeddings are missing");
+  if (!embedding_norm.weight || !embedding_norm.bias) return fail("embeddings LayerNorm is missing");
+  for (int64_t l = 0; l < static_cast<int64_t>(layers.size()); ++l) {
+    Layer& layer = layers[l];
+    const int64_t H = hidden, I = intermediate;
+    if (!prepare_linear(layer.query, H, H, "query", l, error, where) ||
+        !prepare_linear(layer.key, H, H, "key", l, error, where) ||
+        !prepare_linear(layer.value, H, H, "value", l, error, where) ||
+        !prepare_linear(layer.attention_output, H, H, "attention output", l, error, where) ||
+        !prepare_linear(layer.ffn_in, H, I, "ffn in", l, error, where) ||
+        !prepare_linear(layer.ffn_out, I, H, "ffn out", l, error, where))
+      return false;
+    if (!layer.attention_norm.weight || !layer.output_norm.weight)
+      return fail("layer " + std::to_string(l) + ": a LayerNorm is missing");
+  }
+  if (has_head) {
+    if (!prepare_linear(head_dense, hidden, hidden, "head dense", -1, error, where)) return false;
+    if (!head_norm.weight || !head_norm.bias || !decoder_bias) return fail("head: LayerNorm or decoder bias is missing");
+  }
+  return true;
+}
+
+void encoder_forward(const EncoderModel& model, const KernelTable& kernels, const int64_t* ids,
+                     const int32_t* mask, const int64_t* type_ids, int64_t batch, int64_t seq, float* hidden,
+                     int threads, Workspace& ws) {
+  const int64_t H = model.hidden, rows = batch * seq, I = model.intermediate;
+  {
+  Phase phase(ws.profile, "embeddings + LayerNorm");
+  run_rows(rows, 16, rows * H * 8, threads, [&](int64_t r0, int64_t r1) {
+    std::vector<float> position(static_cast<size_t>(H));
+    for (int64_t r = r0; r < r1; ++r) {
+      float* out = hidden + r * H;
+      table_row(model.word, ids[r], out);
+      const float* type_row = model.token_type + (type_ids ? type_ids[r] : 0) * H;
+      table_row(model.position, r % seq, position.data());
+      // as BertEmbeddings: (word + token type) + position
+      for (int64_t k = 0; k < H; ++k) out[k] = (out[k] + type_row[k]) + position[k];
+    }
+    layer_norm_rows(hidden + r0 * H, r1 - r0, H, model.embedding_norm, model.eps);
+  });
+  }
+  float* q = grow(ws.q, rows * H);
+  float* k = grow(ws.k, rows * H);
+  float* v = grow(ws.v, rows * H);
+  float* context = grow(ws.context, rows * H);
+  float* attended = grow(ws.hidden2, rows * H);
+  float* inner = grow(ws.inner, rows * I);
+  const int64_t heads = model.heads, d = H / heads;
+  for (const Layer& layer : model.layers) {
+    timed_linear(kernels, layer.query, hidden, rows, q, threads, ws);
+    timed_linear(kernels, layer.key, hidden, rows, k, threads, ws);
+    timed_linear(kernels, layer.value, hidden, rows, v, threads, ws);
+    {
+      Phase phase(ws.profile, "attention (scores, softmax, context)");
+      parallel_for(batch * heads, rows * seq * d < kSerialWork ? 1 : threads, [&](int64_t task) {
+        thread_local HeadScratch scratch;
+        const int64_t b = task / heads, h = task % heads;
+        const int64_t offset = b * seq * H + h * d;
+        attention_head(model, layer, kernels, q + offset, k + offset, v + offset, mask + b * seq, seq,
+                       context + offset, scratch);
+      });
+    }
+    timed_linear(kernels, layer.attention_output, context, rows, attended, threads, ws);
+    {
+      Phase phase(ws.profile, "residual + LayerNorm");
+      add_norm(attended, hidden, rows, H, layer.attention_norm, model.eps, threads);
+    }
+    timed_linear(kernels, layer.ffn_in, attended, rows, inner, threads, ws);
+    {
+      Phase phase(ws.profile, "GELU");
+      activate(kernels, inner, rows * I, model.activation, threads);
+    }
+    timed_linear(kernels, layer.ffn_out, inner, rows, hidden, threads, ws);
+    {
+      Phase phase(ws.profile, "residual + LayerNorm");
+      add_norm(hidden, attended, rows, H, layer.output_norm, model.eps, threads);
+    }
+  }
+}
+
+void mlm_logits(const EncoderModel& model, const KernelTable& kernels, const float* hidden, int64_t rows,
+                float* logits, int threads, Workspace& ws) {
+  const int64_t H = model.hidden, vocab = model.vocab;
+  float* transformed = grow(ws.projected, rows * H);
+  Phase phase(ws.profile, "MLM head");
+  run_linear(kernels, model.head_dense, hidden, rows, transformed, threads, ws.linear);
+  activate(kernels, transformed, rows * H, model.activation, threads);
+  run_rows(rows, 16, rows * H * 8, threads, [&](int64_t r0, int64_t r1) {
+    layer_norm_rows(transformed + r0 * H, r1 - r0, H, model.head_norm, model.eps);
+  });
+  // the decoder tied to the word table: blocks of table rows decoded to floats once, then a
+  // float GEMM against every hidden row
+  run_rows(vocab, 64, rows * vocab * H, threads, [&](int64_t j0, int64_t j1) {
+    thread_local std::vector<float> block;
+    const float* table = nullptr;
+    if (model.word.format == TableFormat::kF32) {
+      table = static_cast<const float*>(model.word.data) + j0 * H;
+    } else {
+      float* decoded = grow(block, (j1 - j0) * H);
+      for (int64_t j = j0; j < j1; ++j) table_row(model.word, j, decoded + (j - j0) * H);
+      table = decoded;
+    }
+    kernels.sgemm_nt(transformed, H, table, H, logits + j0, vocab, 0, rows, 0, j1 - j0, H);
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = j0; j < j1; ++j) logits[i * vocab + j] += model.decoder_bias[j];
+  });
+}
+
+}  // namespace bitmaps

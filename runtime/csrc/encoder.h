@@ -1,0 +1,88 @@
+// The packed BERT masked LM's inference forward on raw pointers: embeddings (any table format
+// of the packed file), LayerNorm, attention (softmax or Bi-Attention, padding masks, the
+// quantizers the recipes train on Q, K, V and the attention weights), GELU, every packed
+// scheme's linear, and the MLM head. No Python, no torch: the binding fills an EncoderModel
+// with pointers into the packed file's tensors, which must outlive it.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "kernels.h"
+#include "linear.h"
+
+namespace bitmaps {
+
+enum class TableFormat : int32_t { kF32 = 0, kF16 = 1, kInt8 = 2, kBinary = 3 };
+
+struct Table {
+  TableFormat format = TableFormat::kF32;
+  int64_t rows = 0, dim = 0;
+  const void* data = nullptr;   // f32 / f16 (uint16 bits) / int8 levels / sign words
+  const float* scale = nullptr; // int8: step per row; binary: scale per row
+};
+
+// The quantizer in front of an attention product (bitmaps_allennlp/modules/activation_quantizer.py).
+enum class Quantizer : int32_t { kReal = 0, kInt8 = 1, kSign = 2, kElastic = 3, kTwoSet = 4 };
+
+struct ActQuant {
+  Quantizer mode = Quantizer::kReal;
+  float alpha = 1.f, beta = 0.f;  // elastic / two-set: |alpha| clamped as training uses it
+};
+
+enum class Activation : int32_t { kGelu = 0, kGeluTanh = 1, kRelu = 2 };
+
+struct Norm {
+  const float* weight = nullptr;
+  const float* bias = nullptr;
+};
+
+struct Layer {
+  LinearWeights query, key, value, attention_output, ffn_in, ffn_out;
+  Norm attention_norm, output_norm;
+  ActQuant q, k, v, probs;
+};
+
+struct EncoderModel {
+  int64_t hidden = 0, heads = 0, intermediate = 0, vocab = 0, max_positions = 0, type_vocab = 0;
+  float eps = 1e-12f;
+  Activation activation = Activation::kGelu;
+  bool bi_attention = false;
+  Table word, position;
+  const float* token_type = nullptr;  // type_vocab x hidden
+  Norm embedding_norm;
+  std::vector<Layer> layers;
+  bool has_head = false;
+  LinearWeights head_dense;
+  Norm head_norm;
+  const float* decoder_bias = nullptr;  // vocab
+
+  // Derived data of every linear; false (with *error naming the part) if something is missing.
+  bool prepare(const char** error, std::vector<char>* where);
+};
+
+// Where a forward pass spends its time, by phase, when `enabled` (BITMAPS_PROFILE=1 in the
+// binding): seconds accumulated over calls until read.
+struct Profile {
+  bool enabled = false;
+  std::vector<std::pair<const char*, double>> seconds;
+  void add(const char* phase, double value);
+};
+
+// Activations of one forward pass, grown to the largest batch and reused.
+struct Workspace {
+  std::vector<float> hidden2, q, k, v, context, projected, inner;
+  LinearScratch linear;
+  Profile profile;
+};
+
+// hidden (batch * seq x hidden) for token ids (batch x seq), mask (batch x seq, nonzero = real
+// token) and token type ids (nullable: all 0).
+void encoder_forward(const EncoderModel& model, const KernelTable& kernels, const int64_t* ids,
+                     const int32_t* mask, const int64_t* type_ids, int64_t batch, int64_t seq, float* hidden,
+                     int threads, Workspace& ws);
+
+// MLM logits (rows x vocab) of hidden states (rows x hidden).
+void mlm_logits(const EncoderModel& model, const KernelTable& kernels, const float* hidden, int64_t rows,
+                float* logits, int threads, Workspace& ws);
+
+}  // namespace bitmaps

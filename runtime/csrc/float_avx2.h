@@ -1,0 +1,202 @@
+// Float kernels for the encoder's non-binary work (attention products, floating-point linears,
+// the MLM decoder, GELU, softmax's exponentials) in AVX2 + FMA. In an anonymous namespace, like
+// xnor_tile.h: each instruction-set file that includes it compiles its own copy with its flags.
+#pragma once
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace bitmaps {
+namespace {
+
+inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// The GEMM micro-kernel (BLIS style): a tile of MR <= 6 rows x 16 columns of C held in 12 ymm
+// accumulators; each step broadcasts one A value per row against two 8-wide slices of a packed
+// B panel (k x 16, zero-padded), so every loaded B value feeds MR FMAs.
+inline void store_row16(float* c, __m256 lo, __m256 hi, int columns) {
+  if (columns == 16) {
+    _mm256_storeu_ps(c, lo);
+    _mm256_storeu_ps(c + 8, hi);
+    return;
+  }
+  alignas(32) float row[16];
+  _mm256_store_ps(row, lo);
+  _mm256_store_ps(row + 8, hi);
+  for (int j = 0; j < columns; ++j) c[j] = row[j];
+}
+
+// Named accumulators, not an array: GCC keeps an array of __m256 on the stack, which made this
+// loop a chain of loads and stores at a fifth of the FMA rate.
+template <int MR>
+inline void tile_6x16(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t k, int columns) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#define BITMAPS_ROW(r)                                               \
+  if constexpr (MR > r) {                                            \
+    const __m256 av = _mm256_broadcast_ss(a + r * lda + t);          \
+    c##r##0 = _mm256_fmadd_ps(av, b0, c##r##0);                      \
+    c##r##1 = _mm256_fmadd_ps(av, b1, c##r##1);                      \
+  }
+  for (int64_t t = 0; t < k; ++t) {
+    const __m256 b0 = _mm256_loadu_ps(panel + t * 16), b1 = _mm256_loadu_ps(panel + t * 16 + 8);
+    BITMAPS_ROW(0) BITMAPS_ROW(1) BITMAPS_ROW(2) BITMAPS_ROW(3) BITMAPS_ROW(4) BITMAPS_ROW(5)
+  }
+#undef BITMAPS_ROW
+  store_row16(c, c00, c01, columns);
+  if constexpr (MR > 1) store_row16(c + ldc, c10, c11, columns);
+  if constexpr (MR > 2) store_row16(c + 2 * ldc, c20, c21, columns);
+  if constexpr (MR > 3) store_row16(c + 3 * ldc, c30, c31, columns);
+  if constexpr (MR > 4) store_row16(c + 4 * ldc, c40, c41, columns);
+  if constexpr (MR > 5) store_row16(c + 5 * ldc, c50, c51, columns);
+}
+
+inline void tiles_over_rows(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t m0, int64_t m1,
+                            int64_t k, int columns) {
+  int64_t i = m0;
+  for (; i + 6 <= m1; i += 6) tile_6x16<6>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns);
+  switch (m1 - i) {
+    case 5: tile_6x16<5>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
+    case 4: tile_6x16<4>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
+    case 3: tile_6x16<3>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
+    case 2: tile_6x16<2>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
+    case 1: tile_6x16<1>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
+    default: break;
+  }
+}
+
+void sgemm_panel(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t m0, int64_t m1,
+                 int64_t k, int columns) {
+  tiles_over_rows(a, lda, panel, c, ldc, m0, m1, k, columns);
+}
+
+void unpack_panel(const uint16_t* masks, int64_t k, const float* alpha, int columns, float* panel) {
+  alignas(32) float a[16] = {0.f};
+  for (int j = 0; j < columns; ++j) a[j] = alpha[j];
+  const __m256 lo = _mm256_load_ps(a), hi = _mm256_load_ps(a + 8);
+  const __m256 sign = _mm256_set1_ps(-0.f);
+  const __m256 lo_neg = _mm256_xor_ps(lo, sign), hi_neg = _mm256_xor_ps(hi, sign);
+  const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  for (int64_t t = 0; t < k; ++t) {
+    const __m256i m = _mm256_set1_epi32(masks[t]);
+    const __m256 low = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(m, bit), bit));
+    const __m256 high = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(_mm256_srli_epi32(m, 8), bit), bit));
+    _mm256_storeu_ps(panel + t * 16, _mm256_blendv_ps(lo, lo_neg, low));
+    _mm256_storeu_ps(panel + t * 16 + 8, _mm256_blendv_ps(hi, hi_neg, high));
+  }
+}
+
+inline float* panel_buffer(int64_t k) {
+  thread_local std::vector<float> buffer;
+  if (static_cast<int64_t>(buffer.size()) < k * 16) buffer.resize(static_cast<size_t>(k * 16));
+  return buffer.data();
+}
+
+// C = A B^T on rows [m0, m1) x columns [n0, n1). Few rows: dot products along k (packing B would
+// cost as much as the product); else 16 rows of B at a time transposed into a panel.
+void sgemm_nt(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m0,
+              int64_t m1, int64_t n0, int64_t n1, int64_t k) {
+  if (m1 - m0 < 4) {
+    const int64_t k8 = k & ~int64_t{7};
+    for (int64_t i = m0; i < m1; ++i)
+      for (int64_t j = n0; j < n1; ++j) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t t = 0; t < k8; t += 8)
+          acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i * lda + t), _mm256_loadu_ps(b + j * ldb + t), acc);
+        float sum = hsum8(acc);
+        for (int64_t t = k8; t < k; ++t) sum += a[i * lda + t] * b[j * ldb + t];
+        c[i * ldc + j] = sum;
+      }
+    return;
+  }
+  float* panel = panel_buffer(k);
+  for (int64_t j = n0; j < n1; j += 16) {
+    const int columns = static_cast<int>(n1 - j < 16 ? n1 - j : 16);
+    for (int64_t t = 0; t < k; ++t)
+      for (int jj = 0; jj < 16; ++jj) panel[t * 16 + jj] = jj < columns ? b[(j + jj) * ldb + t] : 0.f;
+    tiles_over_rows(a, lda, panel, c + j, ldc, m0, m1, k, columns);
+  }
+}
+
+// C = A B on rows [m0, m1), all n columns (B row-major k x n), B copied 16 columns at a time
+// into a zero-padded panel.
+void sgemm_nn(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m0, int64_t m1,
+              int64_t n, int64_t k) {
+  float* panel = panel_buffer(k);
+  for (int64_t j = 0; j < n; j += 16) {
+    const int columns = static_cast<int>(n - j < 16 ? n - j : 16);
+    for (int64_t t = 0; t < k; ++t)
+      for (int jj = 0; jj < 16; ++jj) panel[t * 16 + jj] = jj < columns ? b[t * ldb + j + jj] : 0.f;
+    tiles_over_rows(a, lda, panel, c + j, ldc, m0, m1, k, columns);
+  }
+}
+
+// exp(x) for x in float range, Cephes' polynomial after x = n ln2 + r (about 1 ulp).
+inline __m256 exp8(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+float exp_shifted(float* x, int64_t count, float shift) {
+  const __m256 s = _mm256_set1_ps(shift);
+  __m256 total = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    const __m256 v = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
+    _mm256_storeu_ps(x + i, v);
+    total = _mm256_add_ps(total, v);
+  }
+  float sum = hsum8(total);
+  for (; i < count; ++i) sum += (x[i] = std::exp(x[i] - shift));
+  return sum;
+}
+
+// erf as a rational function of x on [-4, 4] (Eigen's fast erf, a few ulp), saturating outside.
+inline __m256 erf8(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-4.f)), _mm256_set1_ps(4.f));
+  const __m256 x2 = _mm256_mul_ps(x, x);
+  __m256 p = _mm256_fmadd_ps(x2, _mm256_set1_ps(-2.72614225801306e-10f), _mm256_set1_ps(2.77068142495902e-08f));
+  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-2.10102402082508e-06f));
+  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-5.69250639462346e-05f));
+  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-7.34990630326855e-04f));
+  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-2.95459980854025e-03f));
+  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-1.60960333262415e-02f));
+  p = _mm256_mul_ps(x, p);
+  __m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(-1.45660718464996e-05f), _mm256_set1_ps(-2.13374055278905e-04f));
+  q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-1.68282697438203e-03f));
+  q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-7.37332916720468e-03f));
+  q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-1.42647390514189e-02f));
+  return _mm256_div_ps(p, q);
+}
+
+void gelu(float* x, int64_t count) {
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.f), root_half = _mm256_set1_ps(0.70710678118654752f);
+  int64_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    // x * 0.5 * (1 + erf(x / sqrt(2))), torch's order
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(v, half), _mm256_add_ps(one, erf8(_mm256_mul_ps(v, root_half)))));
+  }
+  for (; i < count; ++i) x[i] = x[i] * 0.5f * (1.f + std::erf(x[i] * 0.70710678118654752f));
+}
+
+}  // namespace
+}  // namespace bitmaps

@@ -1,0 +1,227 @@
+#include "linear.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "int8_lut.h"
+#include "tiles.h"
+
+namespace bitmaps {
+namespace {
+
+template <typename T>
+T* grow(std::vector<T>& buffer, int64_t size) {
+  if (static_cast<int64_t>(buffer.size()) < size) buffer.resize(static_cast<size_t>(size));
+  return buffer.data();
+}
+
+// BiT's learned 1-bit input levels with the training quantizer's float operations
+// (ElasticBinarizer): scaled = (x - beta) / alpha; elastic: +1 where scaled >= 0 else -1;
+// two-set: b = round_half_even(clip(scaled, 0, 1)) in {0, 1}, written as s = 2b - 1.
+void elastic_levels(const float* x, int64_t count, float alpha, float beta, bool two_set, float* out) {
+  for (int64_t i = 0; i < count; ++i) {
+    const float scaled = (x[i] - beta) / alpha;
+    if (two_set) {
+      const float clipped = scaled < 0.f ? 0.f : (scaled > 1.f ? 1.f : scaled);
+      out[i] = 2.f * std::nearbyint(clipped) - 1.f;
+    } else {
+      out[i] = scaled >= 0.f ? 1.f : -1.f;
+    }
+  }
+}
+
+void linear_front(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m, float* y,
+                  int threads, LinearScratch& s) {
+  const bool two_set = w.scheme == Scheme::kW1A1TwoSet;
+  const int64_t k = w.in, n = w.out, words = words_per_row(k);
+  float* levels = grow(s.levels, m * k);
+  uint64_t* bits = grow(s.bits, m * words);
+  int32_t* dots = grow(s.dots, m * n);
+  run_rows(m, 16, m * k, threads, [&](int64_t r0, int64_t r1) {
+    elastic_levels(x + r0 * k, (r1 - r0) * k, w.input_alpha, w.input_beta, two_set, levels + r0 * k);
+    kernels.pack_signs(levels + r0 * k, r1 - r0, k, k, bits + r0 * words, nullptr);
+  });
+  run_tiles(m, n, m * n * words, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    kernels.xnor_gemm(bits, w.words, dots, m0, m1, n0, n1, n, words, k);
+    for (int64_t i = m0; i < m1; ++i)
+      for (int64_t j = n0; j < n1; ++j) {
+        // two-set: sum_k b_k w_k = (sum_k s_k w_k + sum_k w_k) / 2, exact in integers
+        const float dot = two_set ? static_cast<float>(dots[i * n + j] + w.weight_sums[j]) * 0.5f
+                                  : static_cast<float>(dots[i * n + j]);
+        y[i * n + j] = dot * w.epilogue_scale[j] + (w.bias ? w.bias[j] : 0.f);
+      }
+  });
+}
+
+}  // namespace
+
+void linear_w1a32_unpacked(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const uint16_t* panel_bits,
+                           const float* alpha, const float* bias, int64_t n, float* y, int threads);
+
+bool LinearWeights::prepare(const char** error) {
+  if (in <= 0 || out <= 0) return *error = "a linear needs positive in and out features", false;
+  if (scheme == Scheme::kDense) {
+    if (dense == nullptr) return *error = "a dense linear needs its weight", false;
+    return true;
+  }
+  if (words == nullptr || scale == nullptr) return *error = "a packed linear needs its words and scale", false;
+  const int64_t nwords = words_per_row(in);
+  epilogue_scale.assign(static_cast<size_t>(out), 0.f);
+  switch (scheme) {
+    case Scheme::kW158A32:
+    case Scheme::kW158A8:
+      for (int64_t j = 0; j < out; ++j) epilogue_scale[j] = scale[j] * 0.5f;  // each plane: gamma / 2
+      break;
+    case Scheme::kW1A1Elastic:
+    case Scheme::kW1A1TwoSet:
+      if (!(input_alpha > 0.f)) return *error = "input_alpha must be positive", false;
+      for (int64_t j = 0; j < out; ++j) epilogue_scale[j] = scale[j] * input_alpha;
+      weight_sums.assign(static_cast<size_t>(out), 0);
+      for (int64_t j = 0; j < out; ++j) {
+        int64_t set = 0;
+        for (int64_t v = 0; v < nwords; ++v) set += __builtin_popcountll(words[j * nwords + v]);
+        weight_sums[j] = static_cast<int32_t>(in - 2 * set);
+      }
+      break;
+    default:
+      break;
+  }
+  if (scheme == Scheme::kW1A32 || scheme == Scheme::kW158A32) {
+    const int64_t plane = ((out + 15) / 16) * in;
+    panel_bits.assign(static_cast<size_t>(plane * planes()), 0);
+    for (int p = 0; p < planes(); ++p) build_panel_bits(words + p * out * nwords, out, in, panel_bits.data() + p * plane);
+  }
+  if (uses_lut()) {
+    const int64_t plane_bytes = lut_column_blocks(out) * lut_groups(in) * 16;
+    lut.assign(static_cast<size_t>(plane_bytes * planes()), 0);
+    for (int p = 0; p < planes(); ++p)
+      lut_weight_layout(words + p * out * nwords, out, nwords, lut.data() + p * plane_bytes);
+  }
+  return true;
+}
+
+void linear_w1a32(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const uint64_t* w,
+                  const float* alpha, const float* bias, int64_t n, float* y, int threads, const uint16_t* panel_bits) {
+  if (panel_bits && m >= kUnpackRows)
+    return linear_w1a32_unpacked(kernels, x, m, k, panel_bits, alpha, bias, n, y, threads);
+  const int64_t words = words_per_row(k);
+  run_tiles(m, n, m * n * k, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    kernels.binary_weight_linear(x, k, w, alpha, bias, y, m0, m1, n0, n1, n, words, k);
+  });
+}
+
+void linear_w1a1(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const uint64_t* w,
+                 const float* alpha, const float* bias, int64_t n, float* y, int threads, LinearScratch& s) {
+  const int64_t words = words_per_row(k);
+  uint64_t* bits = grow(s.bits, m * words);
+  float* beta = grow(s.row_scale, m);
+  // binarize-and-pack the inputs with their mean |x| scale, then the popcount GEMM with the
+  // scales and bias in its epilogue
+  run_rows(m, 16, m * k, threads, [&](int64_t r0, int64_t r1) {
+    kernels.pack_signs(x + r0 * k, r1 - r0, k, k, bits + r0 * words, beta + r0);
+  });
+  run_tiles(m, n, m * n * words, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    kernels.xnor_linear(bits, w, beta, alpha, bias, y, m0, m1, n0, n1, n, words, k);
+  });
+}
+
+void prepare_w1a8_inputs(const KernelTable& kernels, const float* x, int64_t m, int64_t k, int threads,
+                         LinearScratch& s) {
+  const int64_t groups = lut_groups(k);
+  int8_t* q = grow(s.q, m * groups * 4);
+  uint8_t* luts = kernels.w1a8_uses_luts ? grow(s.luts, m * groups * 32) : nullptr;
+  float* step = grow(s.row_scale, m);
+  int32_t* rowsum = grow(s.rowsum, m);
+  run_rows(m, 16, m * k * 4, threads, [&](int64_t r0, int64_t r1) {
+    kernels.quantize_rows_int8(x + r0 * k, r1 - r0, k, k, q + r0 * groups * 4, step + r0, rowsum + r0);
+    if (luts) build_luts(q + r0 * groups * 4, r1 - r0, groups, luts + r0 * groups * 32);
+  });
+}
+
+void linear_w1a8_prepared(const KernelTable& kernels, int64_t m, int64_t k, const uint8_t* wlut, const float* alpha,
+                          const float* bias, int64_t n, float* y, int threads, const LinearScratch& s) {
+  const int64_t groups = lut_groups(k);
+  // one table lookup covers 4 multiply-adds: count work like the other kernels do
+  run_tiles(m, n, m * n * groups, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    kernels.w1a8_linear(s.luts.data(), s.q.data(), s.rowsum.data(), s.row_scale.data(), wlut, alpha, bias, y, m0, m1,
+                        n0, n1, n, groups);
+  });
+}
+
+void linear_dense(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const float* w, const float* bias,
+                  int64_t n, float* y, int threads) {
+  run_tiles(m, n, m * n * k, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    kernels.sgemm_nt(x, k, w, k, y, n, m0, m1, n0, n1, k);
+    if (bias)
+      for (int64_t i = m0; i < m1; ++i)
+        for (int64_t j = n0; j < n1; ++j) y[i * n + j] += bias[j];
+  });
+}
+
+void build_panel_bits(const uint64_t* w, int64_t n, int64_t k, uint16_t* out) {
+  const int64_t words = words_per_row(k), groups = (n + 15) / 16;
+  std::fill(out, out + groups * k, uint16_t{0});
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t t = 0; t < k; ++t)
+      if ((w[j * words + (t >> 6)] >> (t & 63)) & 1) out[(j / 16) * k + t] |= static_cast<uint16_t>(1u << (j % 16));
+}
+
+// Binary weights at many rows: each 16 output channels expanded once into a GEMM panel of
+// +-alpha floats (the values the training layer multiplies by), then the float micro-kernel over
+// all rows.
+void linear_w1a32_unpacked(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const uint16_t* panel_bits,
+                           const float* alpha, const float* bias, int64_t n, float* y, int threads) {
+  run_rows(n, 16, m * n * k, threads, [&](int64_t j0, int64_t j1) {
+    thread_local std::vector<float> buffer;
+    float* panel = grow(buffer, k * 16);
+    kernels.unpack_panel(panel_bits + (j0 / 16) * k, k, alpha + j0, static_cast<int>(j1 - j0), panel);
+    kernels.sgemm_panel(x, k, panel, y + j0, n, 0, m, k, static_cast<int>(j1 - j0));
+    if (bias)
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = j0; j < j1; ++j) y[i * n + j] += bias[j];
+  });
+}
+
+void run_linear(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m, float* y,
+                int threads, LinearScratch& s) {
+  const int64_t k = w.in, n = w.out;
+  switch (w.scheme) {
+    case Scheme::kDense:
+      return linear_dense(kernels, x, m, k, w.dense, w.bias, n, y, threads);
+    case Scheme::kW1A32:
+      return linear_w1a32(kernels, x, m, k, w.words, w.scale, w.bias, n, y, threads, w.panel_bits.data());
+    case Scheme::kW1A1:
+      return linear_w1a1(kernels, x, m, k, w.words, w.scale, w.bias, n, y, threads, s);
+    case Scheme::kW1A8:
+      prepare_w1a8_inputs(kernels, x, m, k, threads, s);
+      return linear_w1a8_prepared(kernels, m, k, w.lut.data(), w.scale, w.bias, n, y, threads, s);
+    case Scheme::kW1A1Elastic:
+    case Scheme::kW1A1TwoSet:
+      return linear_front(kernels, w, x, m, y, threads, s);
+    case Scheme::kW158A32:
+    case Scheme::kW158A8: {
+      // x @ (gamma t).T + b = plane_u(x, gamma / 2) + plane_v(x, gamma / 2) + b
+      float* second = grow(s.plane_out, m * n);
+      const int64_t plane_words = n * words_per_row(k);
+      const int64_t plane_lut = lut_column_blocks(n) * lut_groups(k) * 16;
+      if (w.scheme == Scheme::kW158A32) {
+        const int64_t plane_panel = ((n + 15) / 16) * k;
+        linear_w1a32(kernels, x, m, k, w.words, w.epilogue_scale.data(), nullptr, n, y, threads, w.panel_bits.data());
+        linear_w1a32(kernels, x, m, k, w.words + plane_words, w.epilogue_scale.data(), nullptr, n, second, threads,
+                     w.panel_bits.data() + plane_panel);
+      } else {
+        prepare_w1a8_inputs(kernels, x, m, k, threads, s);
+        linear_w1a8_prepared(kernels, m, k, w.lut.data(), w.epilogue_scale.data(), nullptr, n, y, threads, s);
+        linear_w1a8_prepared(kernels, m, k, w.lut.data() + plane_lut, w.epilogue_scale.data(), nullptr, n, second,
+                             threads, s);
+      }
+      for (int64_t i = 0; i < m * n; ++i) {
+        y[i] += second[i];
+        if (w.bias) y[i] += w.bias[i % n];
+      }
+      return;
+    }
+  }
+}
+
+}  // namespace bitmaps

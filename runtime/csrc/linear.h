@@ -1,0 +1,83 @@
+// One linear layer of any packed scheme, on raw pointers: what the encoder runs for each of its
+// linears and what the Python binding's per-layer entry points call. The scheme ids are the row
+// order of bitmaps_allennlp/packed/schemes.py's SCHEMES (mirrored in bitmaps_runtime/schemes.py);
+// `kDense` is a linear the export left in floating point.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "kernels.h"
+
+namespace bitmaps {
+
+enum class Scheme : int32_t {
+  kW1A32 = 0,        // binary weights, fp32 inputs
+  kW1A1 = 1,         // XNOR-Net: mean|x| * sign(x) inputs
+  kW1A8 = 2,         // absmax int8 inputs per row
+  kW1A1Elastic = 3,  // BiT: alpha * sign((x - beta) / alpha) inputs
+  kW1A1TwoSet = 4,   // BiT: alpha * round(clip((x - beta) / alpha, 0, 1)) inputs
+  kW158A32 = 5,      // ternary weights as two sign planes, fp32 inputs
+  kW158A8 = 6,       // ternary weights as two sign planes, int8 inputs
+  kDense = 7,        // fp32 weights (out x in)
+};
+constexpr int32_t kSchemeCount = 8;
+
+// Scratch that grows to the largest call and is then reused: no allocation per call once warm.
+struct LinearScratch {
+  std::vector<uint64_t> bits;
+  std::vector<float> row_scale, levels;
+  std::vector<int32_t> dots, rowsum;
+  std::vector<int8_t> q;
+  std::vector<uint8_t> luts;
+  std::vector<float> plane_out;
+};
+
+struct LinearWeights {
+  Scheme scheme = Scheme::kDense;
+  int64_t in = 0, out = 0;
+  const uint64_t* words = nullptr;  // (planes x) out x words_per_row(in)
+  const float* scale = nullptr;     // per output channel (ternary: gamma)
+  const float* bias = nullptr;      // nullable
+  const float* dense = nullptr;     // kDense: out x in
+  float input_alpha = 1.f, input_beta = 0.f;  // BiT's learned input quantizer (|alpha| as used)
+  // derived once by prepare(): W1A8's table-lookup layout per plane, the epilogue's scales
+  std::vector<uint8_t> lut;
+  std::vector<float> epilogue_scale;
+  std::vector<int32_t> weight_sums;
+  // W1A32 / W1.58A32: the signs regrouped for the float GEMM, per plane, 16 channels at a time:
+  // entry (g * in + t) holds bit t of channels 16g..16g+15 (bit j = channel 16g + j)
+  std::vector<uint16_t> panel_bits;
+
+  int planes() const { return scheme == Scheme::kW158A32 || scheme == Scheme::kW158A8 ? 2 : 1; }
+  bool uses_lut() const { return scheme == Scheme::kW1A8 || scheme == Scheme::kW158A8; }
+  // Builds the derived data; false (with *error set) if the fields do not make a layer.
+  bool prepare(const char** error);
+};
+
+// y (m x out) = the layer applied to x (m x in, row stride in).
+void run_linear(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m, float* y,
+                int threads, LinearScratch& scratch);
+
+// The scheme kernels on their own (the binding's per-layer entry points use them).
+// panel_bits (nullable): the weight's panel layout (LinearWeights::panel_bits); with it, many
+// rows run as a float GEMM on unpacked panels
+void linear_w1a32(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const uint64_t* w,
+                  const float* alpha, const float* bias, int64_t n, float* y, int threads,
+                  const uint16_t* panel_bits = nullptr);
+// The panel layout of n x k sign words (LinearWeights::panel_bits): ceil(n / 16) * k entries.
+void build_panel_bits(const uint64_t* w, int64_t n, int64_t k, uint16_t* out);
+void linear_w1a1(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const uint64_t* w,
+                 const float* alpha, const float* bias, int64_t n, float* y, int threads, LinearScratch& scratch);
+// Quantizes x once (q, step, rowsum and, when the path uses them, lookup tables) into scratch.
+void prepare_w1a8_inputs(const KernelTable& kernels, const float* x, int64_t m, int64_t k, int threads,
+                         LinearScratch& scratch);
+// The W1A8 product on inputs prepared by prepare_w1a8_inputs.
+void linear_w1a8_prepared(const KernelTable& kernels, int64_t m, int64_t k, const uint8_t* wlut, const float* alpha,
+                          const float* bias, int64_t n, float* y, int threads, const LinearScratch& scratch);
+void linear_dense(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const float* w, const float* bias,
+                  int64_t n, float* y, int threads);
+// From this many rows on, W1A32 unpacks weight tiles to floats and runs the float GEMM: the
+// sign-flipping sums win at few rows, where unpacking would cost more than the product.
+constexpr int64_t kUnpackRows = 16;
+
+}  // namespace bitmaps

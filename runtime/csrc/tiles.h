@@ -1,0 +1,36 @@
+// How the runtime splits a product over the thread pool: tiles of 16 rows x 64 columns. `work`
+// counts inner-loop operations (a float add, or one 64-bit XOR-popcount); below ~1M of them,
+// waking the pool (tens of microseconds on a busy machine) costs more than it saves, so the
+// caller's thread does it all. Never call from inside a parallel_for task (the pool runs one job
+// at a time).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "thread_pool.h"
+
+namespace bitmaps {
+
+constexpr int64_t kSerialWork = int64_t{1} << 20;
+
+template <typename Fn>
+void run_tiles(int64_t m, int64_t n, int64_t work, int threads, Fn fn) {
+  const int64_t row_block = 16, col_block = 64;
+  const int64_t row_tiles = (m + row_block - 1) / row_block, col_tiles = (n + col_block - 1) / col_block;
+  if (work < kSerialWork) threads = 1;
+  parallel_for(row_tiles * col_tiles, threads, [&](int64_t task) {
+    const int64_t r = task / col_tiles, c = task % col_tiles;
+    fn(r * row_block, std::min(m, (r + 1) * row_block), c * col_block, std::min(n, (c + 1) * col_block));
+  });
+}
+
+// fn(r0, r1) over blocks of `block` rows.
+template <typename Fn>
+void run_rows(int64_t m, int64_t block, int64_t work, int threads, Fn fn) {
+  if (work < kSerialWork) threads = 1;
+  parallel_for((m + block - 1) / block, threads, [&](int64_t task) {
+    fn(task * block, std::min(m, (task + 1) * block));
+  });
+}
+
+}  // namespace bitmaps

@@ -1,0 +1,269 @@
+// C++ tests of the kernel tables and the scheme layer, without Python: every kernel path this CPU
+// has (or the one BITMAPS_KERNELS names) against naive loops written here, on shapes with partial
+// words, partial tiles and rows on an int8 rounding boundary. Exit status 0 when all pass.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dispatch.h"
+#include "encoder.h"
+#include "int8_lut.h"
+#include "linear.h"
+
+using namespace bitmaps;
+
+namespace {
+
+int failures = 0;
+
+void expect(bool ok, const std::string& what) {
+  if (!ok) {
+    ++failures;
+    std::fprintf(stderr, "FAIL %s\n", what.c_str());
+  }
+}
+
+struct Case {
+  int64_t m, k, n;
+};
+const Case kCases[] = {{1, 64, 1}, {3, 70, 5}, {17, 130, 33}, {16, 256, 64}, {40, 384, 97}};
+
+std::vector<float> random_floats(std::mt19937& rng, int64_t count) {
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::vector<float> out(static_cast<size_t>(count));
+  for (auto& v : out) v = normal(rng);
+  return out;
+}
+
+// sign bits of rows (bit 1 = negative), the layout of kernels.h
+std::vector<uint64_t> pack(const std::vector<float>& x, int64_t rows, int64_t k) {
+  const int64_t words = words_per_row(k);
+  std::vector<uint64_t> out(static_cast<size_t>(rows * words), 0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < k; ++c)
+      if (x[r * k + c] < 0.f) out[r * words + c / 64] |= uint64_t{1} << (c % 64);
+  return out;
+}
+
+float sign_of(const std::vector<uint64_t>& bits, int64_t words, int64_t row, int64_t c) {
+  return ((bits[row * words + c / 64] >> (c % 64)) & 1) ? -1.f : 1.f;
+}
+
+bool close(float a, float b, float tolerance) { return std::fabs(a - b) <= tolerance * (1.f + std::fabs(b)); }
+
+void test_table(const KernelTable& kt) {
+  const std::string isa = kt.isa;
+  std::mt19937 rng(7);
+  for (const Case& c : kCases) {
+    const std::string shape = isa + " " + std::to_string(c.m) + "x" + std::to_string(c.k) + "x" + std::to_string(c.n);
+    const int64_t words = words_per_row(c.k);
+    auto x = random_floats(rng, c.m * c.k), w = random_floats(rng, c.n * c.k), alpha = random_floats(rng, c.n),
+         bias = random_floats(rng, c.n);
+    for (auto& a : alpha) a = std::fabs(a) + 0.1f;
+    // an exact zero and a negative zero: both pack as +1
+    x[0] = 0.f;
+    if (c.k > 1) x[1] = -0.f;
+    auto wb = pack(w, c.n, c.k), xb = pack(x, c.m, c.k);
+
+    std::vector<uint64_t> packed(static_cast<size_t>(c.m * words));
+    std::vector<float> mean(static_cast<size_t>(c.m));
+    kt.pack_signs(x.data(), c.m, c.k, c.k, packed.data(), mean.data());
+    expect(packed == xb, "pack_signs bits " + shape);
+    for (int64_t i = 0; i < c.m; ++i) {
+      double total = 0;
+      for (int64_t t = 0; t < c.k; ++t) total += std::fabs(x[i * c.k + t]);
+      expect(close(mean[i], static_cast<float>(total / c.k), 1e-5f), "pack_signs mean " + shape);
+    }
+
+    std::vector<int32_t> dots(static_cast<size_t>(c.m * c.n));
+    kt.xnor_gemm(xb.data(), wb.data(), dots.data(), 0, c.m, 0, c.n, c.n, words, c.k);
+    std::vector<float> y(static_cast<size_t>(c.m * c.n)), y_ref(y.size());
+    kt.xnor_linear(xb.data(), wb.data(), mean.data(), alpha.data(), bias.data(), y.data(), 0, c.m, 0, c.n, c.n, words, c.k);
+    bool exact = true, linear_ok = true;
+    for (int64_t i = 0; i < c.m; ++i)
+      for (int64_t j = 0; j < c.n; ++j) {
+        int32_t dot = 0;
+        for (int64_t t = 0; t < c.k; ++t) dot += static_cast<int32_t>(sign_of(xb, words, i, t) * sign_of(wb, words, j, t));
+        exact &= dots[i * c.n + j] == dot;
+        linear_ok &= close(y[i * c.n + j], mean[i] * alpha[j] * dot + bias[j], 1e-5f);
+      }
+    expect(exact, "xnor_gemm exact " + shape);
+    expect(linear_ok, "xnor_linear " + shape);
+
+    kt.binary_weight_linear(x.data(), c.k, wb.data(), alpha.data(), bias.data(), y.data(), 0, c.m, 0, c.n, c.n, words, c.k);
+    bool w1a32_ok = true;
+    for (int64_t i = 0; i < c.m; ++i)
+      for (int64_t j = 0; j < c.n; ++j) {
+        double acc = 0;
+        for (int64_t t = 0; t < c.k; ++t) acc += x[i * c.k + t] * sign_of(wb, words, j, t);
+        w1a32_ok &= close(y[i * c.n + j], static_cast<float>(alpha[j] * acc + bias[j]), 1e-4f);
+      }
+    expect(w1a32_ok, "binary_weight_linear " + shape);
+
+    // W1A8: the int8 levels against the one definition, then the exact integer products
+    // row 0 on a rounding boundary: absmax 1 (x[3]), so x[2] * 127 = 63.5, a tie that rounds to even
+    for (int64_t t = 0; t < c.k; ++t) x[t] = std::max(-1.f, std::min(1.f, x[t]));
+    if (c.k > 3) x[2] = 0.5f, x[3] = -1.0f;
+    const int64_t groups = lut_groups(c.k);
+    std::vector<int8_t> q(static_cast<size_t>(c.m * groups * 4));
+    std::vector<float> step(static_cast<size_t>(c.m));
+    std::vector<int32_t> rowsum(static_cast<size_t>(c.m));
+    kt.quantize_rows_int8(x.data(), c.m, c.k, c.k, q.data(), step.data(), rowsum.data());
+    bool quant_ok = true;
+    for (int64_t i = 0; i < c.m; ++i) {
+      float absmax = 0.f;
+      for (int64_t t = 0; t < c.k; ++t) absmax = std::max(absmax, std::fabs(x[i * c.k + t]));
+      const float scale = 127.0f / std::max(absmax, 1e-5f);
+      int32_t total = 0;
+      for (int64_t t = 0; t < c.k; ++t) {
+        const int level = static_cast<int>(std::nearbyint(x[i * c.k + t] * scale));
+        quant_ok &= q[i * groups * 4 + t] == level;
+        total += level;
+      }
+      quant_ok &= rowsum[i] == total && step[i] == 1.0f / scale;
+    }
+    if (c.k > 3) expect(q[2] == 64, isa + " int8 tie 63.5 rounds to even (64), got " + std::to_string(q[2]));
+    expect(quant_ok, "quantize_rows_int8 " + shape);
+    std::vector<uint8_t> luts(static_cast<size_t>(c.m * groups * 32)), wlut(static_cast<size_t>(lut_column_blocks(c.n) * groups * 16));
+    build_luts(q.data(), c.m, groups, luts.data());
+    lut_weight_layout(wb.data(), c.n, words, wlut.data());
+    kt.w1a8_linear(luts.data(), q.data(), rowsum.data(), step.data(), wlut.data(), alpha.data(), bias.data(), y.data(), 0, c.m,
+                   0, c.n, c.n, groups);
+    bool w1a8_ok = true;
+    for (int64_t i = 0; i < c.m; ++i)
+      for (int64_t j = 0; j < c.n; ++j) {
+        int32_t dot = 0;
+        for (int64_t t = 0; t < c.k; ++t) dot += q[i * groups * 4 + t] * static_cast<int32_t>(sign_of(wb, words, j, t));
+        w1a8_ok &= y[i * c.n + j] == static_cast<float>(dot) * step[i] * alpha[j] + bias[j];
+      }
+    expect(w1a8_ok, "w1a8_linear exact " + shape);
+  }
+}
+
+// The float kernels against double loops and std::erf / std::exp.
+void test_float_kernels(const KernelTable& kt) {
+  const std::string isa = kt.isa;
+  std::mt19937 rng(5);
+  for (const Case& c : kCases) {
+    const std::string shape = isa + " " + std::to_string(c.m) + "x" + std::to_string(c.k) + "x" + std::to_string(c.n);
+    auto a = random_floats(rng, c.m * c.k), b = random_floats(rng, c.n * c.k), bn = random_floats(rng, c.k * c.n);
+    for (int64_t t = 0; t < c.k; t += 3) a[t] = 0.f;  // sgemm_nn skips zero weights
+    std::vector<float> nt(static_cast<size_t>(c.m * c.n), -1.f), nn(nt.size(), -1.f);
+    kt.sgemm_nt(a.data(), c.k, b.data(), c.k, nt.data(), c.n, 0, c.m, 0, c.n, c.k);
+    kt.sgemm_nn(a.data(), c.k, bn.data(), c.n, nn.data(), c.n, 0, c.m, c.n, c.k);
+    bool nt_ok = true, nn_ok = true;
+    for (int64_t i = 0; i < c.m; ++i)
+      for (int64_t j = 0; j < c.n; ++j) {
+        double x = 0, y = 0;
+        for (int64_t t = 0; t < c.k; ++t) x += double(a[i * c.k + t]) * b[j * c.k + t], y += double(a[i * c.k + t]) * bn[t * c.n + j];
+        nt_ok &= close(nt[i * c.n + j], float(x), 1e-4f);
+        nn_ok &= close(nn[i * c.n + j], float(y), 1e-4f);
+      }
+    expect(nt_ok, "sgemm_nt " + shape);
+    expect(nn_ok, "sgemm_nn " + shape);
+  }
+  std::vector<float> x(1001), e(1001);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = -10.f + 20.f * float(i) / 1000.f;
+  std::vector<float> g = x;
+  kt.gelu(g.data(), static_cast<int64_t>(g.size()));
+  bool gelu_ok = true;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double want = 0.5 * x[i] * (1.0 + std::erf(x[i] / std::sqrt(2.0)));
+    gelu_ok &= std::fabs(g[i] - want) <= 2e-6 * (1.0 + std::fabs(want));
+  }
+  expect(gelu_ok, isa + " gelu within 2e-6 of erf's");
+  e = x;
+  const float sum = kt.exp_shifted(e.data(), static_cast<int64_t>(e.size()), 10.f);
+  double total = 0;
+  bool exp_ok = true;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double want = std::exp(double(x[i] - 10.f));  // the float difference the kernel takes
+    total += want;
+    exp_ok &= std::fabs(e[i] - want) <= 4e-7 * want;
+  }
+  expect(exp_ok && std::fabs(sum - total) <= 1e-5 * total, isa + " exp_shifted within 4e-7 relative");
+}
+
+// The scheme layer (linear.h) on the active table, against the kernels it composes.
+void test_schemes(const KernelTable& kt) {
+  std::mt19937 rng(11);
+  const int64_t m = 21, k = 100, n = 70, words = words_per_row(k);
+  auto x = random_floats(rng, m * k), w = random_floats(rng, 2 * n * k), scale = random_floats(rng, n), bias = random_floats(rng, n);
+  for (auto& s : scale) s = std::fabs(s) + 0.1f;
+  auto wb = pack(w, 2 * n, k);
+  LinearScratch scratch;
+  std::vector<float> y(static_cast<size_t>(m * n)), expected(y.size()), other(y.size());
+  const char* error = nullptr;
+  // ternary W1.58A32 = the two planes' W1A32 products with gamma / 2, plus the bias
+  LinearWeights ternary;
+  ternary.scheme = Scheme::kW158A32, ternary.in = k, ternary.out = n, ternary.words = wb.data(), ternary.scale = scale.data(),
+  ternary.bias = bias.data();
+  expect(ternary.prepare(&error), "prepare ternary");
+  run_linear(kt, ternary, x.data(), m, y.data(), 2, scratch);
+  std::vector<float> half(scale.size());
+  for (size_t j = 0; j < half.size(); ++j) half[j] = scale[j] * 0.5f;
+  linear_w1a32(kt, x.data(), m, k, wb.data(), half.data(), nullptr, n, expected.data(), 1);
+  linear_w1a32(kt, x.data(), m, k, wb.data() + n * words, half.data(), nullptr, n, other.data(), 1);
+  bool ok = true;
+  // (the planes here run the sign-flipping kernel, the layer the unpacked GEMM: other sum orders)
+  for (int64_t i = 0; i < m * n; ++i) ok &= close(y[i], (expected[i] + other[i]) + bias[i % n], 1e-5f);
+  expect(ok, std::string(kt.isa) + " w158a32 = two planes");
+  // W1A32 at many rows (the unpacked-panel GEMM) against a double loop
+  std::vector<uint16_t> panel_bits(static_cast<size_t>((n + 15) / 16 * k));
+  build_panel_bits(wb.data(), n, k, panel_bits.data());
+  linear_w1a32(kt, x.data(), m, k, wb.data(), scale.data(), bias.data(), n, y.data(), 2, panel_bits.data());
+  ok = m >= kUnpackRows;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double acc = 0;
+      for (int64_t t = 0; t < k; ++t) acc += x[i * k + t] * sign_of(wb, words, j, t) * scale[j];
+      ok &= close(y[i * n + j], static_cast<float>(acc + bias[j]), 1e-4f);
+    }
+  expect(ok, std::string(kt.isa) + " w1a32 unpacked panels");
+  // two-set inputs: b = round(clip((x - beta) / alpha, 0, 1)); y = alpha * scale * sum b w + bias
+  LinearWeights two_set;
+  two_set.scheme = Scheme::kW1A1TwoSet, two_set.in = k, two_set.out = n, two_set.words = wb.data(), two_set.scale = scale.data(),
+  two_set.bias = bias.data(), two_set.input_alpha = 0.7f, two_set.input_beta = 0.1f;
+  expect(two_set.prepare(&error), "prepare two-set");
+  run_linear(kt, two_set, x.data(), m, y.data(), 2, scratch);
+  ok = true;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      int32_t dot = 0;
+      for (int64_t t = 0; t < k; ++t) {
+        const float s = (x[i * k + t] - 0.1f) / 0.7f;
+        const float b = std::nearbyint(s < 0.f ? 0.f : (s > 1.f ? 1.f : s));
+        dot += static_cast<int32_t>(b * sign_of(wb, words, j, t));
+      }
+      ok &= y[i * n + j] == static_cast<float>(dot) * (scale[j] * 0.7f) + bias[j];
+    }
+  expect(ok, std::string(kt.isa) + " w1a1_two_set exact");
+  // a layer with missing parts is refused, not run
+  LinearWeights broken;
+  broken.scheme = Scheme::kW1A8, broken.in = k, broken.out = n;
+  expect(!broken.prepare(&error) && error != nullptr, "missing words refused");
+}
+
+}  // namespace
+
+int main() {
+  const char* forced = std::getenv("BITMAPS_KERNELS");
+  int tested = 0;
+  for (const KernelTable* table : available_kernels()) {
+    if (forced && *forced && std::string(forced) != "auto" && std::string(forced) != table->isa) continue;
+    test_table(*table);
+    test_float_kernels(*table);
+    test_schemes(*table);
+    ++tested;
+    std::printf("kernel path %s: tested\n", table->isa);
+  }
+  expect(tested > 0, "no kernel path matched BITMAPS_KERNELS");
+  if (failures) std::fprintf(stderr, "%d failures\n", failures);
+  else std::printf("all kernel tests passed\n");
+  return failures ? 1 : 0;
+}

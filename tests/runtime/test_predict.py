@@ -1,0 +1,132 @@
+"""`bitmaps-predict`: the torch-free runtime on an exported archive gives `allennlp predict`'s answers,
+including from a fresh virtual environment that has no torch at all."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from allennlp.common import Params
+from allennlp.commands.train import train_model
+from allennlp.models.archival import load_archive
+from allennlp.predictors import Predictor
+
+from bitmaps_allennlp.commands.packed_archive import export_archive
+from bitmaps_runtime import native
+from bitmaps_runtime.predict import main
+from tests.model_configs import tiny_masked_lm_config
+
+pytestmark = pytest.mark.skipif(native.native_module() is None, reason="the native extension is not built")
+
+RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
+SENTENCES = [
+    "the capital of france is [MASK] .",
+    "[MASK] is the capital of [MASK] .",
+    "paris is [MASK] .",
+]
+
+
+@pytest.fixture(scope="module")
+def packed_archive(tiny_bert_dir, corpus_path, valid_corpus_path, tmp_path_factory):
+    config = tiny_masked_lm_config(
+        tiny_bert_dir, corpus_path, valid_corpus_path, activations="sign", center_weights=True, attention="bi_attention",
+        attention_activations="sign",
+    )
+    config["trainer"]["num_epochs"] = 1
+    run = tmp_path_factory.mktemp("predict")
+    train_model(Params(config), serialization_dir=str(run / "run"))
+    export_archive(run / "run" / "model.tar.gz", run / "packed.tar.gz")
+    return run / "packed.tar.gz"
+
+
+def _allennlp_predictions(archive):
+    predictor = Predictor.from_archive(load_archive(archive))
+    return [predictor.predict_json({"sentence": s})["predictions"] for s in SENTENCES]
+
+
+def _run_cli(args, capsys):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, [json.loads(line) for line in captured.out.splitlines()], captured.err
+
+
+def test_fill_mask_equals_allennlp_predict(packed_archive, capsys):
+    expected = _allennlp_predictions(packed_archive)
+    code, lines, err = _run_cli([packed_archive, *SENTENCES], capsys)
+    assert code == 0, err
+    assert [line["sentence"] for line in lines] == SENTENCES
+    for got, want in zip(lines, expected):
+        assert len(got["predictions"]) == len(want)
+        for mask_got, mask_want in zip(got["predictions"], want):
+            assert mask_got["tokens"][0] == mask_want["tokens"][0]
+            np.testing.assert_allclose(mask_got["probabilities"], mask_want["probabilities"], rtol=1e-3, atol=1e-6)
+
+
+def test_embeddings_and_hidden_states(packed_archive, tmp_path, capsys):
+    source = tmp_path / "sentences.jsonl"
+    source.write_text("\n".join(json.dumps({"sentence": s}) for s in SENTENCES) + "\n")
+    code, pooled, err = _run_cli([packed_archive, "--input", source, "--embeddings", "--batch-size", "2"], capsys)
+    assert code == 0, err
+    code, states, err = _run_cli([packed_archive, "--input", source, "--hidden-states"], capsys)
+    assert code == 0, err
+    for vector, state in zip(pooled, states):
+        hidden = np.array(state["hidden_states"])
+        assert hidden.shape[0] == len(state["tokens"]) and state["tokens"][0] == "[CLS]"
+        # padding in another batch must not change a sentence's result
+        np.testing.assert_allclose(vector["embedding"], hidden.mean(axis=0), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["{archive}", "no mask here"], "has no [MASK] token to fill"),
+        (["{archive}", "the quick brown fox jumps over the lazy [MASK] , twice ."], "more than max_length=16"),
+        (["{missing}", "a [MASK]"], "no such file"),
+        (["{training}", "a [MASK]"], "not 'bitmaps_packed_masked_lm'"),
+    ],
+)
+def test_errors_name_the_problem(args, message, packed_archive, tmp_path, tiny_bert_dir, corpus_path, valid_corpus_path, capsys):
+    training = tmp_path / "training.tar.gz"
+    import tarfile
+
+    with tarfile.open(training, "w:gz") as tar:
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps({"model": {"type": "bitmaps_masked_lm"}}))
+        tar.add(config, arcname="config.json")
+    values = {"archive": packed_archive, "missing": tmp_path / "nope.tar.gz", "training": training}
+    code, _, err = _run_cli([a.format(**values) for a in args], capsys)
+    assert code == 2 and message in err, err
+
+
+def test_the_runtime_imports_no_torch(packed_archive):
+    code = (
+        "import sys; from bitmaps_runtime.predict import main; "
+        f"main([{str(packed_archive)!r}, 'a [MASK] .']); print('torch' in sys.modules, 'allennlp' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines()[-1] == "False False", result.stderr
+
+
+def test_torch_free_install_predicts_what_allennlp_predicts(packed_archive, tmp_path):
+    """`pip install ./runtime` into a fresh environment without torch, then `bitmaps-predict`."""
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is not installed (make install puts it in .venv)")
+    # a copy, so the build leaves nothing in the checkout
+    source = tmp_path / "runtime"
+    shutil.copytree(RUNTIME, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "*.so", "__pycache__"))
+    venv = tmp_path / "venv"
+    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run([uv, "pip", "install", "--quiet", "--python", str(python), str(source)], check=True)
+    probe = subprocess.run([str(python), "-c", "import torch"], capture_output=True, text=True)
+    assert probe.returncode != 0 and "No module named 'torch'" in probe.stderr
+    result = subprocess.run(
+        [str(venv / "bin" / "bitmaps-predict"), str(packed_archive), *SENTENCES], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    expected = _allennlp_predictions(packed_archive)
+    assert [[m["tokens"][0] for m in line["predictions"]] for line in lines] == [[m["tokens"][0] for m in e] for e in expected]
