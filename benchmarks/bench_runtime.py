@@ -9,6 +9,9 @@ does not depend on their values), batch 1 and 8 x sequence 128, 1 and 2 threads.
 
 Each configuration times every variant once per round, the variants' order rotating between
 rounds, after one warm-up call each; it reports the median and the spread (min, max) per variant.
+Thread pools that spin after a call (ONNX Runtime's by default, torch's OpenMP workers) would take
+the other cores from whichever variant runs next, so spinning is turned off for all of them
+(`session.intra_op.allow_spinning = 0`, `OMP_WAIT_POLICY=PASSIVE`); Bitmaps' pool sleeps anyway.
 Peak RSS is measured separately, one fresh process per variant (load + one batch-1 forward),
 with the file sizes. Writes JSON and a PNG, prints a Markdown table.
 
@@ -18,6 +21,9 @@ with the file sizes. Writes JSON and a PNG, prints a Markdown table.
 import argparse
 import json
 import os
+
+# before torch (and its OpenMP runtime) is imported anywhere in this process or its children
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import platform
 import statistics
 import subprocess
@@ -114,6 +120,7 @@ def load(variant: str, shape: str, directory: Path, threads: int):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(directory / f"{variant}.onnx"), options, providers=["CPUExecutionProvider"])
         return lambda ids, mask: session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
     import torch
@@ -271,6 +278,7 @@ def main() -> None:
         "machine": {
             "cpu": cpu_name(), "flags": cpu_flags(), "cores": os.cpu_count(), "kernel_path": backend(),
             "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "ort_allow_spinning": 0,
         },
         "shapes": {}, "records": [],
     }

@@ -370,7 +370,8 @@ void encoder_forward(const EncoderModel& model, const KernelTable& kernels, cons
     timed_linear(kernels, layer.value, hidden, rows, v, threads, ws);
     {
       Phase phase(ws.profile, "attention (scores, softmax, context)");
-      parallel_for(batch * heads, rows * seq * d < kSerialWork ? 1 : threads, [&](int64_t task) {
+      // work: two seq x seq x d products per head
+      parallel_for(batch * heads, 2 * rows * seq * d < kSerialWork ? 1 : threads, [&](int64_t task) {
         thread_local HeadScratch scratch;
         const int64_t b = task / heads, h = task % heads;
         const int64_t offset = b * seq * H + h * d;

@@ -41,7 +41,7 @@ void linear_front(const KernelTable& kernels, const LinearWeights& w, const floa
     elastic_levels(x + r0 * k, (r1 - r0) * k, w.input_alpha, w.input_beta, two_set, levels + r0 * k);
     kernels.pack_signs(levels + r0 * k, r1 - r0, k, k, bits + r0 * words, nullptr);
   });
-  run_tiles(m, n, m * n * words, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  run_tiles(m, n, m * n * words * 16, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     kernels.xnor_gemm(bits, w.words, dots, m0, m1, n0, n1, n, words, k);
     for (int64_t i = m0; i < m1; ++i)
       for (int64_t j = n0; j < n1; ++j) {
@@ -120,7 +120,8 @@ void linear_w1a1(const KernelTable& kernels, const float* x, int64_t m, int64_t 
   run_rows(m, 16, m * k, threads, [&](int64_t r0, int64_t r1) {
     kernels.pack_signs(x + r0 * k, r1 - r0, k, k, bits + r0 * words, beta + r0);
   });
-  run_tiles(m, n, m * n * words, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  // work in float-add units: one 64-bit XOR-popcount word takes about as long as 16 adds
+  run_tiles(m, n, m * n * words * 16, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     kernels.xnor_linear(bits, w, beta, alpha, bias, y, m0, m1, n0, n1, n, words, k);
   });
 }
