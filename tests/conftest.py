@@ -1,3 +1,4 @@
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,17 @@ def corpus_path() -> Path:
 @pytest.fixture(scope="session")
 def valid_corpus_path() -> Path:
     return FIXTURES / "corpus_valid.txt"
+
+
+@contextmanager
+def selected_kernel_path(path: str):
+    """Runs the body on kernel path `path` (as `BITMAPS_KERNELS` would choose it), then restores the
+    path that was selected before."""
+    from bitmaps_runtime import native
+
+    previous = native.backend()
+    native.select(path)
+    try:
+        yield path
+    finally:
+        native.select(previous)

@@ -5,17 +5,12 @@
 #include <cstring>
 #include <string>
 
+#include "buffers.h"
 #include "int8_lut.h"
 #include "tiles.h"
 
 namespace bitmaps {
 namespace {
-
-template <typename T>
-T* grow(std::vector<T>& buffer, int64_t size) {
-  if (static_cast<int64_t>(buffer.size()) < size) buffer.resize(static_cast<size_t>(size));
-  return buffer.data();
-}
 
 inline int popcount64(uint64_t v) { return __builtin_popcountll(v); }
 

@@ -8,15 +8,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "avx2_reduce.h"
+
 namespace bitmaps {
 namespace {
-
-inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // The GEMM micro-kernel (BLIS style): a tile of MR <= 6 rows x 16 columns of C held in 12 ymm
 // accumulators; each step broadcasts one A value per row against two 8-wide slices of a packed
@@ -110,7 +105,7 @@ void sgemm_nt(const float* a, int64_t lda, const float* b, int64_t ldb, float* c
         __m256 acc = _mm256_setzero_ps();
         for (int64_t t = 0; t < k8; t += 8)
           acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i * lda + t), _mm256_loadu_ps(b + j * ldb + t), acc);
-        float sum = hsum8(acc);
+        float sum = hsum_ps(acc);
         for (int64_t t = k8; t < k; ++t) sum += a[i * lda + t] * b[j * ldb + t];
         c[i * ldc + j] = sum;
       }
@@ -164,7 +159,7 @@ float exp_shifted(float* x, int64_t count, float shift) {
     _mm256_storeu_ps(x + i, v);
     total = _mm256_add_ps(total, v);
   }
-  float sum = hsum8(total);
+  float sum = hsum_ps(total);
   for (; i < count; ++i) sum += (x[i] = std::exp(x[i] - shift));
   return sum;
 }

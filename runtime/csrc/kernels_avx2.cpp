@@ -14,13 +14,6 @@
 namespace bitmaps {
 namespace {
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0x55));
-  return _mm_cvtss_f32(s);
-}
-
 void pack_signs(const float* x, int64_t rows, int64_t k, int64_t ldx, uint64_t* out,
                 float* mean_abs) {
   const int64_t words = words_per_row(k);
@@ -46,7 +39,7 @@ void pack_signs(const float* x, int64_t rows, int64_t k, int64_t ldx, uint64_t* 
       }
       out[r * words + w] = bits;
     }
-    if (mean_abs != nullptr) mean_abs[r] = (hsum(total) + tail_total) / static_cast<float>(k);
+    if (mean_abs != nullptr) mean_abs[r] = (hsum_ps(total) + tail_total) / static_cast<float>(k);
   }
 }
 
@@ -154,8 +147,8 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
       for (int r = 0; r < rows; ++r) {
         const uint64_t* bits = w + (j + r) * words;
         const float b = bias ? bias[j + r] : 0.f;
-        y[i * n + j + r] = alpha[j + r] * (hsum(acc[0][r]) + tail(x0, bits)) + b;
-        y[(i + 1) * n + j + r] = alpha[j + r] * (hsum(acc[1][r]) + tail(x1, bits)) + b;
+        y[i * n + j + r] = alpha[j + r] * (hsum_ps(acc[0][r]) + tail(x0, bits)) + b;
+        y[(i + 1) * n + j + r] = alpha[j + r] * (hsum_ps(acc[1][r]) + tail(x1, bits)) + b;
       }
     }
     for (; i < m1; ++i) {
@@ -167,7 +160,7 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
         for (int r = 0; r < 4; ++r) acc[r] = _mm256_add_ps(acc[r], _mm256_xor_ps(v0, sign_mask(wb[r][kk >> 3])));
       }
       for (int r = 0; r < rows; ++r)
-        y[i * n + j + r] = alpha[j + r] * (hsum(acc[r]) + tail(x0, w + (j + r) * words)) + (bias ? bias[j + r] : 0.f);
+        y[i * n + j + r] = alpha[j + r] * (hsum_ps(acc[r]) + tail(x0, w + (j + r) * words)) + (bias ? bias[j + r] : 0.f);
     }
   }
 }

@@ -3,17 +3,12 @@
 #include <algorithm>
 #include <cmath>
 
+#include "buffers.h"
 #include "int8_lut.h"
 #include "tiles.h"
 
 namespace bitmaps {
 namespace {
-
-template <typename T>
-T* grow(std::vector<T>& buffer, int64_t size) {
-  if (static_cast<int64_t>(buffer.size()) < size) buffer.resize(static_cast<size_t>(size));
-  return buffer.data();
-}
 
 // BiT's learned 1-bit input levels with the training quantizer's float operations
 // (ElasticBinarizer): scaled = (x - beta) / alpha; elastic: +1 where scaled >= 0 else -1;

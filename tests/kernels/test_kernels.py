@@ -10,6 +10,7 @@ import torch
 from bitmaps_allennlp import kernels
 from bitmaps_allennlp.kernels import reference
 from bitmaps_allennlp.quantization.bit_packing import pack_signs as reference_pack
+from tests.conftest import selected_kernel_path
 
 PATHS = kernels.available_paths()
 SHAPES = [(1, 1, 1), (1, 768, 768), (3, 5, 63), (7, 9, 64), (5, 6, 65), (33, 70, 200), (17, 130, 1000), (2, 3, 4096)]
@@ -17,10 +18,8 @@ SHAPES = [(1, 1, 1), (1, 768, 768), (3, 5, 63), (7, 9, 64), (5, 6, 65), (33, 70,
 
 @pytest.fixture(params=PATHS)
 def path(request):
-    previous = kernels.backend()
-    kernels.select(request.param)
-    yield request.param
-    kernels.select(previous)
+    with selected_kernel_path(request.param):
+        yield request.param
 
 
 def _operands(m, n, k, seed=0):

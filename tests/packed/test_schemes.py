@@ -10,16 +10,15 @@ from bitmaps_allennlp.modules.component_quantization import ComponentQuantizatio
 from bitmaps_allennlp.modules.quantized_linear import QuantizedLinear
 from bitmaps_allennlp.packed.packed_bert import packed_linear
 from bitmaps_allennlp.packed.schemes import SCHEMES, UnknownScheme, scheme_for, scheme_named
+from tests.conftest import selected_kernel_path
 
 _NUMPY = {"U64": np.uint64, "F32": np.float32, "F16": np.float16}
 
 
 @pytest.fixture(params=kernels.available_paths())
 def path(request):
-    previous = kernels.backend()
-    kernels.select(request.param)
-    yield request.param
-    kernels.select(previous)
+    with selected_kernel_path(request.param):
+        yield request.param
 
 
 def _trained_layer(scheme, in_features, out_features, seed=0) -> QuantizedLinear:

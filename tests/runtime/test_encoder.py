@@ -14,6 +14,7 @@ from bitmaps_allennlp.packed.file_format import PackedFormatError, decode_packed
 from bitmaps_allennlp.packed.packed_bert import build_packed_bert
 from bitmaps_runtime import native
 from bitmaps_runtime.encoder import PackedEncoder, runtime_problem
+from tests.conftest import selected_kernel_path
 
 pytestmark = pytest.mark.skipif(native.native_module() is None, reason="the native extension is not built")
 
@@ -91,10 +92,8 @@ def _packed(bert, head, embeddings="fp32", fp16=False):
 
 @pytest.fixture(params=NATIVE_PATHS)
 def path(request):
-    before = native.backend()
-    native.select(request.param)
-    yield request.param
-    native.select(before)
+    with selected_kernel_path(request.param):
+        yield request.param
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
