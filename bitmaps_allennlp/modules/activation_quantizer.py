@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from allennlp.common import Registrable
 from allennlp.common.checks import ConfigurationError
 from bitmaps_runtime.formats import ACTIVATION_MODES, ONE_BIT_ACTIVATIONS  # noqa: F401 (the one vocabulary)
 
@@ -40,16 +41,57 @@ def check_activation_mode(mode: str, key: str = "activations") -> None:
         raise ConfigurationError(f"{key} must be one of {list(ACTIVATION_MODES)}, got {mode!r}")
 
 
-class Int8AbsMax(nn.Module):
+class ActivationQuantizer(nn.Module, Registrable):
+    """
+    The quantizer in front of a binarized linear or an attention product, registered by its mode
+    (`ACTIVATION_MODES`, the one vocabulary the training knobs, the packed schemes, the file and the
+    C++ runtime use): `ActivationQuantizer.build(mode, estimator)` makes one. Each subclass is
+    registered where it is defined; `mode` is its registered name, which the export reads to pick
+    the packed scheme (`packed.schemes.scheme_for(weights, mode)`).
+    """
+
+    default_implementation = "real"
+    mode = "real"
+    # outputs are 1-bit levels times scales (the kernels pack them): see `parts`
+    one_bit = False
+
+    @classmethod
+    def build(cls, mode: str, estimator: str = "clipped", key: str = "activations") -> "ActivationQuantizer":
+        check_activation_mode(mode, key)
+        return cls.by_name(mode)(estimator=estimator)
+
+
+@ActivationQuantizer.register("real")
+class RealActivation(ActivationQuantizer):
+    """Full precision: the identity."""
+
+    def __init__(self, estimator: str = "clipped") -> None:
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+@ActivationQuantizer.register("int8")
+class Int8AbsMax(ActivationQuantizer):
     """Per-token (last dimension) symmetric 8-bit quantization, exactly as the packed W1A8
     kernels compute it (`bitmaps_allennlp.quantization.int8`)."""
+
+    mode = "int8"
+
+    def __init__(self, estimator: str = "clipped") -> None:
+        super().__init__()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return fake_quantize_int8_rows(x)
 
 
-class SignActivation(nn.Module):
+@ActivationQuantizer.register("sign")
+class SignActivation(ActivationQuantizer):
     """mean |x| * sign(x) per token; the gradient flows through the scale and the sign's STE."""
+
+    mode = "sign"
+    one_bit = True
 
     def __init__(self, estimator: str = "clipped") -> None:
         super().__init__()
@@ -67,7 +109,7 @@ class SignActivation(nn.Module):
         return f"estimator={self.estimator}"
 
 
-class ElasticBinarizer(nn.Module):
+class ElasticBinarizer(ActivationQuantizer):
     """
     BiT's elastic binarization (Liu et al., 2022), one learned (alpha, beta) per module.
 
@@ -77,9 +119,12 @@ class ElasticBinarizer(nn.Module):
         `True`: values {-alpha, +alpha}; `False`: values {0, alpha} (the `two_set` mode).
     """
 
-    def __init__(self, signed: bool) -> None:
+    one_bit = True
+
+    def __init__(self, signed: bool, estimator: str = "clipped") -> None:
         super().__init__()
         self.signed = signed
+        self.mode = "elastic" if signed else "two_set"
         self.alpha = nn.Parameter(torch.ones(()))
         self.beta = nn.Parameter(torch.zeros(()))
         # persisted, so a restored model keeps its trained alpha instead of re-initialising
@@ -128,12 +173,22 @@ class ElasticBinarizer(nn.Module):
         return f"signed={self.signed}"
 
 
-def build_activation_quantizer(mode: str, estimator: str = "clipped") -> nn.Module:
-    check_activation_mode(mode)
-    if mode == "int8":
-        return Int8AbsMax()
-    if mode == "sign":
-        return SignActivation(estimator)
-    if mode in ("elastic", "two_set"):
-        return ElasticBinarizer(signed=mode == "elastic")
-    return nn.Identity()
+@ActivationQuantizer.register("elastic")
+class ElasticActivation(ElasticBinarizer):
+    """BiT's elastic binarization of signed inputs: alpha * sign((x - beta) / alpha)."""
+
+    def __init__(self, estimator: str = "clipped") -> None:
+        super().__init__(signed=True)
+
+
+@ActivationQuantizer.register("two_set")
+class TwoSetActivation(ElasticBinarizer):
+    """BiT's {0, alpha} binarization of non-negative inputs (post-GELU, attention weights)."""
+
+    def __init__(self, estimator: str = "clipped") -> None:
+        super().__init__(signed=False)
+
+
+def build_activation_quantizer(mode: str, estimator: str = "clipped") -> ActivationQuantizer:
+    """`ActivationQuantizer.build`, under the name the modules import."""
+    return ActivationQuantizer.build(mode, estimator)

@@ -59,7 +59,8 @@ class QuantizedLinear(nn.Module):
 
     @property
     def activations(self) -> str:
-        return self.quantization.activations
+        """The input quantizer's registered mode, which (with the weights) names the packed scheme."""
+        return self.input_quantizer.mode
 
     def channel_scale(self) -> torch.Tensor:
         """The weight scale, shape (out_features, 1) or (1, 1) for a per-tensor scale."""
@@ -70,7 +71,7 @@ class QuantizedLinear(nn.Module):
         return self.weight_quantizer(self.weight)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if self.quantization.weights == "binary" and hasattr(self.input_quantizer, "parts"):
+        if self.quantization.weights == "binary" and self.input_quantizer.one_bit:
             return self._one_bit_product(inputs)
         return nn.functional.linear(self.input_quantizer(inputs), self.quantized_weight(), self.bias)
 

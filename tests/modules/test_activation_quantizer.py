@@ -81,3 +81,15 @@ def test_real_is_identity_and_unknown_mode_names_the_key():
     assert torch.equal(build_activation_quantizer("real")(x), x)
     with pytest.raises(ConfigurationError, match="activations must be one of"):
         build_activation_quantizer("int4")
+
+
+def test_every_mode_is_a_registered_quantizer_that_knows_its_mode():
+    from bitmaps_allennlp.modules.activation_quantizer import ACTIVATION_MODES, ActivationQuantizer
+
+    assert sorted(ActivationQuantizer.list_available()) == sorted(ACTIVATION_MODES)
+    for mode in ACTIVATION_MODES:
+        quantizer = ActivationQuantizer.build(mode)
+        assert quantizer.mode == mode
+        assert quantizer.one_bit == (mode in ("sign", "elastic", "two_set"))
+    with pytest.raises(ConfigurationError, match="attention_probs must be one of"):
+        ActivationQuantizer.build("ternary", key="attention_probs")
