@@ -105,6 +105,86 @@ struct Counter {
   }
 };
 
+// popcount(a_r ^ b_j) for 2 rows of a against 4 rows of b (counts[r * 4 + j]): each loaded word
+// of a feeds 4 products and each word of b 2, in named accumulators (an array of vectors would
+// live on the stack). Short rows (k < 512) use hardware popcount on 64-bit words.
+inline void xnor_counts_2x4(const uint64_t* a0, const uint64_t* a1, const uint64_t* const* b, int64_t words,
+                            int64_t* counts) {
+  if (words < 8) {
+    int64_t c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+    for (int64_t w = 0; w < words; ++w) {
+      const uint64_t x0 = a0[w], x1 = a1[w], y0 = b[0][w], y1 = b[1][w], y2 = b[2][w], y3 = b[3][w];
+      c00 += _mm_popcnt_u64(x0 ^ y0), c01 += _mm_popcnt_u64(x0 ^ y1), c02 += _mm_popcnt_u64(x0 ^ y2);
+      c03 += _mm_popcnt_u64(x0 ^ y3), c10 += _mm_popcnt_u64(x1 ^ y0), c11 += _mm_popcnt_u64(x1 ^ y1);
+      c12 += _mm_popcnt_u64(x1 ^ y2), c13 += _mm_popcnt_u64(x1 ^ y3);
+    }
+    counts[0] = c00, counts[1] = c01, counts[2] = c02, counts[3] = c03;
+    counts[4] = c10, counts[5] = c11, counts[6] = c12, counts[7] = c13;
+    return;
+  }
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i wide[8] = {zero, zero, zero, zero, zero, zero, zero, zero};
+  const int64_t vectors = words / 4;
+  for (int64_t v = 0; v < vectors;) {
+    // byte counters hold at most 8 per vector: flush before 32 vectors can overflow them
+    const int64_t stop = v + 31 < vectors ? v + 31 : vectors;
+    __m256i s00 = zero, s01 = zero, s02 = zero, s03 = zero, s10 = zero, s11 = zero, s12 = zero, s13 = zero;
+    for (; v < stop; ++v) {
+      const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a0 + 4 * v));
+      const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a1 + 4 * v));
+#define BITMAPS_COLUMN(j)                                                                          \
+  {                                                                                                \
+    const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[j] + 4 * v));         \
+    s0##j = _mm256_add_epi8(s0##j, popcount_bytes(_mm256_xor_si256(x0, y)));                       \
+    s1##j = _mm256_add_epi8(s1##j, popcount_bytes(_mm256_xor_si256(x1, y)));                       \
+  }
+      BITMAPS_COLUMN(0) BITMAPS_COLUMN(1) BITMAPS_COLUMN(2) BITMAPS_COLUMN(3)
+#undef BITMAPS_COLUMN
+    }
+    const __m256i sums[8] = {s00, s01, s02, s03, s10, s11, s12, s13};
+    for (int t = 0; t < 8; ++t) wide[t] = _mm256_add_epi64(wide[t], _mm256_sad_epu8(sums[t], zero));
+  }
+  int64_t total[8];
+  sum_lanes4(wide, total);
+  sum_lanes4(wide + 4, total + 4);
+  for (int j = 0; j < 4; ++j)
+    for (int64_t w = 4 * vectors; w < words; ++w) {
+      total[j] += _mm_popcnt_u64(a0[w] ^ b[j][w]);
+      total[4 + j] += _mm_popcnt_u64(a1[w] ^ b[j][w]);
+    }
+  for (int t = 0; t < 8; ++t) counts[t] = total[t];
+}
+
+// The XNOR GEMM in tiles of 2 rows x 4 columns; the edges go through the 1-row tiles.
+template <typename Store>
+void xnor_tiles_2x4(const uint64_t* a, const uint64_t* b, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                    int64_t words, int64_t k, Store store) {
+  int64_t i = m0;
+  for (; i + 2 <= m1; i += 2) {
+    int64_t j = n0;
+    for (; j + 4 <= n1; j += 4) {
+      const uint64_t* bj[4] = {b + j * words, b + (j + 1) * words, b + (j + 2) * words, b + (j + 3) * words};
+      int64_t counts[8];
+      xnor_counts_2x4(a + i * words, a + (i + 1) * words, bj, words, counts);
+      for (int t = 0; t < 8; ++t) store(i + t / 4, j + t % 4, static_cast<int32_t>(k - 2 * counts[t]));
+    }
+    if (j < n1) xnor_tile<Counter>(a, b, i, i + 2, j, n1, words, k, store);
+  }
+  if (i < m1) xnor_tile<Counter>(a, b, i, m1, n0, n1, words, k, store);
+}
+
+void xnor_gemm_2x4(const uint64_t* a, const uint64_t* b, int32_t* out, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                   int64_t n, int64_t words, int64_t k) {
+  xnor_tiles_2x4(a, b, m0, m1, n0, n1, words, k, [&](int64_t i, int64_t j, int32_t dot) { out[i * n + j] = dot; });
+}
+
+void xnor_linear_2x4(const uint64_t* a, const uint64_t* b, const float* beta, const float* alpha, const float* bias,
+                     float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t words, int64_t k) {
+  xnor_tiles_2x4(a, b, m0, m1, n0, n1, words, k, [&](int64_t i, int64_t j, int32_t dot) {
+    y[i * n + j] = beta[i] * alpha[j] * static_cast<float>(dot) + (bias ? bias[j] : 0.f);
+  });
+}
+
 // For each weight byte, the 8 float sign masks it stands for: XOR flips x where the bit is 1.
 struct SignMasks {
   alignas(32) uint32_t lanes[256][8];
@@ -168,7 +248,7 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
 }  // namespace
 
 extern const KernelTable kAvx2Kernels;
-const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm_tiles<Counter>, xnor_linear_tiles<Counter>,
+const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm_2x4, xnor_linear_2x4,
                                   binary_weight_linear, quantize_rows_int8_avx2, lut_linear_avx2, true,
                                   sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, exp_shifted};
 
