@@ -12,7 +12,7 @@ INSTALL_INPUTS := Makefile setup.py runtime/setup.py $(wildcard requirements/*.t
 	$(wildcard runtime/csrc/*.cpp runtime/csrc/*.h)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install test test-all test-native demo clean
+.PHONY: install test test-all test-native test-arm demo clean
 .DELETE_ON_ERROR:
 
 install: $(STAMP)
@@ -37,10 +37,23 @@ $(NATIVE_TEST): runtime/tests/test_kernels.cpp runtime/tests/build_native_tests.
 test-native: $(NATIVE_TEST)
 	$(NATIVE_TEST)
 
-test: $(STAMP) test-native
+# the same tests for aarch64 (NEON), cross-compiled with Debian's toolchain and run under qemu:
+# apt-get install -y g++-aarch64-linux-gnu qemu-user
+ARM_CXX ?= aarch64-linux-gnu-g++
+ARM_TEST := runtime/build/test_kernels_arm
+$(ARM_TEST): runtime/tests/test_kernels.cpp runtime/tests/build_native_tests.sh $(wildcard runtime/csrc/*.cpp runtime/csrc/*.h)
+	CXX=$(ARM_CXX) bash runtime/tests/build_native_tests.sh $@ -static
+
+test-arm: $(ARM_TEST)
+	qemu-aarch64 -L /usr/aarch64-linux-gnu $(ARM_TEST)
+
+# make test runs the aarch64 tests when the cross toolchain and qemu are installed (.ci/run installs them)
+HAVE_ARM := $(shell command -v $(ARM_CXX) >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1 && echo yes)
+
+test: $(STAMP) test-native $(if $(HAVE_ARM),test-arm)
 	$(VENV)/bin/python -m pytest tests -m "not slow"
 
-test-all: $(STAMP) test-native
+test-all: $(STAMP) test-native $(if $(HAVE_ARM),test-arm)
 	$(VENV)/bin/python -m pytest tests
 
 demo: $(STAMP)

@@ -11,7 +11,10 @@ from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = "csrc"
-BASE_FLAGS = ["-O3", "-std=c++17", "-fvisibility=hidden"]
+# -ffp-contract=off: the epilogues are defined as separate multiplies and adds (as training computes
+# them); a compiler fusing a * b + c into one FMA (GCC does by default on aarch64, and on x86 with
+# -mfma) would round differently and break bit-exact agreement with training.
+BASE_FLAGS = ["-O3", "-std=c++17", "-fvisibility=hidden", "-ffp-contract=off"]
 # GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own _mm512_undefined_* values
 AVX512_FLAGS = ["-mavx512f", "-mavx512bw", "-mfma", "-mpopcnt", "-Wno-maybe-uninitialized"]
 # Each instruction-set variant is its own file with its own flags; dispatch.cpp picks one at
@@ -26,6 +29,8 @@ ISA_SOURCES = {
             AVX512_FLAGS + ["-mavx512vl", "-mavx512vpopcntdq", "-mavx512vnni", "-mavx512bitalg"],
         ),
     ],
+    # Advanced SIMD is part of ARMv8-A: no flags
+    "aarch64": [("BITMAPS_HAVE_NEON", f"{CSRC}/kernels_neon.cpp", [])],
 }
 # the portable core: every file here is compiled with BASE_FLAGS only
 CORE_SOURCES = [
@@ -40,8 +45,9 @@ class BuildNative(build_ext):
     def _compiler_accepts(self, flags):
         with tempfile.TemporaryDirectory() as tmp:
             source = os.path.join(tmp, "probe.cpp")
+            header = "arm_neon.h" if platform.machine() == "aarch64" else "immintrin.h"
             with open(source, "w") as probe:
-                probe.write("#include <immintrin.h>\nint main() { return 0; }\n")
+                probe.write(f"#include <{header}>\nint main() {{ return 0; }}\n")
             try:
                 self.compiler.compile([source], output_dir=tmp, extra_postargs=BASE_FLAGS + flags)
             except Exception:

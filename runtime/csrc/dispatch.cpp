@@ -41,7 +41,7 @@ bool cpu_has_avx512_vnni() {
 
 const KernelTable* default_kernels() {
   const auto tables = available_kernels();
-  for (const char* preferred : {"avx512_vnni", "avx2"})
+  for (const char* preferred : {"avx512_vnni", "avx2", "neon"})
     for (const KernelTable* table : tables)
       if (std::string(table->isa) == preferred) return table;
   return tables.back();
@@ -66,6 +66,9 @@ std::vector<const KernelTable*> available_kernels() {
 #endif
 #if defined(BITMAPS_HAVE_AVX512_VNNI) && defined(BITMAPS_HAVE_AVX2)
   if (cpu_has_avx512_vnni()) tables.push_back(&avx512_vnni_kernels(kAvx2Kernels));
+#endif
+#if defined(BITMAPS_HAVE_NEON) && defined(__aarch64__)
+  tables.push_back(&neon_kernels(kScalarKernels));  // Advanced SIMD: every ARMv8-A core has it
 #endif
   return tables;
 }

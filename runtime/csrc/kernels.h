@@ -75,6 +75,11 @@ extern const KernelTable kAvx512Kernels;
 const KernelTable& avx512_vnni_kernels(const KernelTable& avx2);
 #endif
 
+#if defined(BITMAPS_HAVE_NEON)
+// NEON popcount, W1A32 and float kernels with the scalar table's W1A8 and quantization.
+const KernelTable& neon_kernels(const KernelTable& scalar);
+#endif
+
 inline int64_t words_per_row(int64_t k) { return (k + 63) / 64; }
 
 }  // namespace bitmaps

@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # Builds the C++ kernel tests (runtime/tests/test_kernels.cpp) with the flags setup.py uses: the
 # portable core with base flags, each instruction-set file with its own. No Python, no torch.
-# Usage: bash runtime/tests/build_native_tests.sh OUTPUT
+# The target is the compiler's: CXX=aarch64-linux-gnu-g++ builds the aarch64 (NEON) test, linked
+# statically so that qemu-aarch64 runs it (make test-arm).
+# Usage: [CXX=...] bash runtime/tests/build_native_tests.sh OUTPUT [EXTRA_LINK_FLAGS...]
 set -euo pipefail
 out=$1
+shift
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cxx=${CXX:-g++}
-base=(-O2 -std=c++17 -I"$here/csrc")
-objects="$(dirname "$out")/native_test_objects"
+target="$("$cxx" -dumpmachine)"
+base=(-O2 -std=c++17 -ffp-contract=off -I"$here/csrc")
+objects="$(dirname "$out")/native_test_objects_$(basename "$out")"
 mkdir -p "$objects"
 defines=()
 sources=()
-if [ "$(uname -m)" = x86_64 ]; then
+case "$target" in
+  x86_64*) arch=x86_64 ;;
+  aarch64*) arch=aarch64 ;;
+  *) arch=other ;;
+esac
+if [ "$arch" = x86_64 ]; then
   avx512=(-mavx512f -mavx512bw -mfma -mpopcnt -Wno-maybe-uninitialized)
   "$cxx" "${base[@]}" -mavx2 -mfma -mpopcnt -c "$here/csrc/kernels_avx2.cpp" -o "$objects/avx2.o"
   "$cxx" "${base[@]}" "${avx512[@]}" -c "$here/csrc/kernels_avx512.cpp" -o "$objects/avx512.o"
@@ -19,8 +28,13 @@ if [ "$(uname -m)" = x86_64 ]; then
     -c "$here/csrc/kernels_avx512_vnni.cpp" -o "$objects/avx512_vnni.o"
   defines=(-DBITMAPS_HAVE_AVX2 -DBITMAPS_HAVE_AVX512 -DBITMAPS_HAVE_AVX512_VNNI)
   sources=("$objects/avx2.o" "$objects/avx512.o" "$objects/avx512_vnni.o")
+elif [ "$arch" = aarch64 ]; then
+  "$cxx" "${base[@]}" -c "$here/csrc/kernels_neon.cpp" -o "$objects/neon.o"
+  defines=(-DBITMAPS_HAVE_NEON)
+  sources=("$objects/neon.o")
 fi
 for name in dispatch thread_pool kernels_scalar int8_lut linear encoder; do
   sources+=("$here/csrc/$name.cpp")
 done
-"$cxx" "${base[@]}" "${defines[@]}" "$here/tests/test_kernels.cpp" "${sources[@]}" -pthread -o "$out"
+"$cxx" "${base[@]}" "${defines[@]}" "$here/tests/test_kernels.cpp" "${sources[@]}" -pthread "$@" -o "$out"
+echo "built $out for $target"
