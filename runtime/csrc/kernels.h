@@ -76,7 +76,7 @@ const KernelTable& avx512_vnni_kernels(const KernelTable& avx2);
 #endif
 
 #if defined(BITMAPS_HAVE_NEON)
-// NEON popcount, W1A32 and float kernels with the scalar table's W1A8 and quantization.
+// NEON kernels, with the scalar table's GELU and exp.
 const KernelTable& neon_kernels(const KernelTable& scalar);
 #endif
 

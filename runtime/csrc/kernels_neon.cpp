@@ -7,14 +7,19 @@
 // Float work (attention, dense linears, W1A32 at many rows, the decoder): a 4 x 16 FMA tile
 //   (vfmaq_f32) on the same 16-column panels as the AVX2 path; panel unpacking by vtstq_u32.
 // Activation packing: compare, narrow and shift to bits, 16 floats at a time.
-// W1A8, int8 quantization, GELU and exp: the portable definitions (int8_lut.cpp, kernels_scalar.cpp),
-//   taken from the scalar table; a table-lookup (vqtbl1q_u8) or sdot W1A8 is still to come.
+// W1A8: the table-lookup layout of int8_lut.h with vqtbl1q_u8 (the 16-entry tables are one NEON
+//   register, as in T-MAC and bitnet.cpp's TL1): per group, two lookups per byte plane give 32
+//   columns' int16 entries, summed in int16 and widened every 64 groups. Exact.
+// int8 quantization: the one definition (int8_lut.h), with vcvtnq (round half to even).
+// GELU and exp: the portable definitions (kernels_scalar.cpp), taken from the scalar table.
 #include <arm_neon.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
+#include "int8_lut.h"
 #include "kernels.h"
 #include "scalar_spans.h"
 
@@ -230,12 +235,90 @@ void unpack_panel(const uint16_t* masks, int64_t k, const float* alpha, int colu
     }
 }
 
+void quantize_rows_int8_neon(const float* x, int64_t rows, int64_t k, int64_t ldx, int8_t* q, float* inv_scale,
+                        int32_t* rowsum) {
+  const int64_t padded = words_per_row(k) * 64, k8 = k / 8 * 8;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * ldx;
+    float32x4_t vmax = vdupq_n_f32(0.f);
+    for (int64_t c = 0; c < k8; c += 4) vmax = vmaxq_f32(vmax, vabsq_f32(vld1q_f32(row + c)));
+    float absmax = vmaxvq_f32(vmax);
+    for (int64_t c = k8; c < k; ++c) absmax = std::max(absmax, std::fabs(row[c]));
+    // int8_lut.h: scale = 127 / max(absmax, 1e-5) and step = 1 / scale, one float division each;
+    // q = round half to even of x * scale (vcvtnq)
+    const float scale = 127.0f / std::max(absmax, 1e-5f);
+    int8_t* out = q + r * padded;
+    int32x4_t total = vdupq_n_s32(0);
+    for (int64_t c = 0; c < k8; c += 8) {
+      const int32x4_t v0 = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(row + c), scale));
+      const int32x4_t v1 = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(row + c + 4), scale));
+      total = vaddq_s32(total, vaddq_s32(v0, v1));
+      vst1_s8(out + c, vqmovn_s16(vcombine_s16(vqmovn_s32(v0), vqmovn_s32(v1))));
+    }
+    int32_t sum = vaddvq_s32(total);
+    for (int64_t c = k8; c < k; ++c) {
+      const int v = static_cast<int>(std::nearbyint(row[c] * scale));
+      out[c] = static_cast<int8_t>(v);
+      sum += v;
+    }
+    for (int64_t c = k; c < padded; ++c) out[c] = 0;
+    inv_scale[r] = 1.0f / scale;
+    rowsum[r] = sum;
+  }
+}
+
+// One row x one 32-column block of the W1A8 table-lookup GEMM (int8_lut.h's layouts).
+void lut_row_block(const uint8_t* lut, const uint8_t* col, int64_t groups, int32_t* masked) {
+  const uint8x16_t low4 = vdupq_n_u8(0x0f);
+  int32x4_t acc[8];
+  for (int a = 0; a < 8; ++a) acc[a] = vdupq_n_s32(0);
+  for (int64_t g0 = 0; g0 < groups; g0 += 64) {
+    // int16 sums of at most 64 entries of |508|: no overflow
+    int16x8_t s0 = vdupq_n_s16(0), s1 = s0, s2 = s0, s3 = s0;
+    const int64_t g1 = std::min(groups, g0 + 64);
+    for (int64_t g = g0; g < g1; ++g) {
+      const uint8x16_t v = vld1q_u8(col + g * 16);
+      const uint8x16_t idx_lo = vandq_u8(v, low4), idx_hi = vshrq_n_u8(v, 4);  // columns 0-15, 16-31
+      const uint8x16_t tlo = vld1q_u8(lut + g * 32), thi = vld1q_u8(lut + g * 32 + 16);
+      const uint8x16_t l0 = vqtbl1q_u8(tlo, idx_lo), h0 = vqtbl1q_u8(thi, idx_lo);
+      const uint8x16_t l1 = vqtbl1q_u8(tlo, idx_hi), h1 = vqtbl1q_u8(thi, idx_hi);
+      // interleave low and high bytes back into int16 entries
+      s0 = vaddq_s16(s0, vreinterpretq_s16_u8(vzip1q_u8(l0, h0)));  // columns 0-7
+      s1 = vaddq_s16(s1, vreinterpretq_s16_u8(vzip2q_u8(l0, h0)));  // 8-15
+      s2 = vaddq_s16(s2, vreinterpretq_s16_u8(vzip1q_u8(l1, h1)));  // 16-23
+      s3 = vaddq_s16(s3, vreinterpretq_s16_u8(vzip2q_u8(l1, h1)));  // 24-31
+    }
+    const int16x8_t sums[4] = {s0, s1, s2, s3};
+    for (int a = 0; a < 4; ++a) {
+      acc[2 * a] = vaddw_s16(acc[2 * a], vget_low_s16(sums[a]));
+      acc[2 * a + 1] = vaddw_s16(acc[2 * a + 1], vget_high_s16(sums[a]));
+    }
+  }
+  for (int a = 0; a < 8; ++a) vst1q_s32(masked + 4 * a, acc[a]);
+}
+
+void w1a8_linear(const uint8_t* luts, const int8_t*, const int32_t* rowsum, const float* inv_scale, const uint8_t* wlut,
+                 const float* alpha, const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n,
+                 int64_t groups) {
+  for (int64_t block = n0 / 32; block * 32 < n1; ++block) {
+    const uint8_t* col = wlut + block * groups * 16;
+    for (int64_t i = m0; i < m1; ++i) {
+      int32_t masked[32];
+      lut_row_block(luts + i * groups * 32, col, groups, masked);
+      for (int c = 0; c < 32; ++c) {
+        const int64_t j = block * 32 + c;
+        if (j >= n0 && j < n1) y[i * n + j] = lut_epilogue(rowsum[i], masked[c], inv_scale[i], alpha[j], bias, j);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 // Built on first call from the scalar table (not a static initializer reading another file's table).
 const KernelTable& neon_kernels(const KernelTable& scalar) {
   static const KernelTable table = {"neon", pack_signs, xnor_gemm, xnor_linear, binary_weight_linear,
-                                    scalar.quantize_rows_int8, scalar.w1a8_linear, scalar.w1a8_uses_luts,
+                                    quantize_rows_int8_neon, w1a8_linear, true,
                                     sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, scalar.gelu, scalar.exp_shifted};
   return table;
 }
