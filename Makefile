@@ -29,23 +29,29 @@ $(STAMP): $(INSTALL_INPUTS)
 	$(VENV)/bin/allennlp test-install
 	touch $(STAMP)
 
-# the C++ kernel tests, without Python: every kernel path this CPU has against naive loops
+# the C++ tests, without Python: every kernel path this CPU has against naive loops, and the encoder
+# end to end against a golden output of the torch reference (runtime/tests/make_golden.py)
 NATIVE_TEST := runtime/build/test_kernels
-$(NATIVE_TEST): runtime/tests/test_kernels.cpp runtime/tests/build_native_tests.sh $(wildcard runtime/csrc/*.cpp runtime/csrc/*.h)
+GOLDEN := runtime/tests/golden/tiny_bit_w1a1.bin
+NATIVE_SOURCES := runtime/tests/test_kernels.cpp runtime/tests/test_encoder_golden.cpp runtime/tests/build_native_tests.sh \
+	$(wildcard runtime/csrc/*.cpp runtime/csrc/*.h)
+$(NATIVE_TEST): $(NATIVE_SOURCES)
 	bash runtime/tests/build_native_tests.sh $@
 
 test-native: $(NATIVE_TEST)
 	$(NATIVE_TEST)
+	$(NATIVE_TEST)_golden $(GOLDEN)
 
 # the same tests for aarch64 (NEON), cross-compiled with Debian's toolchain and run under qemu:
 # apt-get install -y g++-aarch64-linux-gnu qemu-user
 ARM_CXX ?= aarch64-linux-gnu-g++
 ARM_TEST := runtime/build/test_kernels_arm
-$(ARM_TEST): runtime/tests/test_kernels.cpp runtime/tests/build_native_tests.sh $(wildcard runtime/csrc/*.cpp runtime/csrc/*.h)
+$(ARM_TEST): $(NATIVE_SOURCES)
 	CXX=$(ARM_CXX) bash runtime/tests/build_native_tests.sh $@ -static
 
 test-arm: $(ARM_TEST)
 	qemu-aarch64 -L /usr/aarch64-linux-gnu $(ARM_TEST)
+	qemu-aarch64 -L /usr/aarch64-linux-gnu $(ARM_TEST)_golden $(GOLDEN)
 
 # make test runs the aarch64 tests when the cross toolchain and qemu are installed (.ci/run installs them)
 HAVE_ARM := $(shell command -v $(ARM_CXX) >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1 && echo yes)

@@ -35,7 +35,9 @@ ISA_SOURCES = {
 # the portable core: every file here is compiled with BASE_FLAGS only
 CORE_SOURCES = [
     f"{CSRC}/{name}"
-    for name in ("dispatch.cpp", "thread_pool.cpp", "kernels_scalar.cpp", "int8_lut.cpp", "linear.cpp", "encoder.cpp")
+    for name in (
+        "dispatch.cpp", "thread_pool.cpp", "kernels_scalar.cpp", "int8_lut.cpp", "linear.cpp", "encoder.cpp", "model_builder.cpp"
+    )
 ]
 
 

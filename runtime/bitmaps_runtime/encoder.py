@@ -66,13 +66,17 @@ class PackedEncoder:
         if problem is not None:
             raise RuntimeUnavailable(f"{source}: {problem}")
         self._native = native_module()
+        # every step that builds the C++ model, as (function, arguments without the model): what
+        # runtime/tests/make_golden.py writes for the C++ tests to replay
+        self.steps = []
         config = packed.config
         self.hidden_size = config["hidden_size"]
         self.vocab_size = config["vocab_size"]
         self.max_positions = config["max_position_embeddings"]
         self.num_layers = config["num_hidden_layers"]
         attention = packed.attention
-        self._model = self._native.model_new(
+        self._model = self._build(
+            "model_new",
             config["hidden_size"],
             config["num_attention_heads"],
             config["intermediate_size"],
@@ -103,17 +107,17 @@ class PackedEncoder:
                 stored = {s.role: take(f"{table}.{s.role}") for s in spec.tensors}
                 data = stored.get("q", stored.get("packed_weight"))
                 scale = stored.get("step", stored.get("scale"))
-                self._native.model_table(
-                    self._model, short, spec.native_id, entry["rows"], entry["dim"], np.ascontiguousarray(data), _f32(scale)
+                self._build(
+                    "model_table", short, spec.native_id, entry["rows"], entry["dim"], np.ascontiguousarray(data), _f32(scale)
                 )
             else:
                 weight = take(f"{table}.weight")
                 fp16 = weight.dtype == np.float16
                 data = np.ascontiguousarray(weight) if fp16 else _f32(weight)
-                self._native.model_table(
-                    self._model, short, PLAIN_TABLE_IDS["F16" if fp16 else "F32"], weight.shape[0], weight.shape[1], data, None
+                self._build(
+                    "model_table", short, PLAIN_TABLE_IDS["F16" if fp16 else "F32"], weight.shape[0], weight.shape[1], data, None
                 )
-        self._native.model_vector(self._model, "token_type", -1, vector("embeddings.token_type_embeddings.weight"))
+        self._build("model_vector", "token_type", -1, vector("embeddings.token_type_embeddings.weight"))
         self._norm("embeddings", -1, vector("embeddings.LayerNorm.weight"), vector("embeddings.LayerNorm.bias"))
         modes = {"activations": ACTIVATION_MODES.index(attention["activations"]), "probs": ACTIVATION_MODES.index(attention["probs"])}
         for layer in range(self.num_layers):
@@ -130,22 +134,29 @@ class PackedEncoder:
                     base = f"{prefix}attention.self.{role}_quantizer."
                     alpha, beta = _effective_alpha(take(base + "alpha")), float(take(base + "beta").reshape(()))
                 quantizers += [code, alpha, beta]
-            self._native.model_quantizers(self._model, layer, *quantizers)
+            self._build("model_quantizers", layer, *quantizers)
         self.has_head = "head.bias" in tensors
         if self.has_head:
             self._linear(packed, "head.dense", -1, "dense", take)
             self._norm("head", -1, vector("head.layer_norm.weight"), vector("head.layer_norm.bias"))
-            self._native.model_vector(self._model, "decoder_bias", -1, vector("head.bias"))
+            self._build("model_vector", "decoder_bias", -1, vector("head.bias"))
         unused = sorted(set(tensors) - used)
         if unused:
             raise PackedFormatError(f"{source}: tensors the encoder does not use: {unused[:5]}")
-        self._native.model_prepare(self._model)
+        self._build("model_prepare")
         if os.environ.get("BITMAPS_PROFILE", "") not in ("", "0"):
             self.profile(True)
 
+    def _build(self, function: str, *args):
+        """Calls the native model-building `function` and records the step."""
+        self.steps.append((function, args))
+        if function == "model_new":
+            return self._native.model_new(*args)
+        return getattr(self._native, function)(self._model, *args)
+
     def _norm(self, part: str, layer: int, weight: np.ndarray, bias: np.ndarray) -> None:
-        self._native.model_vector(self._model, f"{part}.weight", layer, weight)
-        self._native.model_vector(self._model, f"{part}.bias", layer, bias)
+        self._build("model_vector", f"{part}.weight", layer, weight)
+        self._build("model_vector", f"{part}.bias", layer, bias)
 
     def _linear(self, packed: PackedModelFile, name: str, layer: int, slot: str, take) -> None:
         entry = packed.linears.get(name)
@@ -153,8 +164,8 @@ class PackedEncoder:
         if entry is None:  # left in floating point by the export
             weight = _f32(take(f"{name}.weight"))
             bias = _f32(take(bias_name)) if bias_name in packed.tensors else None
-            self._native.model_linear(
-                self._model, layer, slot, DENSE_NATIVE_ID, weight.shape[1], weight.shape[0], weight, None, bias, 1.0, 0.0
+            self._build(
+                "model_linear", layer, slot, DENSE_NATIVE_ID, weight.shape[1], weight.shape[0], weight, None, bias, 1.0, 0.0
             )
             return
         spec = SCHEME_SPECS[entry["scheme"]]
@@ -162,8 +173,8 @@ class PackedEncoder:
         bias = _f32(take(bias_name)) if bias_name in packed.tensors else None
         alpha = float(stored["input_alpha"].reshape(())) if "input_alpha" in stored else 1.0
         beta = float(stored["input_beta"].reshape(())) if "input_beta" in stored else 0.0
-        self._native.model_linear(
-            self._model,
+        self._build(
+            "model_linear",
             layer,
             slot,
             spec.native_id,

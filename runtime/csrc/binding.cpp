@@ -14,6 +14,7 @@
 #include "encoder.h"
 #include "int8_lut.h"
 #include "linear.h"
+#include "model_builder.h"
 #include "thread_pool.h"
 #include "tiles.h"
 
@@ -285,6 +286,8 @@ const T* keep(ModelHandle* handle, PyObject* obj, const Buffer& buffer) {
   return buffer.data<T>();
 }
 
+bool built(const std::string& problem) { return check(problem.empty(), problem); }
+
 PyObject* model_new(PyObject*, PyObject* args) {
   long long hidden, heads, intermediate, vocab, max_positions, type_vocab, layers;
   double eps;
@@ -292,18 +295,12 @@ PyObject* model_new(PyObject*, PyObject* args) {
   if (!PyArg_ParseTuple(args, "LLLLLLdipL", &hidden, &heads, &intermediate, &vocab, &max_positions, &type_vocab, &eps,
                         &activation, &bi_attention, &layers))
     return nullptr;
-  if (!check(hidden > 0 && heads > 0 && hidden % heads == 0 && intermediate > 0 && vocab > 0 && max_positions > 0 &&
-                 type_vocab > 0 && layers >= 0,
-             "config sizes must be positive and hidden a multiple of heads") ||
-      !check(activation >= 0 && activation <= 2, "activation must be 0 (gelu), 1 (gelu tanh) or 2 (relu)"))
-    return nullptr;
   auto* handle = new ModelHandle();
-  bitmaps::EncoderModel& m = handle->model;
-  m.hidden = hidden, m.heads = heads, m.intermediate = intermediate, m.vocab = vocab;
-  m.max_positions = max_positions, m.type_vocab = type_vocab, m.eps = static_cast<float>(eps);
-  m.activation = static_cast<bitmaps::Activation>(activation);
-  m.bi_attention = bi_attention != 0;
-  m.layers.resize(static_cast<size_t>(layers));
+  if (!built(bitmaps::init_model(handle->model, hidden, heads, intermediate, vocab, max_positions, type_vocab, eps, activation,
+                                 bi_attention != 0, layers))) {
+    delete handle;
+    return nullptr;
+  }
   PyObject* capsule = PyCapsule_New(handle, kCapsule, drop_model);
   if (capsule == nullptr) delete handle;
   return capsule;
@@ -316,27 +313,18 @@ PyObject* model_table(PyObject*, PyObject* args) {
   long long rows, dim;
   if (!PyArg_ParseTuple(args, "OsiLLOO", &capsule, &name, &format, &rows, &dim, &data_obj, &scale_obj)) return nullptr;
   ModelHandle* handle = handle_of(capsule);
-  if (handle == nullptr) return nullptr;
-  const std::string which = name;
-  if (!check(which == "word" || which == "position", "table must be 'word' or 'position'") ||
-      !check(format >= 0 && format <= 3, "table format must be 0 (f32), 1 (f16), 2 (int8) or 3 (binary)") ||
-      !check(rows > 0 && dim == handle->model.hidden, "table " + which + " must have hidden_size columns"))
+  if (handle == nullptr || !check(format >= 0 && format <= 3, "table format must be 0 (f32), 1 (f16), 2 (int8) or 3 (binary)"))
     return nullptr;
   static const char kinds[] = {'f', 'h', 'b', 'u'};
   Buffer data, scale;
   if (!data.get(data_obj, "table", kinds[format], 2, false)) return nullptr;
-  const int64_t columns = format == 3 ? bitmaps::words_per_row(dim) : dim;
-  if (!check(data.dim(0) == rows && data.dim(1) == columns, "table " + which + " has shape " + shape(data, 2)))
+  const bool scaled = format >= 2;
+  if (scaled && !scale.get(scale_obj, "table scale", 'f', 1, false)) return nullptr;
+  if (!built(bitmaps::set_table(handle->model, name, format, rows, dim, data.data<void>(), data.size(),
+                                scaled ? scale.data<float>() : nullptr, scaled ? scale.size() : 0)))
     return nullptr;
-  bitmaps::Table table;
-  table.format = static_cast<bitmaps::TableFormat>(format);
-  table.rows = rows, table.dim = dim;
-  if (format >= 2) {
-    if (!scale.get(scale_obj, "table scale", 'f', 1, false) || !check(scale.dim(0) == rows, "a table scale per row")) return nullptr;
-    table.scale = keep<float>(handle, scale_obj, scale);
-  }
-  table.data = keep<void>(handle, data_obj, data);
-  (which == "word" ? handle->model.word : handle->model.position) = table;
+  keep<void>(handle, data_obj, data);
+  if (scaled) keep<float>(handle, scale_obj, scale);
   Py_RETURN_NONE;
 }
 
@@ -344,53 +332,17 @@ PyObject* model_table(PyObject*, PyObject* args) {
 // and LayerNorms "<embeddings|attention|output|head>.<weight|bias>" (hidden).
 PyObject* model_vector(PyObject*, PyObject* args) {
   PyObject *capsule, *array_obj;
-  const char* name_c;
+  const char* name;
   long long layer;
-  if (!PyArg_ParseTuple(args, "OsLO", &capsule, &name_c, &layer, &array_obj)) return nullptr;
+  if (!PyArg_ParseTuple(args, "OsLO", &capsule, &name, &layer, &array_obj)) return nullptr;
   ModelHandle* handle = handle_of(capsule);
   if (handle == nullptr) return nullptr;
-  bitmaps::EncoderModel& m = handle->model;
-  const std::string name = name_c;
   Buffer array;
-  if (name == "token_type") {
-    if (!array.get(array_obj, name_c, 'f', 2, false) ||
-        !check(array.dim(0) == m.type_vocab && array.dim(1) == m.hidden, "token_type has shape " + shape(array, 2)))
-      return nullptr;
-    m.token_type = keep<float>(handle, array_obj, array);
-    Py_RETURN_NONE;
-  }
-  if (!array.get(array_obj, name_c, 'f', 1, false)) return nullptr;
-  if (name == "decoder_bias") {
-    if (!check(array.dim(0) == m.vocab, "decoder_bias needs vocab_size entries")) return nullptr;
-    m.decoder_bias = keep<float>(handle, array_obj, array);
-    m.has_head = true;
-    Py_RETURN_NONE;
-  }
-  const auto dot = name.find('.');
-  const std::string part = name.substr(0, dot), field = dot == std::string::npos ? "" : name.substr(dot + 1);
-  bitmaps::Norm* norm = nullptr;
-  if (part == "embeddings") norm = &m.embedding_norm;
-  else if (part == "head") norm = &m.head_norm;
-  else if ((part == "attention" || part == "output") && layer >= 0 && layer < static_cast<long long>(m.layers.size()))
-    norm = part == "attention" ? &m.layers[layer].attention_norm : &m.layers[layer].output_norm;
-  if (!check(norm != nullptr && (field == "weight" || field == "bias"), "unknown model vector '" + name + "' (layer " + std::to_string(layer) + ")") ||
-      !check(array.dim(0) == m.hidden, name + " needs hidden_size entries"))
+  if (!array.get(array_obj, name, 'f', std::string(name) == "token_type" ? 2 : 1, false) ||
+      !built(bitmaps::set_vector(handle->model, name, layer, array.data<float>(), array.size())))
     return nullptr;
-  (field == "weight" ? norm->weight : norm->bias) = keep<float>(handle, array_obj, array);
+  keep<float>(handle, array_obj, array);
   Py_RETURN_NONE;
-}
-
-bitmaps::LinearWeights* linear_slot(bitmaps::EncoderModel& m, long long layer, const std::string& slot) {
-  if (layer == -1 && slot == "dense") return &m.head_dense;
-  if (layer < 0 || layer >= static_cast<long long>(m.layers.size())) return nullptr;
-  bitmaps::Layer& l = m.layers[layer];
-  if (slot == "query") return &l.query;
-  if (slot == "key") return &l.key;
-  if (slot == "value") return &l.value;
-  if (slot == "attention_output") return &l.attention_output;
-  if (slot == "ffn_in") return &l.ffn_in;
-  if (slot == "ffn_out") return &l.ffn_out;
-  return nullptr;
 }
 
 // model_linear(model, layer (-1: the head), slot, scheme, in, out, weight, scale|None, bias|None, input_alpha, input_beta)
@@ -405,37 +357,23 @@ PyObject* model_linear(PyObject*, PyObject* args) {
     return nullptr;
   ModelHandle* handle = handle_of(capsule);
   if (handle == nullptr) return nullptr;
-  bitmaps::LinearWeights* w = linear_slot(handle->model, layer, slot);
-  if (!check(w != nullptr, std::string("unknown linear '") + slot + "' of layer " + std::to_string(layer)) ||
-      !check(scheme >= 0 && scheme < bitmaps::kSchemeCount, "unknown scheme id " + std::to_string(scheme)) ||
-      !check(in > 0 && out > 0, "a linear needs positive in and out features"))
-    return nullptr;
-  bitmaps::LinearWeights fresh;
-  fresh.scheme = static_cast<bitmaps::Scheme>(scheme);
-  fresh.in = in, fresh.out = out;
-  fresh.input_alpha = static_cast<float>(input_alpha), fresh.input_beta = static_cast<float>(input_beta);
+  const bool dense = scheme == static_cast<int>(bitmaps::Scheme::kDense);
   Buffer weight, scale, bias;
-  if (fresh.scheme == bitmaps::Scheme::kDense) {
-    if (!weight.get(weight_obj, "weight", 'f', 2, false) ||
-        !check(weight.dim(0) == out && weight.dim(1) == in, std::string(slot) + " weight has shape " + shape(weight, 2)))
-      return nullptr;
-    fresh.dense = keep<float>(handle, weight_obj, weight);
-  } else {
-    const int planes = fresh.planes();
-    if (!weight.get(weight_obj, "packed_weight", 'u', planes == 2 ? 3 : 2, false) ||
-        !check(weight.size() == planes * out * bitmaps::words_per_row(in),
-               std::string(slot) + " packed_weight does not hold " + std::to_string(out) + " x " + std::to_string(in) + " bits") ||
-        !scale.get(scale_obj, "scale", 'f', 1, false) || !check(scale.dim(0) == out, std::string(slot) + " needs a scale per output"))
-      return nullptr;
-    fresh.words = keep<uint64_t>(handle, weight_obj, weight);
-    fresh.scale = keep<float>(handle, scale_obj, scale);
-  }
-  if (bias_obj != Py_None) {
-    if (!bias.get(bias_obj, "bias", 'f', 1, false) || !check(bias.dim(0) == out, std::string(slot) + " needs a bias per output"))
-      return nullptr;
-    fresh.bias = keep<float>(handle, bias_obj, bias);
-  }
-  *w = std::move(fresh);
+  bitmaps::LinearWeights probe;  // how many sign planes the scheme stores (ternary: 2, planes x out x words)
+  probe.scheme = static_cast<bitmaps::Scheme>(scheme);
+  const int weight_dims = !dense && probe.planes() == 2 ? 3 : 2;
+  if (!weight.get(weight_obj, dense ? "weight" : "packed_weight", dense ? 'f' : 'u', weight_dims, false) ||
+      (!dense && !scale.get(scale_obj, "scale", 'f', 1, false)) ||
+      (bias_obj != Py_None && !bias.get(bias_obj, "bias", 'f', 1, false)))
+    return nullptr;
+  if (!built(bitmaps::set_linear(handle->model, layer, slot, scheme, in, out, weight.data<void>(), weight.size(),
+                                 dense ? nullptr : scale.data<float>(), dense ? 0 : scale.size(),
+                                 bias_obj == Py_None ? nullptr : bias.data<float>(), bias_obj == Py_None ? 0 : bias.size(),
+                                 input_alpha, input_beta)))
+    return nullptr;
+  keep<void>(handle, weight_obj, weight);
+  if (!dense) keep<float>(handle, scale_obj, scale);
+  if (bias_obj != Py_None) keep<float>(handle, bias_obj, bias);
   Py_RETURN_NONE;
 }
 
@@ -449,17 +387,7 @@ PyObject* model_quantizers(PyObject*, PyObject* args) {
                         &modes[2], &alpha[2], &beta[2], &modes[3], &alpha[3], &beta[3]))
     return nullptr;
   ModelHandle* handle = handle_of(capsule);
-  if (handle == nullptr) return nullptr;
-  if (!check(layer >= 0 && layer < static_cast<long long>(handle->model.layers.size()), "no layer " + std::to_string(layer)))
-    return nullptr;
-  bitmaps::Layer& l = handle->model.layers[layer];
-  bitmaps::ActQuant* slots[4] = {&l.q, &l.k, &l.v, &l.probs};
-  for (int i = 0; i < 4; ++i) {
-    if (!check(modes[i] >= 0 && modes[i] <= 4, "quantizer mode must be 0..4") ||
-        !check(modes[i] < 3 || alpha[i] > 0, "an elastic or two-set quantizer needs a positive alpha"))
-      return nullptr;
-    *slots[i] = {static_cast<bitmaps::Quantizer>(modes[i]), static_cast<float>(alpha[i]), static_cast<float>(beta[i])};
-  }
+  if (handle == nullptr || !built(bitmaps::set_quantizers(handle->model, layer, modes, alpha, beta))) return nullptr;
   handle->prepared = false;
   Py_RETURN_NONE;
 }

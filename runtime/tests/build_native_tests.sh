@@ -4,6 +4,7 @@
 # The target is the compiler's: CXX=aarch64-linux-gnu-g++ builds the aarch64 (NEON) test, linked
 # statically so that qemu-aarch64 runs it (make test-arm).
 # Usage: [CXX=...] bash runtime/tests/build_native_tests.sh OUTPUT [EXTRA_LINK_FLAGS...]
+# Builds OUTPUT (the kernel tests) and OUTPUT_golden (the encoder against runtime/tests/golden/).
 set -euo pipefail
 out=$1
 shift
@@ -33,8 +34,22 @@ elif [ "$arch" = aarch64 ]; then
   defines=(-DBITMAPS_HAVE_NEON)
   sources=("$objects/neon.o")
 fi
-for name in dispatch thread_pool kernels_scalar int8_lut linear encoder; do
+for name in dispatch thread_pool kernels_scalar int8_lut linear encoder model_builder; do
   sources+=("$here/csrc/$name.cpp")
 done
-"$cxx" "${base[@]}" "${defines[@]}" "$here/tests/test_kernels.cpp" "${sources[@]}" -pthread "$@" -o "$out"
-echo "built $out for $target"
+# the core once, then each test program: OUTPUT (kernels) and OUTPUT_golden (the encoder end to end)
+for source in "${sources[@]}"; do
+  case "$source" in
+    *.cpp) "$cxx" "${base[@]}" "${defines[@]}" -c "$source" -o "$objects/$(basename "$source" .cpp).o" ;;
+  esac
+done
+objs=()
+for source in "${sources[@]}"; do
+  case "$source" in
+    *.cpp) objs+=("$objects/$(basename "$source" .cpp).o") ;;
+    *) objs+=("$source") ;;
+  esac
+done
+"$cxx" "${base[@]}" "${defines[@]}" "$here/tests/test_kernels.cpp" "${objs[@]}" -pthread "$@" -o "$out"
+"$cxx" "${base[@]}" "${defines[@]}" "$here/tests/test_encoder_golden.cpp" "${objs[@]}" -pthread "$@" -o "${out}_golden"
+echo "built $out and ${out}_golden for $target"
