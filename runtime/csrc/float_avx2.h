@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "avx2_reduce.h"
+#include "gemm_panels.h"
 
 namespace bitmaps {
 namespace {
@@ -88,12 +89,6 @@ void unpack_panel(const uint16_t* masks, int64_t k, const float* alpha, int colu
   }
 }
 
-inline float* panel_buffer(int64_t k) {
-  thread_local std::vector<float> buffer;
-  if (static_cast<int64_t>(buffer.size()) < k * 16) buffer.resize(static_cast<size_t>(k * 16));
-  return buffer.data();
-}
-
 // C = A B^T on rows [m0, m1) x columns [n0, n1). Few rows: dot products along k (packing B would
 // cost as much as the product); else 16 rows of B at a time transposed into a panel.
 void sgemm_nt(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m0,
@@ -111,26 +106,14 @@ void sgemm_nt(const float* a, int64_t lda, const float* b, int64_t ldb, float* c
       }
     return;
   }
-  float* panel = panel_buffer(k);
-  for (int64_t j = n0; j < n1; j += 16) {
-    const int columns = static_cast<int>(n1 - j < 16 ? n1 - j : 16);
-    for (int64_t t = 0; t < k; ++t)
-      for (int jj = 0; jj < 16; ++jj) panel[t * 16 + jj] = jj < columns ? b[(j + jj) * ldb + t] : 0.f;
-    tiles_over_rows(a, lda, panel, c + j, ldc, m0, m1, k, columns);
-  }
+  gemm_nt_panels(tiles_over_rows, a, lda, b, ldb, c, ldc, m0, m1, n0, n1, k);
 }
 
 // C = A B on rows [m0, m1), all n columns (B row-major k x n), B copied 16 columns at a time
 // into a zero-padded panel.
 void sgemm_nn(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m0, int64_t m1,
               int64_t n, int64_t k) {
-  float* panel = panel_buffer(k);
-  for (int64_t j = 0; j < n; j += 16) {
-    const int columns = static_cast<int>(n - j < 16 ? n - j : 16);
-    for (int64_t t = 0; t < k; ++t)
-      for (int jj = 0; jj < 16; ++jj) panel[t * 16 + jj] = jj < columns ? b[t * ldb + j + jj] : 0.f;
-    tiles_over_rows(a, lda, panel, c + j, ldc, m0, m1, k, columns);
-  }
+  gemm_nn_panels(tiles_over_rows, a, lda, b, ldb, c, ldc, m0, m1, n, k);
 }
 
 // exp(x) for x in float range, Cephes' polynomial after x = n ln2 + r (about 1 ulp).

@@ -21,7 +21,9 @@
 
 #include "int8_lut.h"
 #include "kernels.h"
+#include "gemm_panels.h"
 #include "scalar_spans.h"
+#include "xnor_tile.h"
 
 namespace bitmaps {
 namespace {
@@ -82,39 +84,19 @@ inline void xnor_counts4(const uint64_t* a, const uint64_t* const* b, int64_t wo
     for (int j = 0; j < 4; ++j) counts[j] += __builtin_popcountll(a[words - 1] ^ b[j][words - 1]);
 }
 
-inline int64_t xnor_count1(const uint64_t* a, const uint64_t* b, int64_t words) {
-  int64_t total = 0;
-  for (int64_t w = 0; w < words; ++w) total += __builtin_popcountll(a[w] ^ b[w]);
-  return total;
-}
-
-template <typename Store>
-void xnor_tiles(const uint64_t* a, const uint64_t* b, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t words,
-                int64_t k, Store store) {
-  for (int64_t i = m0; i < m1; ++i) {
-    const uint64_t* ai = a + i * words;
-    int64_t j = n0;
-    for (; j + 4 <= n1; j += 4) {
-      const uint64_t* bj[4] = {b + j * words, b + (j + 1) * words, b + (j + 2) * words, b + (j + 3) * words};
-      int64_t counts[4];
-      xnor_counts4(ai, bj, words, counts);
-      for (int t = 0; t < 4; ++t) store(i, j + t, static_cast<int32_t>(k - 2 * counts[t]));
+struct Counter {
+  template <int J>
+  static void run(const uint64_t* a, const uint64_t* const* b, int64_t words, int64_t* counts) {
+    if constexpr (J == 4) {
+      xnor_counts4(a, b, words, counts);
+    } else {
+      for (int j = 0; j < J; ++j) {
+        counts[j] = 0;
+        for (int64_t w = 0; w < words; ++w) counts[j] += __builtin_popcountll(a[w] ^ b[j][w]);
+      }
     }
-    for (; j < n1; ++j) store(i, j, static_cast<int32_t>(k - 2 * xnor_count1(ai, b + j * words, words)));
   }
-}
-
-void xnor_gemm(const uint64_t* a, const uint64_t* b, int32_t* out, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-               int64_t n, int64_t words, int64_t k) {
-  xnor_tiles(a, b, m0, m1, n0, n1, words, k, [&](int64_t i, int64_t j, int32_t dot) { out[i * n + j] = dot; });
-}
-
-void xnor_linear(const uint64_t* a, const uint64_t* b, const float* beta, const float* alpha, const float* bias, float* y,
-                 int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t words, int64_t k) {
-  xnor_tiles(a, b, m0, m1, n0, n1, words, k, [&](int64_t i, int64_t j, int32_t dot) {
-    y[i * n + j] = beta[i] * alpha[j] * static_cast<float>(dot) + (bias ? bias[j] : 0.f);
-  });
-}
+};
 
 // The 4 float sign masks of each weight nibble: XOR flips x where the bit is 1.
 struct NibbleMasks {
@@ -182,12 +164,6 @@ void sgemm_panel(const float* a, int64_t lda, const float* panel, float* c, int6
   }
 }
 
-float* panel_buffer(int64_t k) {
-  thread_local std::vector<float> buffer;
-  if (static_cast<int64_t>(buffer.size()) < k * 16) buffer.resize(static_cast<size_t>(k * 16));
-  return buffer.data();
-}
-
 void sgemm_nt(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m0, int64_t m1,
               int64_t n0, int64_t n1, int64_t k) {
   if (m1 - m0 < 4) {  // few rows: dot products along k
@@ -202,24 +178,12 @@ void sgemm_nt(const float* a, int64_t lda, const float* b, int64_t ldb, float* c
       }
     return;
   }
-  float* panel = panel_buffer(k);
-  for (int64_t j = n0; j < n1; j += 16) {
-    const int columns = static_cast<int>(n1 - j < 16 ? n1 - j : 16);
-    for (int64_t t = 0; t < k; ++t)
-      for (int jj = 0; jj < 16; ++jj) panel[t * 16 + jj] = jj < columns ? b[(j + jj) * ldb + t] : 0.f;
-    sgemm_panel(a, lda, panel, c + j, ldc, m0, m1, k, columns);
-  }
+  gemm_nt_panels(sgemm_panel, a, lda, b, ldb, c, ldc, m0, m1, n0, n1, k);
 }
 
 void sgemm_nn(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m0, int64_t m1,
               int64_t n, int64_t k) {
-  float* panel = panel_buffer(k);
-  for (int64_t j = 0; j < n; j += 16) {
-    const int columns = static_cast<int>(n - j < 16 ? n - j : 16);
-    for (int64_t t = 0; t < k; ++t)
-      for (int jj = 0; jj < 16; ++jj) panel[t * 16 + jj] = jj < columns ? b[t * ldb + j + jj] : 0.f;
-    sgemm_panel(a, lda, panel, c + j, ldc, m0, m1, k, columns);
-  }
+  gemm_nn_panels(sgemm_panel, a, lda, b, ldb, c, ldc, m0, m1, n, k);
 }
 
 void unpack_panel(const uint16_t* masks, int64_t k, const float* alpha, int columns, float* panel) {
@@ -317,7 +281,7 @@ void w1a8_linear(const uint8_t* luts, const int8_t*, const int32_t* rowsum, cons
 
 // Built on first call from the scalar table (not a static initializer reading another file's table).
 const KernelTable& neon_kernels(const KernelTable& scalar) {
-  static const KernelTable table = {"neon", pack_signs, xnor_gemm, xnor_linear, binary_weight_linear,
+  static const KernelTable table = {"neon", pack_signs, xnor_gemm_tiles<Counter>, xnor_linear_tiles<Counter>, binary_weight_linear,
                                     quantize_rows_int8_neon, w1a8_linear, true,
                                     sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, scalar.gelu, scalar.exp_shifted};
   return table;
