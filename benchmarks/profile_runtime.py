@@ -1,0 +1,53 @@
+#!/usr/bin/env python
+"""
+Where the C++ runtime's encoder forward spends its time, per phase (`BITMAPS_PROFILE`): the
+packed W1A1, W1A8, W1A32 and W1.58A8 encoders of bench_runtime.py (random weights), batch 1 x 128,
+1 thread, mean of 5 calls after a warm-up. Writes benchmarks/results/runtime_profile.json.
+
+    python benchmarks/profile_runtime.py --shapes minilm bert-base
+"""
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_runtime  # noqa: E402
+from timing import cpu_name  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shapes", nargs="+", default=["minilm", "bert-base"], choices=list(bench_runtime.SHAPES))
+    parser.add_argument("--out", default="benchmarks/results/runtime_profile.json")
+    args = parser.parse_args()
+    from bitmaps_runtime.encoder import PackedEncoder
+    from bitmaps_runtime.file_format import read_packed_model
+    from bitmaps_runtime.native import backend
+
+    rows = []
+    for shape in args.shapes:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_runtime.prepare(shape, Path(tmp))
+            ids = np.random.default_rng(0).integers(1000, 30000, (1, 128))
+            mask = np.ones((1, 128), np.int32)
+            for variant in bench_runtime.PACKED:
+                encoder = PackedEncoder(read_packed_model(Path(tmp) / f"{variant}.safetensors"))
+                encoder.hidden_states(ids, mask, threads=1)
+                encoder.profile(True)
+                start = time.perf_counter()
+                for _ in range(5):
+                    encoder.hidden_states(ids, mask, threads=1)
+                total = (time.perf_counter() - start) / 5
+                phases = {k: v / 5 * 1e3 for k, v in encoder.profile(False).items()}
+                rows.append({"shape": shape, "variant": variant, "forward_ms": total * 1e3, "phases_ms": phases})
+                print(shape, variant, f"{total * 1e3:.1f} ms", {k: round(v, 1) for k, v in phases.items()}, flush=True)
+    Path(args.out).write_text(json.dumps({"cpu": cpu_name(), "kernel_path": backend(), "batch": 1, "seq": 128, "threads": 1, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
