@@ -7,19 +7,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional
 
 from allennlp.common.checks import ConfigurationError
-from bitmaps_runtime.formats import attention_problem
+from bitmaps_runtime.formats import BERT_LAYER_LINEARS, attention_problem
 
 from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
 
-# component name -> attribute path inside one `transformers` BertLayer
-BERT_LAYER_COMPONENTS: Dict[str, str] = {
-    "query": "attention.self.query",
-    "key": "attention.self.key",
-    "value": "attention.self.value",
-    "attention_output": "attention.output.dense",
-    "ffn_in": "intermediate.dense",
-    "ffn_out": "output.dense",
-}
+# component name -> attribute path inside one `transformers` BertLayer (the packed format's table)
+BERT_LAYER_COMPONENTS: Dict[str, str] = BERT_LAYER_LINEARS
 LINEAR_COMPONENTS: List[str] = list(BERT_LAYER_COMPONENTS)
 EMBEDDING_COMPONENTS: List[str] = ["word_embeddings", "position_embeddings"]
 HEAD_COMPONENT = "mlm_head"

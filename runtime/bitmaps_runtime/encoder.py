@@ -9,21 +9,12 @@ from typing import Dict, Optional
 import numpy as np
 
 from bitmaps_runtime.file_format import PackedFormatError, PackedModelFile
-from bitmaps_runtime.formats import ACTIVATION_MODES, DENSE_NATIVE_ID, PLAIN_TABLE_IDS, SCHEME_SPECS, TABLE_SPECS
+from bitmaps_runtime.formats import ACTIVATION_MODES, BERT_LAYER_LINEARS, DENSE_NATIVE_ID, PLAIN_TABLE_IDS, SCHEME_SPECS, TABLE_SPECS
 from bitmaps_runtime.native import native_module
 
 # `hidden_act` values the C++ core computes (csrc/encoder.h `Activation`), as transformers
 # defines them: erf GELU, the tanh approximation, ReLU
 ACTIVATIONS = {"gelu": 0, "gelu_python": 0, "gelu_new": 1, "gelu_pytorch_tanh": 1, "relu": 2}
-# csrc/linear.h slot names of a BERT layer's linears, by the file's module names
-LAYER_LINEARS = {
-    "attention.self.query": "query",
-    "attention.self.key": "key",
-    "attention.self.value": "value",
-    "attention.output.dense": "attention_output",
-    "intermediate.dense": "ffn_in",
-    "output.dense": "ffn_out",
-}
 # smallest |alpha| an elastic quantizer uses (ElasticBinarizer.effective_alpha)
 ALPHA_FLOOR = 1e-5
 
@@ -122,7 +113,7 @@ class PackedEncoder:
         modes = {"activations": ACTIVATION_MODES.index(attention["activations"]), "probs": ACTIVATION_MODES.index(attention["probs"])}
         for layer in range(self.num_layers):
             prefix = f"encoder.layer.{layer}."
-            for module, slot in LAYER_LINEARS.items():
+            for slot, module in BERT_LAYER_LINEARS.items():
                 self._linear(packed, prefix + module, layer, slot, take)
             self._norm("attention", layer, vector(prefix + "attention.output.LayerNorm.weight"), vector(prefix + "attention.output.LayerNorm.bias"))
             self._norm("output", layer, vector(prefix + "output.LayerNorm.weight"), vector(prefix + "output.LayerNorm.bias"))

@@ -37,12 +37,14 @@ from typing import Any, Dict, List, Tuple, Union
 import numpy as np
 
 from bitmaps_runtime.formats import (
+    BERT_LAYER_LINEARS,
     BIAS,
     BIT_CONVENTION,
     FULL_PRECISION_ATTENTION,
     SCHEME_SPECS,
     TABLE_SPECS,
     attention_problem,
+    layer_linear_features,
 )
 
 MAGIC = "bitmaps-packed"
@@ -305,18 +307,10 @@ def _check_config(config: Dict[str, Any], source: str) -> None:
 def expected_linears(config: Dict[str, Any]) -> Dict[str, Tuple[int, int]]:
     """Every linear a packed BERT masked LM of this config may hold: name -> (in, out) features."""
     hidden, inner = config["hidden_size"], config["intermediate_size"]
-    shapes = {
-        "attention.self.query": (hidden, hidden),
-        "attention.self.key": (hidden, hidden),
-        "attention.self.value": (hidden, hidden),
-        "attention.output.dense": (hidden, hidden),
-        "intermediate.dense": (hidden, inner),
-        "output.dense": (inner, hidden),
-    }
     linears = {
-        f"encoder.layer.{layer}.{name}": shape
+        f"encoder.layer.{layer}.{path}": layer_linear_features(component, hidden, inner)
         for layer in range(config["num_hidden_layers"])
-        for name, shape in shapes.items()
+        for component, path in BERT_LAYER_LINEARS.items()
     }
     linears["head.dense"] = (hidden, hidden)  # the masked-LM head's transform (`mlm_head`)
     return linears

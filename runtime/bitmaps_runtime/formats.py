@@ -121,6 +121,24 @@ TABLE_SPECS: Dict[str, TableSpec] = {
 # plain tables, in the C++ core's numbering
 PLAIN_TABLE_IDS = {"F32": 0, "F16": 1}
 
+# A BERT layer's linears, in one order everywhere: component name (the training knobs' and the C++
+# core's slot name, csrc/linear.h) -> its module path inside a `transformers` BertLayer and in a
+# packed file, and its (in, out) features from the config's (hidden, intermediate) sizes.
+BERT_LAYER_LINEARS: Dict[str, str] = {
+    "query": "attention.self.query",
+    "key": "attention.self.key",
+    "value": "attention.self.value",
+    "attention_output": "attention.output.dense",
+    "ffn_in": "intermediate.dense",
+    "ffn_out": "output.dense",
+}
+
+
+def layer_linear_features(component: str, hidden: int, intermediate: int) -> Tuple[int, int]:
+    """(in, out) features of a BERT layer's linear."""
+    return {"ffn_in": (hidden, intermediate), "ffn_out": (intermediate, hidden)}.get(component, (hidden, hidden))
+
+
 # The activation quantizers, in the C++ core's numbering (`Quantizer` in csrc/encoder.h).
 ACTIVATION_MODES: Tuple[str, ...] = ("real", "int8", "sign", "elastic", "two_set")
 ONE_BIT_ACTIVATIONS: Tuple[str, ...] = ("sign", "elastic", "two_set")
