@@ -9,6 +9,10 @@ step: reading and indexing a batch, the teacher's forward, the student's forward
 the backward pass, gradient clipping and the optimizer step. Then one step under torch's
 profiler lists the top operators. Prints a table and writes JSON.
 
+`--variants eager,compiled` times the student's layers eager and compiled (`compile_layers`) on
+the same model in one process, one step of each per round, interleaved; the profile is of the
+last variant.
+
     python benchmarks/profile_distillation_step.py --recipe bit_stage1_w1a8 --steps 6
 """
 import argparse
@@ -39,7 +43,7 @@ def _teacher_checkpoint(encoder: str, folder: Path) -> str:
     return str(folder)
 
 
-def _build(recipe: str, teacher: str, batch_size: int):
+def _build(recipe: str, teacher: str, batch_size: int, compile_layers: bool):
     import bitmaps_allennlp  # noqa: F401
     from allennlp.common import Params
     from allennlp.data import DatasetReader, Vocabulary
@@ -50,6 +54,7 @@ def _build(recipe: str, teacher: str, batch_size: int):
     model_params.pop("initializer", None)  # starts from the encoder's weights (same compute)
     if "teacher" in model_params:
         model_params["teacher"] = teacher
+    model_params["text_field_embedder"]["token_embedders"]["tokens"]["compile_layers"] = compile_layers
     # from_params consumes the dicts it is given
     vocab = Vocabulary.from_params(Params(copy.deepcopy(config["vocabulary"])))
     model = Model.from_params(vocab=vocab, params=Params(copy.deepcopy(model_params)))
@@ -86,20 +91,26 @@ def main() -> None:
     parser.add_argument("--data", default=str(REPO / ".." / "shared" / "data" / "wikitext-2" / "train.txt"))
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "distillation_step.json"))
     parser.add_argument("--label", default="", help="a name for this measurement in the JSON")
+    parser.add_argument("--variants", default="eager", help="comma-separated: eager, compiled")
     args = parser.parse_args()
+    variants = args.variants.split(",")
+    if not variants or set(variants) - {"eager", "compiled"}:
+        parser.error(f"--variants: expected some of eager, compiled; got {args.variants!r}")
 
     encoder = str(REPO / ".." / "shared" / "data" / "models" / "all-MiniLM-L6-v2")
     with tempfile.TemporaryDirectory() as folder:
         teacher = _teacher_checkpoint(encoder, Path(folder) / "teacher")
-        config, model, reader, vocab, batch_size = _build(args.recipe, teacher, args.batch_size)
+        config, model, reader, vocab, batch_size = _build(args.recipe, teacher, args.batch_size, "compiled" in variants)
         model.train()
         trainer = config["trainer"]
         optimizer = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad], lr=trainer["optimizer"]["lr"], weight_decay=0.0
         )
         batches = _batches(reader, vocab, args.data, batch_size)
-        phases = {name: [] for name in ("data", "teacher", "student_and_losses", "backward", "clip_and_optimizer", "step")}
-        for step in range(args.steps + 2):
+        names = ("data", "teacher", "student_and_losses", "backward", "clip_and_optimizer", "step")
+        phases = {variant: {name: [] for name in names} for variant in variants}
+
+        def train_step():
             step_start = time.perf_counter()
             batch, data_s = _timed(lambda: next(batches))
             tokens = batch["tokens"]["tokens"]
@@ -126,23 +137,35 @@ def main() -> None:
                 optimizer.zero_grad(set_to_none=True)
 
             _, update_s = _timed(update)
-            if step >= 2:
-                for name, value in zip(phases, (data_s, teacher_s, student_s, backward_s, update_s, time.perf_counter() - step_start)):
-                    phases[name].append(value)
+            return data_s, teacher_s, student_s, backward_s, update_s, time.perf_counter() - step_start
 
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+        def stance(variant: str):
+            return torch.compiler.set_stance("force_eager" if variant == "eager" else "default")
+
+        for step in range(args.steps + 2):  # the first two rounds warm up (and compile)
+            for variant in variants:
+                with stance(variant):
+                    times = train_step()
+                if step >= 2:
+                    for name, value in zip(names, times):
+                        phases[variant][name].append(value)
+
+        with stance(variants[-1]), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
             batch = next(batches)
             model(**batch)["loss"].backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         top = profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=18)
 
-    medians = {name: statistics.median(values) for name, values in phases.items()}
     print(f"recipe {args.recipe}, {batch_size} blocks of {config['dataset_reader']['max_length']}, "
-          f"torch threads {torch.get_num_threads()}, {args.steps} steps")
-    for name, value in medians.items():
-        spread = (min(phases[name]), max(phases[name]))
-        print(f"  {name:<20} {value * 1000:9.1f} ms  (min {spread[0] * 1000:.1f}, max {spread[1] * 1000:.1f})")
+          f"torch threads {torch.get_num_threads()}, {args.steps} rounds")
+    medians = {}
+    for variant in variants:
+        medians[variant] = {name: statistics.median(values) for name, values in phases[variant].items()}
+        print(f" {variant}")
+        for name, value in medians[variant].items():
+            spread = (min(phases[variant][name]), max(phases[variant][name]))
+            print(f"  {name:<20} {value * 1000:9.1f} ms  (min {spread[0] * 1000:.1f}, max {spread[1] * 1000:.1f})")
     print(top)
     record = {
         "label": args.label,
@@ -151,7 +174,11 @@ def main() -> None:
         "block_length": config["dataset_reader"]["max_length"],
         "torch_threads": torch.get_num_threads(),
         "steps": args.steps,
-        "median_ms": {name: round(value * 1000, 1) for name, value in medians.items()},
+        "interleaved_variants": variants,
+        "median_ms": {v: {name: round(value * 1000, 1) for name, value in m.items()} for v, m in medians.items()},
+        "spread_ms": {
+            v: {name: [round(min(x) * 1000, 1), round(max(x) * 1000, 1)] for name, x in phases[v].items()} for v in variants
+        },
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
     }
     output = Path(args.output)

@@ -82,3 +82,57 @@ def test_bad_configurations_are_named(tiny_bert_dir):
         TokenEmbedder.from_params(
             Params({"type": "bitmaps_binary_bert", "model_name": str(tiny_bert_dir), "binarized_components": ["mlp"]})
         )
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        # BiT stage 2's activations: elastic inputs and Q/K/V, two-set probabilities
+        {"activations": "elastic", "attention_activations": "elastic", "attention_probs": "two_set"},
+        # BiBERT: sign activations and Bi-Attention; BitNet b1.58: ternary weights, int8 inputs
+        pytest.param(
+            {"activations": "sign", "attention": "bi_attention", "attention_activations": "sign"}, marks=pytest.mark.slow
+        ),
+        pytest.param({"weights": "ternary", "activations": "int8"}, marks=pytest.mark.slow),
+    ],
+)
+def test_compiled_layers_train_like_eager_ones(knobs):
+    # about a minute per case on 2 cores, nearly all of it compilation
+    def build(compile_layers):
+        torch.manual_seed(0)
+        return TokenEmbedder.from_params(
+            Params(
+                {
+                    "type": "bitmaps_binary_bert",
+                    "bert_config": dict(TINY_BERT_CONFIG, vocab_size=120),
+                    "compile_layers": compile_layers,
+                    **knobs,
+                }
+            )
+        ).train()
+
+    eager, compiled = build(False), build(True)
+    assert list(compiled.state_dict()) == list(eager.state_dict())
+    token_ids, mask = _inputs()
+    results = []
+    for embedder in (eager, compiled):
+        internals = embedder.encode_with_internals(token_ids, mask, record_attention=True)
+        loss = sum(h.square().mean() for h in internals.hidden_states)
+        loss = loss + sum(r.query.square().mean() for r in internals.attention)
+        loss.backward()
+        grads = {n: p.grad for n, p in embedder.named_parameters() if p.grad is not None}
+        results.append((loss.detach(), grads, len(internals.attention)))
+    (loss_e, grads_e, records_e), (loss_c, grads_c, records_c) = results
+    assert records_c == records_e == TINY_BERT_CONFIG["num_hidden_layers"]
+    assert torch.allclose(loss_c, loss_e, rtol=1e-5)
+    assert grads_c.keys() == grads_e.keys()
+    # float rounding differs between generated and eager code: compare against the largest
+    # gradient, since most of a random tiny W1A1 net's gradients are near zero
+    largest = max(g.abs().max() for g in grads_e.values())
+    for name in grads_e:
+        assert torch.allclose(grads_c[name], grads_e[name], rtol=1e-3, atol=1e-4 * largest), name
+    # evaluation runs the same layers eagerly: nothing more is compiled
+    compiled.eval(), eager.eval()
+    frames = dict(torch._dynamo.utils.counters["frames"])
+    assert torch.allclose(compiled(token_ids, mask), eager(token_ids, mask), atol=1e-5)
+    assert dict(torch._dynamo.utils.counters["frames"]) == frames
