@@ -62,8 +62,17 @@ test: $(STAMP) test-native $(if $(HAVE_ARM),test-arm)
 test-all: $(STAMP) test-native $(if $(HAVE_ARM),test-arm)
 	$(VENV)/bin/python -m pytest tests
 
+# train, export the packed 1-bit model, evaluate both archives on the same blocks and masks, fill a
+# mask with the torch-free runtime, then time the packed encoder against torch fp32 and ONNX
+# Runtime int8 (scripts/demo_summary.py)
+DEMO := runs/demo
 demo: $(STAMP)
-	$(VENV)/bin/allennlp train training_configs/demo_binary_bert_mlm.jsonnet -s runs/demo --force
+	$(VENV)/bin/allennlp train training_configs/demo_binary_bert_mlm.jsonnet -s $(DEMO) --force
+	$(VENV)/bin/allennlp bitmaps-export $(DEMO)/model.tar.gz $(DEMO)/packed.tar.gz
+	$(VENV)/bin/allennlp evaluate $(DEMO)/model.tar.gz ../shared/data/wikitext-2/valid.txt --output-file $(DEMO)/metrics_trained.json
+	$(VENV)/bin/allennlp evaluate $(DEMO)/packed.tar.gz ../shared/data/wikitext-2/valid.txt --output-file $(DEMO)/metrics_packed.json
+	$(VENV)/bin/bitmaps-predict $(DEMO)/packed.tar.gz "the capital of france is [MASK] ."
+	$(VENV)/bin/python scripts/demo_summary.py $(DEMO)
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import cpu_name  # noqa: E402
@@ -70,19 +70,13 @@ def _bert(shape: str):
     return BertModel(BertConfig(**SHAPES[shape]), add_pooling_layer=False).eval()
 
 
-def prepare(shape: str, directory: Path) -> Dict[str, int]:
-    """Writes every variant's file for `shape` into `directory`; returns their sizes."""
+def write_peer_files(bert, directory: Path, peers: List[str] = PEERS) -> Dict[str, int]:
+    """Writes the peers' files of encoder `bert` (ONNX fp32 and int8, torch fp32 and int8 state
+    dicts) into `directory`; returns their sizes in bytes."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from bitmaps_allennlp.modules.bert_binarization import binarize_bert_encoder
-    from bitmaps_allennlp.modules.binarization_spec import BinarizationSpec
-    from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
-    from bitmaps_allennlp.packed.export import pack_bert
-    from bitmaps_allennlp.packed.file_format import write_packed_model
-
     sizes = {}
-    bert = _bert(shape)
     ids = torch.ones(1, 8, dtype=torch.long)
     onnx_path = directory / "ort_fp32.onnx"
     torch.onnx.export(
@@ -92,13 +86,43 @@ def prepare(shape: str, directory: Path) -> Dict[str, int]:
     )
     sizes["ort_fp32"] = onnx_path.stat().st_size
     for name, per_channel in (("ort_int8_tensor", False), ("ort_int8_channel", True)):
-        quantize_dynamic(str(onnx_path), str(directory / f"{name}.onnx"), weight_type=QuantType.QInt8, per_channel=per_channel)
-        sizes[name] = (directory / f"{name}.onnx").stat().st_size
-    torch.save(bert.state_dict(), directory / "torch_fp32.pt")
-    sizes["torch_fp32"] = (directory / "torch_fp32.pt").stat().st_size
-    quantized = torch.ao.quantization.quantize_dynamic(bert, {torch.nn.Linear}, dtype=torch.qint8)
-    torch.save(quantized.state_dict(), directory / "torch_int8.pt")
-    sizes["torch_int8"] = (directory / "torch_int8.pt").stat().st_size
+        if name in peers:
+            quantize_dynamic(str(onnx_path), str(directory / f"{name}.onnx"), weight_type=QuantType.QInt8, per_channel=per_channel)
+            sizes[name] = (directory / f"{name}.onnx").stat().st_size
+    if "torch_fp32" in peers:
+        torch.save(bert.state_dict(), directory / "torch_fp32.pt")
+        sizes["torch_fp32"] = (directory / "torch_fp32.pt").stat().st_size
+    if "torch_int8" in peers:
+        quantized = torch.ao.quantization.quantize_dynamic(bert, {torch.nn.Linear}, dtype=torch.qint8)
+        torch.save(quantized.state_dict(), directory / "torch_int8.pt")
+        sizes["torch_int8"] = (directory / "torch_int8.pt").stat().st_size
+    return sizes
+
+
+def interleaved_ms(runners: Dict[str, Callable], inputs: Dict[str, tuple], rounds: int) -> Dict[str, List[float]]:
+    """Milliseconds of each runner on its inputs, one call each per round after a warm-up call,
+    the order rotating between rounds."""
+    variants = list(runners)
+    for v in variants:
+        runners[v](*inputs[v])
+    samples: Dict[str, List[float]] = {v: [] for v in variants}
+    for r in range(rounds):
+        for v in variants[r % len(variants):] + variants[: r % len(variants)]:
+            start = time.perf_counter()
+            runners[v](*inputs[v])
+            samples[v].append((time.perf_counter() - start) * 1e3)
+    return samples
+
+
+def prepare(shape: str, directory: Path) -> Dict[str, int]:
+    """Writes every variant's file for `shape` into `directory`; returns their sizes."""
+    from bitmaps_allennlp.modules.bert_binarization import binarize_bert_encoder
+    from bitmaps_allennlp.modules.binarization_spec import BinarizationSpec
+    from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
+    from bitmaps_allennlp.packed.export import pack_bert
+    from bitmaps_allennlp.packed.file_format import write_packed_model
+
+    sizes = write_peer_files(_bert(shape), directory)
     for name, knobs in PACKED.items():
         model = _bert(shape)
         binarize_bert_encoder(model, BinarizationSpec.from_options(LINEARS, ComponentQuantization(**knobs)))
@@ -166,24 +190,16 @@ def measure(shape: str, batches: List[int], thread_counts: List[int], rounds: in
                 rng = np.random.default_rng(0)
                 ids = rng.integers(1000, 30000, size=(batch, seq), dtype=np.int64)
                 masks = {v: np.ones((batch, seq), np.int32 if v.startswith("bitmaps") else np.int64) for v in variants}
-                for v in variants:
-                    runners[v](ids, masks[v])  # warm-up
-                samples: Dict[str, List[float]] = {v: [] for v in variants}
-                for r in range(rounds):
-                    order = variants[r % len(variants):] + variants[: r % len(variants)]
-                    for v in order:
-                        start = time.perf_counter()
-                        runners[v](ids, masks[v])
-                        samples[v].append(time.perf_counter() - start)
+                samples = interleaved_ms(runners, {v: (ids, masks[v]) for v in variants}, rounds)
                 for v in variants:
                     records.append(
                         {
                             "shape": shape, "batch": batch, "seq": seq, "threads": threads, "variant": v,
-                            "median_ms": statistics.median(samples[v]) * 1e3, "min_ms": min(samples[v]) * 1e3,
-                            "max_ms": max(samples[v]) * 1e3, "rounds": rounds,
+                            "median_ms": statistics.median(samples[v]), "min_ms": min(samples[v]),
+                            "max_ms": max(samples[v]), "rounds": rounds,
                         }
                     )
-                line = ", ".join(f"{v} {statistics.median(samples[v]) * 1e3:.1f}" for v in variants)
+                line = ", ".join(f"{v} {statistics.median(samples[v]):.1f}" for v in variants)
                 print(f"[{shape}] batch {batch}, {threads} thread(s): {line} (ms)", flush=True)
     return {"records": records, "file_bytes": sizes, "peak_rss_mb": rss}
 

@@ -86,6 +86,10 @@ def load_packed_archive(path: Union[str, Path]) -> PackedArchive:
         tokenizer_dir = _inside(reader.get("model_name"), "dataset_reader.model_name", source)
         tokenizer_json = read(posixpath.join(tokenizer_dir, "tokenizer.json"), "the tokenizer")
     tokenizer = Tokenizer.from_str(tokenizer_json.decode("utf-8"))
+    # a saved tokenizer may pad or truncate every input to a fixed length (all-MiniLM-L6-v2's pads
+    # to 128): sentences are batched and checked against max_length here instead
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
     max_length = min(int(reader.get("max_length", 512)), int(packed.config["max_position_embeddings"]))
     return PackedArchive(
         path=source,

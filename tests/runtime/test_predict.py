@@ -1,9 +1,11 @@
 """`bitmaps-predict`: the torch-free runtime on an exported archive gives `allennlp predict`'s answers,
 including from a fresh virtual environment that has no torch at all."""
+import io
 import json
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +39,27 @@ def packed_archive(tiny_bert_dir, corpus_path, valid_corpus_path, tmp_path_facto
     config["trainer"]["num_epochs"] = 1
     run = tmp_path_factory.mktemp("predict")
     train_model(Params(config), serialization_dir=str(run / "run"))
-    export_archive(run / "run" / "model.tar.gz", run / "packed.tar.gz")
-    return run / "packed.tar.gz"
+    export_archive(run / "run" / "model.tar.gz", run / "exported.tar.gz")
+    return _with_padding_tokenizer(run / "exported.tar.gz", run / "packed.tar.gz")
+
+
+def _with_padding_tokenizer(source, target):
+    """The archive with a tokenizer that pads and truncates every input to a fixed length longer
+    than the model's max_length, as all-MiniLM-L6-v2's saved `tokenizer.json` does (to 128)."""
+    with tarfile.open(source) as original, tarfile.open(target, "w:gz") as rewritten:
+        for member in original.getmembers():
+            data = original.extractfile(member).read() if member.isfile() else None
+            if member.name.endswith("tokenizer.json"):
+                saved = json.loads(data)
+                saved["padding"] = {
+                    "strategy": {"Fixed": 100}, "direction": "Right", "pad_to_multiple_of": None,
+                    "pad_id": 0, "pad_type_id": 0, "pad_token": "[PAD]",
+                }
+                saved["truncation"] = {"direction": "Right", "max_length": 100, "strategy": "LongestFirst", "stride": 0}
+                data = json.dumps(saved).encode()
+                member.size = len(data)
+            rewritten.addfile(member, io.BytesIO(data) if data is not None else None)
+    return target
 
 
 def _allennlp_predictions(archive):

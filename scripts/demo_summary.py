@@ -1,0 +1,132 @@
+#!/usr/bin/env python
+"""
+The last step of `make demo`: what the packed model is for, on one screen.
+
+Reads the demo's trained archive (`RUN/model.tar.gz`), its packed export (`RUN/packed.tar.gz`) and
+the `allennlp evaluate` metrics of both (`RUN/metrics_trained.json`, `RUN/metrics_packed.json`);
+fills one mask with the torch-free runtime; times the packed encoder against torch fp32 and ONNX
+Runtime int8 (`quantize_dynamic`, per channel) encoders of the same shape (speed does not depend
+on weight values), batch 1 x 128 wordpieces, 1 thread, one call of each per round, interleaved,
+medians. Prints the summary and writes it to `RUN/summary.json`.
+
+    python scripts/demo_summary.py runs/demo
+"""
+import argparse
+import json
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see benchmarks/bench_runtime.py
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+SEQ = 128
+
+
+def _metrics(path: Path) -> dict:
+    if not path.is_file():
+        sys.exit(f"{path}: missing; run `allennlp evaluate ... --output-file {path}` first (see `make demo`)")
+    return json.loads(path.read_text())
+
+
+def _latencies(archive, rounds: int) -> dict:
+    """Median milliseconds of one batch-1 encoder forward for each variant, and the peers' file sizes."""
+    import numpy as np
+    import torch
+    from transformers import BertConfig, BertModel
+
+    import bench_runtime
+    from bitmaps_runtime.encoder import PackedEncoder
+
+    config = archive.packed.config
+    shape = {key: config[key] for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")}
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(**shape), add_pooling_layer=False).eval()
+    packed = PackedEncoder(archive.packed, source=archive.path)
+    ids = np.random.default_rng(0).integers(1000, shape["vocab_size"], size=(1, SEQ), dtype=np.int64)
+    runners = {"packed (bitmaps_runtime)": lambda i, m: packed.hidden_states(i, m, threads=1)}
+    inputs = {"packed (bitmaps_runtime)": (ids, np.ones((1, SEQ), np.int32))}
+
+    def torch_fp32(i, m):
+        torch.set_num_threads(1)
+        with torch.inference_mode():
+            return bert(input_ids=torch.from_numpy(i), attention_mask=torch.from_numpy(m)).last_hidden_state
+
+    runners["torch fp32"] = torch_fp32
+    inputs["torch fp32"] = (ids, np.ones((1, SEQ), np.int64))
+    with tempfile.TemporaryDirectory() as folder:
+        sizes = {}
+        try:
+            sizes = bench_runtime.write_peer_files(bert, Path(folder), peers=["ort_int8_channel", "torch_fp32"])
+            runners["ONNX Runtime int8"] = bench_runtime.load("ort_int8_channel", "", Path(folder), 1)
+            inputs["ONNX Runtime int8"] = (ids, np.ones((1, SEQ), np.int64))
+        except ImportError as error:  # the `bench` extra is not installed
+            print(f"ONNX Runtime int8 not measured: {error}")
+        samples = bench_runtime.interleaved_ms(runners, inputs, rounds)
+    return {
+        "median_ms": {name: statistics.median(values) for name, values in samples.items()},
+        "spread_ms": {name: [min(values), max(values)] for name, values in samples.items()},
+        "peer_file_bytes": sizes,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="the demo's serialization directory (runs/demo)")
+    parser.add_argument("--sentence", default="the capital of france is [MASK] .")
+    parser.add_argument("--rounds", type=int, default=9)
+    args = parser.parse_args()
+
+    from bitmaps_runtime.archive import load_packed_archive
+    from bitmaps_runtime.native import backend
+    from bitmaps_runtime.predict import Predictor
+    from timing import cpu_name
+
+    trained, packed_path = args.run / "model.tar.gz", args.run / "packed.tar.gz"
+    for path in (trained, packed_path):
+        if not path.is_file():
+            sys.exit(f"{path}: missing; `make demo` trains and exports it")
+    metrics = {"trained": _metrics(args.run / "metrics_trained.json"), "packed": _metrics(args.run / "metrics_packed.json")}
+    archive = load_packed_archive(packed_path)
+    filled = Predictor(archive, threads=1).fill_masks([args.sentence])[0]["predictions"][0]
+    timing = _latencies(archive, args.rounds)
+    ms = timing["median_ms"]
+    packed_ms = ms["packed (bitmaps_runtime)"]
+    sizes = {"packed archive": packed_path.stat().st_size, "trained archive (fp32 latent weights)": trained.stat().st_size}
+    if "ort_int8_channel" in timing["peer_file_bytes"]:
+        sizes["ONNX Runtime int8 encoder"] = timing["peer_file_bytes"]["ort_int8_channel"]
+    sizes["torch fp32 encoder"] = timing["peer_file_bytes"].get("torch_fp32")
+    summary = {
+        "machine": {"cpu": cpu_name(), "kernel_path": backend(), "threads": 1},
+        "perplexity": {name: m.get("perplexity") for name, m in metrics.items()},
+        "fill_mask": {"sentence": args.sentence, **filled},
+        "encoder_ms_batch1_seq128": ms,
+        "encoder_ms_spread": timing["spread_ms"],
+        "rounds": args.rounds,
+        "file_bytes": sizes,
+    }
+    (args.run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+    print("\n=== Bitmaps demo: all-MiniLM-L6-v2 with 1-bit weights, trained briefly, packed ===")
+    print(f"masked-LM perplexity, WikiText-2 valid (first 160 blocks): trained {metrics['trained']['perplexity']:.1f}, "
+          f"packed {metrics['packed']['perplexity']:.1f} (the packed file: 1-bit linears, int8 embedding tables)")
+    best = ", ".join(f"{t} {p:.2f}" for t, p in zip(filled["tokens"][:3], filled["probabilities"][:3]))
+    print(f"fill-mask (packed, torch-free runtime): {args.sentence!r} -> {best}")
+    print(f"encoder latency, batch 1 x {SEQ}, 1 thread, {cpu_name()}, kernel path {backend()}, medians of {args.rounds}:")
+    for name, value in ms.items():
+        ratio = "" if name.startswith("packed") else f"  (packed runs {value / packed_ms:.2f}x as fast)"
+        print(f"  {name:<26} {value:7.1f} ms{ratio}")
+    print("file sizes:")
+    for name, value in sizes.items():
+        if value:
+            print(f"  {name:<38} {value / 2**20:6.1f} MiB")
+    print(f"written to {args.run / 'summary.json'}; the short training leaves perplexity high: README's "
+          "recipe table has the distilled students")
+
+
+if __name__ == "__main__":
+    main()
