@@ -73,6 +73,9 @@ class BinaryBertEmbedder(TokenEmbedder):
         Quantizer of Q, K and V in the attention matmuls (`"real"`, `"int8"`, `"sign"`, `"elastic"`).
     attention_probs : `str`, optional (default = `"real"`)
         Quantizer of the softmax output: `"real"`, `"int8"` or `"two_set"` (BiT).
+    num_hidden_layers : `int`, optional (default = `None`, all of them)
+        Keep only the checkpoint's first `num_hidden_layers` layers: a shallower student (the
+        dense baseline of the same teacher, `training_configs/dense_small_distill.jsonnet`).
     load_weights : `bool`, optional (default = `True`)
         Whether to load the checkpoint's weights. `bitmaps_masked_lm` turns this off when it is
         restored from an archive, whose own weights replace them anyway.
@@ -103,6 +106,7 @@ class BinaryBertEmbedder(TokenEmbedder):
         attention: str = "softmax",
         attention_activations: str = "real",
         attention_probs: str = "real",
+        num_hidden_layers: Optional[int] = None,
         load_weights: bool = True,
         train_parameters: bool = True,
         eval_mode: bool = False,
@@ -127,7 +131,11 @@ class BinaryBertEmbedder(TokenEmbedder):
         # Tensors of the checkpoint's own MLM head, when it has one; a plain dict so they are
         # not part of this module's state (the masked-LM model copies them into its head).
         self.pretrained_head_state: Optional[Dict[str, torch.Tensor]] = None
-        self.bert = self._build_encoder(model_name, bert_config, load_weights)
+        if num_hidden_layers is not None and (model_name is None or num_hidden_layers < 1):
+            raise ConfigurationError(
+                f"num_hidden_layers must be a positive number of a checkpoint's layers (with model_name), got {num_hidden_layers}"
+            )
+        self.bert = self._build_encoder(model_name, bert_config, load_weights, num_hidden_layers)
         self.binarized = binarize
         self.spec = spec if binarize else BinarizationSpec()
         self.binarized_components = list(binarized_components) if binarize else []
@@ -149,11 +157,18 @@ class BinaryBertEmbedder(TokenEmbedder):
                 layer.compile()  # in place: the state dict keeps its keys
 
     def _build_encoder(
-        self, model_name: Optional[str], bert_config: Optional[Dict[str, Any]], load_weights: bool
+        self, model_name: Optional[str], bert_config: Optional[Dict[str, Any]], load_weights: bool,
+        num_hidden_layers: Optional[int],
     ) -> BertModel:
         if bert_config is not None:
             return BertModel(BertConfig(**bert_config), add_pooling_layer=False)
         config = AutoConfig.from_pretrained(model_name)
+        if num_hidden_layers is not None:
+            if num_hidden_layers > config.num_hidden_layers:
+                raise ConfigurationError(
+                    f"num_hidden_layers: {model_name!r} has {config.num_hidden_layers} layers, fewer than {num_hidden_layers}"
+                )
+            config.num_hidden_layers = num_hidden_layers
         if config.model_type != "bert":
             raise ConfigurationError(
                 f"bitmaps_binary_bert: {model_name!r} is a {config.model_type!r} checkpoint; "
@@ -161,7 +176,7 @@ class BinaryBertEmbedder(TokenEmbedder):
             )
         if not load_weights:
             return BertModel(config, add_pooling_layer=False)
-        masked_lm, info = BertForMaskedLM.from_pretrained(model_name, output_loading_info=True)
+        masked_lm, info = BertForMaskedLM.from_pretrained(model_name, config=config, output_loading_info=True)
         head_missing = [k for k in info["missing_keys"] if k.startswith("cls.predictions")]
         if head_missing:
             logger.info("%s has no masked-LM head; a new one will be trained", model_name)

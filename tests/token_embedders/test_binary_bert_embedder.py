@@ -136,3 +136,20 @@ def test_compiled_layers_train_like_eager_ones(knobs):
     frames = dict(torch._dynamo.utils.counters["frames"])
     assert torch.allclose(compiled(token_ids, mask), eager(token_ids, mask), atol=1e-5)
     assert dict(torch._dynamo.utils.counters["frames"]) == frames
+
+
+def test_num_hidden_layers_keeps_the_first_layers(tiny_bert_dir):
+    embedder = TokenEmbedder.from_params(
+        Params({"type": "bitmaps_binary_bert", "model_name": str(tiny_bert_dir), "binarize": False, "num_hidden_layers": 1})
+    ).eval()
+    assert len(embedder.bert.encoder.layer) == embedder.config.num_hidden_layers == 1
+    full = BertModel.from_pretrained(str(tiny_bert_dir), add_pooling_layer=False).eval()
+    token_ids, mask = _inputs()
+    # the first layer's output of the whole checkpoint
+    expected = full(input_ids=token_ids, attention_mask=mask, output_hidden_states=True).hidden_states[1]
+    assert torch.allclose(embedder(token_ids, mask), expected, atol=1e-6)
+    for bad, message in ((3, "has 2 layers, fewer than 3"), (0, "positive number")):
+        with pytest.raises(ConfigurationError, match=message):
+            TokenEmbedder.from_params(
+                Params({"type": "bitmaps_binary_bert", "model_name": str(tiny_bert_dir), "num_hidden_layers": bad})
+            )
