@@ -42,7 +42,7 @@ from perplexity_table import SPLITS  # noqa: E402
 VARIANTS = {"fp32": "fp32", "fp16": "fp16", "torch int8": "int8", "ONNX Runtime int8": "int8"}
 
 
-def _fp16(model):
+def fp16(model):
     import torch
 
     with torch.no_grad():
@@ -52,22 +52,18 @@ def _fp16(model):
     return model
 
 
-def _torch_int8(model):
+def torch_int8(model):
     import torch
 
     return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
-def _ort_int8(model, folder: Path):
-    """Replaces the model's `encode` with an ONNX Runtime int8 session of its encoder."""
-    import numpy as np
-    import onnxruntime as ort
+def export_onnx_int8(bert, folder: Path) -> Path:
+    """`bert` (a `transformers` BertModel) as ONNX `(input_ids, attention_mask) -> hidden`, then
+    quantized by ONNX Runtime (`quantize_dynamic`, int8 weights per channel); returns the int8
+    file's path (the fp32 one, `encoder.onnx`, stays next to it)."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    bert = model._encoder.bert
-    ids = torch.ones(1, 8, dtype=torch.long)
-    fp32, int8 = folder / "encoder.onnx", folder / "encoder_int8.onnx"
 
     class Encoder(torch.nn.Module):
         def __init__(self, bert):
@@ -77,15 +73,34 @@ def _ort_int8(model, folder: Path):
         def forward(self, input_ids, attention_mask):
             return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
+    ids = torch.ones(1, 8, dtype=torch.long)
+    fp32, int8 = folder / "encoder.onnx", folder / "encoder_int8.onnx"
     torch.onnx.export(
         Encoder(bert).eval(), (ids, torch.ones_like(ids)), str(fp32), input_names=["input_ids", "attention_mask"],
         output_names=["hidden"], opset_version=17, dynamo=False,
         dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}},
     )
     quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
+    return int8
+
+
+def ort_session(path: Path, threads: int):
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(str(int8), options, providers=["CPUExecutionProvider"])
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # a spinning pool would take the cores from whatever runs next (see benchmarks/bench_runtime.py)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _ort_int8(model, folder: Path):
+    """Replaces the model's `encode` with an ONNX Runtime int8 session of its encoder."""
+    import numpy as np
+    import torch
+
+    session = ort_session(export_onnx_int8(model._encoder.bert, folder), torch.get_num_threads())
 
     def encode(tokens):
         inputs = tokens["tokens"]
@@ -113,7 +128,7 @@ def _evaluate(model, archive, data: Path) -> Dict:
     return evaluate(model, loader, cuda_device=-1)
 
 
-def _training_record(archive_path: Path) -> Dict:
+def training_record(archive_path: Path) -> Dict:
     """Where and how long the archive trained, from its serialization directory when present."""
     run = archive_path.parent
     record: Dict = {"archive": str(archive_path)}
@@ -151,7 +166,7 @@ def main() -> None:
     variants = args.variant or list(VARIANTS)
     cache = args.cache or args.teacher.parent / "baselines"
     cache.mkdir(parents=True, exist_ok=True)
-    trained = _training_record(args.teacher)
+    trained = training_record(args.teacher)
     records = []
     for variant in variants:
         for split in splits:
@@ -165,7 +180,7 @@ def main() -> None:
                 model = archive.model.eval()
                 with tempfile.TemporaryDirectory() as folder:
                     transform: Dict[str, Callable] = {
-                        "fp32": lambda m: m, "fp16": _fp16, "torch int8": _torch_int8,
+                        "fp32": lambda m: m, "fp16": fp16, "torch int8": torch_int8,
                         "ONNX Runtime int8": lambda m: _ort_int8(m, Path(folder)),
                     }
                     model = transform[variant](model)
@@ -178,7 +193,7 @@ def main() -> None:
                 os.replace(tmp.name, cached)
             records.append(
                 {
-                    "model": f"{args.label} ({variant})", "bits": VARIANTS[variant], "data": split.lower(),
+                    "model": f"{args.label} ({variant})", "variant": variant, "bits": VARIANTS[variant], "data": split.lower(),
                     "perplexity": metrics["perplexity"], "accuracy": metrics.get("accuracy"), "trained": copy.deepcopy(trained),
                     "evaluated_on": platform.machine(),
                 }

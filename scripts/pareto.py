@@ -1,0 +1,257 @@
+#!/usr/bin/env python
+"""
+When does binarization win? For every model: each trained recipe (as trained, fake-quantized in
+torch), its packed export (on the C++ runtime), the teacher's baselines (fp32, fp16 weights, torch
+int8, ONNX Runtime int8; `scripts/baselines.py`) and the dense 2-layer student, this computes
+
+- WikiText-2 and PTB test perplexity (`allennlp evaluate` with the archive's deterministic masks,
+  whole files; cached per evaluation, shared with `scripts/perplexity_table.py`'s folder);
+- the encoder's batch-1 x 128 latency on 1 thread through the fastest runtime the model has
+  (packed files: `bitmaps_runtime`; float models: the faster of torch and ONNX Runtime fp32;
+  int8: the runtime that quantized them), all in ONE process, one call of each per round, the
+  order rotating, medians;
+- the whole file a user would ship (archives as written; fp16 and int8 files written here);
+
+marks the Pareto front (no other model is both at most as large/slow and at most as perplexed),
+writes `results/pareto.json` and `results/pareto.png`, and prints a table.
+
+    python scripts/pareto.py --runs runs/recipes_full \
+        --baselines results/baselines.json results/baselines_dense.json
+"""
+import argparse
+import json
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see benchmarks/bench_runtime.py
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Dict, List, Tuple
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from baselines import export_onnx_int8, fp16, ort_session, torch_int8, training_record  # noqa: E402
+from perplexity_table import SPLITS, evaluate  # noqa: E402
+
+# run folder -> (label, bits): the recipes of scripts/packed_parity.sh
+RECIPES = {
+    "xnor_w1": ("XNOR W1 (BWN weights)", "W1A32"),
+    "bit_stage1": ("BiT stage 1", "W1A8"),
+    "bitnet_b158": ("BitNet b1.58", "W1.58A8"),
+    "bibert_w1a1": ("BiBERT", "W1A1"),
+    "bit_stage2": ("BiT stage 2", "W1A1"),
+}
+TEST_SPLITS = ["WikiText-2 test", "PTB test"]
+WHOLE_FILES = '{"validation_dataset_reader.max_instances": null}'
+SEQ = 128
+
+
+def _perplexities(name: str, archive: Path, cache: Path, data_dir: Path) -> Dict[str, float]:
+    import re
+
+    result = {}
+    for split in TEST_SPLITS:
+        slug = re.sub(r"[^A-Za-z0-9._()-]+", "_", f"{name}__{split}")
+        result[split.lower()] = evaluate(str(archive), data_dir / SPLITS[split], WHOLE_FILES, cache / f"{slug}.json")["perplexity"]
+    return result
+
+
+def _torch_runner(module) -> Callable:
+    import torch
+
+    def run(ids, mask):
+        torch.set_num_threads(1)
+        with torch.inference_mode():
+            return module(torch.from_numpy(ids), torch.from_numpy(mask).bool())
+
+    return run
+
+
+def _ort_runner(session) -> Callable:
+    return lambda ids, mask: session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+
+
+def _bert_runner(bert) -> Callable:
+    import torch
+
+    def run(ids, mask):
+        torch.set_num_threads(1)
+        with torch.inference_mode():
+            return bert(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state
+
+    return run
+
+
+def _file_bytes(write: Callable[[Path], None], folder: Path, name: str) -> int:
+    path = folder / name
+    write(path)
+    return path.stat().st_size
+
+
+def _models(args, folder: Path) -> Tuple[List[Dict], Dict[str, Dict[str, Callable]]]:
+    """The models (without latency yet) and, per model, the runners whose fastest is its latency."""
+    import torch
+    from allennlp.models.archival import load_archive
+    from safetensors.torch import save_file
+
+    from bitmaps_runtime.archive import load_packed_archive
+    from bitmaps_runtime.encoder import PackedEncoder
+
+    models, runners = [], {}
+    cache = args.runs / "table"
+    cache.mkdir(parents=True, exist_ok=True)
+    for run, (label, bits) in RECIPES.items():
+        trained, packed = args.runs / run / "model.tar.gz", args.runs / run / "packed.tar.gz"
+        if not (trained.is_file() and packed.is_file()):
+            print(f"{args.runs / run}: not trained and exported yet, left out")
+            continue
+        provenance = training_record(trained)
+        model = load_archive(str(trained)).model.eval()
+        models.append({"model": f"{label} (trained, torch)", "bits": bits, "kind": "recipe as trained",
+                       "perplexity": _perplexities(run, trained, cache, args.data_dir),
+                       "file_bytes": trained.stat().st_size, "trained": provenance})
+        runners[models[-1]["model"]] = {"torch (fake-quantized)": _torch_runner(model._encoder)}
+        encoder = PackedEncoder(load_packed_archive(packed).packed, source=str(packed))
+        models.append({"model": f"{label} (packed)", "bits": bits, "kind": "packed export",
+                       "perplexity": _perplexities(f"{run}, packed", packed, cache, args.data_dir),
+                       "file_bytes": packed.stat().st_size, "trained": provenance})
+        runners[models[-1]["model"]] = {"bitmaps_runtime": lambda i, m, e=encoder: e.hidden_states(i, m.astype("int32"), threads=1)}
+    for path in args.baselines:
+        records = json.loads(Path(path).read_text())["records"]
+        by_model: Dict[str, Dict] = {}
+        for record in records:
+            entry = by_model.setdefault(record["model"], {**record, "perplexity": {}})
+            entry["perplexity"][record["data"]] = record["perplexity"]
+        for name, entry in by_model.items():
+            archive_path = Path(entry["trained"]["archive"])
+            model = load_archive(str(archive_path)).model.eval()
+            variant, bert = entry["variant"], model._encoder.bert
+            item = {"model": name, "bits": entry["bits"], "kind": "baseline", "perplexity": entry["perplexity"], "trained": entry["trained"]}
+            sub = folder / str(len(models))
+            sub.mkdir()
+            if variant in ("fp32", "fp16"):
+                export_onnx_int8(bert, sub)  # writes the fp32 encoder.onnx on the way
+                runners[name] = {"torch fp32": _bert_runner(bert), "ONNX Runtime fp32": _ort_runner(ort_session(sub / "encoder.onnx", 1))}
+                if variant == "fp32":
+                    item["file_bytes"] = archive_path.stat().st_size
+                else:
+                    half, seen = {}, set()
+                    for key, value in fp16(model).state_dict().items():
+                        if value.data_ptr() not in seen:  # the model reaches its encoder under two names
+                            seen.add(value.data_ptr())
+                            half[key] = value.half() if value.is_floating_point() else value
+                    item["file_bytes"] = _file_bytes(lambda p: save_file({k: v.contiguous() for k, v in half.items()}, str(p)), folder, f"{len(models)}_fp16.safetensors")
+            elif variant == "torch int8":
+                quantized = torch_int8(model)
+                runners[name] = {"torch int8 dynamic": _bert_runner(quantized._encoder.bert)}
+                item["file_bytes"] = _file_bytes(lambda p: torch.save(quantized.state_dict(), p), folder, f"{len(models)}_int8.pt")
+            else:  # ONNX Runtime int8: the encoder file, plus the MLM head's transform it does not hold
+                int8 = export_onnx_int8(bert, sub)
+                runners[name] = {"ONNX Runtime int8": _ort_runner(ort_session(int8, 1))}
+                item["file_bytes"] = int8.stat().st_size
+                item["note"] = "encoder file only (the tied decoder's table is in it; the head's 0.6 MB transform is not)"
+            models.append(item)
+    return models, runners
+
+
+def _pareto(points: List[Tuple[float, float]]) -> List[bool]:
+    """True where no other point is at most as large in both coordinates and smaller in one."""
+    return [
+        not any(x2 <= x and y2 <= y and (x2 < x or y2 < y) for j, (x2, y2) in enumerate(points) if j != i)
+        for i, (x, y) in enumerate(points)
+    ]
+
+
+def _plot(models: List[Dict], out: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    for ax, key, label, front in (
+        (axes[0], "latency_ms", "encoder latency, batch 1 x 128, 1 thread (ms)", "front_latency"),
+        (axes[1], "file_mib", "whole file (MiB)", "front_size"),
+    ):
+        for m in models:
+            x, y = m[key], m["perplexity"]["wikitext-2 test"]
+            marker = {"packed export": "o", "recipe as trained": "x", "baseline": "s"}[m["kind"]]
+            ax.scatter(x, y, marker=marker, color="tab:red" if m[front] else "tab:gray", s=40)
+            ax.annotate(m["model"], (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        on = sorted((m[key], m["perplexity"]["wikitext-2 test"]) for m in models if m[front])
+        ax.plot([p[0] for p in on], [p[1] for p in on], color="tab:red", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("WikiText-2 test perplexity (masked LM)")
+        ax.grid(True, which="both", linewidth=0.3)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "recipes_full")
+    parser.add_argument("--baselines", nargs="*", default=[str(REPO / "results" / "baselines.json")])
+    parser.add_argument("--data-dir", type=Path, default=REPO / ".." / "shared" / "data")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--out", type=Path, default=REPO / "results")
+    args = parser.parse_args()
+    import numpy as np
+
+    import bench_runtime
+    import bitmaps_allennlp  # noqa: F401
+    from bitmaps_runtime.native import backend
+    from timing import cpu_name
+
+    with tempfile.TemporaryDirectory() as tmp:
+        models, runners = _models(args, Path(tmp))
+        flat = {f"{name} | {runtime}": run for name, by_runtime in runners.items() for runtime, run in by_runtime.items()}
+        ids = np.random.default_rng(0).integers(1000, 30000, size=(1, SEQ), dtype=np.int64)
+        ones = np.ones((1, SEQ), np.int64)
+        print(f"timing {len(flat)} encoders, {args.rounds} rounds", flush=True)
+        samples = bench_runtime.interleaved_ms(flat, {k: (ids, ones) for k in flat}, args.rounds)
+    for m in models:
+        measured = {runtime: statistics.median(samples[f"{m['model']} | {runtime}"]) for runtime in runners[m["model"]]}
+        m["runtime"], m["latency_ms"] = min(measured.items(), key=lambda kv: kv[1])
+        m["latency_spread_ms"] = [min(samples[f"{m['model']} | {m['runtime']}"]), max(samples[f"{m['model']} | {m['runtime']}"])]
+        m["file_mib"] = m["file_bytes"] / 2**20
+    # a fp16 file computes in fp32 on these CPUs: its latency is its fp32 model's
+    fp32_latency = {m["model"].replace("(fp32)", ""): m for m in models if m["model"].endswith("(fp32)")}
+    for m in models:
+        if m["model"].endswith("(fp16)") and m["model"].replace("(fp16)", "") in fp32_latency:
+            source = fp32_latency[m["model"].replace("(fp16)", "")]
+            m["runtime"], m["latency_ms"] = f"{source['runtime']} (fp16 widened to fp32)", source["latency_ms"]
+    for key, front in (("latency_ms", "front_latency"), ("file_bytes", "front_size")):
+        for m, on in zip(models, _pareto([(m[key], m["perplexity"]["wikitext-2 test"]) for m in models])):
+            m[front] = on
+    machine = {"cpu": cpu_name(), "flags": bench_runtime.cpu_flags(), "kernel_path": backend(), "threads": 1}
+    result = {"what": __doc__.strip().splitlines()[0], "machine": machine, "rounds": args.rounds, "seq": SEQ, "models": models}
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=args.out, delete=False) as tmp:
+        json.dump(result, tmp, indent=2)
+    os.replace(tmp.name, args.out / "pareto.json")
+    _plot(models, args.out / "pareto.png", f"{machine['cpu']}, kernel path {machine['kernel_path']}: red = Pareto front")
+    print(render(result))
+
+
+def render(result: Dict) -> str:
+    lines = [
+        "| model | bits | WikiText-2 test | PTB test | latency (ms) | runtime | file (MiB) | front (latency / size) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for m in sorted(result["models"], key=lambda m: m["perplexity"]["wikitext-2 test"]):
+        fronts = " / ".join("yes" if m[f] else "-" for f in ("front_latency", "front_size"))
+        lines.append(
+            f"| {m['model']} | {m['bits']} | {m['perplexity']['wikitext-2 test']:.2f} | {m['perplexity']['ptb test']:.2f} | "
+            f"{m['latency_ms']:.1f} | {m['runtime']} | {m['file_mib']:.1f} | {fronts} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
