@@ -50,7 +50,9 @@ $(ARM_TEST): $(NATIVE_SOURCES)
 	CXX=$(ARM_CXX) bash runtime/tests/build_native_tests.sh $@ -static
 
 test-arm: $(ARM_TEST)
-	qemu-aarch64 -L /usr/aarch64-linux-gnu $(ARM_TEST)
+	BITMAPS_EXPECT_PATHS=scalar,neon,neon_dotprod qemu-aarch64 -L /usr/aarch64-linux-gnu $(ARM_TEST)
+	@echo "the same on an ARMv8.0 core without the dot product (Cortex-A53): no neon_dotprod"
+	BITMAPS_EXPECT_PATHS=scalar,neon qemu-aarch64 -cpu cortex-a53 -L /usr/aarch64-linux-gnu $(ARM_TEST)
 	qemu-aarch64 -L /usr/aarch64-linux-gnu $(ARM_TEST)_golden $(GOLDEN)
 
 # make test runs the aarch64 tests when the cross toolchain and qemu are installed (.ci/run installs them)

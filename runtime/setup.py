@@ -29,8 +29,11 @@ ISA_SOURCES = {
             AVX512_FLAGS + ["-mavx512vl", "-mavx512vpopcntdq", "-mavx512vnni", "-mavx512bitalg"],
         ),
     ],
-    # Advanced SIMD is part of ARMv8-A: no flags
-    "aarch64": [("BITMAPS_HAVE_NEON", f"{CSRC}/kernels_neon.cpp", [])],
+    # Advanced SIMD is part of ARMv8-A: no flags; the dot product is ARMv8.2's, checked at run time
+    "aarch64": [
+        ("BITMAPS_HAVE_NEON", f"{CSRC}/kernels_neon.cpp", []),
+        ("BITMAPS_HAVE_NEON_DOTPROD", f"{CSRC}/kernels_neon_dotprod.cpp", ["-march=armv8.2-a+dotprod"]),
+    ],
 }
 # the portable core: every file here is compiled with BASE_FLAGS only
 CORE_SOURCES = [

@@ -3,6 +3,10 @@
 #include <atomic>
 #include <string>
 
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
+
 namespace bitmaps {
 namespace {
 
@@ -34,6 +38,18 @@ bool cpu_has_avx512_vnni() {
 #endif
 }
 
+// ARMv8.2 dot product (sdot/udot): the kernel's HWCAP bit on Linux (Android included). Elsewhere
+// (macOS, other kernels) the plain NEON table is used; BITMAPS_KERNELS cannot force an ISA the
+// CPU lacks.
+bool cpu_has_dotprod() {
+#if defined(__aarch64__) && defined(__linux__)
+  constexpr unsigned long kHwcapAsimdDp = 1ul << 20;  // HWCAP_ASIMDDP in <asm/hwcap.h>
+  return (getauxval(AT_HWCAP) & kHwcapAsimdDp) != 0;
+#else
+  return false;
+#endif
+}
+
 // The first of these the CPU has. Plain AVX-512 (F/BW, nibble-table popcount) comes after AVX2:
 // on AMD Zen 4, whose 512-bit units are double-pumped, it ran 10-15% slower than AVX2; it stays
 // one set_active_kernels("avx512") (BITMAPS_KERNELS=avx512) away.
@@ -41,7 +57,7 @@ bool cpu_has_avx512_vnni() {
 
 const KernelTable* default_kernels() {
   const auto tables = available_kernels();
-  for (const char* preferred : {"avx512_vnni", "avx2", "neon"})
+  for (const char* preferred : {"avx512_vnni", "avx2", "neon_dotprod", "neon"})
     for (const KernelTable* table : tables)
       if (std::string(table->isa) == preferred) return table;
   return tables.back();
@@ -68,7 +84,10 @@ std::vector<const KernelTable*> available_kernels() {
   if (cpu_has_avx512_vnni()) tables.push_back(&avx512_vnni_kernels(kAvx2Kernels));
 #endif
 #if defined(BITMAPS_HAVE_NEON) && defined(__aarch64__)
-  tables.push_back(&neon_kernels(kScalarKernels));  // Advanced SIMD: every ARMv8-A core has it
+  tables.push_back(&neon_kernels());  // Advanced SIMD: every ARMv8-A core has it
+#if defined(BITMAPS_HAVE_NEON_DOTPROD)
+  if (cpu_has_dotprod()) tables.push_back(&neon_dotprod_kernels(neon_kernels()));
+#endif
 #endif
   return tables;
 }

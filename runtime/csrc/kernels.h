@@ -76,8 +76,12 @@ const KernelTable& avx512_vnni_kernels(const KernelTable& avx2);
 #endif
 
 #if defined(BITMAPS_HAVE_NEON)
-// NEON kernels, with the scalar table's GELU and exp.
-const KernelTable& neon_kernels(const KernelTable& scalar);
+// NEON kernels (every ARMv8-A core).
+const KernelTable& neon_kernels();
+#endif
+#if defined(BITMAPS_HAVE_NEON_DOTPROD)
+// The NEON table with W1A8 on sdot (ARMv8.2 dot product); built on first call from it.
+const KernelTable& neon_dotprod_kernels(const KernelTable& neon);
 #endif
 
 inline int64_t words_per_row(int64_t k) { return (k + 63) / 64; }

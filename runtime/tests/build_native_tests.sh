@@ -31,8 +31,9 @@ if [ "$arch" = x86_64 ]; then
   sources=("$objects/avx2.o" "$objects/avx512.o" "$objects/avx512_vnni.o")
 elif [ "$arch" = aarch64 ]; then
   "$cxx" "${base[@]}" -c "$here/csrc/kernels_neon.cpp" -o "$objects/neon.o"
-  defines=(-DBITMAPS_HAVE_NEON)
-  sources=("$objects/neon.o")
+  "$cxx" "${base[@]}" -march=armv8.2-a+dotprod -c "$here/csrc/kernels_neon_dotprod.cpp" -o "$objects/neon_dotprod.o"
+  defines=(-DBITMAPS_HAVE_NEON -DBITMAPS_HAVE_NEON_DOTPROD)
+  sources=("$objects/neon.o" "$objects/neon_dotprod.o")
 fi
 for name in dispatch thread_pool kernels_scalar int8_lut linear encoder model_builder; do
   sources+=("$here/csrc/$name.cpp")

@@ -263,6 +263,12 @@ int main() {
     std::printf("kernel path %s: tested\n", table->isa);
   }
   expect(tested > 0, "no kernel path matched BITMAPS_KERNELS");
+  // BITMAPS_EXPECT_PATHS=scalar,neon: the paths this CPU must offer, in order (feature detection)
+  if (const char* want = std::getenv("BITMAPS_EXPECT_PATHS")) {
+    std::string offered;
+    for (const KernelTable* table : available_kernels()) offered += (offered.empty() ? "" : ",") + std::string(table->isa);
+    expect(offered == want, "kernel paths offered: " + offered + ", expected " + want);
+  }
   if (failures) std::fprintf(stderr, "%d failures\n", failures);
   else std::printf("all kernel tests passed\n");
   return failures ? 1 : 0;
