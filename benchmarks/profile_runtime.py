@@ -2,9 +2,10 @@
 """
 Where the C++ runtime's encoder forward spends its time, per phase (`BITMAPS_PROFILE`): the
 packed W1A1, W1A8, W1A32 and W1.58A8 encoders of bench_runtime.py (random weights), batch 1 x 128,
-1 thread, mean of 5 calls after a warm-up. Writes benchmarks/results/runtime_profile.json.
+1 thread (and more with --threads 1 2: how each phase scales), mean of 5 calls after a warm-up.
+Writes benchmarks/results/runtime_profile.json.
 
-    python benchmarks/profile_runtime.py --shapes minilm bert-base
+    python benchmarks/profile_runtime.py --shapes minilm bert-base [--threads 1 2]
 """
 import argparse
 import json
@@ -23,6 +24,7 @@ from timing import cpu_name  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", nargs="+", default=["minilm", "bert-base"], choices=list(bench_runtime.SHAPES))
+    parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--out", default="benchmarks/results/runtime_profile.json")
     args = parser.parse_args()
     from bitmaps_runtime.encoder import PackedEncoder
@@ -37,16 +39,17 @@ def main() -> None:
             mask = np.ones((1, 128), np.int32)
             for variant in bench_runtime.PACKED:
                 encoder = PackedEncoder(read_packed_model(Path(tmp) / f"{variant}.safetensors"))
-                encoder.hidden_states(ids, mask, threads=1)
-                encoder.profile(True)
-                start = time.perf_counter()
-                for _ in range(5):
-                    encoder.hidden_states(ids, mask, threads=1)
-                total = (time.perf_counter() - start) / 5
-                phases = {k: v / 5 * 1e3 for k, v in encoder.profile(False).items()}
-                rows.append({"shape": shape, "variant": variant, "forward_ms": total * 1e3, "phases_ms": phases})
-                print(shape, variant, f"{total * 1e3:.1f} ms", {k: round(v, 1) for k, v in phases.items()}, flush=True)
-    Path(args.out).write_text(json.dumps({"cpu": cpu_name(), "kernel_path": backend(), "batch": 1, "seq": 128, "threads": 1, "rows": rows}, indent=2))
+                for threads in args.threads:
+                    encoder.hidden_states(ids, mask, threads=threads)
+                    encoder.profile(True)
+                    start = time.perf_counter()
+                    for _ in range(5):
+                        encoder.hidden_states(ids, mask, threads=threads)
+                    total = (time.perf_counter() - start) / 5
+                    phases = {k: v / 5 * 1e3 for k, v in encoder.profile(False).items()}
+                    rows.append({"shape": shape, "variant": variant, "threads": threads, "forward_ms": total * 1e3, "phases_ms": phases})
+                    print(shape, variant, f"{threads} thread(s) {total * 1e3:.1f} ms", {k: round(v, 1) for k, v in phases.items()}, flush=True)
+    Path(args.out).write_text(json.dumps({"cpu": cpu_name(), "kernel_path": backend(), "batch": 1, "seq": 128, "threads": args.threads, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

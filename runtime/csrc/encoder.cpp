@@ -73,9 +73,13 @@ void layer_norm_rows(float* x, int64_t rows, int64_t h, const Norm& norm, float 
   }
 }
 
+// LayerNorm's cost per element in tiles.h's work units: three passes in double (sum, squares,
+// the normalised write) and the residual add; a 128 x 384 block is then worth splitting.
+constexpr int64_t kNormWork = 32;
+
 // x = LayerNorm(x + residual), row-parallel
 void add_norm(float* x, const float* residual, int64_t rows, int64_t h, const Norm& norm, float eps, int threads) {
-  run_rows(rows, 16, rows * h * 8, threads, [&](int64_t r0, int64_t r1) {
+  run_rows(rows, 16, rows * h * kNormWork, threads, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0 * h; i < r1 * h; ++i) x[i] += residual[i];
     layer_norm_rows(x + r0 * h, r1 - r0, h, norm, eps);
   });
@@ -287,9 +291,9 @@ const char* linear_phase(const LinearWeights& w) {
 }
 
 void timed_linear(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m, float* y, int threads,
-                  Workspace& ws) {
+                  Workspace& ws, bool inputs_prepared = false) {
   Phase phase(ws.profile, linear_phase(w));
-  run_linear(kernels, w, x, m, y, threads, ws.linear);
+  run_linear(kernels, w, x, m, y, threads, ws.linear, inputs_prepared);
 }
 
 }  // namespace
@@ -339,7 +343,7 @@ void encoder_forward(const EncoderModel& model, const KernelTable& kernels, cons
   const int64_t H = model.hidden, rows = batch * seq, I = model.intermediate;
   {
   Phase phase(ws.profile, "embeddings + LayerNorm");
-  run_rows(rows, 16, rows * H * 8, threads, [&](int64_t r0, int64_t r1) {
+  run_rows(rows, 16, rows * H * kNormWork, threads, [&](int64_t r0, int64_t r1) {
     std::vector<float> position(static_cast<size_t>(H));
     for (int64_t r = r0; r < r1; ++r) {
       float* out = hidden + r * H;
@@ -361,8 +365,9 @@ void encoder_forward(const EncoderModel& model, const KernelTable& kernels, cons
   const int64_t heads = model.heads, d = H / heads;
   for (const Layer& layer : model.layers) {
     timed_linear(kernels, layer.query, hidden, rows, q, threads, ws);
-    timed_linear(kernels, layer.key, hidden, rows, k, threads, ws);
-    timed_linear(kernels, layer.value, hidden, rows, v, threads, ws);
+    timed_linear(kernels, layer.key, hidden, rows, k, threads, ws, shares_prepared_inputs(layer.query, layer.key));
+    timed_linear(kernels, layer.value, hidden, rows, v, threads, ws,
+                 shares_prepared_inputs(layer.query, layer.key) && shares_prepared_inputs(layer.key, layer.value));
     {
       Phase phase(ws.profile, "attention (scores, softmax, context)");
       // work: two seq x seq x d products per head
@@ -399,7 +404,7 @@ void mlm_logits(const EncoderModel& model, const KernelTable& kernels, const flo
   Phase phase(ws.profile, "MLM head");
   run_linear(kernels, model.head_dense, hidden, rows, transformed, threads, ws.linear);
   activate(kernels, transformed, rows * H, model.activation, threads);
-  run_rows(rows, 16, rows * H * 8, threads, [&](int64_t r0, int64_t r1) {
+  run_rows(rows, 16, rows * H * kNormWork, threads, [&](int64_t r0, int64_t r1) {
     layer_norm_rows(transformed + r0 * H, r1 - r0, H, model.head_norm, model.eps);
   });
   // the decoder tied to the word table: blocks of table rows decoded to floats once, then a

@@ -128,7 +128,8 @@ void prepare_w1a8_inputs(const KernelTable& kernels, const float* x, int64_t m, 
   uint8_t* luts = kernels.w1a8_uses_luts ? grow(s.luts, m * groups * 32) : nullptr;
   float* step = grow(s.row_scale, m);
   int32_t* rowsum = grow(s.rowsum, m);
-  run_rows(m, 16, m * k * 4, threads, [&](int64_t r0, int64_t r1) {
+  // quantizing and 32 table bytes per 4 inputs: worth splitting from 128 x 384 on
+  run_rows(m, 16, m * k * 32, threads, [&](int64_t r0, int64_t r1) {
     kernels.quantize_rows_int8(x + r0 * k, r1 - r0, k, k, q + r0 * groups * 4, step + r0, rowsum + r0);
     if (luts) build_luts(q + r0 * groups * 4, r1 - r0, groups, luts + r0 * groups * 32);
   });
@@ -179,7 +180,7 @@ void linear_w1a32_unpacked(const KernelTable& kernels, const float* x, int64_t m
 }
 
 void run_linear(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m, float* y,
-                int threads, LinearScratch& s) {
+                int threads, LinearScratch& s, bool inputs_prepared) {
   const int64_t k = w.in, n = w.out;
   switch (w.scheme) {
     case Scheme::kDense:
@@ -189,7 +190,7 @@ void run_linear(const KernelTable& kernels, const LinearWeights& w, const float*
     case Scheme::kW1A1:
       return linear_w1a1(kernels, x, m, k, w.words, w.scale, w.bias, n, y, threads, s);
     case Scheme::kW1A8:
-      prepare_w1a8_inputs(kernels, x, m, k, threads, s);
+      if (!inputs_prepared) prepare_w1a8_inputs(kernels, x, m, k, threads, s);
       return linear_w1a8_prepared(kernels, m, k, w.lut.data(), w.scale, w.bias, n, y, threads, s);
     case Scheme::kW1A1Elastic:
     case Scheme::kW1A1TwoSet:
@@ -206,7 +207,7 @@ void run_linear(const KernelTable& kernels, const LinearWeights& w, const float*
         linear_w1a32(kernels, x, m, k, w.words + plane_words, w.epilogue_scale.data(), nullptr, n, second, threads,
                      w.panel_bits.data() + plane_panel);
       } else {
-        prepare_w1a8_inputs(kernels, x, m, k, threads, s);
+        if (!inputs_prepared) prepare_w1a8_inputs(kernels, x, m, k, threads, s);
         linear_w1a8_prepared(kernels, m, k, w.lut.data(), w.epilogue_scale.data(), nullptr, n, y, threads, s);
         linear_w1a8_prepared(kernels, m, k, w.lut.data() + plane_lut, w.epilogue_scale.data(), nullptr, n, second,
                              threads, s);

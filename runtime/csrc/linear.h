@@ -54,9 +54,17 @@ struct LinearWeights {
   bool prepare(const char** error);
 };
 
-// y (m x out) = the layer applied to x (m x in, row stride in).
+// y (m x out) = the layer applied to x (m x in, row stride in). `inputs_prepared`: the previous
+// call on this scratch was a layer that shares_prepared_inputs with this one, on the same x, so its
+// quantized rows and tables are reused (Q, K and V read one input).
 void run_linear(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m, float* y,
-                int threads, LinearScratch& scratch);
+                int threads, LinearScratch& s, bool inputs_prepared = false);
+
+// Whether `b` quantizes its input exactly as `a` does, so one preparation serves both: the int8
+// schemes (absmax per row has no parameters) on inputs of the same width.
+inline bool shares_prepared_inputs(const LinearWeights& a, const LinearWeights& b) {
+  return a.uses_lut() && b.uses_lut() && a.in == b.in;
+}
 
 // The scheme kernels on their own (the binding's per-layer entry points use them).
 // panel_bits (nullable): the weight's panel layout (LinearWeights::panel_bits); with it, many

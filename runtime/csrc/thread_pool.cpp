@@ -1,7 +1,9 @@
 #include "thread_pool.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -9,15 +11,47 @@
 namespace bitmaps {
 namespace {
 
-// Workers sleep on a condition variable between jobs. A job is published by bumping
-// `generation_`; the first `participants_` workers join the caller in pulling task indices
-// from an atomic counter.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// How long a worker (and the caller waiting for one) spins before sleeping. An encoder forward
+// runs dozens of parallel jobs a few hundred microseconds apart; waking a sleeping worker through
+// the condition variable took 50-100 us on this project's VMs, which was most of what a second
+// thread saved on a MiniLM layer. After a short spin the workers sleep, so an idle process, or the
+// next program on the cores, loses at most this much. BITMAPS_SPIN_US overrides it (0: never spin).
+std::chrono::nanoseconds spin_budget() {
+  const char* value = std::getenv("BITMAPS_SPIN_US");
+  const long micros = value && *value ? std::strtol(value, nullptr, 10) : 100;
+  return std::chrono::microseconds(micros > 0 ? micros : 0);
+}
+
+// Spins until done() or the budget is spent; returns done().
+template <typename Done>
+bool spin_until(Done done, std::chrono::nanoseconds budget) {
+  if (done()) return true;
+  if (budget.count() == 0) return false;
+  const auto stop = std::chrono::steady_clock::now() + budget;
+  for (int i = 0;; ++i) {
+    if (done()) return true;
+    cpu_relax();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() >= stop) return done();
+  }
+}
+
+// A job is published by bumping `generation_` (under `mutex_`, so a sleeping worker cannot miss
+// it); the first `participants_` workers join the caller in pulling task indices from an atomic
+// counter. Everything a job reads is written before its generation is released.
 class Pool {
  public:
   ~Pool() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      stopping_ = true;
+      stopping_.store(true);
     }
     wake_.notify_all();
     for (auto& worker : workers_) worker.join();
@@ -36,13 +70,14 @@ class Pool {
       tasks_ = tasks;
       next_.store(0);
       participants_ = helpers;
-      pending_ = helpers;
-      ++generation_;
+      pending_.store(helpers);
+      generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     work();
+    if (spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; }, spin_)) return;
     std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [&] { return pending_ == 0; });
+    done_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
   }
 
  private:
@@ -52,19 +87,24 @@ class Pool {
 
   void loop(int index) {
     uint64_t seen = 0;
-    std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
-      wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
-      if (stopping_) return;
-      seen = generation_;
+      const auto published = [&] { return stopping_.load() || generation_.load(std::memory_order_acquire) != seen; };
+      if (!spin_until(published, spin_)) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, published);
+      }
+      if (stopping_.load()) return;
+      seen = generation_.load(std::memory_order_acquire);
       if (index >= participants_) continue;
-      lock.unlock();
       work();
-      lock.lock();
-      if (--pending_ == 0) done_.notify_one();
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lock(mutex_);  // the caller may be about to sleep on done_
+        done_.notify_one();
+      }
     }
   }
 
+  const std::chrono::nanoseconds spin_ = spin_budget();
   std::vector<std::thread> workers_;
   std::mutex mutex_, job_mutex_;
   std::condition_variable wake_, done_;
@@ -72,9 +112,9 @@ class Pool {
   std::atomic<int64_t> next_{0};
   int64_t tasks_ = 0;
   int participants_ = 0;
-  int pending_ = 0;
-  uint64_t generation_ = 0;
-  bool stopping_ = false;
+  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stopping_{false};
 };
 
 Pool& pool() {
