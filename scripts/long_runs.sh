@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The real-budget runs of the accuracy issue: BiT stage 1 (W1A8), BitNet b1.58 (W1.58A8) and BiT
+# stage 2 (W1A1, from stage 1 and with stage 1 as its teacher, as BiT does), each 2,000 steps of 16
+# blocks of 128 (10x the configs' budget: 8 epochs of 250 steps), student layers compiled
+# (`compile_layers`). Each epoch validates on the first 640 blocks of WikiText-2 valid (the curve);
+# the final archives are scored on whole files afterwards (scripts/perplexity_table.py).
+# Resumable: a finished run is skipped, an interrupted one continues with --recover. Keep RUNS
+# outside any clean checkout if it must survive one.
+# Usage: bash scripts/long_runs.sh [RUNS_DIR] [TEACHER_DIR]  (default: runs/long runs/recipes_full/teacher)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-runs/long}
+TEACHER=${2:-runs/recipes_full/teacher}
+ALLENNLP=".venv/bin/allennlp"
+mkdir -p "$RUNS"
+[ -f "$TEACHER/model.tar.gz" ] || { echo "$TEACHER/model.tar.gz: train the teacher first (scripts/packed_parity.sh)"; exit 2; }
+budget='"data_loader.batches_per_epoch": 250, "trainer.num_epochs": 8, "trainer.learning_rate_scheduler.warmup_steps": 200,
+  "validation_dataset_reader.max_instances": 640, "trainer.checkpointer.keep_most_recent_by_count": 1,
+  "model.text_field_embedder.token_embedders.tokens.compile_layers": true'
+
+train() {  # train CONFIG DIR OVERRIDES: skips a finished run, resumes an interrupted one
+  if [ -f "$2/model.tar.gz" ]; then echo "$2: already trained"
+  elif [ -f "$2/config.json" ]; then "$ALLENNLP" train "$1" -s "$2" --recover -o "{$3}"
+  else rm -rf "$2"; "$ALLENNLP" train "$1" -s "$2" -o "{$3}"; fi
+}
+from_teacher="\"model.teacher\": \"$TEACHER/model.tar.gz\", \"model.initializer.regexes.0.1.weights_file_path\": \"$TEACHER/best.th\""
+train training_configs/bit_stage1_w1a8.jsonnet "$RUNS/bit_stage1" "$budget, $from_teacher"
+train training_configs/bitnet_b158_w158a8.jsonnet "$RUNS/bitnet_b158" "$budget, $from_teacher"
+train training_configs/bit_stage2_w1a1.jsonnet "$RUNS/bit_stage2" "$budget, \"model.teacher\": \"$RUNS/bit_stage1/model.tar.gz\", \"model.initializer.regexes.0.1.weights_file_path\": \"$RUNS/bit_stage1/model.tar.gz\""
