@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "avx2_reduce.h"
+#include "float_approx.h"
 #include "gemm_panels.h"
 
 namespace bitmaps {
@@ -116,18 +117,15 @@ void sgemm_nn(const float* a, int64_t lda, const float* b, int64_t ldb, float* c
   gemm_nn_panels(tiles_over_rows, a, lda, b, ldb, c, ldc, m0, m1, n, k);
 }
 
-// exp(x) for x in float range, Cephes' polynomial after x = n ln2 + r (about 1 ulp).
+// exp(x) for x in float range (float_approx.h).
 inline __m256 exp8(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  using namespace approx;
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(kExpLow)), _mm256_set1_ps(kExpHigh));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2High), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Low), r);
+  __m256 p = _mm256_set1_ps(kExpP[0]);
+  for (int c = 1; c < 6; ++c) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpP[c]));
   p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
   const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
@@ -147,26 +145,21 @@ float exp_shifted(float* x, int64_t count, float shift) {
   return sum;
 }
 
-// erf as a rational function of x on [-4, 4] (Eigen's fast erf, a few ulp), saturating outside.
+// erf (float_approx.h), saturating outside [-4, 4].
 inline __m256 erf8(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-4.f)), _mm256_set1_ps(4.f));
+  using namespace approx;
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-kErfClamp)), _mm256_set1_ps(kErfClamp));
   const __m256 x2 = _mm256_mul_ps(x, x);
-  __m256 p = _mm256_fmadd_ps(x2, _mm256_set1_ps(-2.72614225801306e-10f), _mm256_set1_ps(2.77068142495902e-08f));
-  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-2.10102402082508e-06f));
-  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-5.69250639462346e-05f));
-  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-7.34990630326855e-04f));
-  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-2.95459980854025e-03f));
-  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-1.60960333262415e-02f));
+  __m256 p = _mm256_set1_ps(kErfP[0]);
+  for (int c = 1; c < 7; ++c) p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(kErfP[c]));
   p = _mm256_mul_ps(x, p);
-  __m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(-1.45660718464996e-05f), _mm256_set1_ps(-2.13374055278905e-04f));
-  q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-1.68282697438203e-03f));
-  q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-7.37332916720468e-03f));
-  q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-1.42647390514189e-02f));
+  __m256 q = _mm256_set1_ps(kErfQ[0]);
+  for (int c = 1; c < 5; ++c) q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(kErfQ[c]));
   return _mm256_div_ps(p, q);
 }
 
 void gelu(float* x, int64_t count) {
-  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.f), root_half = _mm256_set1_ps(0.70710678118654752f);
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.f), root_half = _mm256_set1_ps(approx::kSqrtHalf);
   int64_t i = 0;
   for (; i + 8 <= count; i += 8) {
     const __m256 v = _mm256_loadu_ps(x + i);

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "float_approx.h"
 #include "int8_lut.h"
 #include "kernels.h"
 #include "gemm_panels.h"
@@ -278,18 +279,15 @@ void w1a8_linear(const uint8_t* luts, const int8_t*, const int32_t* rowsum, cons
   }
 }
 
-// exp(x), Cephes' polynomial after x = n ln2 + r, as exp8 in float_avx2.h.
+// exp(x) (float_approx.h)
 inline float32x4_t exp4(float32x4_t x) {
-  x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-87.3f)), vdupq_n_f32(88.3f));
-  const float32x4_t n = vrndnq_f32(vmulq_n_f32(x, 1.44269504088896341f));
-  float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));
-  r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
-  float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
-  p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+  using namespace approx;
+  x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(kExpLow)), vdupq_n_f32(kExpHigh));
+  const float32x4_t n = vrndnq_f32(vmulq_n_f32(x, kLog2e));
+  float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(kLn2High));
+  r = vfmsq_f32(r, n, vdupq_n_f32(kLn2Low));
+  float32x4_t p = vdupq_n_f32(kExpP[0]);
+  for (int c = 1; c < 6; ++c) p = vfmaq_f32(vdupq_n_f32(kExpP[c]), p, r);
   p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.f)), p, vmulq_f32(r, r));
   const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
   return vmulq_f32(p, vreinterpretq_f32_s32(e));
@@ -308,21 +306,16 @@ float exp_shifted(float* x, int64_t count, float shift) {
   return sum;
 }
 
-// erf as a rational function on [-4, 4], saturating outside (erf8 in float_avx2.h).
+// erf (float_approx.h), saturating outside [-4, 4]
 inline float32x4_t erf4(float32x4_t x) {
-  x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-4.f)), vdupq_n_f32(4.f));
+  using namespace approx;
+  x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-kErfClamp)), vdupq_n_f32(kErfClamp));
   const float32x4_t x2 = vmulq_f32(x, x);
-  float32x4_t p = vfmaq_f32(vdupq_n_f32(2.77068142495902e-08f), x2, vdupq_n_f32(-2.72614225801306e-10f));
-  p = vfmaq_f32(vdupq_n_f32(-2.10102402082508e-06f), x2, p);
-  p = vfmaq_f32(vdupq_n_f32(-5.69250639462346e-05f), x2, p);
-  p = vfmaq_f32(vdupq_n_f32(-7.34990630326855e-04f), x2, p);
-  p = vfmaq_f32(vdupq_n_f32(-2.95459980854025e-03f), x2, p);
-  p = vfmaq_f32(vdupq_n_f32(-1.60960333262415e-02f), x2, p);
+  float32x4_t p = vdupq_n_f32(kErfP[0]);
+  for (int c = 1; c < 7; ++c) p = vfmaq_f32(vdupq_n_f32(kErfP[c]), x2, p);
   p = vmulq_f32(x, p);
-  float32x4_t q = vfmaq_f32(vdupq_n_f32(-2.13374055278905e-04f), x2, vdupq_n_f32(-1.45660718464996e-05f));
-  q = vfmaq_f32(vdupq_n_f32(-1.68282697438203e-03f), x2, q);
-  q = vfmaq_f32(vdupq_n_f32(-7.37332916720468e-03f), x2, q);
-  q = vfmaq_f32(vdupq_n_f32(-1.42647390514189e-02f), x2, q);
+  float32x4_t q = vdupq_n_f32(kErfQ[0]);
+  for (int c = 1; c < 5; ++c) q = vfmaq_f32(vdupq_n_f32(kErfQ[c]), x2, q);
   return vdivq_f32(p, q);
 }
 
@@ -331,7 +324,7 @@ void gelu(float* x, int64_t count) {
   for (; i + 4 <= count; i += 4) {
     const float32x4_t v = vld1q_f32(x + i);
     // x * 0.5 * (1 + erf(x / sqrt(2))), torch's order
-    const float32x4_t e = erf4(vmulq_n_f32(v, 0.70710678118654752f));
+    const float32x4_t e = erf4(vmulq_n_f32(v, approx::kSqrtHalf));
     vst1q_f32(x + i, vmulq_f32(vmulq_n_f32(v, 0.5f), vaddq_f32(vdupq_n_f32(1.f), e)));
   }
   for (; i < count; ++i) x[i] = x[i] * 0.5f * (1.f + std::erf(x[i] * 0.70710678118654752f));
