@@ -47,3 +47,6 @@ for run in xnor_w1 bit_stage1 bitnet_b158 bibert_w1a1 bit_stage2; do
   models+=(--model "$run, packed fp32 tables=$RUNS/$run/packed_fp32.tar.gz" --overrides "$run, packed fp32 tables=$whole")
 done
 "$PYTHON" scripts/perplexity_table.py --out "$RUNS/table" "${splits[@]}" "${models[@]}"
+# every evaluation in the table folder as records, with bits and training provenance
+if [ "$STEPS" = full ]; then result=results/packed_parity_full.json; else result=results/packed_parity.json; fi
+"$PYTHON" scripts/parity_results.py "$RUNS" "$result"
