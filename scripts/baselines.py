@@ -24,7 +24,6 @@ to `--json` with the fields README's results use.
 import argparse
 import copy
 import json
-import os
 import platform
 import re
 import sys
@@ -37,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from atomic_json import write_json  # noqa: E402
 from perplexity_table import SPLITS  # noqa: E402
 
 VARIANTS = {"fp32": "fp32", "fp16": "fp16", "torch int8": "int8", "ONNX Runtime int8": "int8"}
@@ -188,9 +188,7 @@ def main() -> None:
                     with torch.inference_mode():
                         metrics = _evaluate(model, archive, args.data_dir / SPLITS[split])
                     metrics["eval_seconds"] = round(time.perf_counter() - started, 1)
-                with tempfile.NamedTemporaryFile("w", dir=cache, delete=False) as tmp:
-                    json.dump(metrics, tmp, indent=2)
-                os.replace(tmp.name, cached)
+                write_json(cached, metrics)
             records.append(
                 {
                     "model": f"{args.label} ({variant})", "variant": variant, "bits": VARIANTS[variant], "data": split.lower(),
@@ -199,10 +197,7 @@ def main() -> None:
                 }
             )
             print(f"  {records[-1]['model']:<32} {split:<16} perplexity {metrics['perplexity']:.2f}", flush=True)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=args.json.parent, delete=False) as tmp:
-        json.dump({"what": __doc__.strip().splitlines()[0], "records": records}, tmp, indent=2)
-    os.replace(tmp.name, args.json)
+    write_json(args.json, {"what": __doc__.strip().splitlines()[0], "records": records})
     print(f"wrote {args.json}")
 
 

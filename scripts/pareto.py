@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from atomic_json import write_json  # noqa: E402
 from baselines import export_onnx_int8, fp16, ort_session, torch_int8, training_record  # noqa: E402
 from perplexity_table import SPLITS, evaluate  # noqa: E402
 
@@ -231,10 +232,7 @@ def main() -> None:
             m[front] = on
     machine = {"cpu": cpu_name(), "flags": bench_runtime.cpu_flags(), "kernel_path": backend(), "threads": 1}
     result = {"what": __doc__.strip().splitlines()[0], "machine": machine, "rounds": args.rounds, "seq": SEQ, "models": models}
-    args.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=args.out, delete=False) as tmp:
-        json.dump(result, tmp, indent=2)
-    os.replace(tmp.name, args.out / "pareto.json")
+    write_json(args.out / "pareto.json", result)
     _plot(models, args.out / "pareto.png", f"{machine['cpu']}, kernel path {machine['kernel_path']}: red = Pareto front")
     print(render(result))
 

@@ -8,15 +8,14 @@ model trained, and prints the parity table: each packed archive against its sour
 """
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from atomic_json import write_json  # noqa: E402
 from baselines import training_record  # noqa: E402
 from pareto import RECIPES  # noqa: E402
 
@@ -81,10 +80,7 @@ def main() -> None:
         "recipes_done": sorted({r["recipe"] for r in records}),
         "records": records,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=args.output.parent, delete=False) as tmp:
-        json.dump(result, tmp, indent=2)
-    os.replace(tmp.name, args.output)
+    write_json(args.output, result)
     print(table(records))
     print(f"{len(records)} records -> {args.output}")
 

@@ -19,10 +19,12 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from atomic_json import write_json  # noqa: E402
 
 SPLITS = {
     "WikiText-2 valid": "wikitext-2/valid.txt",
@@ -53,9 +55,7 @@ def evaluate(archive: str, data: Path, overrides: str, out_file: Path) -> Dict:
     subprocess.run(command, check=True)
     metrics = json.loads(Path(str(out_file) + ".tmp").read_text())
     metrics["eval_seconds"] = round(time.perf_counter() - started, 1)
-    with tempfile.NamedTemporaryFile("w", dir=out_file.parent, delete=False) as tmp:
-        json.dump(metrics, tmp, indent=2)
-    os.replace(tmp.name, out_file)
+    write_json(out_file, metrics)
     os.remove(str(out_file) + ".tmp")
     return metrics
 
