@@ -11,7 +11,8 @@ Each configuration times every variant once per round, the variants' order rotat
 rounds, after one warm-up call each; it reports the median and the spread (min, max) per variant.
 Thread pools that spin after a call (ONNX Runtime's by default, torch's OpenMP workers) would take
 the other cores from whichever variant runs next, so spinning is turned off for all of them
-(`session.intra_op.allow_spinning = 0`, `OMP_WAIT_POLICY=PASSIVE`); Bitmaps' pool sleeps anyway.
+(`session.intra_op.allow_spinning = 0`, `OMP_WAIT_POLICY=PASSIVE`); Bitmaps' pool spins at most 100 us
+after a job (`BITMAPS_SPIN_US`), a bounded cost to whatever runs next.
 Peak RSS is measured separately, one fresh process per variant (load + one batch-1 forward),
 with the file sizes. Writes JSON and a PNG, prints a Markdown table.
 
