@@ -147,15 +147,10 @@ void quantize_head(const KernelTable& kernels, const ActQuant& quant, const floa
       std::memset(bits, 0, static_cast<size_t>(rows * words) * sizeof(uint64_t));
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t k = 0; k < d; ++k) {
-          const float scaled = (x[r * stride + k] - quant.beta) / quant.alpha;
-          float level;
-          if (two_set) {
-            level = std::nearbyint(scaled < 0.f ? 0.f : (scaled > 1.f ? 1.f : scaled));
-            if (level == 0.f) bits[r * words + (k >> 6)] |= uint64_t{1} << (k & 63);  // s = 2b - 1 = -1
-          } else {
-            level = scaled >= 0.f ? 1.f : -1.f;
-            if (level < 0.f) bits[r * words + (k >> 6)] |= uint64_t{1} << (k & 63);
-          }
+          const bool negative = elastic_negative(x[r * stride + k], quant.alpha, quant.beta, two_set);
+          if (negative) bits[r * words + (k >> 6)] |= uint64_t{1} << (k & 63);
+          // values: elastic alpha * s in {-alpha, alpha}; two-set alpha * b in {0, alpha}
+          const float level = negative ? (two_set ? 0.f : -1.f) : 1.f;
           values[r * d + k] = quant.alpha * level;
         }
       break;

@@ -10,19 +10,9 @@
 namespace bitmaps {
 namespace {
 
-// BiT's learned 1-bit input levels with the training quantizer's float operations
-// (ElasticBinarizer): scaled = (x - beta) / alpha; elastic: +1 where scaled >= 0 else -1;
-// two-set: b = round_half_even(clip(scaled, 0, 1)) in {0, 1}, written as s = 2b - 1.
+// the +-1 levels of elastic_negative (linear.h), as floats for pack_signs
 void elastic_levels(const float* x, int64_t count, float alpha, float beta, bool two_set, float* out) {
-  for (int64_t i = 0; i < count; ++i) {
-    const float scaled = (x[i] - beta) / alpha;
-    if (two_set) {
-      const float clipped = scaled < 0.f ? 0.f : (scaled > 1.f ? 1.f : scaled);
-      out[i] = 2.f * std::nearbyint(clipped) - 1.f;
-    } else {
-      out[i] = scaled >= 0.f ? 1.f : -1.f;
-    }
-  }
+  for (int64_t i = 0; i < count; ++i) out[i] = elastic_negative(x[i], alpha, beta, two_set) ? -1.f : 1.f;
 }
 
 void linear_front(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m, float* y,
