@@ -158,16 +158,12 @@ void quantize_head(const KernelTable& kernels, const ActQuant& quant, const floa
   }
 }
 
-inline int32_t xnor_dot(const uint64_t* a, const uint64_t* b, int64_t words, int64_t k) {
-  int64_t count = 0;
-  for (int64_t w = 0; w < words; ++w) count += popcount64(a[w] ^ b[w]);
-  return static_cast<int32_t>(k - 2 * count);
-}
-
 struct HeadScratch {
   HeadOperand q, k, v, p;
   std::vector<float> scores;
   std::vector<uint64_t> prob_bits, value_columns;
+  std::vector<int32_t> dots;
+  std::vector<int64_t> column_counts;
 };
 
 // Attention of head h of sequence b: context rows (seq x d) into `context` (stride hidden).
@@ -184,10 +180,13 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
   const bool sign_qk = layer.q.mode == Quantizer::kSign && layer.k.mode == Quantizer::kSign;
   const bool elastic_qk = layer.q.mode == Quantizer::kElastic && layer.k.mode == Quantizer::kElastic;
   if (sign_qk || elastic_qk) {
-    // 1-bit Q and K: the exact integer dots of the packed signs (XNOR-popcount), times the scales
+    // 1-bit Q and K: the exact integer dots of the packed signs (the kernel table's XNOR-popcount
+    // GEMM: this file has no popcount instruction), times the scales
+    int32_t* dots = grow(s.dots, seq * seq);
+    kernels.xnor_gemm(s.q.bits.data(), s.k.bits.data(), dots, 0, seq, 0, seq, seq, words, d);
     for (int64_t i = 0; i < seq; ++i)
       for (int64_t j = 0; j < seq; ++j) {
-        const float dot = static_cast<float>(xnor_dot(&s.q.bits[i * words], &s.k.bits[j * words], words, d));
+        const float dot = static_cast<float>(dots[i * seq + j]);
         const float scale = sign_qk ? s.q.row_scale[i] * s.k.row_scale[j] : layer.q.alpha * layer.k.alpha;
         scores[i * seq + j] = dot * scale / root;
       }
@@ -227,20 +226,36 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
     uint64_t* columns = grow(s.value_columns, d * key_words);
     std::memset(bits, 0, static_cast<size_t>(seq * key_words) * sizeof(uint64_t));
     std::memset(columns, 0, static_cast<size_t>(d * key_words) * sizeof(uint64_t));
-    for (int64_t i = 0; i < seq; ++i)
-      for (int64_t j = 0; j < seq; ++j)
-        if (scores[i * seq + j] != 0.f) bits[i * key_words + (j >> 6)] |= uint64_t{1} << (j & 63);
+    if (!model.bi_attention && probs.mode == Quantizer::kTwoSet) {
+      // the probability quantizer's own bits mark b = 0: b = 1 is their complement on the seq keys
+      const uint64_t last = seq % 64 ? (uint64_t{1} << (seq % 64)) - 1 : ~uint64_t{0};
+      for (int64_t i = 0; i < seq; ++i)
+        for (int64_t w = 0; w < key_words; ++w)
+          bits[i * key_words + w] = ~s.p.bits[i * key_words + w] & (w + 1 == key_words ? last : ~uint64_t{0});
+    } else {
+      for (int64_t i = 0; i < seq; ++i)
+        for (int64_t j = 0; j < seq; ++j)
+          if (scores[i * seq + j] != 0.f) bits[i * key_words + (j >> 6)] |= uint64_t{1} << (j & 63);
+    }
     for (int64_t j = 0; j < seq; ++j)
       for (int64_t c = 0; c < d; ++c)
         if ((s.v.bits[j * words + (c >> 6)] >> (c & 63)) & 1) columns[c * key_words + (j >> 6)] |= uint64_t{1} << (j & 63);
+    // popcount(b & n) = (popcount(b) + popcount(n) - popcount(b ^ n)) / 2, and the XNOR GEMM over
+    // the seq key bits gives seq - 2 popcount(b ^ n): one kernel call for the whole head
     const float scale = prob_scale * layer.v.alpha;
+    int32_t* xnor = grow(s.dots, seq * d);
+    kernels.xnor_gemm(bits, columns, xnor, 0, seq, 0, d, d, key_words, seq);
+    std::vector<int64_t>& negatives_in_column = s.column_counts;
+    negatives_in_column.assign(static_cast<size_t>(d), 0);
+    for (int64_t c = 0; c < d; ++c)
+      for (int64_t w = 0; w < key_words; ++w) negatives_in_column[c] += popcount64(columns[c * key_words + w]);
     for (int64_t i = 0; i < seq; ++i) {
       const uint64_t* row = bits + i * key_words;
       int64_t selected = 0;
       for (int64_t w = 0; w < key_words; ++w) selected += popcount64(row[w]);
       for (int64_t c = 0; c < d; ++c) {
-        int64_t negative = 0;
-        for (int64_t w = 0; w < key_words; ++w) negative += popcount64(row[w] & columns[c * key_words + w]);
+        const int64_t differing = (seq - xnor[i * d + c]) / 2;
+        const int64_t negative = (selected + negatives_in_column[c] - differing) / 2;
         context[i * H + c] = static_cast<float>(selected - 2 * negative) * scale;
       }
     }
