@@ -71,6 +71,39 @@ def _bert(shape: str):
     return BertModel(BertConfig(**SHAPES[shape]), add_pooling_layer=False).eval()
 
 
+def export_encoder_onnx(bert, path: Path) -> None:
+    """`bert` (a `transformers` BertModel) as ONNX: (input_ids, attention_mask) -> last hidden states,
+    batch and sequence dynamic."""
+    import torch
+
+    class Encoder(torch.nn.Module):
+        def __init__(self, bert):
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask):
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    ids = torch.ones(1, 8, dtype=torch.long)
+    torch.onnx.export(
+        Encoder(bert).eval(), (ids, torch.ones_like(ids)), str(path), input_names=["input_ids", "attention_mask"],
+        output_names=["last_hidden_state"], opset_version=17, dynamo=False,
+        dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}},
+    )
+
+
+def ort_session(path: Path, threads: int):
+    """An ONNX Runtime CPU session on `threads` threads whose pool does not spin after a call (a
+    spinning pool would take the cores from whatever runs next)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def write_peer_files(bert, directory: Path, peers: List[str] = PEERS) -> Dict[str, int]:
     """Writes the peers' files of encoder `bert` (ONNX fp32 and int8, torch fp32 and int8 state
     dicts) into `directory`; returns their sizes in bytes."""
@@ -78,13 +111,8 @@ def write_peer_files(bert, directory: Path, peers: List[str] = PEERS) -> Dict[st
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     sizes = {}
-    ids = torch.ones(1, 8, dtype=torch.long)
     onnx_path = directory / "ort_fp32.onnx"
-    torch.onnx.export(
-        bert, (ids, torch.ones_like(ids)), str(onnx_path), input_names=["input_ids", "attention_mask"],
-        output_names=["last_hidden_state"], opset_version=17, dynamo=False,
-        dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}},
-    )
+    export_encoder_onnx(bert, onnx_path)
     sizes["ort_fp32"] = onnx_path.stat().st_size
     for name, per_channel in (("ort_int8_tensor", False), ("ort_int8_channel", True)):
         if name in peers:
@@ -140,13 +168,7 @@ def load(variant: str, shape: str, directory: Path, threads: int):
         encoder = PackedEncoder(read_packed_model(directory / f"{variant}.safetensors"))
         return lambda ids, mask: encoder.hidden_states(ids, mask, threads=threads)
     if variant.startswith("ort"):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(str(directory / f"{variant}.onnx"), options, providers=["CPUExecutionProvider"])
+        session = ort_session(directory / f"{variant}.onnx", threads)
         return lambda ids, mask: session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
     import torch
 

@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from atomic_json import write_json  # noqa: E402
+from bench_runtime import export_encoder_onnx, ort_session  # noqa: E402
 from perplexity_table import SPLITS  # noqa: E402
 
 VARIANTS = {"fp32": "fp32", "fp16": "fp16", "torch int8": "int8", "ONNX Runtime int8": "int8"}
@@ -59,40 +60,14 @@ def torch_int8(model):
 
 
 def export_onnx_int8(bert, folder: Path) -> Path:
-    """`bert` (a `transformers` BertModel) as ONNX `(input_ids, attention_mask) -> hidden`, then
-    quantized by ONNX Runtime (`quantize_dynamic`, int8 weights per channel); returns the int8
-    file's path (the fp32 one, `encoder.onnx`, stays next to it)."""
-    import torch
+    """`bert` as ONNX (`folder/encoder.onnx`), then quantized by ONNX Runtime (`quantize_dynamic`,
+    int8 weights per channel); returns the int8 file's path."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    class Encoder(torch.nn.Module):
-        def __init__(self, bert):
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids, attention_mask):
-            return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-    ids = torch.ones(1, 8, dtype=torch.long)
     fp32, int8 = folder / "encoder.onnx", folder / "encoder_int8.onnx"
-    torch.onnx.export(
-        Encoder(bert).eval(), (ids, torch.ones_like(ids)), str(fp32), input_names=["input_ids", "attention_mask"],
-        output_names=["hidden"], opset_version=17, dynamo=False,
-        dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}},
-    )
+    export_encoder_onnx(bert, fp32)
     quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
     return int8
-
-
-def ort_session(path: Path, threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    # a spinning pool would take the cores from whatever runs next (see benchmarks/bench_runtime.py)
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _ort_int8(model, folder: Path):

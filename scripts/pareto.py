@@ -34,7 +34,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from atomic_json import write_json  # noqa: E402
-from baselines import export_onnx_int8, fp16, ort_session, torch_int8, training_record  # noqa: E402
+from baselines import export_onnx_int8, fp16, torch_int8, training_record  # noqa: E402
+from bench_runtime import ort_session  # noqa: E402
 from perplexity_table import SPLITS, evaluate  # noqa: E402
 
 # run folder -> (label, bits): the recipes of scripts/packed_parity.sh
