@@ -215,8 +215,10 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
   float prob_scale = 1.f;
   if (!model.bi_attention && probs.mode != Quantizer::kReal) {
     quantize_head(kernels, probs, scores, seq, seq, seq, s.p);
-    std::memcpy(scores, s.p.values.data(), static_cast<size_t>(seq * seq) * sizeof(float));
     if (probs.mode == Quantizer::kTwoSet) binary_probs = true, prob_scale = probs.alpha;
+    // the packed context below reads the quantizer's bits; the float one reads its values
+    if (!(binary_probs && layer.v.mode == Quantizer::kElastic))
+      std::memcpy(scores, s.p.values.data(), static_cast<size_t>(seq * seq) * sizeof(float));
   }
   if (binary_probs && layer.v.mode == Quantizer::kElastic) {
     // {0, c} weights against 1-bit V (+-alpha_v): sum_j b_ij s_jd counted on packed operands,
