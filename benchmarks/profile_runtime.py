@@ -6,6 +6,8 @@ packed W1A1, W1A8, W1A32 and W1.58A8 encoders of bench_runtime.py (random weight
 Writes benchmarks/results/runtime_profile.json.
 
     python benchmarks/profile_runtime.py --shapes minilm bert-base [--threads 1 2]
+    python benchmarks/profile_runtime.py --archive "BiT stage 2=runs/recipes_full/bit_stage2/packed.tar.gz" \
+        --out benchmarks/results/recipe_profile.json   # trained packed archives instead
 """
 import argparse
 import json
@@ -25,30 +27,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", nargs="+", default=["minilm", "bert-base"], choices=list(bench_runtime.SHAPES))
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
+    parser.add_argument("--archive", action="append", default=[], help="NAME=PACKED.tar.gz: profile these instead")
     parser.add_argument("--out", default="benchmarks/results/runtime_profile.json")
     args = parser.parse_args()
     from bitmaps_runtime.encoder import PackedEncoder
     from bitmaps_runtime.file_format import read_packed_model
     from bitmaps_runtime.native import backend
 
+    ids = np.random.default_rng(0).integers(1000, 30000, (1, 128))
+    mask = np.ones((1, 128), np.int32)
     rows = []
+
+    def profile(encoder, **labels) -> None:
+        for threads in args.threads:
+            encoder.hidden_states(ids, mask, threads=threads)
+            encoder.profile(True)
+            start = time.perf_counter()
+            for _ in range(5):
+                encoder.hidden_states(ids, mask, threads=threads)
+            total = (time.perf_counter() - start) / 5
+            phases = {k: v / 5 * 1e3 for k, v in encoder.profile(False).items()}
+            rows.append({**labels, "threads": threads, "forward_ms": total * 1e3, "phases_ms": phases})
+            print(labels, f"{threads} thread(s) {total * 1e3:.1f} ms", {k: round(v, 1) for k, v in phases.items()}, flush=True)
+
+    if args.archive:
+        from bitmaps_runtime.archive import load_packed_archive
+
+        for entry in args.archive:
+            name, _, path = entry.partition("=")
+            if not path:
+                parser.error(f"--archive expects NAME=PATH, got {entry!r}")
+            profile(PackedEncoder(load_packed_archive(path).packed), archive=name, path=path)
+        args.shapes = []
     for shape in args.shapes:
         with tempfile.TemporaryDirectory() as tmp:
             bench_runtime.prepare(shape, Path(tmp))
-            ids = np.random.default_rng(0).integers(1000, 30000, (1, 128))
-            mask = np.ones((1, 128), np.int32)
             for variant in bench_runtime.PACKED:
-                encoder = PackedEncoder(read_packed_model(Path(tmp) / f"{variant}.safetensors"))
-                for threads in args.threads:
-                    encoder.hidden_states(ids, mask, threads=threads)
-                    encoder.profile(True)
-                    start = time.perf_counter()
-                    for _ in range(5):
-                        encoder.hidden_states(ids, mask, threads=threads)
-                    total = (time.perf_counter() - start) / 5
-                    phases = {k: v / 5 * 1e3 for k, v in encoder.profile(False).items()}
-                    rows.append({"shape": shape, "variant": variant, "threads": threads, "forward_ms": total * 1e3, "phases_ms": phases})
-                    print(shape, variant, f"{threads} thread(s) {total * 1e3:.1f} ms", {k: round(v, 1) for k, v in phases.items()}, flush=True)
+                profile(PackedEncoder(read_packed_model(Path(tmp) / f"{variant}.safetensors")), shape=shape, variant=variant)
     Path(args.out).write_text(json.dumps({"cpu": cpu_name(), "kernel_path": backend(), "batch": 1, "seq": 128, "threads": args.threads, "rows": rows}, indent=2))
 
 
