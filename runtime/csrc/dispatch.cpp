@@ -41,7 +41,7 @@ bool cpu_has_avx512_vnni() {
 // ARMv8.2 dot product (sdot/udot): the kernel's HWCAP bit on Linux (Android included). Elsewhere
 // (macOS, other kernels) the plain NEON table is used; BITMAPS_KERNELS cannot force an ISA the
 // CPU lacks.
-bool cpu_has_dotprod() {
+[[maybe_unused]] bool cpu_has_dotprod() {  // only called in aarch64 builds
 #if defined(__aarch64__) && defined(__linux__)
   constexpr unsigned long kHwcapAsimdDp = 1ul << 20;  // HWCAP_ASIMDDP in <asm/hwcap.h>
   return (getauxval(AT_HWCAP) & kHwcapAsimdDp) != 0;

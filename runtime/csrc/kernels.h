@@ -60,6 +60,13 @@ struct KernelTable {
   void (*gelu)(float* x, int64_t count);
   // x[i] = exp(x[i] - shift); returns the sum
   float (*exp_shifted)(float* x, int64_t count, float shift);
+  // xnor_gemm and xnor_linear with b (the weights) in column quads (`column_quads` below); null
+  // on paths without them, where callers use xnor_gemm / xnor_linear on the plain layout.
+  void (*xnor_gemm_quads)(const uint64_t* a, const uint64_t* b4, int32_t* out, int64_t m0, int64_t m1, int64_t n0,
+                          int64_t n1, int64_t n, int64_t words, int64_t k);
+  void (*xnor_linear_quads)(const uint64_t* a, const uint64_t* b4, const float* beta, const float* alpha,
+                            const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n,
+                            int64_t words, int64_t k);
 };
 
 extern const KernelTable kScalarKernels;
@@ -85,5 +92,16 @@ const KernelTable& neon_dotprod_kernels(const KernelTable& neon);
 #endif
 
 inline int64_t words_per_row(int64_t k) { return (k + 63) / 64; }
+
+// Column quads: word w of columns 4q..4q+3 side by side, b4[(q * words + w) * 4 + t] = word w of
+// column 4q + t (zero past n), so that one 256-bit load holds one word of four columns and the
+// per-64-bit-lane popcount sums are the four columns' counts, with no horizontal reduction.
+inline int64_t column_quads(int64_t n) { return (n + 3) / 4; }
+inline void to_column_quads(const uint64_t* w, int64_t n, int64_t words, uint64_t* b4) {
+  for (int64_t q = 0; q < column_quads(n); ++q)
+    for (int64_t v = 0; v < words; ++v)
+      for (int64_t t = 0; t < 4; ++t)
+        b4[(q * words + v) * 4 + t] = 4 * q + t < n ? w[(4 * q + t) * words + v] : 0;
+}
 
 }  // namespace bitmaps

@@ -176,6 +176,113 @@ void xnor_linear_2x4(const uint64_t* a, const uint64_t* b, const float* beta, co
   });
 }
 
+// popcount(a_r ^ b_j) for R rows of a x C column quads of b (kernels.h's column_quads): each word
+// of a is broadcast to the four 64-bit lanes and XORed with one load of four columns' words, so
+// the byte counters of one vector belong to four columns and one sad per flush leaves their four
+// counts in its lanes. Short rows (MiniLM's 6 words) run on vector popcounts this way instead of
+// one scalar popcount per word and column. Fully unrolled so that the R x C counters stay in
+// registers.
+template <int R, int C>
+inline void xnor_quad_counts(const uint64_t* const* a, const uint64_t* const* b4, int64_t words, __m256i* counts) {
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i wide[R * C], bytes[R * C];
+#pragma GCC unroll 8
+  for (int t = 0; t < R * C; ++t) wide[t] = zero;
+  for (int64_t w0 = 0; w0 < words; w0 += 31) {  // a byte counter gains at most 8 per word
+    const int64_t w1 = w0 + 31 < words ? w0 + 31 : words;
+#pragma GCC unroll 8
+    for (int t = 0; t < R * C; ++t) bytes[t] = zero;
+    for (int64_t w = w0; w < w1; ++w) {
+      __m256i av[R];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) av[r] = _mm256_set1_epi64x(static_cast<long long>(a[r][w]));
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) {
+        const __m256i bv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b4[c] + 4 * w));
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r)
+          bytes[r * C + c] = _mm256_add_epi8(bytes[r * C + c], popcount_bytes(_mm256_xor_si256(av[r], bv)));
+      }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < R * C; ++t) wide[t] = _mm256_add_epi64(wide[t], _mm256_sad_epu8(bytes[t], zero));
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < R * C; ++t) counts[t] = wide[t];
+}
+
+// The quad tiles over rows [m0, m1) x columns [n0, n1): 2 rows x 2 quads, then the edges.
+// store(i, j0, dots) gets columns j0..j0+3 (dots: four int32 k - 2 * popcount; the caller keeps
+// only columns inside [n0, n1)).
+template <typename Store>
+void xnor_quad_tiles(const uint64_t* a, const uint64_t* b4, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                     int64_t words, int64_t k, Store store) {
+  const __m256i total = _mm256_set1_epi32(static_cast<int>(k));
+  const __m256i low_halves = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  auto emit = [&](int64_t i, int64_t q, __m256i counts) {
+    // the counts are < 2^31: their low halves, k - 2 * count
+    const __m128i low = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(counts, low_halves));
+    store(i, 4 * q, _mm_sub_epi32(_mm256_castsi256_si128(total), _mm_slli_epi32(low, 1)));
+  };
+  const int64_t q0 = n0 / 4, q1 = column_quads(n1);
+  int64_t i = m0;
+  for (; i < m1; i += 2) {
+    const bool pair = i + 1 < m1;
+    const uint64_t* rows[2] = {a + i * words, a + (pair ? i + 1 : i) * words};
+    int64_t q = q0;
+    for (; q + 2 <= q1; q += 2) {
+      const uint64_t* quads[2] = {b4 + q * words * 4, b4 + (q + 1) * words * 4};
+      __m256i counts[4];
+      if (pair) {
+        xnor_quad_counts<2, 2>(rows, quads, words, counts);
+        emit(i, q, counts[0]), emit(i, q + 1, counts[1]), emit(i + 1, q, counts[2]), emit(i + 1, q + 1, counts[3]);
+      } else {
+        xnor_quad_counts<1, 2>(rows, quads, words, counts);
+        emit(i, q, counts[0]), emit(i, q + 1, counts[1]);
+      }
+    }
+    if (q < q1) {
+      const uint64_t* quads[1] = {b4 + q * words * 4};
+      __m256i counts[2];
+      if (pair) {
+        xnor_quad_counts<2, 1>(rows, quads, words, counts);
+        emit(i, q, counts[0]), emit(i + 1, q, counts[1]);
+      } else {
+        xnor_quad_counts<1, 1>(rows, quads, words, counts);
+        emit(i, q, counts[0]);
+      }
+    }
+  }
+}
+
+void xnor_gemm_quads(const uint64_t* a, const uint64_t* b4, int32_t* out, int64_t m0, int64_t m1, int64_t n0,
+                     int64_t n1, int64_t n, int64_t words, int64_t k) {
+  xnor_quad_tiles(a, b4, m0, m1, n0, n1, words, k, [&](int64_t i, int64_t j0, __m128i dots) {
+    if (j0 >= n0 && j0 + 4 <= n1) return _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i * n + j0), dots);
+    alignas(16) int32_t d[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(d), dots);
+    for (int t = 0; t < 4; ++t)
+      if (j0 + t >= n0 && j0 + t < n1) out[i * n + j0 + t] = d[t];
+  });
+}
+
+void xnor_linear_quads(const uint64_t* a, const uint64_t* b4, const float* beta, const float* alpha, const float* bias,
+                       float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t words, int64_t k) {
+  xnor_quad_tiles(a, b4, m0, m1, n0, n1, words, k, [&](int64_t i, int64_t j0, __m128i dots) {
+    if (j0 >= n0 && j0 + 4 <= n1) {  // xnor_linear's order of operations: (beta * alpha) * dot + bias
+      __m128 out = _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(beta[i]), _mm_loadu_ps(alpha + j0)), _mm_cvtepi32_ps(dots));
+      if (bias) out = _mm_add_ps(out, _mm_loadu_ps(bias + j0));
+      return _mm_storeu_ps(y + i * n + j0, out);
+    }
+    alignas(16) int32_t d[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(d), dots);
+    for (int t = 0; t < 4; ++t) {
+      const int64_t j = j0 + t;
+      if (j >= n0 && j < n1) y[i * n + j] = beta[i] * alpha[j] * static_cast<float>(d[t]) + (bias ? bias[j] : 0.f);
+    }
+  });
+}
+
 // For each weight byte, the 8 float sign masks it stands for: XOR flips x where the bit is 1.
 struct SignMasks {
   alignas(32) uint32_t lanes[256][8];
@@ -241,6 +348,7 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
 extern const KernelTable kAvx2Kernels;
 const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm_2x4, xnor_linear_2x4,
                                   binary_weight_linear, quantize_rows_int8_avx2, lut_linear_avx2, true,
-                                  sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, exp_shifted};
+                                  sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, exp_shifted,
+                                  xnor_gemm_quads, xnor_linear_quads};
 
 }  // namespace bitmaps

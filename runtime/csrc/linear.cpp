@@ -26,8 +26,12 @@ void linear_front(const KernelTable& kernels, const LinearWeights& w, const floa
     elastic_levels(x + r0 * k, (r1 - r0) * k, w.input_alpha, w.input_beta, two_set, levels + r0 * k);
     kernels.pack_signs(levels + r0 * k, r1 - r0, k, k, bits + r0 * words, nullptr);
   });
+  const bool quads = kernels.xnor_gemm_quads && !w.quads.empty();
   run_tiles(m, n, m * n * words * 16, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-    kernels.xnor_gemm(bits, w.words, dots, m0, m1, n0, n1, n, words, k);
+    if (quads)
+      kernels.xnor_gemm_quads(bits, w.quads.data(), dots, m0, m1, n0, n1, n, words, k);
+    else
+      kernels.xnor_gemm(bits, w.words, dots, m0, m1, n0, n1, n, words, k);
     for (int64_t i = m0; i < m1; ++i)
       for (int64_t j = n0; j < n1; ++j) {
         // two-set: sum_k b_k w_k = (sum_k s_k w_k + sum_k w_k) / 2, exact in integers
@@ -76,6 +80,10 @@ bool LinearWeights::prepare(const char** error) {
     panel_bits.assign(static_cast<size_t>(plane * planes()), 0);
     for (int p = 0; p < planes(); ++p) build_panel_bits(words + p * out * nwords, out, in, panel_bits.data() + p * plane);
   }
+  if (binary_inputs()) {
+    quads.assign(static_cast<size_t>(column_quads(out) * nwords * 4), 0);
+    to_column_quads(words, out, nwords, quads.data());
+  }
   if (uses_lut()) {
     const int64_t plane_bytes = lut_column_blocks(out) * lut_groups(in) * 16;
     lut.assign(static_cast<size_t>(plane_bytes * planes()), 0);
@@ -96,7 +104,8 @@ void linear_w1a32(const KernelTable& kernels, const float* x, int64_t m, int64_t
 }
 
 void linear_w1a1(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const uint64_t* w,
-                 const float* alpha, const float* bias, int64_t n, float* y, int threads, LinearScratch& s) {
+                 const float* alpha, const float* bias, int64_t n, float* y, int threads, LinearScratch& s,
+                 const uint64_t* quads) {
   const int64_t words = words_per_row(k);
   uint64_t* bits = grow(s.bits, m * words);
   float* beta = grow(s.row_scale, m);
@@ -107,7 +116,10 @@ void linear_w1a1(const KernelTable& kernels, const float* x, int64_t m, int64_t 
   });
   // work in float-add units: one 64-bit XOR-popcount word takes about as long as 16 adds
   run_tiles(m, n, m * n * words * 16, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-    kernels.xnor_linear(bits, w, beta, alpha, bias, y, m0, m1, n0, n1, n, words, k);
+    if (quads && kernels.xnor_linear_quads)
+      kernels.xnor_linear_quads(bits, quads, beta, alpha, bias, y, m0, m1, n0, n1, n, words, k);
+    else
+      kernels.xnor_linear(bits, w, beta, alpha, bias, y, m0, m1, n0, n1, n, words, k);
   });
 }
 
@@ -178,7 +190,7 @@ void run_linear(const KernelTable& kernels, const LinearWeights& w, const float*
     case Scheme::kW1A32:
       return linear_w1a32(kernels, x, m, k, w.words, w.scale, w.bias, n, y, threads, w.panel_bits.data());
     case Scheme::kW1A1:
-      return linear_w1a1(kernels, x, m, k, w.words, w.scale, w.bias, n, y, threads, s);
+      return linear_w1a1(kernels, x, m, k, w.words, w.scale, w.bias, n, y, threads, s, w.quads.data());
     case Scheme::kW1A8:
       if (!inputs_prepared) prepare_w1a8_inputs(kernels, x, m, k, threads, s);
       return linear_w1a8_prepared(kernels, m, k, w.lut.data(), w.scale, w.bias, n, y, threads, s);

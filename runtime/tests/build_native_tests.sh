@@ -11,7 +11,7 @@ shift
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cxx=${CXX:-g++}
 target="$("$cxx" -dumpmachine)"
-base=(-O2 -std=c++17 -ffp-contract=off -I"$here/csrc")
+base=(-O3 -std=c++17 -ffp-contract=off -I"$here/csrc")  # as runtime/setup.py
 objects="$(dirname "$out")/native_test_objects_$(basename "$out")"
 mkdir -p "$objects"
 defines=()

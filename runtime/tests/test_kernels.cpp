@@ -1,6 +1,7 @@
 // C++ tests of the kernel tables and the scheme layer, without Python: every kernel path this CPU
 // has (or the one BITMAPS_KERNELS names) against naive loops written here, on shapes with partial
 // words, partial tiles and rows on an int8 rounding boundary. Exit status 0 when all pass.
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -94,6 +95,28 @@ void test_table(const KernelTable& kt) {
       }
     expect(exact, "xnor_gemm exact " + shape);
     expect(linear_ok, "xnor_linear " + shape);
+    if (kt.xnor_gemm_quads) {
+      // the column-quad kernels equal the plain ones bit for bit, on the whole output and on a
+      // tile whose edges cut through quads and row pairs
+      std::vector<uint64_t> quads(static_cast<size_t>(column_quads(c.n) * words * 4));
+      to_column_quads(wb.data(), c.n, words, quads.data());
+      const int64_t m0 = c.m > 2 ? 1 : 0, n0 = c.n > 2 ? 1 : 0, n1 = c.n > 3 ? c.n - 1 : c.n;
+      for (const auto& tile : {std::array<int64_t, 4>{0, c.m, 0, c.n}, std::array<int64_t, 4>{m0, c.m, n0, n1}}) {
+        std::vector<int32_t> qdots(dots.size(), -7);
+        std::vector<float> qy(y.size(), -7.f);
+        kt.xnor_gemm_quads(xb.data(), quads.data(), qdots.data(), tile[0], tile[1], tile[2], tile[3], c.n, words, c.k);
+        kt.xnor_linear_quads(xb.data(), quads.data(), mean.data(), alpha.data(), bias.data(), qy.data(), tile[0], tile[1],
+                             tile[2], tile[3], c.n, words, c.k);
+        bool same = true;
+        for (int64_t i = 0; i < c.m; ++i)
+          for (int64_t j = 0; j < c.n; ++j) {
+            const bool inside = i >= tile[0] && i < tile[1] && j >= tile[2] && j < tile[3];
+            same &= inside ? qdots[i * c.n + j] == dots[i * c.n + j] && qy[i * c.n + j] == y[i * c.n + j]
+                           : qdots[i * c.n + j] == -7 && qy[i * c.n + j] == -7.f;
+          }
+        expect(same, "xnor quads == plain, inside the tile only " + shape);
+      }
+    }
 
     kt.binary_weight_linear(x.data(), c.k, wb.data(), alpha.data(), bias.data(), y.data(), 0, c.m, 0, c.n, c.n, words, c.k);
     bool w1a32_ok = true;

@@ -1,0 +1,136 @@
+#!/usr/bin/env python
+"""
+The real-budget runs of `scripts/long_runs.sh`: each run's validation curve (one row of numbers per
+epoch, from AllenNLP's metrics_epoch_N.json: the first 640 blocks of WikiText-2 valid) and, for
+each finished run, its whole-file WikiText-2 and PTB test perplexity against the teacher it was
+distilled from, with the accuracy issue's target ratio. Unfinished runs are reported as such, with
+the epochs they have. Writes one JSON under results/ and prints Markdown for README.
+
+    python scripts/long_results.py --runs runs/long --teacher runs/recipes_full/teacher/model.tar.gz
+
+Whole-file evaluations are cached in RUNS/table/ (`scripts/perplexity_table.py`'s format), so a
+rerun only evaluates what is new.
+"""
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from atomic_json import write_json  # noqa: E402
+from baselines import training_record  # noqa: E402
+from pareto import RECIPES, TEST_SPLITS, WHOLE_FILES  # noqa: E402
+from perplexity_table import SPLITS, evaluate  # noqa: E402
+
+# run folder of long_runs.sh -> the run folder its teacher is (None: the fp32 teacher)
+TEACHERS = {"bit_stage1": None, "bitnet_b158": None, "bit_stage2": "bit_stage1"}
+# the accuracy issue's targets: WikiText-2 test perplexity / that of the teacher distilled from
+TARGETS = {"W1A8": 1.15, "W1.58A8": 1.10, "W1A1": 2.5}
+TARGET_DATA = "wikitext-2 test"
+
+
+def curve(run: Path) -> List[Dict]:
+    rows = []
+    for path in sorted(run.glob("metrics_epoch_*.json"), key=lambda p: int(p.stem.rsplit("_", 1)[1])):
+        metrics = json.loads(path.read_text())
+        rows.append({key: metrics.get(key) for key in (
+            "epoch", "validation_perplexity", "validation_accuracy", "training_perplexity", "training_duration")})
+    return rows
+
+
+def planned_epochs(run: Path) -> Optional[int]:
+    config = run / "config.json"
+    return json.loads(config.read_text()).get("trainer", {}).get("num_epochs") if config.is_file() else None
+
+
+def test_perplexities(name: str, archive: Path, cache: Path, data_dir: Path) -> Dict[str, float]:
+    result = {}
+    for split in TEST_SPLITS:
+        slug = re.sub(r"[^A-Za-z0-9._()-]+", "_", f"{name}__{split}")
+        result[split.lower()] = evaluate(str(archive), data_dir / SPLITS[split], WHOLE_FILES, cache / f"{slug}.json")["perplexity"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "long")
+    parser.add_argument("--teacher", type=Path, default=REPO / "runs" / "recipes_full" / "teacher" / "model.tar.gz")
+    parser.add_argument("--data-dir", type=Path, default=REPO / ".." / "shared" / "data")
+    parser.add_argument("--json", type=Path, default=REPO / "results" / "long_runs.json")
+    parser.add_argument("--no-evaluate", action="store_true", help="curves only: no whole-file evaluation")
+    args = parser.parse_args()
+    if not args.runs.is_dir():
+        sys.exit(f"{args.runs}: no such folder (run scripts/long_runs.sh first)")
+    evaluate_files = not args.no_evaluate
+    if evaluate_files and not args.teacher.is_file():
+        sys.exit(f"{args.teacher}: no such archive (the fp32 teacher the runs were distilled from)")
+    cache = args.runs / "table"
+    cache.mkdir(exist_ok=True)
+    finished = {run: (args.runs / run / "model.tar.gz").is_file() for run in TEACHERS}
+    runs, records = [], []
+    teacher_ppl = test_perplexities("teacher", args.teacher, cache, args.data_dir) if evaluate_files and any(finished.values()) else {}
+    perplexities: Dict[str, Dict[str, float]] = {}
+    for run, teacher_run in TEACHERS.items():
+        folder = args.runs / run
+        if not (folder / "config.json").is_file():
+            continue
+        label, bits = RECIPES[run]
+        rows, epochs = curve(folder), planned_epochs(folder)
+        entry = {"run": run, "model": label, "bits": bits, "planned_epochs": epochs,
+                 "status": "finished" if finished[run] else f"in progress: {len(rows)} of {epochs} epochs",
+                 "teacher": "fp32 teacher" if teacher_run is None else RECIPES[teacher_run][0],
+                 "validation": "first 640 blocks of WikiText-2 valid, deterministic masks", "curve": rows}
+        runs.append(entry)
+        if not (finished[run] and evaluate_files):
+            continue
+        archive = folder / "model.tar.gz"
+        perplexities[run] = test_perplexities(f"long_{run}", archive, cache, args.data_dir)
+        reference = teacher_ppl if teacher_run is None else perplexities.get(teacher_run)
+        for data, value in perplexities[run].items():
+            trained = training_record(archive)
+            record = {"model": f"{label}, {trained.get('steps')} steps", "bits": bits, "data": data,
+                      "perplexity": value, "trained": trained}
+            if reference:
+                record["teacher_perplexity"] = reference[data]
+                record["ratio_to_teacher"] = round(value / reference[data], 4)
+                if teacher_run is not None and teacher_ppl:
+                    record["ratio_to_fp32_teacher"] = round(value / teacher_ppl[data], 4)
+                if data == TARGET_DATA:
+                    record["target_ratio"] = TARGETS[bits]
+                    record["target_met"] = record["ratio_to_teacher"] <= TARGETS[bits]
+            records.append(record)
+    if teacher_ppl:
+        for data, value in teacher_ppl.items():
+            records.insert(0, {"model": "teacher (fp32)", "bits": "fp32", "data": data, "perplexity": value,
+                               "trained": training_record(args.teacher)})
+    write_json(args.json, {"runs": runs, "records": records})
+    print(f"wrote {args.json}")
+    print(markdown(runs, records))
+
+
+def markdown(runs: List[Dict], records: List[Dict]) -> str:
+    lines = []
+    if runs:
+        width = max(len(r["curve"]) for r in runs) or 1
+        lines += ["| run | status | " + " | ".join(f"epoch {i + 1}" for i in range(width)) + " |",
+                  "|---|---|" + "---|" * width]
+        for r in runs:
+            cells = [f"{row['validation_perplexity']:.1f}" for row in r["curve"]] + ["-"] * (width - len(r["curve"]))
+            lines.append(f"| {r['model']} ({r['bits']}) | {r['status']} | " + " | ".join(cells) + " |")
+    if records:
+        lines += ["", "| model | bits | data | perplexity | x its teacher | target | met |", "|---|---|---|---|---|---|---|"]
+        for r in records:
+            ratio = f"{r['ratio_to_teacher']:.2f}x" if "ratio_to_teacher" in r else "-"
+            target = f"<= {r['target_ratio']}x" if "target_ratio" in r else "-"
+            met = {True: "yes", False: "**no**"}.get(r.get("target_met"), "-")
+            lines.append(f"| {r['model']} | {r['bits']} | {r['data']} | {r['perplexity']:.2f} | {ratio} | {target} | {met} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
