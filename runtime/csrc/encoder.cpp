@@ -59,14 +59,23 @@ void table_row(const Table& t, int64_t r, float* out) {
   }
 }
 
+// sum of f(row[k]) in double, in 8 interleaved partial sums: one running sum is a chain of
+// dependent adds (4 cycles each), which had made LayerNorm 8% of a small encoder
+template <typename F>
+double sum_in_double(const float* row, int64_t h, F f) {
+  double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t k = 0;
+  for (; k + 8 <= h; k += 8)
+    for (int t = 0; t < 8; ++t) part[t] += f(row[k + t]);
+  for (; k < h; ++k) part[k % 8] += f(row[k]);
+  return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+}
+
 void layer_norm_rows(float* x, int64_t rows, int64_t h, const Norm& norm, float eps) {
   for (int64_t r = 0; r < rows; ++r) {
     float* row = x + r * h;
-    double sum = 0.0;
-    for (int64_t k = 0; k < h; ++k) sum += row[k];
-    const double mean = sum / static_cast<double>(h);
-    double squares = 0.0;
-    for (int64_t k = 0; k < h; ++k) squares += (row[k] - mean) * (row[k] - mean);
+    const double mean = sum_in_double(row, h, [](float v) { return static_cast<double>(v); }) / static_cast<double>(h);
+    const double squares = sum_in_double(row, h, [mean](float v) { return (v - mean) * (v - mean); });
     const float inv = static_cast<float>(1.0 / std::sqrt(squares / static_cast<double>(h) + eps));
     const float m = static_cast<float>(mean);
     for (int64_t k = 0; k < h; ++k) row[k] = (row[k] - m) * inv * norm.weight[k] + norm.bias[k];
@@ -107,6 +116,7 @@ void activate(const KernelTable& kernels, float* x, int64_t count, Activation ac
 
 // One head's operand after its quantizer, as the training module computes it: `values`
 // (rows x d) and, for the 1-bit modes, the levels' sign bits (rows x words) and each row's scale.
+// The 1-bit modes fill `values` only when asked: the packed products read the bits alone.
 struct HeadOperand {
   std::vector<float> values, row_scale;
   std::vector<uint64_t> bits;
@@ -115,7 +125,7 @@ struct HeadOperand {
 };
 
 void quantize_head(const KernelTable& kernels, const ActQuant& quant, const float* x, int64_t stride, int64_t rows,
-                   int64_t d, HeadOperand& out) {
+                   int64_t d, HeadOperand& out, bool need_values = true) {
   float* values = grow(out.values, rows * d);
   const int64_t words = words_per_row(d);
   switch (quant.mode) {
@@ -136,23 +146,23 @@ void quantize_head(const KernelTable& kernels, const ActQuant& quant, const floa
       uint64_t* bits = grow(out.bits, rows * words);
       float* scale = grow(out.row_scale, rows);
       kernels.pack_signs(x, rows, d, stride, bits, scale);  // mean |x| per row
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t k = 0; k < d; ++k) values[r * d + k] = x[r * stride + k] >= 0.f ? scale[r] : -scale[r];
+      if (need_values)
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t k = 0; k < d; ++k) values[r * d + k] = x[r * stride + k] >= 0.f ? scale[r] : -scale[r];
       break;
     }
     case Quantizer::kElastic:
     case Quantizer::kTwoSet: {
       const bool two_set = quant.mode == Quantizer::kTwoSet;
       uint64_t* bits = grow(out.bits, rows * words);
-      std::memset(bits, 0, static_cast<size_t>(rows * words) * sizeof(uint64_t));
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t k = 0; k < d; ++k) {
-          const bool negative = elastic_negative(x[r * stride + k], quant.alpha, quant.beta, two_set);
-          if (negative) bits[r * words + (k >> 6)] |= uint64_t{1} << (k & 63);
-          // values: elastic alpha * s in {-alpha, alpha}; two-set alpha * b in {0, alpha}
-          const float level = negative ? (two_set ? 0.f : -1.f) : 1.f;
-          values[r * d + k] = quant.alpha * level;
-        }
+      kernels.pack_elastic(x, rows, d, stride, quant.alpha, quant.beta, two_set, bits);
+      if (need_values)
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t k = 0; k < d; ++k) {
+            // elastic alpha * s in {-alpha, alpha}; two-set alpha * b in {0, alpha}
+            const bool negative = (bits[r * words + (k >> 6)] >> (k & 63)) & 1;
+            values[r * d + k] = quant.alpha * (negative ? (two_set ? 0.f : -1.f) : 1.f);
+          }
       break;
     }
   }
@@ -171,25 +181,31 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
                     const float* K, const float* V, const int32_t* mask, int64_t seq, float* context,
                     HeadScratch& s) {
   const int64_t H = model.hidden, d = H / model.heads, words = words_per_row(d);
-  quantize_head(kernels, layer.q, Q, H, seq, d, s.q);
-  quantize_head(kernels, layer.k, K, H, seq, d, s.k);
-  quantize_head(kernels, layer.v, V, H, seq, d, s.v);
+  const bool sign_qk = layer.q.mode == Quantizer::kSign && layer.k.mode == Quantizer::kSign;
+  const bool elastic_qk = layer.q.mode == Quantizer::kElastic && layer.k.mode == Quantizer::kElastic;
+  // {0, c} attention weights against 1-bit V: the context is counted on packed operands below
+  const bool binary_probs = model.bi_attention || layer.probs.mode == Quantizer::kTwoSet;
+  const bool packed_context = binary_probs && layer.v.mode == Quantizer::kElastic;
+  quantize_head(kernels, layer.q, Q, H, seq, d, s.q, !(sign_qk || elastic_qk));
+  quantize_head(kernels, layer.k, K, H, seq, d, s.k, !(sign_qk || elastic_qk));
+  quantize_head(kernels, layer.v, V, H, seq, d, s.v, !packed_context);
   // as the training module: scores / sqrt(d), the divisor rounded to float32
   const float root = static_cast<float>(std::sqrt(static_cast<double>(d)));
   float* scores = grow(s.scores, seq * seq);
-  const bool sign_qk = layer.q.mode == Quantizer::kSign && layer.k.mode == Quantizer::kSign;
-  const bool elastic_qk = layer.q.mode == Quantizer::kElastic && layer.k.mode == Quantizer::kElastic;
   if (sign_qk || elastic_qk) {
     // 1-bit Q and K: the exact integer dots of the packed signs (the kernel table's XNOR-popcount
     // GEMM: this file has no popcount instruction), times the scales
     int32_t* dots = grow(s.dots, seq * seq);
     kernels.xnor_gemm(s.q.bits.data(), s.k.bits.data(), dots, 0, seq, 0, seq, seq, words, d);
-    for (int64_t i = 0; i < seq; ++i)
-      for (int64_t j = 0; j < seq; ++j) {
-        const float dot = static_cast<float>(dots[i * seq + j]);
-        const float scale = sign_qk ? s.q.row_scale[i] * s.k.row_scale[j] : layer.q.alpha * layer.k.alpha;
-        scores[i * seq + j] = dot * scale / root;
-      }
+    const float alphas = layer.q.alpha * layer.k.alpha;
+    for (int64_t i = 0; i < seq; ++i) {
+      const int32_t* d = dots + i * seq;
+      float* row = scores + i * seq;
+      if (sign_qk)
+        for (int64_t j = 0; j < seq; ++j) row[j] = static_cast<float>(d[j]) * (s.q.row_scale[i] * s.k.row_scale[j]) / root;
+      else
+        for (int64_t j = 0; j < seq; ++j) row[j] = static_cast<float>(d[j]) * alphas / root;
+    }
   } else {
     kernels.sgemm_nt(s.q.values.data(), d, s.k.values.data(), d, scores, seq, 0, seq, 0, seq, d);
     for (int64_t i = 0; i < seq * seq; ++i) scores[i] /= root;
@@ -211,16 +227,14 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
     for (int64_t j = 0; j < seq; ++j) row[j] /= total;
   }
   const ActQuant& probs = layer.probs;
-  bool binary_probs = model.bi_attention;  // weights in {0, c}
   float prob_scale = 1.f;
   if (!model.bi_attention && probs.mode != Quantizer::kReal) {
-    quantize_head(kernels, probs, scores, seq, seq, seq, s.p);
-    if (probs.mode == Quantizer::kTwoSet) binary_probs = true, prob_scale = probs.alpha;
     // the packed context below reads the quantizer's bits; the float one reads its values
-    if (!(binary_probs && layer.v.mode == Quantizer::kElastic))
-      std::memcpy(scores, s.p.values.data(), static_cast<size_t>(seq * seq) * sizeof(float));
+    quantize_head(kernels, probs, scores, seq, seq, seq, s.p, !packed_context);
+    if (probs.mode == Quantizer::kTwoSet) prob_scale = probs.alpha;
+    if (!packed_context) std::memcpy(scores, s.p.values.data(), static_cast<size_t>(seq * seq) * sizeof(float));
   }
-  if (binary_probs && layer.v.mode == Quantizer::kElastic) {
+  if (packed_context) {
     // {0, c} weights against 1-bit V (+-alpha_v): sum_j b_ij s_jd counted on packed operands,
     // popcount(b_i) - 2 popcount(b_i & neg_d), with neg_d the keys whose V sign is -1 in column d
     const int64_t key_words = words_per_row(seq);
@@ -239,9 +253,10 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
         for (int64_t j = 0; j < seq; ++j)
           if (scores[i * seq + j] != 0.f) bits[i * key_words + (j >> 6)] |= uint64_t{1} << (j & 63);
     }
-    for (int64_t j = 0; j < seq; ++j)
-      for (int64_t c = 0; c < d; ++c)
-        if ((s.v.bits[j * words + (c >> 6)] >> (c & 63)) & 1) columns[c * key_words + (j >> 6)] |= uint64_t{1} << (j & 63);
+    for (int64_t j = 0; j < seq; ++j)  // transpose V's sign bits: visit only the set ones
+      for (int64_t w = 0; w < words; ++w)
+        for (uint64_t set = s.v.bits[j * words + w]; set != 0; set &= set - 1)
+          columns[(w * 64 + __builtin_ctzll(set)) * key_words + (j >> 6)] |= uint64_t{1} << (j & 63);
     // popcount(b & n) = (popcount(b) + popcount(n) - popcount(b ^ n)) / 2, and the XNOR GEMM over
     // the seq key bits gives seq - 2 popcount(b ^ n): one kernel call for the whole head
     const float scale = prob_scale * layer.v.alpha;

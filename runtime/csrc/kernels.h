@@ -67,6 +67,9 @@ struct KernelTable {
   void (*xnor_linear_quads)(const uint64_t* a, const uint64_t* b4, const float* beta, const float* alpha,
                             const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n,
                             int64_t words, int64_t k);
+  // pack_signs for BiT's elastic binarizer: bit set where elastic_negative(x, alpha, beta, two_set)
+  void (*pack_elastic)(const float* x, int64_t rows, int64_t k, int64_t ldx, float alpha, float beta, bool two_set,
+                       uint64_t* out);
 };
 
 extern const KernelTable kScalarKernels;
@@ -92,6 +95,18 @@ const KernelTable& neon_dotprod_kernels(const KernelTable& neon);
 #endif
 
 inline int64_t words_per_row(int64_t k) { return (k + 63) / 64; }
+
+// BiT's learned 1-bit levels, with the training quantizer's float operations (ElasticBinarizer),
+// for linear inputs and attention's Q/K/V and probabilities alike: scaled = (x - beta) / alpha;
+// elastic: -1 where scaled < 0; two-set: b = round_half_even(clip(scaled, 0, 1)) in {0, 1},
+// s = 2b - 1, so -1 exactly where scaled <= 0.5 (0.5 rounds to even: 0). Compares instead of a
+// libm rounding call per value, which had made these paths 4-6x slower than plain sign inputs.
+// KernelTable::pack_elastic applies it to whole rows (the SIMD paths in the same float operations).
+inline bool elastic_negative(float x, float alpha, float beta, bool two_set) {
+  const float scaled = (x - beta) / alpha;
+  return two_set ? scaled <= 0.5f : !(scaled >= 0.f);
+}
+
 
 // Column quads: word w of columns 4q..4q+3 side by side, b4[(q * words + w) * 4 + t] = word w of
 // column 4q + t (zero past n), so that one 256-bit load holds one word of four columns and the

@@ -1,6 +1,7 @@
 // AVX2 kernels (compiled with -mavx2 -mfma -mpopcnt; only called after a CPU check).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "avx2_reduce.h"
@@ -40,6 +41,30 @@ void pack_signs(const float* x, int64_t rows, int64_t k, int64_t ldx, uint64_t* 
       out[r * words + w] = bits;
     }
     if (mean_abs != nullptr) mean_abs[r] = (hsum_ps(total) + tail_total) / static_cast<float>(k);
+  }
+}
+
+// elastic_negative on 8 values at a time, in its float operations: (x - beta) / alpha, then
+// scaled <= 0.5 (two-set; false for NaN) or !(scaled >= 0) (elastic; true for NaN)
+void pack_elastic(const float* x, int64_t rows, int64_t k, int64_t ldx, float alpha, float beta, bool two_set,
+                  uint64_t* out) {
+  const int64_t words = words_per_row(k);
+  const __m256 a = _mm256_set1_ps(alpha), b = _mm256_set1_ps(beta), half = _mm256_set1_ps(0.5f),
+               zero = _mm256_setzero_ps();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * ldx;
+    for (int64_t w = 0; w < words; ++w) {
+      const int64_t base = w * 64, vectors = std::min<int64_t>(k - base, 64) / 8;  // attention heads: 32 values
+      uint64_t bits = 0;
+      for (int64_t v = 0; v < vectors; ++v) {
+        const __m256 scaled = _mm256_div_ps(_mm256_sub_ps(_mm256_loadu_ps(row + base + 8 * v), b), a);
+        const __m256 negative = two_set ? _mm256_cmp_ps(scaled, half, _CMP_LE_OQ) : _mm256_cmp_ps(scaled, zero, _CMP_NGE_UQ);
+        bits |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_ps(negative))) << (8 * v);
+      }
+      const int64_t done = base + 8 * vectors;
+      if (done < std::min(k, base + 64)) bits |= elastic_span(row, done, std::min(k, base + 64), alpha, beta, two_set) << (8 * vectors);
+      out[r * words + w] = bits;
+    }
   }
 }
 
@@ -349,6 +374,6 @@ extern const KernelTable kAvx2Kernels;
 const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm_2x4, xnor_linear_2x4,
                                   binary_weight_linear, quantize_rows_int8_avx2, lut_linear_avx2, true,
                                   sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, exp_shifted,
-                                  xnor_gemm_quads, xnor_linear_quads};
+                                  xnor_gemm_quads, xnor_linear_quads, pack_elastic};
 
 }  // namespace bitmaps

@@ -10,21 +10,14 @@
 namespace bitmaps {
 namespace {
 
-// the +-1 levels of elastic_negative (linear.h), as floats for pack_signs
-void elastic_levels(const float* x, int64_t count, float alpha, float beta, bool two_set, float* out) {
-  for (int64_t i = 0; i < count; ++i) out[i] = elastic_negative(x[i], alpha, beta, two_set) ? -1.f : 1.f;
-}
-
 void linear_front(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m, float* y,
                   int threads, LinearScratch& s) {
   const bool two_set = w.scheme == Scheme::kW1A1TwoSet;
   const int64_t k = w.in, n = w.out, words = words_per_row(k);
-  float* levels = grow(s.levels, m * k);
   uint64_t* bits = grow(s.bits, m * words);
   int32_t* dots = grow(s.dots, m * n);
   run_rows(m, 16, m * k, threads, [&](int64_t r0, int64_t r1) {
-    elastic_levels(x + r0 * k, (r1 - r0) * k, w.input_alpha, w.input_beta, two_set, levels + r0 * k);
-    kernels.pack_signs(levels + r0 * k, r1 - r0, k, k, bits + r0 * words, nullptr);
+    kernels.pack_elastic(x + r0 * k, r1 - r0, k, k, w.input_alpha, w.input_beta, two_set, bits + r0 * words);
   });
   const bool quads = kernels.xnor_gemm_quads && !w.quads.empty();
   run_tiles(m, n, m * n * words * 16, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
@@ -32,13 +25,20 @@ void linear_front(const KernelTable& kernels, const LinearWeights& w, const floa
       kernels.xnor_gemm_quads(bits, w.quads.data(), dots, m0, m1, n0, n1, n, words, k);
     else
       kernels.xnor_gemm(bits, w.words, dots, m0, m1, n0, n1, n, words, k);
-    for (int64_t i = m0; i < m1; ++i)
-      for (int64_t j = n0; j < n1; ++j) {
-        // two-set: sum_k b_k w_k = (sum_k s_k w_k + sum_k w_k) / 2, exact in integers
-        const float dot = two_set ? static_cast<float>(dots[i * n + j] + w.weight_sums[j]) * 0.5f
-                                  : static_cast<float>(dots[i * n + j]);
-        y[i * n + j] = dot * w.epilogue_scale[j] + (w.bias ? w.bias[j] : 0.f);
-      }
+    // two-set: sum_k b_k w_k = (sum_k s_k w_k + sum_k w_k) / 2, exact in integers (loops split
+    // per case so that they vectorize)
+    const float* scale = w.epilogue_scale.data();
+    const int32_t* sums = w.weight_sums.data();
+    for (int64_t i = m0; i < m1; ++i) {
+      const int32_t* d = dots + i * n;
+      float* out = y + i * n;
+      if (two_set)
+        for (int64_t j = n0; j < n1; ++j) out[j] = static_cast<float>(d[j] + sums[j]) * 0.5f * scale[j];
+      else
+        for (int64_t j = n0; j < n1; ++j) out[j] = static_cast<float>(d[j]) * scale[j];
+      if (w.bias)
+        for (int64_t j = n0; j < n1; ++j) out[j] += w.bias[j];
+    }
   });
 }
 

@@ -23,19 +23,9 @@ enum class Scheme : int32_t {
 constexpr int32_t kSchemeCount = 8;
 
 // Scratch that grows to the largest call and is then reused: no allocation per call once warm.
-// BiT's learned 1-bit levels, with the training quantizer's float operations (ElasticBinarizer),
-// for linear inputs and attention's Q/K/V and probabilities alike: scaled = (x - beta) / alpha;
-// elastic: -1 where scaled < 0; two-set: b = round_half_even(clip(scaled, 0, 1)) in {0, 1},
-// s = 2b - 1, so -1 exactly where scaled <= 0.5 (0.5 rounds to even: 0). Compares instead of a
-// libm rounding call per value, which had made these paths 4-6x slower than plain sign inputs.
-inline bool elastic_negative(float x, float alpha, float beta, bool two_set) {
-  const float scaled = (x - beta) / alpha;
-  return two_set ? scaled <= 0.5f : !(scaled >= 0.f);
-}
-
 struct LinearScratch {
   std::vector<uint64_t> bits;
-  std::vector<float> row_scale, levels;
+  std::vector<float> row_scale;
   std::vector<int32_t> dots, rowsum;
   std::vector<int8_t> q;
   std::vector<uint8_t> luts;

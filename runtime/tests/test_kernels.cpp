@@ -118,6 +118,27 @@ void test_table(const KernelTable& kt) {
       }
     }
 
+    // BiT's elastic binarizer: bit for bit the rule of kernels.h, with values on its boundaries
+    // ((x - beta) / alpha exactly 0 and 0.5), zeros and a NaN
+    {
+      const float alpha = 0.75f, beta = -0.25f;
+      std::vector<float> e = x;
+      for (int64_t t = 0; t < c.k; t += 5) e[t] = beta;                // scaled 0
+      for (int64_t t = 1; t < c.k; t += 7) e[t] = beta + 0.5f * alpha;  // scaled 0.5
+      if (c.k > 2) e[2] = std::nanf("");
+      std::vector<uint64_t> bits(static_cast<size_t>(c.m * words));
+      for (bool two_set : {false, true}) {
+        kt.pack_elastic(e.data(), c.m, c.k, c.k, alpha, beta, two_set, bits.data());
+        bool elastic_ok = true;
+        for (int64_t i = 0; i < c.m; ++i)
+          for (int64_t t = 0; t < words * 64; ++t) {
+            const bool bit = (bits[i * words + t / 64] >> (t % 64)) & 1;
+            elastic_ok &= bit == (t < c.k && elastic_negative(e[i * c.k + t], alpha, beta, two_set));
+          }
+        expect(elastic_ok, std::string("pack_elastic ") + (two_set ? "two-set " : "elastic ") + shape);
+      }
+    }
+
     kt.binary_weight_linear(x.data(), c.k, wb.data(), alpha.data(), bias.data(), y.data(), 0, c.m, 0, c.n, c.n, words, c.k);
     bool w1a32_ok = true;
     for (int64_t i = 0; i < c.m; ++i)
