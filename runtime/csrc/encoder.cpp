@@ -71,6 +71,18 @@ double sum_in_double(const float* row, int64_t h, F f) {
   return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
 }
 
+// The largest of row[0, n) (NaN never wins), in 8 partial maxima: no chain of dependent compares
+float row_max(const float* row, int64_t n) {
+  float part[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int t = 0; t < 8; ++t) part[t] = row[j + t] > part[t] ? row[j + t] : part[t];
+  for (; j < n; ++j) part[0] = row[j] > part[0] ? row[j] : part[0];
+  float top = part[0];
+  for (int t = 1; t < 8; ++t) top = part[t] > top ? part[t] : top;
+  return top;
+}
+
 void layer_norm_rows(float* x, int64_t rows, int64_t h, const Norm& norm, float eps) {
   for (int64_t r = 0; r < rows; ++r) {
     float* row = x + r * h;
@@ -211,7 +223,9 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
     for (int64_t i = 0; i < seq * seq; ++i) scores[i] /= root;
   }
   // attention weights over the keys; padded keys get 0 before the probability quantizer, which
-  // sees the whole row as the training module's does
+  // sees the whole row as the training module's does. Unpadded sequences skip the mask tests.
+  bool padded = false;
+  for (int64_t j = 0; j < seq; ++j) padded |= mask[j] == 0;
   for (int64_t i = 0; i < seq; ++i) {
     float* row = scores + i * seq;
     if (model.bi_attention) {
@@ -219,11 +233,16 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
       continue;
     }
     float top = -INFINITY;
-    for (int64_t j = 0; j < seq; ++j)
-      if (mask[j] != 0 && row[j] > top) top = row[j];
+    if (padded) {
+      for (int64_t j = 0; j < seq; ++j)
+        if (mask[j] != 0 && row[j] > top) top = row[j];
+    } else {
+      top = row_max(row, seq);
+    }
     float total = kernels.exp_shifted(row, seq, top);
-    for (int64_t j = 0; j < seq; ++j)
-      if (mask[j] == 0) total -= row[j], row[j] = 0.f;  // padded keys weigh nothing
+    if (padded)
+      for (int64_t j = 0; j < seq; ++j)
+        if (mask[j] == 0) total -= row[j], row[j] = 0.f;  // padded keys weigh nothing
     for (int64_t j = 0; j < seq; ++j) row[j] /= total;
   }
   const ActQuant& probs = layer.probs;
