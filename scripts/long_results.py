@@ -16,7 +16,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -56,27 +56,16 @@ def test_perplexities(name: str, archive: Path, cache: Path, data_dir: Path) -> 
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "long")
-    parser.add_argument("--teacher", type=Path, default=REPO / "runs" / "recipes_full" / "teacher" / "model.tar.gz")
-    parser.add_argument("--data-dir", type=Path, default=REPO / ".." / "shared" / "data")
-    parser.add_argument("--json", type=Path, default=REPO / "results" / "long_runs.json")
-    parser.add_argument("--no-evaluate", action="store_true", help="curves only: no whole-file evaluation")
-    args = parser.parse_args()
-    if not args.runs.is_dir():
-        sys.exit(f"{args.runs}: no such folder (run scripts/long_runs.sh first)")
-    evaluate_files = not args.no_evaluate
-    if evaluate_files and not args.teacher.is_file():
-        sys.exit(f"{args.teacher}: no such archive (the fp32 teacher the runs were distilled from)")
-    cache = args.runs / "table"
+def collect(runs_dir: Path, teacher: Path, data_dir: Path, evaluate_files: bool = True) -> Tuple[List[Dict], List[Dict]]:
+    """Each run's curve and status, and the perplexity records of the finished ones."""
+    cache = runs_dir / "table"
     cache.mkdir(exist_ok=True)
-    finished = {run: (args.runs / run / "model.tar.gz").is_file() for run in TEACHERS}
+    finished = {run: (runs_dir / run / "model.tar.gz").is_file() for run in TEACHERS}
     runs, records = [], []
-    teacher_ppl = test_perplexities("teacher", args.teacher, cache, args.data_dir) if evaluate_files and any(finished.values()) else {}
+    teacher_ppl = test_perplexities("teacher", teacher, cache, data_dir) if evaluate_files and any(finished.values()) else {}
     perplexities: Dict[str, Dict[str, float]] = {}
     for run, teacher_run in TEACHERS.items():
-        folder = args.runs / run
+        folder = runs_dir / run
         if not (folder / "config.json").is_file():
             continue
         label, bits = RECIPES[run]
@@ -89,7 +78,7 @@ def main() -> None:
         if not (finished[run] and evaluate_files):
             continue
         archive = folder / "model.tar.gz"
-        perplexities[run] = test_perplexities(f"long_{run}", archive, cache, args.data_dir)
+        perplexities[run] = test_perplexities(f"long_{run}", archive, cache, data_dir)
         reference = teacher_ppl if teacher_run is None else perplexities.get(teacher_run)
         for data, value in perplexities[run].items():
             trained = training_record(archive)
@@ -107,7 +96,24 @@ def main() -> None:
     if teacher_ppl:
         for data, value in teacher_ppl.items():
             records.insert(0, {"model": "teacher (fp32)", "bits": "fp32", "data": data, "perplexity": value,
-                               "trained": training_record(args.teacher)})
+                               "trained": training_record(teacher)})
+    return runs, records
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "long")
+    parser.add_argument("--teacher", type=Path, default=REPO / "runs" / "recipes_full" / "teacher" / "model.tar.gz")
+    parser.add_argument("--data-dir", type=Path, default=REPO / ".." / "shared" / "data")
+    parser.add_argument("--json", type=Path, default=REPO / "results" / "long_runs.json")
+    parser.add_argument("--no-evaluate", action="store_true", help="curves only: no whole-file evaluation")
+    args = parser.parse_args()
+    if not args.runs.is_dir():
+        sys.exit(f"{args.runs}: no such folder (run scripts/long_runs.sh first)")
+    evaluate_files = not args.no_evaluate
+    if evaluate_files and not args.teacher.is_file():
+        sys.exit(f"{args.teacher}: no such archive (the fp32 teacher the runs were distilled from)")
+    runs, records = collect(args.runs, args.teacher, args.data_dir, evaluate_files)
     write_json(args.json, {"runs": runs, "records": records})
     print(f"wrote {args.json}")
     print(markdown(runs, records))

@@ -1,5 +1,5 @@
 """The report scripts' own logic (the measurements they wrap are tested elsewhere): Pareto fronts,
-collecting parity evaluations, the fp16 baseline's rounding."""
+collecting parity evaluations, the fp16 baseline's rounding, the real-budget runs' report."""
 import json
 import sys
 from pathlib import Path
@@ -9,6 +9,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 import baselines  # noqa: E402
+import long_results  # noqa: E402
 import parity_results  # noqa: E402
 import pareto  # noqa: E402
 
@@ -46,3 +47,41 @@ def test_fp16_baseline_rounds_every_float_tensor():
     baselines.fp16(model)
     assert torch.equal(model.weight, original.half().float())
     assert not torch.equal(model.weight, original)
+
+
+def _run_folder(folder: Path, epochs: int, finished: bool, validation: list) -> None:
+    folder.mkdir(parents=True)
+    config = {"dataset_reader": {"max_length": 128}, "data_loader": {"batch_size": 16, "batches_per_epoch": 250},
+              "trainer": {"num_epochs": epochs}}
+    (folder / "config.json").write_text(json.dumps(config))
+    for epoch, perplexity in enumerate(validation):
+        metrics = {"epoch": epoch, "validation_perplexity": perplexity, "training_duration": f"0:{10 * (epoch + 1)}:00"}
+        (folder / f"metrics_epoch_{epoch}.json").write_text(json.dumps(metrics))
+    if finished:
+        (folder / "model.tar.gz").write_bytes(b"not read: its evaluations are cached")
+        (folder / "metrics.json").write_text(json.dumps({"training_duration": "1:20:00"}))
+
+
+def test_long_runs_report_curves_status_and_target_ratios(tmp_path):
+    runs = tmp_path / "long"
+    _run_folder(runs / "bit_stage1", 8, True, [300.0, 200.0, 150.0])
+    _run_folder(runs / "bit_stage2", 8, False, [900.0])  # interrupted: a curve, no evaluation
+    teacher = tmp_path / "teacher.tar.gz"
+    teacher.write_bytes(b"")
+    table = runs / "table"
+    table.mkdir()
+    cached = {"teacher": (70.0, 380.0), "long_bit_stage1": (80.0, 500.0)}
+    for name, (wikitext, ptb) in cached.items():
+        (table / f"{name}__WikiText-2_test.json").write_text(json.dumps({"perplexity": wikitext}))
+        (table / f"{name}__PTB_test.json").write_text(json.dumps({"perplexity": ptb}))
+    curves, records = long_results.collect(runs, teacher, tmp_path / "data")
+    assert [(c["run"], c["status"]) for c in curves] == [("bit_stage1", "finished"), ("bit_stage2", "in progress: 1 of 8 epochs")]
+    assert [row["validation_perplexity"] for row in curves[0]["curve"]] == [300.0, 200.0, 150.0]
+    wikitext = next(r for r in records if r["model"].startswith("BiT stage 1") and r["data"] == "wikitext-2 test")
+    assert wikitext["ratio_to_teacher"] == round(80.0 / 70.0, 4)
+    assert wikitext["target_ratio"] == 1.15 and wikitext["target_met"] is True
+    assert wikitext["trained"]["steps"] == 2000 and wikitext["trained"]["blocks_per_step"] == 16
+    ptb = next(r for r in records if r["model"].startswith("BiT stage 1") and r["data"] == "ptb test")
+    assert ptb["ratio_to_teacher"] == round(500.0 / 380.0, 4) and "target_met" not in ptb
+    assert {r["model"] for r in records if "teacher" in r["model"]} == {"teacher (fp32)"}
+    assert "**no**" not in long_results.markdown(curves, records) and "in progress" in long_results.markdown(curves, records)
