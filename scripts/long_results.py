@@ -8,12 +8,11 @@ the epochs they have. Writes one JSON under results/ and prints Markdown for REA
 
     python scripts/long_results.py --runs runs/long --teacher runs/recipes_full/teacher/model.tar.gz
 
-Whole-file evaluations are cached in RUNS/table/ (`scripts/perplexity_table.py`'s format), so a
-rerun only evaluates what is new.
+Whole-file evaluations are cached in RUNS/table/ under the names `scripts/pareto.py` uses, so a
+rerun (or the Pareto report on RUNS) only evaluates what is new.
 """
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -24,8 +23,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from atomic_json import write_json  # noqa: E402
 from baselines import training_record  # noqa: E402
-from pareto import RECIPES, TEST_SPLITS, WHOLE_FILES  # noqa: E402
-from perplexity_table import SPLITS, evaluate  # noqa: E402
+from pareto import RECIPES, whole_file_perplexities  # noqa: E402
 
 # run folder of long_runs.sh -> the run folder its teacher is (None: the fp32 teacher)
 TEACHERS = {"bit_stage1": None, "bitnet_b158": None, "bit_stage2": "bit_stage1"}
@@ -48,21 +46,13 @@ def planned_epochs(run: Path) -> Optional[int]:
     return json.loads(config.read_text()).get("trainer", {}).get("num_epochs") if config.is_file() else None
 
 
-def test_perplexities(name: str, archive: Path, cache: Path, data_dir: Path) -> Dict[str, float]:
-    result = {}
-    for split in TEST_SPLITS:
-        slug = re.sub(r"[^A-Za-z0-9._()-]+", "_", f"{name}__{split}")
-        result[split.lower()] = evaluate(str(archive), data_dir / SPLITS[split], WHOLE_FILES, cache / f"{slug}.json")["perplexity"]
-    return result
-
-
 def collect(runs_dir: Path, teacher: Path, data_dir: Path, evaluate_files: bool = True) -> Tuple[List[Dict], List[Dict]]:
     """Each run's curve and status, and the perplexity records of the finished ones."""
     cache = runs_dir / "table"
     cache.mkdir(exist_ok=True)
     finished = {run: (runs_dir / run / "model.tar.gz").is_file() for run in TEACHERS}
     runs, records = [], []
-    teacher_ppl = test_perplexities("teacher", teacher, cache, data_dir) if evaluate_files and any(finished.values()) else {}
+    teacher_ppl = whole_file_perplexities("teacher", teacher, cache, data_dir) if evaluate_files and any(finished.values()) else {}
     perplexities: Dict[str, Dict[str, float]] = {}
     for run, teacher_run in TEACHERS.items():
         folder = runs_dir / run
@@ -78,7 +68,7 @@ def collect(runs_dir: Path, teacher: Path, data_dir: Path, evaluate_files: bool 
         if not (finished[run] and evaluate_files):
             continue
         archive = folder / "model.tar.gz"
-        perplexities[run] = test_perplexities(f"long_{run}", archive, cache, data_dir)
+        perplexities[run] = whole_file_perplexities(run, archive, cache, data_dir)  # the names pareto.py caches under
         reference = teacher_ppl if teacher_run is None else perplexities.get(teacher_run)
         for data, value in perplexities[run].items():
             trained = training_record(archive)

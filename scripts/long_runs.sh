@@ -3,7 +3,9 @@
 # stage 2 (W1A1, from stage 1 and with stage 1 as its teacher, as BiT does), each 2,000 steps of 16
 # blocks of 128 (10x the configs' budget: 8 epochs of 250 steps), student layers compiled
 # (`compile_layers`). Each epoch validates on the first 640 blocks of WikiText-2 valid (the curve);
-# the final archives are scored on whole files afterwards (scripts/perplexity_table.py).
+# each finished run is exported packed (bitmaps-export); scripts/long_results.py scores the final
+# archives on whole files and writes the curves, scripts/pareto.py --runs ... runs/long adds them
+# to the Pareto report.
 # Resumable: a finished run is skipped, an interrupted one continues with --recover. Keep RUNS
 # outside any clean checkout if it must survive one.
 # Usage: bash scripts/long_runs.sh [RUNS_DIR] [TEACHER_DIR]  (default: runs/long runs/recipes_full/teacher)
@@ -18,10 +20,11 @@ budget='"data_loader.batches_per_epoch": 250, "trainer.num_epochs": 8, "trainer.
   "validation_dataset_reader.max_instances": 640, "trainer.checkpointer.keep_most_recent_by_count": 1,
   "model.text_field_embedder.token_embedders.tokens.compile_layers": true'
 
-train() {  # train CONFIG DIR OVERRIDES: skips a finished run, resumes an interrupted one
+train() {  # train CONFIG DIR OVERRIDES: skips a finished run, resumes an interrupted one; then the packed export
   if [ -f "$2/model.tar.gz" ]; then echo "$2: already trained"
   elif [ -f "$2/config.json" ]; then "$ALLENNLP" train "$1" -s "$2" --recover -o "{$3}"
   else rm -rf "$2"; "$ALLENNLP" train "$1" -s "$2" -o "{$3}"; fi
+  [ -f "$2/packed.tar.gz" ] || "$ALLENNLP" bitmaps-export "$2/model.tar.gz" "$2/packed.tar.gz"
 }
 from_teacher="\"model.teacher\": \"$TEACHER/model.tar.gz\", \"model.initializer.regexes.0.1.weights_file_path\": \"$TEACHER/best.th\""
 train training_configs/bit_stage1_w1a8.jsonnet "$RUNS/bit_stage1" "$budget, $from_teacher"

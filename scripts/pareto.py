@@ -15,7 +15,7 @@ int8, ONNX Runtime int8; `scripts/baselines.py`) and the dense 2-layer student, 
 marks the Pareto front (no other model is both at most as large/slow and at most as perplexed),
 writes `results/pareto.json` and `results/pareto.png`, and prints a table.
 
-    python scripts/pareto.py --runs runs/recipes_full \
+    python scripts/pareto.py --runs runs/recipes_full runs/long \
         --baselines results/baselines.json results/baselines_dense.json
 """
 import argparse
@@ -51,7 +51,8 @@ WHOLE_FILES = '{"validation_dataset_reader.max_instances": null}'
 SEQ = 128
 
 
-def _perplexities(name: str, archive: Path, cache: Path, data_dir: Path) -> Dict[str, float]:
+def whole_file_perplexities(name: str, archive: Path, cache: Path, data_dir: Path) -> Dict[str, float]:
+    """WikiText-2 and PTB test perplexity of an archive (whole files), cached as cache/NAME__SPLIT.json."""
     import re
 
     result = {}
@@ -103,22 +104,24 @@ def _models(args, folder: Path) -> Tuple[List[Dict], Dict[str, Dict[str, Callabl
     from bitmaps_runtime.encoder import PackedEncoder
 
     models, runners = [], {}
-    cache = args.runs / "table"
-    cache.mkdir(parents=True, exist_ok=True)
-    for run, (label, bits) in RECIPES.items():
-        trained, packed = args.runs / run / "model.tar.gz", args.runs / run / "packed.tar.gz"
+    for runs_dir, (run, (recipe, bits)) in ((d, r) for d in args.runs for r in RECIPES.items()):
+        cache = runs_dir / "table"
+        cache.mkdir(parents=True, exist_ok=True)
+        trained, packed = runs_dir / run / "model.tar.gz", runs_dir / run / "packed.tar.gz"
         if not (trained.is_file() and packed.is_file()):
-            print(f"{args.runs / run}: not trained and exported yet, left out")
+            if (runs_dir / run).is_dir():
+                print(f"{runs_dir / run}: not trained and exported yet, left out")
             continue
         provenance = training_record(trained)
+        label = f"{recipe}, {provenance.get('steps')} steps"
         model = load_archive(str(trained)).model.eval()
         models.append({"model": f"{label} (trained, torch)", "bits": bits, "kind": "recipe as trained",
-                       "perplexity": _perplexities(run, trained, cache, args.data_dir),
+                       "perplexity": whole_file_perplexities(run, trained, cache, args.data_dir),
                        "file_bytes": trained.stat().st_size, "trained": provenance})
         runners[models[-1]["model"]] = {"torch (fake-quantized)": _torch_runner(model._encoder)}
         encoder = PackedEncoder(load_packed_archive(packed).packed, source=str(packed))
         models.append({"model": f"{label} (packed)", "bits": bits, "kind": "packed export",
-                       "perplexity": _perplexities(f"{run}, packed", packed, cache, args.data_dir),
+                       "perplexity": whole_file_perplexities(f"{run}, packed", packed, cache, args.data_dir),
                        "file_bytes": packed.stat().st_size, "trained": provenance})
         runners[models[-1]["model"]] = {"bitmaps_runtime": lambda i, m, e=encoder: e.hidden_states(i, m.astype("int32"), threads=1)}
     for path in args.baselines:
@@ -197,7 +200,8 @@ def _plot(models: List[Dict], out: Path, title: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "recipes_full")
+    parser.add_argument("--runs", type=Path, nargs="+", default=[REPO / "runs" / "recipes_full"],
+                        help="folders of recipe runs (scripts/packed_parity.sh, scripts/long_runs.sh)")
     parser.add_argument("--baselines", nargs="*", default=[str(REPO / "results" / "baselines.json")])
     parser.add_argument("--data-dir", type=Path, default=REPO / ".." / "shared" / "data")
     parser.add_argument("--rounds", type=int, default=9)

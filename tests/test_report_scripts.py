@@ -70,7 +70,7 @@ def test_long_runs_report_curves_status_and_target_ratios(tmp_path):
     teacher.write_bytes(b"")
     table = runs / "table"
     table.mkdir()
-    cached = {"teacher": (70.0, 380.0), "long_bit_stage1": (80.0, 500.0)}
+    cached = {"teacher": (70.0, 380.0), "bit_stage1": (80.0, 500.0)}
     for name, (wikitext, ptb) in cached.items():
         (table / f"{name}__WikiText-2_test.json").write_text(json.dumps({"perplexity": wikitext}))
         (table / f"{name}__PTB_test.json").write_text(json.dumps({"perplexity": ptb}))

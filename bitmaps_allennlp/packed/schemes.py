@@ -19,7 +19,7 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 import torch
 
-from bitmaps_runtime.formats import BIAS, SCHEME_SPECS, TABLE_SPECS, TensorSpec  # noqa: F401 (BIAS re-exported)
+from bitmaps_runtime.formats import BIAS, SCHEME_SPECS, TABLE_GROUP, TABLE_SPECS, TensorSpec, table_groups  # noqa: F401 (BIAS re-exported)
 
 from bitmaps_allennlp import kernels
 from bitmaps_allennlp.kernels import reference
@@ -192,12 +192,32 @@ def _unpack_int8_table(stored: Dict[str, torch.Tensor], dim: int) -> torch.Tenso
     return stored["q"].float() * stored["step"].float()[:, None]
 
 
+def _pack_int8_group_table(table: torch.Tensor) -> Dict[str, np.ndarray]:
+    # the same absmax rule on each group of TABLE_GROUP values; zero padding of the last group
+    # changes neither its absmax nor the stored values
+    rows, dim = table.shape
+    groups = table_groups(dim)
+    padded = torch.zeros(rows, groups * TABLE_GROUP)
+    padded[:, :dim] = table.detach().float().cpu()
+    levels, step = quantize_int8_rows(padded.reshape(rows, groups, TABLE_GROUP))
+    return {"q": levels.reshape(rows, -1)[:, :dim].to(torch.int8).numpy(), "step": step.reshape(rows, groups).numpy()}
+
+
+def _unpack_int8_group_table(stored: Dict[str, torch.Tensor], dim: int) -> torch.Tensor:
+    return stored["q"].float() * stored["step"].float().repeat_interleave(TABLE_GROUP, dim=1)[:, :dim]
+
+
 def _unpack_binary_table(stored: Dict[str, torch.Tensor], dim: int) -> torch.Tensor:
     return unpack_signs(stored["packed_weight"], dim) * stored["scale"].float()[:, None]
 
 
 _TABLE_SIDES = {
     "int8": (_pack_int8_table, _unpack_int8_table, "absmax int8 per row (quantization.int8's rule), an export option for any model"),
+    "int8_g64": (
+        _pack_int8_group_table,
+        _unpack_int8_group_table,
+        "absmax int8 per group of 64 values of a row (the same rule per group): the default for word and position tables",
+    ),
     "binary": (
         _pack_binary,
         _unpack_binary_table,

@@ -99,7 +99,7 @@ class PackedEncoder:
                 data = stored.get("q", stored.get("packed_weight"))
                 scale = stored.get("step", stored.get("scale"))
                 self._build(
-                    "model_table", short, spec.native_id, entry["rows"], entry["dim"], np.ascontiguousarray(data), _f32(scale)
+                    "model_table", short, spec.native_id, entry["rows"], entry["dim"], np.ascontiguousarray(data), _f32(scale).reshape(-1)
                 )
             else:
                 weight = take(f"{table}.weight")

@@ -313,9 +313,12 @@ PyObject* model_table(PyObject*, PyObject* args) {
   long long rows, dim;
   if (!PyArg_ParseTuple(args, "OsiLLOO", &capsule, &name, &format, &rows, &dim, &data_obj, &scale_obj)) return nullptr;
   ModelHandle* handle = handle_of(capsule);
-  if (handle == nullptr || !check(format >= 0 && format <= 3, "table format must be 0 (f32), 1 (f16), 2 (int8) or 3 (binary)"))
+  if (handle == nullptr) return nullptr;
+  static const char kinds[] = {'f', 'h', 'b', 'u', 'b'};  // the stored element per TableFormat id
+  if (format < 0 || format >= static_cast<int>(sizeof kinds)) {  // set_table's message names the ids
+    built(bitmaps::set_table(handle->model, name, format, rows, dim, nullptr, 0, nullptr, 0));
     return nullptr;
-  static const char kinds[] = {'f', 'h', 'b', 'u'};
+  }
   Buffer data, scale;
   if (!data.get(data_obj, "table", kinds[format], 2, false)) return nullptr;
   const bool scaled = format >= 2;

@@ -50,6 +50,12 @@ void table_row(const Table& t, int64_t r, float* out) {
       for (int64_t k = 0; k < d; ++k) out[k] = static_cast<float>(row[k]) * t.scale[r];
       break;
     }
+    case TableFormat::kInt8Groups: {
+      const int8_t* row = static_cast<const int8_t*>(t.data) + r * d;
+      const float* step = t.scale + r * table_groups(d);
+      for (int64_t k = 0; k < d; ++k) out[k] = static_cast<float>(row[k]) * step[k / kTableGroup];
+      break;
+    }
     case TableFormat::kBinary: {
       const int64_t words = words_per_row(d);
       const uint64_t* row = static_cast<const uint64_t*>(t.data) + r * words;

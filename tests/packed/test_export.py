@@ -1,6 +1,7 @@
 import tarfile
 
 import pytest
+import numpy as np
 import torch
 
 from allennlp.common import Params
@@ -259,10 +260,11 @@ def test_a_packed_archive_reads_its_packed_file_from_inside_only(packed_file, tr
         load_archive(str(unpacked))
 
 
-@pytest.mark.parametrize("embeddings", ["int8", "fp16"])
+@pytest.mark.parametrize("embeddings", ["int8_g64", "int8", "fp16"])
 def test_quantized_embedding_tables_are_what_the_model_computes_with(embeddings, trained_archives, corpus_path, tmp_path):
     """An int8 (fp16) table export computes exactly what the source model computes with its word
-    and position tables replaced by their int8 (fp16) values: the tied decoder included."""
+    and position tables replaced by their int8 (fp16) values: the tied decoder included. (The tiny
+    model's 32 columns make one int8_g64 group per row: the groups are tested below.)"""
     from bitmaps_allennlp.quantization.int8 import quantize_int8_rows
 
     output = tmp_path / "packed.tar.gz"
@@ -273,7 +275,7 @@ def test_quantized_embedding_tables_are_what_the_model_computes_with(embeddings,
     embedding_module = source.model._encoder.bert.embeddings
     with torch.no_grad():
         for table in (embedding_module.word_embeddings, embedding_module.position_embeddings):
-            if embeddings == "int8":
+            if embeddings.startswith("int8"):
                 levels, step = quantize_int8_rows(table.weight)
                 table.weight.copy_(levels * step)
             else:
@@ -282,7 +284,7 @@ def test_quantized_embedding_tables_are_what_the_model_computes_with(embeddings,
     assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
     config = source.model._encoder.config
     rows, dim = config.vocab_size + config.max_position_embeddings, config.hidden_size
-    per_row = dim + 4 if embeddings == "int8" else dim * 2  # int8 entries and one fp32 step per row
+    per_row = dim + 4 if embeddings.startswith("int8") else dim * 2  # int8 entries and one fp32 step per row
     token_types = config.type_vocab_size * dim * 4  # not an option table: kept as it is
     assert sizes.stored["embeddings"] == rows * per_row + token_types
     assert full_sizes.stored["embeddings"] == rows * dim * 4 + token_types
@@ -314,3 +316,22 @@ def test_binarized_embedding_tables_and_head_export_as_trained(tiny_bert_dir, co
 def _top_ids(archive, tensors):
     with torch.no_grad():
         return archive.model(**tensors)["top_ids"]
+
+
+def test_int8_group_tables_quantize_each_group_of_64_on_its_own():
+    from bitmaps_allennlp.packed.schemes import TABLE_FORMATS
+    from bitmaps_allennlp.quantization.int8 import quantize_int8_rows
+
+    torch.manual_seed(0)
+    table = torch.randn(5, 150)
+    table[0, 3] = 40.0  # an outlier: it sets the step of its own group only
+    stored = TABLE_FORMATS["int8_g64"].pack(table)
+    assert stored["q"].shape == (5, 150) and stored["step"].shape == (5, 3)
+    for row in range(5):
+        for group, (start, stop) in enumerate(((0, 64), (64, 128), (128, 150))):
+            levels, step = quantize_int8_rows(table[row, start:stop])
+            assert np.array_equal(stored["q"][row, start:stop], levels.numpy().astype(np.int8))
+            assert stored["step"][row, group] == step.item()
+    unpacked = TABLE_FORMATS["int8_g64"].unpack({k: torch.from_numpy(v) for k, v in stored.items()}, 150)
+    per_row = TABLE_FORMATS["int8"].unpack({k: torch.from_numpy(v) for k, v in TABLE_FORMATS["int8"].pack(table).items()}, 150)
+    assert (unpacked - table).abs()[0, 64:].max() < 0.02 < (per_row - table).abs()[0, 64:].max()

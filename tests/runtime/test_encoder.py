@@ -134,9 +134,10 @@ def test_int8_schemes_are_exact_where_torch_takes_the_same_float_path(variant, p
     assert (got - expected).abs().max() < 1e-4
 
 
-@pytest.mark.parametrize("embeddings,fp16", [("int8", False), ("fp16", False), ("fp32", True)])
+@pytest.mark.parametrize("embeddings,fp16", [("int8_g64", False), ("int8", False), ("fp16", False), ("fp32", True)])
 def test_table_formats_and_fp16_tensors(embeddings, fp16):
-    bert, head = _model("w1a32")
+    # width 96: two int8 groups per row, the second one short
+    bert, head = _model("w1a32", hidden=96)
     packed = _packed(bert, head, embeddings=embeddings, fp16=fp16)
     rebuilt, head_state = build_packed_bert(packed)
     head.load_state_dict({k: v.float() for k, v in head_state.items()})
