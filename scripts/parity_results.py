@@ -21,7 +21,7 @@ from pareto import RECIPES  # noqa: E402
 
 SPLITS = {"WikiText-2_valid": "WikiText-2 valid", "WikiText-2_test": "WikiText-2 test", "PTB_valid": "PTB valid", "PTB_test": "PTB test"}
 # file-name suffix (perplexity_table's slug of "RECIPE, packed ...") -> the record's model
-VARIANTS = {"": "source", "_packed": "packed, int8_g64 tables (default)", "_packed_int8_rows": "packed, int8 per-row tables",
+VARIANTS = {"": "source", "_packed": "packed, int8 tables (default)", "_packed_int8_g64_tables": "packed, int8_g64 tables",
             "_packed_fp32_tables": "packed, fp32 tables"}
 
 

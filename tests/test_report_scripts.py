@@ -34,7 +34,7 @@ def test_parity_records_are_collected_from_the_table_folder(tmp_path):
     records = parity_results.collect(tmp_path)
     assert {(r["recipe"], r["model"], r["data"], r["perplexity"], r["bits"]) for r in records} == {
         ("bit_stage1", "source", "WikiText-2 test", 160.0, "W1A8"),
-        ("bit_stage1", "packed, int8_g64 tables (default)", "WikiText-2 test", 160.5, "W1A8"),
+        ("bit_stage1", "packed, int8 tables (default)", "WikiText-2 test", 160.5, "W1A8"),
         ("bit_stage1", "packed, fp32 tables", "WikiText-2 test", 160.0, "W1A8"),
     }
     assert "(+0.31%)" in parity_results.table(records)

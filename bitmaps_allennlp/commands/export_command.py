@@ -27,7 +27,8 @@ class BitmapsExport(Subcommand):
             choices=EMBEDDING_OPTIONS,
             default=DEFAULT_EMBEDDINGS,
             help="how to store the word and position embedding tables (and so the tied MLM decoder) unless they "
-            f"were trained binarized: absmax int8 per row, fp16 or fp32 (default: {DEFAULT_EMBEDDINGS})",
+            f"were trained binarized: absmax int8 per row, per group of 64 values (int8_g64), fp16 or fp32 "
+            f"(default: {DEFAULT_EMBEDDINGS})",
         )
         subparser.add_argument("--fp16", action="store_true", help="store the other non-binarized tensors as fp16")
         subparser.add_argument("--force", action="store_true", help="overwrite output_file if it exists")

@@ -216,7 +216,7 @@ _TABLE_SIDES = {
     "int8_g64": (
         _pack_int8_group_table,
         _unpack_int8_group_table,
-        "absmax int8 per group of 64 values of a row (the same rule per group): the default for word and position tables",
+        "absmax int8 per group of 64 values of a row (the same rule per group), an export option for any model",
     ),
     "binary": (
         _pack_binary,

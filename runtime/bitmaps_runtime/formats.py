@@ -99,8 +99,8 @@ class TableSpec:
 
 
 # `int8_g64`: one absmax step per group of this many consecutive values of a row (the last group
-# of a row may be shorter). Per-row steps moved the tied decoder's logits of frequent function
-# words enough to cost 0.13-0.44% of PTB perplexity (README, packed parity); groups of 64 do not.
+# of a row may be shorter). The tied decoder's rounding with per-row steps costs 0.1-0.4% of PTB
+# perplexity; smaller steps cut that (README, packed parity) for 20 more bytes per 384-wide row.
 TABLE_GROUP = 64
 
 
