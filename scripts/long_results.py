@@ -8,6 +8,9 @@ the epochs they have. Writes one JSON under results/ and prints Markdown for REA
 
     python scripts/long_results.py --runs runs/long --teacher runs/recipes_full/teacher/model.tar.gz
 
+Runs that this machine's RUNS lacks keep their entries from the existing JSON (runs/ does not
+survive between sessions); runs it has replace theirs.
+
 Whole-file evaluations are cached in RUNS/table/ under the names `scripts/pareto.py` uses, so a
 rerun (or the Pareto report on RUNS) only evaluates what is new.
 """
@@ -72,7 +75,7 @@ def collect(runs_dir: Path, teacher: Path, data_dir: Path, evaluate_files: bool 
         reference = teacher_ppl if teacher_run is None else perplexities.get(teacher_run)
         for data, value in perplexities[run].items():
             trained = training_record(archive)
-            record = {"model": f"{label}, {trained.get('steps')} steps", "bits": bits, "data": data,
+            record = {"run": run, "model": f"{label}, {trained.get('steps')} steps", "bits": bits, "data": data,
                       "perplexity": value, "trained": trained}
             if reference:
                 record["teacher_perplexity"] = reference[data]
@@ -90,6 +93,34 @@ def collect(runs_dir: Path, teacher: Path, data_dir: Path, evaluate_files: bool 
     return runs, records
 
 
+def record_run(record: Dict) -> Optional[str]:
+    """The long_runs.sh run a record belongs to ("teacher" for the teacher's), also for records
+    written before they named it."""
+    if "run" in record:
+        return record["run"]
+    if record["model"].startswith("teacher"):
+        return "teacher"
+    return next((run for run in TEACHERS if record["model"].startswith(RECIPES[run][0] + ",")), None)
+
+
+def merge_earlier(previous: Dict, runs: List[Dict], records: List[Dict]) -> Tuple[List[Dict], List[Dict]]:
+    """Runs are lost with the machine between sessions (runs/ is not kept): a run this session's
+    folder lacks keeps its curve and records from `previous` (the committed JSON), marked with the
+    session that measured it, and so do the teacher records when this session has none. A run this
+    session has replaces its earlier entry."""
+    present = {r["run"] for r in runs}
+    kept = [dict(r, measured="an earlier session (its run folder is not on this machine)")
+            for r in previous.get("runs", []) if r["run"] not in present]
+    keep = {r["run"] for r in kept}
+    has_teacher = any(record_run(r) == "teacher" for r in records)
+    if not has_teacher:
+        keep.add("teacher")
+    earlier = [r for r in previous.get("records", []) if record_run(r) in keep]
+    order = list(TEACHERS)
+    merged_runs = sorted(runs + kept, key=lambda r: order.index(r["run"]) if r["run"] in order else len(order))
+    return merged_runs, [r for r in earlier if record_run(r) == "teacher"] + records + [r for r in earlier if record_run(r) != "teacher"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "long")
@@ -104,6 +135,8 @@ def main() -> None:
     if evaluate_files and not args.teacher.is_file():
         sys.exit(f"{args.teacher}: no such archive (the fp32 teacher the runs were distilled from)")
     runs, records = collect(args.runs, args.teacher, args.data_dir, evaluate_files)
+    if args.json.is_file():
+        runs, records = merge_earlier(json.loads(args.json.read_text()), runs, records)
     write_json(args.json, {"runs": runs, "records": records})
     print(f"wrote {args.json}")
     print(markdown(runs, records))

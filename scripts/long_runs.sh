@@ -6,9 +6,10 @@
 # each finished run is exported packed (bitmaps-export); scripts/long_results.py scores the final
 # archives on whole files and writes the curves, scripts/pareto.py --runs ... runs/long adds them
 # to the Pareto report.
+# BitNet b1.58 runs first: it needs only the teacher, the stage-2 chain needs two runs in a row.
 # Resumable: a finished run is skipped, an interrupted one continues with --recover. Keep RUNS
 # outside any clean checkout if it must survive one.
-# Usage: bash scripts/long_runs.sh [RUNS_DIR] [TEACHER_DIR]  (default: runs/long runs/recipes_full/teacher)
+# Usage: [EPOCHS=8] bash scripts/long_runs.sh [RUNS_DIR] [TEACHER_DIR]  (default: runs/long runs/recipes_full/teacher)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/long}
@@ -16,7 +17,8 @@ TEACHER=${2:-runs/recipes_full/teacher}
 ALLENNLP=".venv/bin/allennlp"
 mkdir -p "$RUNS"
 [ -f "$TEACHER/model.tar.gz" ] || { echo "$TEACHER/model.tar.gz: train the teacher first (scripts/packed_parity.sh)"; exit 2; }
-budget='"data_loader.batches_per_epoch": 250, "trainer.num_epochs": 8, "trainer.learning_rate_scheduler.warmup_steps": 200,
+EPOCHS=${EPOCHS:-8}  # of 250 steps; EPOCHS=4 is half the budget, for a session too short for 8
+budget='"data_loader.batches_per_epoch": 250, "trainer.num_epochs": '"$EPOCHS"', "trainer.learning_rate_scheduler.warmup_steps": 200,
   "validation_dataset_reader.max_instances": 640, "trainer.checkpointer.keep_most_recent_by_count": 1,
   "model.text_field_embedder.token_embedders.tokens.compile_layers": true'
 
@@ -27,6 +29,6 @@ train() {  # train CONFIG DIR OVERRIDES: skips a finished run, resumes an interr
   [ -f "$2/packed.tar.gz" ] || "$ALLENNLP" bitmaps-export "$2/model.tar.gz" "$2/packed.tar.gz"
 }
 from_teacher="\"model.teacher\": \"$TEACHER/model.tar.gz\", \"model.initializer.regexes.0.1.weights_file_path\": \"$TEACHER/best.th\""
-train training_configs/bit_stage1_w1a8.jsonnet "$RUNS/bit_stage1" "$budget, $from_teacher"
 train training_configs/bitnet_b158_w158a8.jsonnet "$RUNS/bitnet_b158" "$budget, $from_teacher"
+train training_configs/bit_stage1_w1a8.jsonnet "$RUNS/bit_stage1" "$budget, $from_teacher"
 train training_configs/bit_stage2_w1a1.jsonnet "$RUNS/bit_stage2" "$budget, \"model.teacher\": \"$RUNS/bit_stage1/model.tar.gz\", \"model.initializer.regexes.0.1.weights_file_path\": \"$RUNS/bit_stage1/model.tar.gz\""

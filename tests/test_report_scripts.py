@@ -85,3 +85,25 @@ def test_long_runs_report_curves_status_and_target_ratios(tmp_path):
     assert ptb["ratio_to_teacher"] == round(500.0 / 380.0, 4) and "target_met" not in ptb
     assert {r["model"] for r in records if "teacher" in r["model"]} == {"teacher (fp32)"}
     assert "**no**" not in long_results.markdown(curves, records) and "in progress" in long_results.markdown(curves, records)
+
+
+def test_long_runs_report_keeps_earlier_sessions_runs():
+    # the committed JSON of an earlier session: its stage-1 run and its teacher, records written
+    # before they named their run
+    previous = {
+        "runs": [{"run": "bit_stage1", "status": "finished", "curve": [{"validation_perplexity": 90.0}]},
+                 {"run": "bitnet_b158", "status": "in progress: 0 of 8 epochs", "curve": []}],
+        "records": [{"model": "teacher (fp32)", "data": "wikitext-2 test", "perplexity": 70.0},
+                    {"model": "BiT stage 1, 2000 steps", "data": "wikitext-2 test", "perplexity": 85.0}],
+    }
+    # this session has only BitNet b1.58 (and no teacher evaluation of its own)
+    runs = [{"run": "bitnet_b158", "status": "finished", "curve": [{"validation_perplexity": 80.0}]}]
+    records = [{"run": "bitnet_b158", "model": "BitNet b1.58, 1000 steps", "data": "wikitext-2 test", "perplexity": 77.0}]
+    merged_runs, merged_records = long_results.merge_earlier(previous, runs, records)
+    assert [(r["run"], r["status"]) for r in merged_runs] == [("bit_stage1", "finished"), ("bitnet_b158", "finished")]
+    assert "earlier session" in merged_runs[0]["measured"] and "measured" not in merged_runs[1]
+    assert [r["model"] for r in merged_records] == ["teacher (fp32)", "BitNet b1.58, 1000 steps", "BiT stage 1, 2000 steps"]
+    # a session with its own teacher evaluation replaces the earlier teacher records
+    own_teacher = [{"model": "teacher (fp32)", "data": "wikitext-2 test", "perplexity": 70.1}] + records
+    _, merged_records = long_results.merge_earlier(previous, runs, own_teacher)
+    assert [r["perplexity"] for r in merged_records if r["model"].startswith("teacher")] == [70.1]

@@ -70,6 +70,10 @@ struct KernelTable {
   // pack_signs for BiT's elastic binarizer: bit set where elastic_negative(x, alpha, beta, two_set)
   void (*pack_elastic)(const float* x, int64_t rows, int64_t k, int64_t ldx, float alpha, float beta, bool two_set,
                        uint64_t* out);
+  // The tables w1a8_linear reads, as int8_lut.h's build_luts defines them (null where
+  // w1a8_uses_luts is false): per instruction set, since building them had cost a third of a
+  // W1A8 layer's lookups at k = 1536.
+  void (*build_luts)(const int8_t* q, int64_t rows, int64_t groups, uint8_t* luts);
 };
 
 extern const KernelTable kScalarKernels;

@@ -374,6 +374,6 @@ extern const KernelTable kAvx2Kernels;
 const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm_2x4, xnor_linear_2x4,
                                   binary_weight_linear, quantize_rows_int8_avx2, lut_linear_avx2, true,
                                   sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, exp_shifted,
-                                  xnor_gemm_quads, xnor_linear_quads, pack_elastic};
+                                  xnor_gemm_quads, xnor_linear_quads, pack_elastic, build_luts_avx2};
 
 }  // namespace bitmaps

@@ -143,6 +143,6 @@ extern const KernelTable kAvx512Kernels;
 const KernelTable kAvx512Kernels = {"avx512", pack_signs, xnor_gemm_tiles<Counter>, xnor_linear_tiles<Counter>,
                                   binary_weight_linear, quantize_rows_int8_avx2, lut_linear_avx2, true,
                                   sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, exp_shifted,
-                                  nullptr, nullptr, pack_elastic_rows};
+                                  nullptr, nullptr, pack_elastic_rows, build_luts_avx2};
 
 }  // namespace bitmaps

@@ -361,7 +361,7 @@ const KernelTable& neon_kernels() {
   static const KernelTable table = {"neon", pack_signs, xnor_gemm_tiles<Counter>, xnor_linear_tiles<Counter>, binary_weight_linear,
                                     quantize_rows_int8_neon, w1a8_linear, true,
                                     sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, exp_shifted,
-                                    nullptr, nullptr, pack_elastic};
+                                    nullptr, nullptr, pack_elastic, build_luts};
   return table;
 }
 

@@ -133,7 +133,7 @@ void prepare_w1a8_inputs(const KernelTable& kernels, const float* x, int64_t m, 
   // quantizing and 32 table bytes per 4 inputs: worth splitting from 128 x 384 on
   run_rows(m, 16, m * k * 32, threads, [&](int64_t r0, int64_t r1) {
     kernels.quantize_rows_int8(x + r0 * k, r1 - r0, k, k, q + r0 * groups * 4, step + r0, rowsum + r0);
-    if (luts) build_luts(q + r0 * groups * 4, r1 - r0, groups, luts + r0 * groups * 32);
+    if (luts) kernels.build_luts(q + r0 * groups * 4, r1 - r0, groups, luts + r0 * groups * 32);
   });
 }
 

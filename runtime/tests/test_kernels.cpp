@@ -175,6 +175,12 @@ void test_table(const KernelTable& kt) {
     expect(quant_ok, "quantize_rows_int8 " + shape);
     std::vector<uint8_t> luts(static_cast<size_t>(c.m * groups * 32)), wlut(static_cast<size_t>(lut_column_blocks(c.n) * groups * 16));
     build_luts(q.data(), c.m, groups, luts.data());
+    if (kt.build_luts) {  // this path's table builder against the portable one, byte for byte
+      std::vector<uint8_t> own(luts.size(), 0xAB);
+      kt.build_luts(q.data(), c.m, groups, own.data());
+      expect(own == luts, "build_luts " + shape);
+    }
+    expect(kt.build_luts != nullptr || !kt.w1a8_uses_luts, isa + " has a table builder where it uses tables");
     lut_weight_layout(wb.data(), c.n, words, wlut.data());
     kt.w1a8_linear(luts.data(), q.data(), rowsum.data(), step.data(), wlut.data(), alpha.data(), bias.data(), y.data(), 0, c.m,
                    0, c.n, c.n, groups);
