@@ -78,17 +78,6 @@ double sum_in_double(const float* row, int64_t h, F f) {
 }
 
 // The largest of row[0, n) (NaN never wins), in 8 partial maxima: no chain of dependent compares
-float row_max(const float* row, int64_t n) {
-  float part[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int t = 0; t < 8; ++t) part[t] = row[j + t] > part[t] ? row[j + t] : part[t];
-  for (; j < n; ++j) part[0] = row[j] > part[0] ? row[j] : part[0];
-  float top = part[0];
-  for (int t = 1; t < 8; ++t) top = part[t] > top ? part[t] : top;
-  return top;
-}
-
 void layer_norm_rows(float* x, int64_t rows, int64_t h, const Norm& norm, float eps) {
   for (int64_t r = 0; r < rows; ++r) {
     float* row = x + r * h;
@@ -210,6 +199,7 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
   // as the training module: scores / sqrt(d), the divisor rounded to float32
   const float root = static_cast<float>(std::sqrt(static_cast<double>(d)));
   float* scores = grow(s.scores, seq * seq);
+  float divisor = 1.f;  // what the scores are still to be divided by
   if (sign_qk || elastic_qk) {
     // 1-bit Q and K: the exact integer dots of the packed signs (the kernel table's XNOR-popcount
     // GEMM: this file has no popcount instruction), times the scales
@@ -226,30 +216,19 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
     }
   } else {
     kernels.sgemm_nt(s.q.values.data(), d, s.k.values.data(), d, scores, seq, 0, seq, 0, seq, d);
-    for (int64_t i = 0; i < seq * seq; ++i) scores[i] /= root;
+    divisor = root;  // divided below, with the softmax
   }
   // attention weights over the keys; padded keys get 0 before the probability quantizer, which
   // sees the whole row as the training module's does. Unpadded sequences skip the mask tests.
   bool padded = false;
   for (int64_t j = 0; j < seq; ++j) padded |= mask[j] == 0;
-  for (int64_t i = 0; i < seq; ++i) {
-    float* row = scores + i * seq;
-    if (model.bi_attention) {
-      for (int64_t j = 0; j < seq; ++j) row[j] = (mask[j] != 0 && row[j] >= 0.f) ? 1.f : 0.f;
-      continue;
+  if (model.bi_attention) {
+    for (int64_t i = 0; i < seq; ++i) {
+      float* row = scores + i * seq;
+      for (int64_t j = 0; j < seq; ++j) row[j] = (mask[j] != 0 && row[j] / divisor >= 0.f) ? 1.f : 0.f;
     }
-    float top = -INFINITY;
-    if (padded) {
-      for (int64_t j = 0; j < seq; ++j)
-        if (mask[j] != 0 && row[j] > top) top = row[j];
-    } else {
-      top = row_max(row, seq);
-    }
-    float total = kernels.exp_shifted(row, seq, top);
-    if (padded)
-      for (int64_t j = 0; j < seq; ++j)
-        if (mask[j] == 0) total -= row[j], row[j] = 0.f;  // padded keys weigh nothing
-    for (int64_t j = 0; j < seq; ++j) row[j] /= total;
+  } else {
+    kernels.softmax_rows(scores, seq, seq, divisor, padded ? mask : nullptr);
   }
   const ActQuant& probs = layer.probs;
   float prob_scale = 1.f;

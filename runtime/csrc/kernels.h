@@ -58,8 +58,9 @@ struct KernelTable {
   void (*unpack_panel)(const uint16_t* masks, int64_t k, const float* alpha, int columns, float* panel);
   // x[i] = x[i] * 0.5 * (1 + erf(x[i] / sqrt(2)))
   void (*gelu)(float* x, int64_t count);
-  // x[i] = exp(x[i] - shift); returns the sum
-  float (*exp_shifted)(float* x, int64_t count, float shift);
+  // Attention weights (softmax_rows.h): rows x n scores divided by `divisor`, then softmax over
+  // each row; mask (nullable, n entries) marks padded keys with 0
+  void (*softmax_rows)(float* x, int64_t rows, int64_t n, float divisor, const int32_t* mask);
   // xnor_gemm and xnor_linear with b (the weights) in column quads (`column_quads` below); null
   // on paths without them, where callers use xnor_gemm / xnor_linear on the plain layout.
   void (*xnor_gemm_quads)(const uint64_t* a, const uint64_t* b4, int32_t* out, int64_t m0, int64_t m1, int64_t n0,

@@ -7,6 +7,7 @@
 #include "avx2_reduce.h"
 #include "float_avx2.h"
 #include "kernels.h"
+#include "softmax_rows.h"
 #include "lut_tile_avx2.h"
 #include "quantize_avx2.h"
 #include "scalar_spans.h"
@@ -373,7 +374,7 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
 extern const KernelTable kAvx2Kernels;
 const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm_2x4, xnor_linear_2x4,
                                   binary_weight_linear, quantize_rows_int8_avx2, lut_linear_avx2, true,
-                                  sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, exp_shifted,
+                                  sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_shifted>,
                                   xnor_gemm_quads, xnor_linear_quads, pack_elastic, build_luts_avx2};
 
 }  // namespace bitmaps

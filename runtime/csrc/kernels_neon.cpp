@@ -23,6 +23,7 @@
 #include "float_approx.h"
 #include "int8_lut.h"
 #include "kernels.h"
+#include "softmax_rows.h"
 #include "gemm_panels.h"
 #include "scalar_spans.h"
 #include "xnor_tile.h"
@@ -360,7 +361,7 @@ void gelu(float* x, int64_t count) {
 const KernelTable& neon_kernels() {
   static const KernelTable table = {"neon", pack_signs, xnor_gemm_tiles<Counter>, xnor_linear_tiles<Counter>, binary_weight_linear,
                                     quantize_rows_int8_neon, w1a8_linear, true,
-                                    sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, exp_shifted,
+                                    sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_shifted>,
                                     nullptr, nullptr, pack_elastic, build_luts};
   return table;
 }

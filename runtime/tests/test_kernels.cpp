@@ -227,16 +227,33 @@ void test_float_kernels(const KernelTable& kt) {
     gelu_ok &= std::fabs(g[i] - want) <= 2e-6 * (1.0 + std::fabs(want));
   }
   expect(gelu_ok, isa + " gelu within 2e-6 of erf's");
-  e = x;
-  const float sum = kt.exp_shifted(e.data(), static_cast<int64_t>(e.size()), 10.f);
-  double total = 0;
-  bool exp_ok = true;
-  for (size_t i = 0; i < x.size(); ++i) {
-    const double want = std::exp(double(x[i] - 10.f));  // the float difference the kernel takes
-    total += want;
-    exp_ok &= std::fabs(e[i] - want) <= 4e-7 * want;
+  // softmax rows of 70 keys (a partial vector) against double loops: scores / divisor, the
+  // maximum and the sum over unpadded keys, padded keys 0; with and without a mask
+  const int64_t rows = 3, keys = 70;
+  std::vector<float> scores(static_cast<size_t>(rows * keys));
+  for (size_t i = 0; i < scores.size(); ++i) scores[i] = x[i % x.size()] * 3.f;
+  std::vector<int32_t> mask(static_cast<size_t>(keys), 1);
+  for (int64_t j = 60; j < keys; ++j) mask[j] = 0;
+  for (const int32_t* m : {static_cast<const int32_t*>(nullptr), static_cast<const int32_t*>(mask.data())}) {
+    for (float divisor : {1.f, std::sqrt(32.f)}) {
+      std::vector<float> p = scores;
+      kt.softmax_rows(p.data(), rows, keys, divisor, m);
+      bool softmax_ok = true;
+      for (int64_t i = 0; i < rows; ++i) {
+        double top = -INFINITY, total = 0;
+        for (int64_t j = 0; j < keys; ++j)
+          if (!m || m[j]) top = std::max(top, double(scores[i * keys + j] / divisor));
+        for (int64_t j = 0; j < keys; ++j)
+          if (!m || m[j]) total += std::exp(double(scores[i * keys + j] / divisor) - top);
+        for (int64_t j = 0; j < keys; ++j) {
+          const double want = (!m || m[j]) ? std::exp(double(scores[i * keys + j] / divisor) - top) / total : 0.0;
+          softmax_ok &= (m && !m[j]) ? p[i * keys + j] == 0.f : std::fabs(p[i * keys + j] - want) <= 1e-6 * want + 1e-9;
+        }
+      }
+      expect(softmax_ok, isa + " softmax_rows within 1e-6 relative" + (m ? ", padded keys" : "") +
+                             (divisor != 1.f ? ", divided" : ""));
+    }
   }
-  expect(exp_ok && std::fabs(sum - total) <= 1e-5 * total, isa + " exp_shifted within 4e-7 relative");
 }
 
 // The scheme layer (linear.h) on the active table, against the kernels it composes.

@@ -1,0 +1,48 @@
+// Attention weights of score rows as the training module computes them: scores / divisor (torch
+// divides by the float32 sqrt(d)), then softmax over the keys, where padded keys (mask 0) count in
+// neither the maximum nor the sum and weigh 0. A template over the file's own exp: each
+// instruction-set file compiles it with its flags, so the divisions and the maximum vectorize at
+// that width (the encoder's base flags divided 4 floats at a time, which had made the two
+// division passes most of the softmax time). In an anonymous namespace, like float_avx2.h.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+namespace bitmaps {
+namespace {
+
+inline float row_max(const float* row, int64_t n) {
+  float part[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int t = 0; t < 8; ++t) part[t] = row[j + t] > part[t] ? row[j + t] : part[t];
+  for (; j < n; ++j) part[0] = row[j] > part[0] ? row[j] : part[0];
+  float top = part[0];
+  for (int t = 1; t < 8; ++t) top = part[t] > top ? part[t] : top;
+  return top;
+}
+
+// ExpShifted(x, count, shift): x[i] = exp(x[i] - shift), returning the sum (the file's exp).
+template <float (*ExpShifted)(float*, int64_t, float)>
+void softmax_rows_with(float* x, int64_t rows, int64_t n, float divisor, const int32_t* mask) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* row = x + i * n;
+    if (divisor != 1.f)
+      for (int64_t j = 0; j < n; ++j) row[j] /= divisor;
+    float top = -INFINITY;
+    if (mask) {
+      for (int64_t j = 0; j < n; ++j)
+        if (mask[j] != 0 && row[j] > top) top = row[j];
+    } else {
+      top = row_max(row, n);
+    }
+    float total = ExpShifted(row, n, top);
+    if (mask)
+      for (int64_t j = 0; j < n; ++j)
+        if (mask[j] == 0) total -= row[j], row[j] = 0.f;  // padded keys weigh nothing
+    for (int64_t j = 0; j < n; ++j) row[j] /= total;
+  }
+}
+
+}  // namespace
+}  // namespace bitmaps
