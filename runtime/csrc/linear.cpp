@@ -123,11 +123,26 @@ void linear_w1a1(const KernelTable& kernels, const float* x, int64_t m, int64_t 
   });
 }
 
+namespace {
+
+// Tables of more bytes than this are built per block of 16 rows inside the product, just before
+// that block's lookups, instead of all at once ahead of it: at 128 x 1536 inputs the 1.5 MB of
+// tables had been written out to L3 and read back in every column tile. Below it (128 x 384 inputs:
+// 393 KB) they stay in L2 and are built once for the linears that share them (Q, K and V).
+constexpr int64_t kResidentLutBytes = 512 * 1024;
+
+bool luts_per_block(const KernelTable& kernels, int64_t m, int64_t groups) {
+  return kernels.w1a8_uses_luts && m * groups * 32 > kResidentLutBytes;
+}
+
+}  // namespace
+
 void prepare_w1a8_inputs(const KernelTable& kernels, const float* x, int64_t m, int64_t k, int threads,
                          LinearScratch& s) {
   const int64_t groups = lut_groups(k);
   int8_t* q = grow(s.q, m * groups * 4);
-  uint8_t* luts = kernels.w1a8_uses_luts ? grow(s.luts, m * groups * 32) : nullptr;
+  const bool ahead = kernels.w1a8_uses_luts && !luts_per_block(kernels, m, groups);
+  uint8_t* luts = ahead ? grow(s.luts, m * groups * 32) : nullptr;
   float* step = grow(s.row_scale, m);
   int32_t* rowsum = grow(s.rowsum, m);
   // quantizing and 32 table bytes per 4 inputs: worth splitting from 128 x 384 on
@@ -140,6 +155,17 @@ void prepare_w1a8_inputs(const KernelTable& kernels, const float* x, int64_t m, 
 void linear_w1a8_prepared(const KernelTable& kernels, int64_t m, int64_t k, const uint8_t* wlut, const float* alpha,
                           const float* bias, int64_t n, float* y, int threads, const LinearScratch& s) {
   const int64_t groups = lut_groups(k);
+  if (luts_per_block(kernels, m, groups)) {
+    run_rows(m, 16, m * n * groups, threads, [&](int64_t r0, int64_t r1) {
+      thread_local std::vector<uint8_t> block;
+      uint8_t* luts = grow(block, (r1 - r0) * groups * 32);
+      const int8_t* q = s.q.data() + r0 * groups * 4;
+      kernels.build_luts(q, r1 - r0, groups, luts);
+      kernels.w1a8_linear(luts, q, s.rowsum.data() + r0, s.row_scale.data() + r0, wlut, alpha, bias, y + r0 * n, 0,
+                          r1 - r0, 0, n, n, groups);
+    });
+    return;
+  }
   // one table lookup covers 4 multiply-adds: count work like the other kernels do
   run_tiles(m, n, m * n * groups, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     kernels.w1a8_linear(s.luts.data(), s.q.data(), s.rowsum.data(), s.row_scale.data(), wlut, alpha, bias, y, m0, m1,

@@ -310,6 +310,29 @@ void test_schemes(const KernelTable& kt) {
       ok &= y[i * n + j] == static_cast<float>(dot) * (scale[j] * 0.7f) + bias[j];
     }
   expect(ok, std::string(kt.isa) + " w1a1_two_set exact");
+  {
+    // W1A8 through the scheme layer on inputs whose tables exceed the resident budget (40 x 2100:
+    // 675 KB), so they are built per block of rows inside the product: exact, on 1 and 2 threads
+    const int64_t bm = 40, bk = 2100, bn = 37, bwords = words_per_row(bk), bgroups = lut_groups(bk);
+    auto bx = random_floats(rng, bm * bk), bw = random_floats(rng, bn * bk);
+    auto bwb = pack(bw, bn, bk);
+    LinearWeights big;
+    big.scheme = Scheme::kW1A8, big.in = bk, big.out = bn, big.words = bwb.data(), big.scale = scale.data(), big.bias = bias.data();
+    expect(big.prepare(&error), "prepare w1a8 large");
+    for (int threads : {1, 2}) {
+      LinearScratch fresh;
+      std::vector<float> by(static_cast<size_t>(bm * bn));
+      run_linear(kt, big, bx.data(), bm, by.data(), threads, fresh);
+      bool big_ok = true;
+      for (int64_t i = 0; i < bm; ++i)
+        for (int64_t j = 0; j < bn; ++j) {
+          int32_t dot = 0;
+          for (int64_t t = 0; t < bk; ++t) dot += fresh.q[i * bgroups * 4 + t] * static_cast<int32_t>(sign_of(bwb, bwords, j, t));
+          big_ok &= by[i * bn + j] == static_cast<float>(dot) * fresh.row_scale[i] * scale[j] + bias[j];
+        }
+      expect(big_ok, std::string(kt.isa) + " w1a8 layer with tables per block of rows, " + std::to_string(threads) + " thread(s)");
+    }
+  }
   // a layer with missing parts is refused, not run
   LinearWeights broken;
   broken.scheme = Scheme::kW1A8, broken.in = k, broken.out = n;
