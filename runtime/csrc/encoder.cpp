@@ -1,11 +1,14 @@
 #include "encoder.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "buffers.h"
+#include "gemm_panels.h"
 #include "int8_lut.h"
 #include "tiles.h"
 
@@ -177,11 +180,38 @@ void quantize_head(const KernelTable& kernels, const ActQuant& quant, const floa
 
 struct HeadScratch {
   HeadOperand q, k, v, p;
-  std::vector<float> scores;
+  std::vector<float> scores, key_panels, value_panels;
   std::vector<uint64_t> prob_bits, value_columns;
   std::vector<int32_t> dots;
   std::vector<int64_t> column_counts;
 };
+
+// Float attention fused by blocks of query rows: K's rows and V's columns are packed once per head
+// into the 16-column panels of the GEMM micro-kernel, then each block of kQueryBlock query rows
+// goes through its scores, softmax and context while its scores are in L1 (12 KB at 128 keys),
+// instead of a seq x seq score matrix written and read back in three passes. The same micro-kernel
+// and softmax in the same order as the unfused path: bit-identical to it.
+constexpr int64_t kQueryBlock = 24;
+
+void fused_float_attention(const KernelTable& kernels, const float* q, int64_t ldq, const float* k, int64_t ldk,
+                           const float* v, int64_t ldv, const int32_t* mask, int64_t seq, int64_t d, float divisor,
+                           float* context, int64_t ldc, HeadScratch& s) {
+  const int64_t key_panels = (seq + 15) / 16, value_panels = (d + 15) / 16;
+  float* kp = grow(s.key_panels, key_panels * d * 16);
+  float* vp = grow(s.value_panels, value_panels * seq * 16);
+  auto columns = [](int64_t total, int64_t p) { return static_cast<int>(total - 16 * p < 16 ? total - 16 * p : 16); };
+  for (int64_t p = 0; p < key_panels; ++p) panel_from_rows(k, ldk, 16 * p, columns(seq, p), d, kp + p * d * 16);
+  for (int64_t p = 0; p < value_panels; ++p) panel_from_columns(v, ldv, 16 * p, columns(d, p), seq, vp + p * seq * 16);
+  float* scores = grow(s.scores, kQueryBlock * seq);
+  for (int64_t i0 = 0; i0 < seq; i0 += kQueryBlock) {
+    const int64_t rows = std::min(kQueryBlock, seq - i0);
+    for (int64_t p = 0; p < key_panels; ++p)
+      kernels.sgemm_panel(q + i0 * ldq, ldq, kp + p * d * 16, scores + 16 * p, seq, 0, rows, d, columns(seq, p));
+    kernels.softmax_rows(scores, rows, seq, divisor, mask);
+    for (int64_t p = 0; p < value_panels; ++p)
+      kernels.sgemm_panel(scores, seq, vp + p * seq * 16, context + i0 * ldc + 16 * p, ldc, 0, rows, seq, columns(d, p));
+  }
+}
 
 // Attention of head h of sequence b: context rows (seq x d) into `context` (stride hidden).
 void attention_head(const EncoderModel& model, const Layer& layer, const KernelTable& kernels, const float* Q,
@@ -193,11 +223,24 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
   // {0, c} attention weights against 1-bit V: the context is counted on packed operands below
   const bool binary_probs = model.bi_attention || layer.probs.mode == Quantizer::kTwoSet;
   const bool packed_context = binary_probs && layer.v.mode == Quantizer::kElastic;
+  // as the training module: scores / sqrt(d), the divisor rounded to float32
+  const float root = static_cast<float>(std::sqrt(static_cast<double>(d)));
+  bool padded = false;
+  for (int64_t j = 0; j < seq; ++j) padded |= mask[j] == 0;
+  if (!(sign_qk || elastic_qk) && !model.bi_attention && layer.probs.mode == Quantizer::kReal) {
+    // float scores and weights: the fused path, on the quantizers' values (real ones in place)
+    auto operand = [&](const ActQuant& quant, const float* x, HeadOperand& out) -> std::pair<const float*, int64_t> {
+      if (quant.mode == Quantizer::kReal) return {x, H};
+      quantize_head(kernels, quant, x, H, seq, d, out);
+      return {out.values.data(), d};
+    };
+    const auto q = operand(layer.q, Q, s.q), k = operand(layer.k, K, s.k), v = operand(layer.v, V, s.v);
+    return fused_float_attention(kernels, q.first, q.second, k.first, k.second, v.first, v.second,
+                                 padded ? mask : nullptr, seq, d, root, context, H, s);
+  }
   quantize_head(kernels, layer.q, Q, H, seq, d, s.q, !(sign_qk || elastic_qk));
   quantize_head(kernels, layer.k, K, H, seq, d, s.k, !(sign_qk || elastic_qk));
   quantize_head(kernels, layer.v, V, H, seq, d, s.v, !packed_context);
-  // as the training module: scores / sqrt(d), the divisor rounded to float32
-  const float root = static_cast<float>(std::sqrt(static_cast<double>(d)));
   float* scores = grow(s.scores, seq * seq);
   float divisor = 1.f;  // what the scores are still to be divided by
   if (sign_qk || elastic_qk) {
@@ -220,8 +263,6 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
   }
   // attention weights over the keys; padded keys get 0 before the probability quantizer, which
   // sees the whole row as the training module's does. Unpadded sequences skip the mask tests.
-  bool padded = false;
-  for (int64_t j = 0; j < seq; ++j) padded |= mask[j] == 0;
   if (model.bi_attention) {
     for (int64_t i = 0; i < seq; ++i) {
       float* row = scores + i * seq;
