@@ -8,6 +8,12 @@ Writes benchmarks/results/runtime_profile.json.
     python benchmarks/profile_runtime.py --shapes minilm bert-base [--threads 1 2]
     python benchmarks/profile_runtime.py --archive "BiT stage 2=runs/recipes_full/bit_stage2/packed.tar.gz" \
         --out benchmarks/results/recipe_profile.json   # trained packed archives instead
+    python benchmarks/profile_runtime.py --recipe-knobs --shapes minilm \
+        --out benchmarks/results/recipe_knobs_profile.json   # random weights, the W1A1 recipes' quantizers
+
+--recipe-knobs times what the W1A1 recipes' quantized attention costs without a trained archive:
+random weights with BiT stage 2's and BiBERT's quantizers (the timings do not depend on the weights'
+values; the quantizers' learned scales are initialised from one forward on random tokens).
 """
 import argparse
 import json
@@ -23,11 +29,43 @@ import bench_runtime  # noqa: E402
 from timing import cpu_name  # noqa: E402
 
 
+# the W1A1 recipes' quantizers (training_configs/bit_stage2_w1a1.jsonnet, bibert_w1a1.jsonnet):
+# (linear defaults, per-component overrides, attention options)
+RECIPE_KNOBS = {
+    "bit_stage2_w1a1": (
+        dict(activations="elastic", center_weights=True),
+        {"ffn_out": {"activations": "two_set"}},
+        dict(attention_activations="elastic", attention_probs="two_set"),
+    ),
+    "bibert_w1a1": (dict(activations="sign", center_weights=True), None, dict(attention="bi_attention", attention_activations="sign")),
+}
+
+
+def recipe_encoder(shape: str, recipe: str):
+    """A packed encoder of `shape` with random weights and `recipe`'s quantizers."""
+    import torch
+    from bitmaps_allennlp.modules.bert_binarization import binarize_bert_encoder
+    from bitmaps_allennlp.modules.binarization_spec import BinarizationSpec
+    from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
+    from bitmaps_allennlp.packed.export import pack_bert
+    from bitmaps_runtime.encoder import PackedEncoder
+
+    defaults, overrides, attention = RECIPE_KNOBS[recipe]
+    model = bench_runtime._bert(shape)
+    spec = BinarizationSpec.from_options(bench_runtime.LINEARS, ComponentQuantization(**defaults), overrides, **attention)
+    binarize_bert_encoder(model, spec)
+    ids = torch.randint(1000, 30000, (2, 128), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model(input_ids=ids, attention_mask=torch.ones_like(ids))  # data-initialised scales (BiT's alpha)
+    return PackedEncoder(pack_bert(model)[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", nargs="+", default=["minilm", "bert-base"], choices=list(bench_runtime.SHAPES))
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--archive", action="append", default=[], help="NAME=PACKED.tar.gz: profile these instead")
+    parser.add_argument("--recipe-knobs", action="store_true", help="profile random-weight encoders with the W1A1 recipes' quantizers instead")
     parser.add_argument("--out", default="benchmarks/results/runtime_profile.json")
     args = parser.parse_args()
     from bitmaps_runtime.encoder import PackedEncoder
@@ -58,6 +96,11 @@ def main() -> None:
             if not path:
                 parser.error(f"--archive expects NAME=PATH, got {entry!r}")
             profile(PackedEncoder(load_packed_archive(path).packed), archive=name, path=path)
+        args.shapes = []
+    if args.recipe_knobs:
+        for shape in args.shapes:
+            for recipe in RECIPE_KNOBS:
+                profile(recipe_encoder(shape, recipe), shape=shape, recipe=recipe)
         args.shapes = []
     for shape in args.shapes:
         with tempfile.TemporaryDirectory() as tmp:

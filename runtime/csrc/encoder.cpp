@@ -181,10 +181,22 @@ void quantize_head(const KernelTable& kernels, const ActQuant& quant, const floa
 struct HeadScratch {
   HeadOperand q, k, v, p;
   std::vector<float> scores, key_panels, value_panels;
-  std::vector<uint64_t> prob_bits, value_columns;
+  std::vector<uint64_t> prob_bits, value_columns, key_quads;
   std::vector<int32_t> dots;
-  std::vector<int64_t> column_counts;
+  std::vector<int32_t> column_counts;
 };
+
+// out (rows x n) = k - 2 popcount(a_i ^ b_j) for packed rows a and b of `words` words: on the
+// column-quad kernel where the path has one (b rearranged into `quads`, a few hundred words per
+// head), which counts four columns per vector; attention's rows are one or two words, where the
+// plain kernel's scalar popcount per word and column had made the scores cost more than float ones.
+void xnor_products(const KernelTable& kernels, const uint64_t* a, const uint64_t* b, int64_t rows, int64_t n,
+                   int64_t words, int64_t k, int32_t* out, std::vector<uint64_t>& quads) {
+  if (!kernels.xnor_gemm_quads) return kernels.xnor_gemm(a, b, out, 0, rows, 0, n, n, words, k);
+  uint64_t* b4 = grow(quads, column_quads(n) * words * 4);
+  to_column_quads(b, n, words, b4);
+  kernels.xnor_gemm_quads(a, b4, out, 0, rows, 0, n, n, words, k);
+}
 
 // Float attention fused by blocks of query rows: K's rows and V's columns are packed once per head
 // into the 16-column panels of the GEMM micro-kernel, then each block of kQueryBlock query rows
@@ -247,7 +259,7 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
     // 1-bit Q and K: the exact integer dots of the packed signs (the kernel table's XNOR-popcount
     // GEMM: this file has no popcount instruction), times the scales
     int32_t* dots = grow(s.dots, seq * seq);
-    kernels.xnor_gemm(s.q.bits.data(), s.k.bits.data(), dots, 0, seq, 0, seq, seq, words, d);
+    xnor_products(kernels, s.q.bits.data(), s.k.bits.data(), seq, seq, words, d, dots, s.key_quads);
     const float alphas = layer.q.alpha * layer.k.alpha;
     for (int64_t i = 0; i < seq; ++i) {
       const int32_t* d = dots + i * seq;
@@ -284,7 +296,7 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
     // popcount(b_i) - 2 popcount(b_i & neg_d), with neg_d the keys whose V sign is -1 in column d
     const int64_t key_words = words_per_row(seq);
     uint64_t* bits = grow(s.prob_bits, seq * key_words);
-    uint64_t* columns = grow(s.value_columns, d * key_words);
+    uint64_t* columns = grow(s.value_columns, d * key_words);  // V's sign bits, one row per column
     std::memset(bits, 0, static_cast<size_t>(seq * key_words) * sizeof(uint64_t));
     std::memset(columns, 0, static_cast<size_t>(d * key_words) * sizeof(uint64_t));
     if (!model.bi_attention && probs.mode == Quantizer::kTwoSet) {
@@ -302,24 +314,22 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
       for (int64_t w = 0; w < words; ++w)
         for (uint64_t set = s.v.bits[j * words + w]; set != 0; set &= set - 1)
           columns[(w * 64 + __builtin_ctzll(set)) * key_words + (j >> 6)] |= uint64_t{1} << (j & 63);
-    // popcount(b & n) = (popcount(b) + popcount(n) - popcount(b ^ n)) / 2, and the XNOR GEMM over
-    // the seq key bits gives seq - 2 popcount(b ^ n): one kernel call for the whole head
+    // popcount(b) - 2 popcount(b & n) = popcount(b ^ n) - popcount(n), and the XNOR GEMM over the
+    // seq key bits gives seq - 2 popcount(b ^ n): one kernel call for the whole head, then int32
+    // arithmetic the compiler vectorizes
     const float scale = prob_scale * layer.v.alpha;
     int32_t* xnor = grow(s.dots, seq * d);
-    kernels.xnor_gemm(bits, columns, xnor, 0, seq, 0, d, d, key_words, seq);
-    std::vector<int64_t>& negatives_in_column = s.column_counts;
+    xnor_products(kernels, bits, columns, seq, d, key_words, seq, xnor, s.key_quads);
+    std::vector<int32_t>& negatives_in_column = s.column_counts;
     negatives_in_column.assign(static_cast<size_t>(d), 0);
     for (int64_t c = 0; c < d; ++c)
-      for (int64_t w = 0; w < key_words; ++w) negatives_in_column[c] += popcount64(columns[c * key_words + w]);
+      for (int64_t w = 0; w < key_words; ++w)
+        negatives_in_column[c] += static_cast<int32_t>(popcount64(columns[c * key_words + w]));
+    const int32_t keys = static_cast<int32_t>(seq), *negatives = negatives_in_column.data();
     for (int64_t i = 0; i < seq; ++i) {
-      const uint64_t* row = bits + i * key_words;
-      int64_t selected = 0;
-      for (int64_t w = 0; w < key_words; ++w) selected += popcount64(row[w]);
-      for (int64_t c = 0; c < d; ++c) {
-        const int64_t differing = (seq - xnor[i * d + c]) / 2;
-        const int64_t negative = (selected + negatives_in_column[c] - differing) / 2;
-        context[i * H + c] = static_cast<float>(selected - 2 * negative) * scale;
-      }
+      const int32_t* x = xnor + i * d;
+      float* out = context + i * H;
+      for (int64_t c = 0; c < d; ++c) out[c] = static_cast<float>(((keys - x[c]) >> 1) - negatives[c]) * scale;
     }
     return;
   }
