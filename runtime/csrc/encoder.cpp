@@ -278,7 +278,14 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
   if (model.bi_attention) {
     for (int64_t i = 0; i < seq; ++i) {
       float* row = scores + i * seq;
-      for (int64_t j = 0; j < seq; ++j) row[j] = (mask[j] != 0 && row[j] / divisor >= 0.f) ? 1.f : 0.f;
+      // x / 1 is x: 1-bit scores skip the division, which had cost more than their XNOR products
+      if (divisor == 1.f)
+        for (int64_t j = 0; j < seq; ++j) row[j] = row[j] >= 0.f ? 1.f : 0.f;
+      else
+        for (int64_t j = 0; j < seq; ++j) row[j] = row[j] / divisor >= 0.f ? 1.f : 0.f;
+      if (padded)
+        for (int64_t j = 0; j < seq; ++j)
+          if (mask[j] == 0) row[j] = 0.f;
     }
   } else {
     kernels.softmax_rows(scores, seq, seq, divisor, padded ? mask : nullptr);
