@@ -40,19 +40,17 @@ void pack_signs(const float* x, int64_t rows, int64_t k, int64_t ldx, uint64_t* 
     float32x4_t total = vdupq_n_f32(0.f);
     float tail_total = 0.f;
     for (int64_t w = 0; w < words; ++w) {
-      const int64_t base = w * 64;
+      // whole 4-value vectors of the word, then the scalar rest (attention heads' 32-value rows)
+      const int64_t base = w * 64, span = std::min<int64_t>(k - base, 64), vectors = span / 4;
       uint64_t bits = 0;
-      if (k - base >= 64) {
-        for (int q = 0; q < 16; ++q) {
-          const float32x4_t v = vld1q_f32(row + base + 4 * q);
-          // v < 0 rather than the sign bit: -0.0 is +1, as in training
-          const uint32x4_t negative = vandq_u32(vcltq_f32(v, vdupq_n_f32(0.f)), weights);
-          bits |= static_cast<uint64_t>(vaddvq_u32(negative)) << (4 * q);
-          total = vaddq_f32(total, vabsq_f32(v));
-        }
-      } else {
-        bits = pack_span(row, base, k, &tail_total);
+      for (int64_t q = 0; q < vectors; ++q) {
+        const float32x4_t v = vld1q_f32(row + base + 4 * q);
+        // v < 0 rather than the sign bit: -0.0 is +1, as in training
+        const uint32x4_t negative = vandq_u32(vcltq_f32(v, vdupq_n_f32(0.f)), weights);
+        bits |= static_cast<uint64_t>(vaddvq_u32(negative)) << (4 * q);
+        total = vaddq_f32(total, vabsq_f32(v));
       }
+      if (4 * vectors < span) bits |= pack_span(row, base + 4 * vectors, base + span, &tail_total) << (4 * vectors);
       out[r * words + w] = bits;
     }
     if (mean_abs != nullptr) mean_abs[r] = (vaddvq_f32(total) + tail_total) / static_cast<float>(k);
