@@ -117,6 +117,21 @@ void sgemm_nn(const float* a, int64_t lda, const float* b, int64_t ldb, float* c
   gemm_nn_panels(tiles_over_rows, a, lda, b, ldb, c, ldc, m0, m1, n, k);
 }
 
+// softmax_rows.h's row_max in vector registers: lane t keeps the maximum of elements t, t + 8, ...
+// as row_max's part[t] does (max_ps(x, p) is its x > p ? x : p, NaN and zero signs included),
+// then the same scalar tail and reduction: the same value, bit for bit.
+inline float row_max8(const float* row, int64_t n) {
+  __m256 part = _mm256_set1_ps(-INFINITY);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) part = _mm256_max_ps(_mm256_loadu_ps(row + j), part);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, part);
+  for (; j < n; ++j) lanes[0] = row[j] > lanes[0] ? row[j] : lanes[0];
+  float top = lanes[0];
+  for (int t = 1; t < 8; ++t) top = lanes[t] > top ? lanes[t] : top;
+  return top;
+}
+
 // exp(x) for x in float range (float_approx.h).
 inline __m256 exp8(__m256 x) {
   using namespace approx;
