@@ -317,6 +317,25 @@ inline float32x4_t exp4(float32x4_t x) {
   return vmulq_f32(p, vreinterpretq_f32_s32(e));
 }
 
+// softmax_rows.h's row_max in two 4-lane registers (its part[0..3] and part[4..7]) with its
+// compare-and-select (not fmax, which differs on NaN and signed zeros): the same value, bit for bit.
+float row_max8(const float* row, int64_t n) {
+  float32x4_t lo = vdupq_n_f32(-INFINITY), hi = lo;
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const float32x4_t a = vld1q_f32(row + j), b = vld1q_f32(row + j + 4);
+    lo = vbslq_f32(vcgtq_f32(a, lo), a, lo);
+    hi = vbslq_f32(vcgtq_f32(b, hi), b, hi);
+  }
+  float lanes[8];
+  vst1q_f32(lanes, lo);
+  vst1q_f32(lanes + 4, hi);
+  for (; j < n; ++j) lanes[0] = row[j] > lanes[0] ? row[j] : lanes[0];
+  float top = lanes[0];
+  for (int t = 1; t < 8; ++t) top = lanes[t] > top ? lanes[t] : top;
+  return top;
+}
+
 float exp_shifted(float* x, int64_t count, float shift) {
   float32x4_t total = vdupq_n_f32(0.f);
   int64_t i = 0;
@@ -359,7 +378,7 @@ void gelu(float* x, int64_t count) {
 const KernelTable& neon_kernels() {
   static const KernelTable table = {"neon", pack_signs, xnor_gemm_tiles<Counter>, xnor_linear_tiles<Counter>, binary_weight_linear,
                                     quantize_rows_int8_neon, w1a8_linear, true,
-                                    sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_shifted>,
+                                    sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_shifted, row_max8>,
                                     nullptr, nullptr, pack_elastic, build_luts};
   return table;
 }
