@@ -68,7 +68,9 @@ test-all: $(STAMP) test-native $(if $(HAVE_ARM),test-arm)
 # mask with the torch-free runtime, then time the packed encoder against torch fp32 and ONNX
 # Runtime int8 (scripts/demo_summary.py)
 DEMO := runs/demo
+DEMO_DATA := ../shared/data/models/all-MiniLM-L6-v2/config.json ../shared/data/wikitext-2/train.txt ../shared/data/wikitext-2/valid.txt
 demo: $(STAMP)
+	@for f in $(DEMO_DATA); do [ -f "$$f" ] || { echo "make demo: $$f not found; the demo reads the shared data next to this checkout (../shared/data, see README)" >&2; exit 2; }; done
 	$(VENV)/bin/allennlp train training_configs/demo_binary_bert_mlm.jsonnet -s $(DEMO) --force
 	$(VENV)/bin/allennlp bitmaps-export $(DEMO)/model.tar.gz $(DEMO)/packed.tar.gz
 	$(VENV)/bin/allennlp evaluate $(DEMO)/model.tar.gz ../shared/data/wikitext-2/valid.txt --output-file $(DEMO)/metrics_trained.json
