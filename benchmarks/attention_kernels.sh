@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One attention head's kernels (benchmarks/attention_kernels.cpp) on several revisions of
+# runtime/csrc, interleaved: each revision is built with the flags setup.py uses, then the binaries
+# run in turn for ROUNDS rounds (medians of 2,000 calls each). Saves
+# benchmarks/results/attention_kernels.json (the rounds, their medians, the CPU). x86 with AVX2 only.
+# Usage: ROUNDS=5 bash benchmarks/attention_kernels.sh REV [REV...]   (e.g. 6b0aad4 HEAD)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 1 ] || { echo "usage: bash benchmarks/attention_kernels.sh REV [REV...]" >&2; exit 2; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+flags=(-O3 -std=c++17 -ffp-contract=off)
+for rev in "$@"; do
+  dir="$work/$rev"
+  mkdir -p "$dir"
+  git archive "$rev" runtime/csrc | tar -x -C "$dir"
+  csrc="$dir/runtime/csrc"
+  g++ "${flags[@]}" -mavx2 -mfma -mpopcnt -I"$csrc" -c "$csrc/kernels_avx2.cpp" -o "$dir/avx2.o"
+  g++ "${flags[@]}" -DBITMAPS_HAVE_AVX2 -I"$csrc" benchmarks/attention_kernels.cpp "$dir/avx2.o" \
+    "$csrc/kernels_scalar.cpp" "$csrc/int8_lut.cpp" -o "$dir/bench"
+done
+for round in $(seq "${ROUNDS:-5}"); do
+  for rev in "$@"; do
+    echo "{\"rev\": \"$rev\", \"commit\": \"$(git rev-parse --short "$rev")\", \"round\": $round, \"us\": $("$work/$rev/bench")}"
+  done
+done | tee "$work/rounds.jsonl"
+python3 - "$work/rounds.jsonl" <<'PY'
+import json, platform, statistics, sys
+rounds = [json.loads(line) for line in open(sys.argv[1])]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+medians = {}
+for r in rounds:
+    medians.setdefault(r["commit"], {}).setdefault("rounds", []).append(r["us"])
+for commit, m in medians.items():
+    m["median_us"] = {k: statistics.median(x[k] for x in m["rounds"]) for k in m["rounds"][0] if k != "check"}
+out = {"what": "one attention head (seq 128, d 32) on the AVX2 kernel table, per revision; median of rounds of medians of 2,000 calls",
+       "cpu": cpu, "kernel_path": "avx2", "revisions": medians}
+json.dump(out, open("benchmarks/results/attention_kernels.json", "w"), indent=1)
+for commit, m in medians.items():
+    print(commit, {k: round(v, 2) for k, v in m["median_us"].items()})
+PY

@@ -1,0 +1,61 @@
+#!/usr/bin/env python
+"""
+How the runtime scales from 1 to 2 threads, round by round: the packed W1A1 and W1A8 encoders of
+bench_runtime.py (random weights), batch 1 x 128, 1 and 2 threads timed in turn in one process
+(one warm-up call, then one timed call per variant and round). The per-round ratios show whether a
+low median comes from every round or from some rounds only (a busy or shared second core).
+Writes benchmarks/results/thread_scaling.json.
+
+    python benchmarks/thread_scaling.py --shape minilm --rounds 15
+"""
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_runtime  # noqa: E402
+from timing import cpu_name  # noqa: E402
+
+VARIANTS = ["bitmaps_w1a1", "bitmaps_w1a8"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", default="minilm", choices=list(bench_runtime.SHAPES))
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--out", default="benchmarks/results/thread_scaling.json")
+    args = parser.parse_args()
+    from bitmaps_runtime.native import backend
+
+    ids = np.random.default_rng(0).integers(1000, 30000, (1, 128))
+    mask = np.ones((1, 128), np.int32)
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_runtime.prepare(args.shape, Path(tmp))
+        runs = {(v, t): bench_runtime.load(v, args.shape, Path(tmp), t) for v in VARIANTS for t in (1, 2)}
+        times = {key: [] for key in runs}
+        for _ in range(args.rounds):
+            for key, run in runs.items():
+                run(ids, mask)
+                start = time.perf_counter()
+                run(ids, mask)
+                times[key].append((time.perf_counter() - start) * 1e3)
+    records = []
+    for v in VARIANTS:
+        one, two = np.array(times[(v, 1)]), np.array(times[(v, 2)])
+        records.append({
+            "variant": v, "ms_1_thread": one.tolist(), "ms_2_threads": two.tolist(),
+            "median_ratio": float(np.median(one) / np.median(two)), "round_ratios": sorted((one / two).round(3).tolist()),
+        })
+        print(f"{v}: 1 thread {np.median(one):.1f} ms, 2 threads {np.median(two):.1f} ms, median ratio "
+              f"{np.median(one) / np.median(two):.2f}; per round {sorted((one / two).round(2).tolist())}")
+    Path(args.out).write_text(json.dumps({"cpu": cpu_name(), "kernel_path": backend(), "shape": args.shape, "batch": 1,
+                                          "seq": 128, "rounds": args.rounds, "records": records}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
