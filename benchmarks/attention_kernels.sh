@@ -4,24 +4,16 @@
 # run in turn for ROUNDS rounds (medians of 2,000 calls each). Saves
 # benchmarks/results/attention_kernels.json (the rounds, their medians, the CPU). x86 with AVX2 only.
 # Usage: ROUNDS=5 bash benchmarks/attention_kernels.sh REV [REV...]   (e.g. 6b0aad4 HEAD)
-set -euo pipefail
-cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "usage: bash benchmarks/attention_kernels.sh REV [REV...]" >&2; exit 2; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-flags=(-O3 -std=c++17 -ffp-contract=off)
+source "$(dirname "$0")/revisions.sh"
 for rev in "$@"; do
-  dir="$work/$rev"
-  mkdir -p "$dir"
-  git archive "$rev" runtime/csrc | tar -x -C "$dir"
-  csrc="$dir/runtime/csrc"
-  g++ "${flags[@]}" -mavx2 -mfma -mpopcnt -I"$csrc" -c "$csrc/kernels_avx2.cpp" -o "$dir/avx2.o"
+  prepare_revision "$rev"
   g++ "${flags[@]}" -DBITMAPS_HAVE_AVX2 -I"$csrc" benchmarks/attention_kernels.cpp "$dir/avx2.o" \
     "$csrc/kernels_scalar.cpp" "$csrc/int8_lut.cpp" -o "$dir/bench"
 done
 for round in $(seq "${ROUNDS:-5}"); do
   for rev in "$@"; do
-    echo "{\"rev\": \"$rev\", \"commit\": \"$(git rev-parse --short "$rev")\", \"round\": $round, \"us\": $("$work/$rev/bench")}"
+    echo "{\"rev\": \"$rev\", \"commit\": \"$(revision_name "$rev")\", \"round\": $round, \"us\": $("$work/$rev/bench")}"
   done
 done | tee "$work/rounds.jsonl"
 python3 - "$work/rounds.jsonl" <<'PY'

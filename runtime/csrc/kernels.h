@@ -9,6 +9,7 @@
 // with n columns, so the threading layer can split the work without the kernels knowing.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 namespace bitmaps {
 
@@ -61,13 +62,10 @@ struct KernelTable {
   // Attention weights (softmax_rows.h): rows x n scores divided by `divisor`, then softmax over
   // each row; mask (nullable, n entries) marks padded keys with 0
   void (*softmax_rows)(float* x, int64_t rows, int64_t n, float divisor, const int32_t* mask);
-  // xnor_gemm and xnor_linear with b (the weights) in column quads (`column_quads` below); null
-  // on paths without them, where callers use xnor_gemm / xnor_linear on the plain layout.
+  // xnor_gemm with b in column quads (`column_quads` below), for attention's products on packed
+  // operands; null on paths without it, where callers use xnor_gemm on the plain layout.
   void (*xnor_gemm_quads)(const uint64_t* a, const uint64_t* b4, int32_t* out, int64_t m0, int64_t m1, int64_t n0,
                           int64_t n1, int64_t n, int64_t words, int64_t k);
-  void (*xnor_linear_quads)(const uint64_t* a, const uint64_t* b4, const float* beta, const float* alpha,
-                            const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n,
-                            int64_t words, int64_t k);
   // pack_signs for BiT's elastic binarizer: bit set where elastic_negative(x, alpha, beta, two_set)
   void (*pack_elastic)(const float* x, int64_t rows, int64_t k, int64_t ldx, float alpha, float beta, bool two_set,
                        uint64_t* out);
@@ -75,6 +73,15 @@ struct KernelTable {
   // w1a8_uses_luts is false): per instruction set, since building them had cost a third of a
   // W1A8 layer's lookups at k = 1536.
   void (*build_luts)(const int8_t* q, int64_t rows, int64_t groups, uint8_t* luts);
+  // W1A1 by table lookup (xnor_lut.h): the tables of packed rows `a`, then xnor_gemm and
+  // xnor_linear on them with the weights in the nibble layout, for k < 32768; null on paths
+  // without them, where callers use xnor_gemm / xnor_linear.
+  void (*build_xnor_luts)(const uint64_t* a, int64_t rows, int64_t words, uint8_t* luts);
+  void (*xnor_lut_gemm)(const uint8_t* luts, const uint8_t* nibbles, int32_t* out, int64_t m0, int64_t m1, int64_t n0,
+                        int64_t n1, int64_t n, int64_t words, int64_t k);
+  void (*xnor_lut_linear)(const uint8_t* luts, const uint8_t* nibbles, const float* beta, const float* alpha,
+                          const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n,
+                          int64_t words, int64_t k);
 };
 
 extern const KernelTable kScalarKernels;
@@ -112,6 +119,18 @@ inline bool elastic_negative(float x, float alpha, float beta, bool two_set) {
   return two_set ? scaled <= 0.5f : !(scaled >= 0.f);
 }
 
+
+// The int32 lanes of a SIMD vector `dots` (any vector type) as columns j0.. of `row`, keeping only
+// those inside [n0, n1): the stores of the SIMD tiles, whose edge vectors reach past the tile.
+template <typename Vector>
+inline void store_dots(int32_t* row, int64_t j0, int64_t n0, int64_t n1, Vector dots) {
+  constexpr int lanes = sizeof(Vector) / sizeof(int32_t);
+  if (j0 >= n0 && j0 + lanes <= n1) return static_cast<void>(std::memcpy(row + j0, &dots, sizeof dots));
+  int32_t d[lanes];
+  std::memcpy(d, &dots, sizeof dots);
+  for (int t = 0; t < lanes; ++t)
+    if (j0 + t >= n0 && j0 + t < n1) row[j0 + t] = d[t];
+}
 
 // Column quads: word w of columns 4q..4q+3 side by side, b4[(q * words + w) * 4 + t] = word w of
 // column 4q + t (zero past n), so that one 256-bit load holds one word of four columns and the

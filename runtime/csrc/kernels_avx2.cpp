@@ -11,6 +11,7 @@
 #include "lut_tile_avx2.h"
 #include "quantize_avx2.h"
 #include "scalar_spans.h"
+#include "xnor_lut_avx2.h"
 #include "xnor_tile.h"
 
 namespace bitmaps {
@@ -241,7 +242,7 @@ inline void xnor_quad_counts(const uint64_t* const* a, const uint64_t* const* b4
 // into eight int32 lanes by two multiply-adds, with no per-tile sums; the general tiles spend half
 // their popcount on the padding and had made MiniLM's 1-bit scores cost 0.8-1.1 ms per forward.
 template <typename Store>
-void xnor_half_word_tiles(const uint64_t* a, const uint64_t* b4, int64_t m0, int64_t m1, int64_t q0, int64_t q1,
+inline __attribute__((always_inline)) void xnor_half_word_tiles(const uint64_t* a, const uint64_t* b4, int64_t m0, int64_t m1, int64_t q0, int64_t q1,
                           int64_t k, Store store) {
   const __m256i total = _mm256_set1_epi32(static_cast<int>(k));
   const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
@@ -267,10 +268,13 @@ void xnor_half_word_tiles(const uint64_t* a, const uint64_t* b4, int64_t m0, int
 }
 
 // The quad tiles over rows [m0, m1) x columns [n0, n1): 2 rows x 2 quads, then the edges.
+// Always inlined, as the half-word tiles: once this file grew (the table-lookup kernels), GCC's
+// unit-growth limit stopped inlining them into their one caller, and attention's 1-bit scores ran
+// at 12-15 instead of 9.5 us per head (benchmarks/attention_kernels.sh, most rounds).
 // store(i, j0, dots) gets columns j0..j0+3 (dots: four int32 k - 2 * popcount; the caller keeps
 // only columns inside [n0, n1)).
 template <typename Store>
-void xnor_quad_tiles(const uint64_t* a, const uint64_t* b4, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+inline __attribute__((always_inline)) void xnor_quad_tiles(const uint64_t* a, const uint64_t* b4, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                      int64_t words, int64_t k, Store store) {
   const __m256i total = _mm256_set1_epi32(static_cast<int>(k));
   const __m256i low_halves = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
@@ -313,31 +317,10 @@ void xnor_quad_tiles(const uint64_t* a, const uint64_t* b4, int64_t m0, int64_t 
 
 void xnor_gemm_quads(const uint64_t* a, const uint64_t* b4, int32_t* out, int64_t m0, int64_t m1, int64_t n0,
                      int64_t n1, int64_t n, int64_t words, int64_t k) {
-  xnor_quad_tiles(a, b4, m0, m1, n0, n1, words, k, [&](int64_t i, int64_t j0, __m128i dots) {
-    if (j0 >= n0 && j0 + 4 <= n1) return _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i * n + j0), dots);
-    alignas(16) int32_t d[4];
-    _mm_store_si128(reinterpret_cast<__m128i*>(d), dots);
-    for (int t = 0; t < 4; ++t)
-      if (j0 + t >= n0 && j0 + t < n1) out[i * n + j0 + t] = d[t];
-  });
+  xnor_quad_tiles(a, b4, m0, m1, n0, n1, words, k,
+                  [&](int64_t i, int64_t j0, __m128i dots) { store_dots(out + i * n, j0, n0, n1, dots); });
 }
 
-void xnor_linear_quads(const uint64_t* a, const uint64_t* b4, const float* beta, const float* alpha, const float* bias,
-                       float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t words, int64_t k) {
-  xnor_quad_tiles(a, b4, m0, m1, n0, n1, words, k, [&](int64_t i, int64_t j0, __m128i dots) {
-    if (j0 >= n0 && j0 + 4 <= n1) {  // xnor_linear's order of operations: (beta * alpha) * dot + bias
-      __m128 out = _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(beta[i]), _mm_loadu_ps(alpha + j0)), _mm_cvtepi32_ps(dots));
-      if (bias) out = _mm_add_ps(out, _mm_loadu_ps(bias + j0));
-      return _mm_storeu_ps(y + i * n + j0, out);
-    }
-    alignas(16) int32_t d[4];
-    _mm_store_si128(reinterpret_cast<__m128i*>(d), dots);
-    for (int t = 0; t < 4; ++t) {
-      const int64_t j = j0 + t;
-      if (j >= n0 && j < n1) y[i * n + j] = beta[i] * alpha[j] * static_cast<float>(d[t]) + (bias ? bias[j] : 0.f);
-    }
-  });
-}
 
 // For each weight byte, the 8 float sign masks it stands for: XOR flips x where the bit is 1.
 struct SignMasks {
@@ -405,6 +388,7 @@ extern const KernelTable kAvx2Kernels;
 const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm_2x4, xnor_linear_2x4,
                                   binary_weight_linear, quantize_rows_int8_avx2, lut_linear_avx2, true,
                                   sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_shifted, row_max8>,
-                                  xnor_gemm_quads, xnor_linear_quads, pack_elastic, build_luts_avx2};
+                                  xnor_gemm_quads, pack_elastic, build_luts_avx2, build_xnor_luts_avx2,
+                                  xnor_lut_gemm_avx2, xnor_lut_linear_avx2};
 
 }  // namespace bitmaps

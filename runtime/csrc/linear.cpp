@@ -6,9 +6,23 @@
 #include "buffers.h"
 #include "int8_lut.h"
 #include "tiles.h"
+#include "xnor_lut.h"
 
 namespace bitmaps {
 namespace {
+
+// The W1A1 lookup tables of m packed rows (xnor_lut.h), built over the pool, or null where the
+// path has no table-lookup kernels, the layer no nibble layout, or k is too long for its int16 counts.
+const uint8_t* xnor_tables(const KernelTable& kernels, const uint64_t* bits, int64_t m, int64_t k,
+                           const uint8_t* nibbles, int threads, LinearScratch& s) {
+  if (!kernels.xnor_lut_linear || nibbles == nullptr || k >= 32768) return nullptr;
+  const int64_t words = words_per_row(k);
+  uint8_t* luts = grow(s.xnor_luts, xnor_lut_bytes(m, k));
+  run_rows(m, 16, m * k * 4, threads, [&](int64_t r0, int64_t r1) {
+    kernels.build_xnor_luts(bits + r0 * words, r1 - r0, words, luts + xnor_lut_bytes(r0, k));
+  });
+  return luts;
+}
 
 void linear_front(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m, float* y,
                   int threads, LinearScratch& s) {
@@ -19,10 +33,10 @@ void linear_front(const KernelTable& kernels, const LinearWeights& w, const floa
   run_rows(m, 16, m * k, threads, [&](int64_t r0, int64_t r1) {
     kernels.pack_elastic(x + r0 * k, r1 - r0, k, k, w.input_alpha, w.input_beta, two_set, bits + r0 * words);
   });
-  const bool quads = kernels.xnor_gemm_quads && !w.quads.empty();
+  const uint8_t* luts = xnor_tables(kernels, bits, m, k, w.nibbles.empty() ? nullptr : w.nibbles.data(), threads, s);
   run_tiles(m, n, m * n * words * 16, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-    if (quads)
-      kernels.xnor_gemm_quads(bits, w.quads.data(), dots, m0, m1, n0, n1, n, words, k);
+    if (luts)
+      kernels.xnor_lut_gemm(luts, w.nibbles.data(), dots, m0, m1, n0, n1, n, words, k);
     else
       kernels.xnor_gemm(bits, w.words, dots, m0, m1, n0, n1, n, words, k);
     // two-set: sum_k b_k w_k = (sum_k s_k w_k + sum_k w_k) / 2, exact in integers (loops split
@@ -81,8 +95,8 @@ bool LinearWeights::prepare(const char** error) {
     for (int p = 0; p < planes(); ++p) build_panel_bits(words + p * out * nwords, out, in, panel_bits.data() + p * plane);
   }
   if (binary_inputs()) {
-    quads.assign(static_cast<size_t>(column_quads(out) * nwords * 4), 0);
-    to_column_quads(words, out, nwords, quads.data());
+    nibbles.assign(static_cast<size_t>(xnor_nibble_bytes(out, in)), 0);
+    xnor_nibble_layout(words, out, nwords, nibbles.data());
   }
   if (uses_lut()) {
     const int64_t plane_bytes = lut_column_blocks(out) * lut_groups(in) * 16;
@@ -105,7 +119,7 @@ void linear_w1a32(const KernelTable& kernels, const float* x, int64_t m, int64_t
 
 void linear_w1a1(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const uint64_t* w,
                  const float* alpha, const float* bias, int64_t n, float* y, int threads, LinearScratch& s,
-                 const uint64_t* quads) {
+                 const uint8_t* nibbles) {
   const int64_t words = words_per_row(k);
   uint64_t* bits = grow(s.bits, m * words);
   float* beta = grow(s.row_scale, m);
@@ -114,10 +128,11 @@ void linear_w1a1(const KernelTable& kernels, const float* x, int64_t m, int64_t 
   run_rows(m, 16, m * k, threads, [&](int64_t r0, int64_t r1) {
     kernels.pack_signs(x + r0 * k, r1 - r0, k, k, bits + r0 * words, beta + r0);
   });
+  const uint8_t* luts = xnor_tables(kernels, bits, m, k, nibbles, threads, s);
   // work in float-add units: one 64-bit XOR-popcount word takes about as long as 16 adds
   run_tiles(m, n, m * n * words * 16, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-    if (quads && kernels.xnor_linear_quads)
-      kernels.xnor_linear_quads(bits, quads, beta, alpha, bias, y, m0, m1, n0, n1, n, words, k);
+    if (luts)
+      kernels.xnor_lut_linear(luts, nibbles, beta, alpha, bias, y, m0, m1, n0, n1, n, words, k);
     else
       kernels.xnor_linear(bits, w, beta, alpha, bias, y, m0, m1, n0, n1, n, words, k);
   });
@@ -216,7 +231,8 @@ void run_linear(const KernelTable& kernels, const LinearWeights& w, const float*
     case Scheme::kW1A32:
       return linear_w1a32(kernels, x, m, k, w.words, w.scale, w.bias, n, y, threads, w.panel_bits.data());
     case Scheme::kW1A1:
-      return linear_w1a1(kernels, x, m, k, w.words, w.scale, w.bias, n, y, threads, s, w.quads.data());
+      return linear_w1a1(kernels, x, m, k, w.words, w.scale, w.bias, n, y, threads, s,
+                         w.nibbles.empty() ? nullptr : w.nibbles.data());
     case Scheme::kW1A8:
       if (!inputs_prepared) prepare_w1a8_inputs(kernels, x, m, k, threads, s);
       return linear_w1a8_prepared(kernels, m, k, w.lut.data(), w.scale, w.bias, n, y, threads, s);

@@ -28,7 +28,7 @@ struct LinearScratch {
   std::vector<float> row_scale;
   std::vector<int32_t> dots, rowsum;
   std::vector<int8_t> q;
-  std::vector<uint8_t> luts;
+  std::vector<uint8_t> luts, xnor_luts;
   std::vector<float> plane_out;
 };
 
@@ -47,8 +47,9 @@ struct LinearWeights {
   // W1A32 / W1.58A32: the signs regrouped for the float GEMM, per plane, 16 channels at a time:
   // entry (g * in + t) holds bit t of channels 16g..16g+15 (bit j = channel 16g + j)
   std::vector<uint16_t> panel_bits;
-  // 1-bit inputs: the signs in column quads (kernels.h) for the paths that have quad kernels
-  std::vector<uint64_t> quads;
+  // 1-bit inputs: the signs in the nibble layout (xnor_lut.h) for the paths with table-lookup
+  // W1A1 kernels
+  std::vector<uint8_t> nibbles;
 
   int planes() const { return scheme == Scheme::kW158A32 || scheme == Scheme::kW158A8 ? 2 : 1; }
   bool uses_lut() const { return scheme == Scheme::kW1A8 || scheme == Scheme::kW158A8; }
@@ -79,10 +80,11 @@ void linear_w1a32(const KernelTable& kernels, const float* x, int64_t m, int64_t
                   const uint16_t* panel_bits = nullptr);
 // The panel layout of n x k sign words (LinearWeights::panel_bits): ceil(n / 16) * k entries.
 void build_panel_bits(const uint64_t* w, int64_t n, int64_t k, uint16_t* out);
-// quads (nullable): the weight in column quads, used where the path has quad kernels
+// nibbles (nullable): the weight in the nibble layout (xnor_lut.h), used where the path has
+// table-lookup W1A1 kernels
 void linear_w1a1(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const uint64_t* w,
                  const float* alpha, const float* bias, int64_t n, float* y, int threads, LinearScratch& scratch,
-                 const uint64_t* quads = nullptr);
+                 const uint8_t* nibbles = nullptr);
 // Quantizes x once (q, step, rowsum and, when the path uses them, lookup tables) into scratch.
 void prepare_w1a8_inputs(const KernelTable& kernels, const float* x, int64_t m, int64_t k, int threads,
                          LinearScratch& scratch);

@@ -15,6 +15,7 @@
 #include "encoder.h"
 #include "int8_lut.h"
 #include "linear.h"
+#include "xnor_lut.h"
 
 using namespace bitmaps;
 
@@ -32,7 +33,7 @@ void expect(bool ok, const std::string& what) {
 struct Case {
   int64_t m, k, n;
 };
-const Case kCases[] = {{1, 64, 1}, {4, 32, 6}, {3, 20, 9}, {3, 70, 5}, {17, 130, 33}, {16, 256, 64}, {40, 384, 97}, {5, 600, 9}, {6, 2100, 7}};
+const Case kCases[] = {{1, 64, 1}, {4, 32, 6}, {3, 20, 9}, {3, 70, 5}, {17, 130, 33}, {16, 256, 64}, {40, 384, 97}, {5, 600, 9}, {6, 2100, 7}, {7, 1536, 130}};
 
 std::vector<float> random_floats(std::mt19937& rng, int64_t count) {
   std::normal_distribution<float> normal(0.f, 1.f);
@@ -96,25 +97,50 @@ void test_table(const KernelTable& kt) {
     expect(exact, "xnor_gemm exact " + shape);
     expect(linear_ok, "xnor_linear " + shape);
     if (kt.xnor_gemm_quads) {
-      // the column-quad kernels equal the plain ones bit for bit, on the whole output and on a
+      // the column-quad kernel equals the plain one bit for bit, on the whole output and on a
       // tile whose edges cut through quads and row pairs
       std::vector<uint64_t> quads(static_cast<size_t>(column_quads(c.n) * words * 4));
       to_column_quads(wb.data(), c.n, words, quads.data());
       const int64_t m0 = c.m > 2 ? 1 : 0, n0 = c.n > 2 ? 1 : 0, n1 = c.n > 3 ? c.n - 1 : c.n;
       for (const auto& tile : {std::array<int64_t, 4>{0, c.m, 0, c.n}, std::array<int64_t, 4>{m0, c.m, n0, n1}}) {
         std::vector<int32_t> qdots(dots.size(), -7);
-        std::vector<float> qy(y.size(), -7.f);
         kt.xnor_gemm_quads(xb.data(), quads.data(), qdots.data(), tile[0], tile[1], tile[2], tile[3], c.n, words, c.k);
-        kt.xnor_linear_quads(xb.data(), quads.data(), mean.data(), alpha.data(), bias.data(), qy.data(), tile[0], tile[1],
-                             tile[2], tile[3], c.n, words, c.k);
         bool same = true;
         for (int64_t i = 0; i < c.m; ++i)
           for (int64_t j = 0; j < c.n; ++j) {
             const bool inside = i >= tile[0] && i < tile[1] && j >= tile[2] && j < tile[3];
-            same &= inside ? qdots[i * c.n + j] == dots[i * c.n + j] && qy[i * c.n + j] == y[i * c.n + j]
-                           : qdots[i * c.n + j] == -7 && qy[i * c.n + j] == -7.f;
+            same &= inside ? qdots[i * c.n + j] == dots[i * c.n + j] : qdots[i * c.n + j] == -7;
           }
         expect(same, "xnor quads == plain, inside the tile only " + shape);
+      }
+    }
+    if (kt.xnor_lut_linear) {
+      // the table-lookup kernels: the path's tables equal the portable ones, and the products equal
+      // the plain kernels bit for bit, on the whole output and on tiles cutting through row quads
+      // and 32-column blocks (a tile starting inside a block, as well as run_tiles' aligned ones)
+      std::vector<uint8_t> luts(static_cast<size_t>(xnor_lut_bytes(c.m, c.k))), portable(luts.size());
+      kt.build_xnor_luts(xb.data(), c.m, words, luts.data());
+      build_xnor_luts_portable(xb.data(), c.m, words, portable.data());
+      expect(luts == portable, "build_xnor_luts == portable " + shape);
+      std::vector<uint8_t> nibbles(static_cast<size_t>(xnor_nibble_bytes(c.n, c.k)));
+      xnor_nibble_layout(wb.data(), c.n, words, nibbles.data());
+      const int64_t m0 = c.m > 2 ? 1 : 0, n0 = c.n > 2 ? 1 : 0, n1 = c.n > 3 ? c.n - 1 : c.n;
+      const int64_t a0 = c.n > 64 ? 32 : 0, a1 = c.n > 64 ? 64 : c.n;
+      for (const auto& tile : {std::array<int64_t, 4>{0, c.m, 0, c.n}, std::array<int64_t, 4>{m0, c.m, n0, n1},
+                               std::array<int64_t, 4>{m0, c.m, a0, a1}}) {
+        std::vector<int32_t> ldots(dots.size(), -7);
+        std::vector<float> ly(y.size(), -7.f);
+        kt.xnor_lut_gemm(luts.data(), nibbles.data(), ldots.data(), tile[0], tile[1], tile[2], tile[3], c.n, words, c.k);
+        kt.xnor_lut_linear(luts.data(), nibbles.data(), mean.data(), alpha.data(), bias.data(), ly.data(), tile[0],
+                           tile[1], tile[2], tile[3], c.n, words, c.k);
+        bool same = true;
+        for (int64_t i = 0; i < c.m; ++i)
+          for (int64_t j = 0; j < c.n; ++j) {
+            const bool inside = i >= tile[0] && i < tile[1] && j >= tile[2] && j < tile[3];
+            same &= inside ? ldots[i * c.n + j] == dots[i * c.n + j] && ly[i * c.n + j] == y[i * c.n + j]
+                           : ldots[i * c.n + j] == -7 && ly[i * c.n + j] == -7.f;
+          }
+        expect(same, "xnor lut == plain, inside the tile only " + shape);
       }
     }
 

@@ -1,0 +1,142 @@
+// The W1A1 table-lookup kernels (xnor_lut.h) with AVX2 byte shuffles.
+#pragma once
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "xnor_lut.h"
+
+namespace bitmaps {
+namespace {
+
+// xnor_lut.h's tables, two groups (one byte of a row) per 256-bit vector: the byte's nibbles
+// broadcast to their 128-bit lanes, XORed with 0..15 and counted by a popcount shuffle.
+void build_xnor_luts_avx2(const uint64_t* a, int64_t rows, int64_t words, uint8_t* luts) {
+  const __m256i counts = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1,
+                                          2, 2, 3, 2, 3, 3, 4);
+  const __m256i iota = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7,
+                                        8, 9, 10, 11, 12, 13, 14, 15);
+  const uint8_t* bytes = reinterpret_cast<const uint8_t*>(a);
+  const int64_t total = rows * words * 8;
+  for (int64_t p = 0; p < total; ++p) {
+    const __m256i v = _mm256_setr_m128i(_mm_set1_epi8(static_cast<char>(bytes[p] & 15)),
+                                        _mm_set1_epi8(static_cast<char>(bytes[p] >> 4)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(luts + 32 * p), _mm256_shuffle_epi8(counts, _mm256_xor_si256(v, iota)));
+  }
+}
+
+// popcount(a_r ^ w_j) for R rows x C blocks of 32 columns, into counts[(r * C + c) * 32 + b] (int16;
+// at most k, so k < 32768). Per group, one broadcast table per row and one shuffle per row and
+// block; byte counters gain at most 4 per group and are widened every 63 groups, into the even
+// and odd columns' int16 lanes (and + shift instead of unpacking). Two groups per iteration:
+// groups come in multiples of 16.
+template <int R, int C>
+inline void xnor_lut_counts(const uint8_t* const* luts, const uint8_t* nibbles, int64_t groups, int16_t* counts) {
+  const __m256i zero = _mm256_setzero_si256(), low_bytes = _mm256_set1_epi16(0xff);
+  __m256i even[R * C], odd[R * C], bytes[R * C];
+  for (int t = 0; t < R * C; ++t) even[t] = odd[t] = zero;
+  for (int64_t g0 = 0; g0 < groups; g0 += 62) {
+    const int64_t g1 = std::min<int64_t>(groups, g0 + 62);
+#pragma GCC unroll 8
+    for (int t = 0; t < R * C; ++t) bytes[t] = zero;
+#pragma GCC unroll 1
+    for (int64_t g = g0; g < g1; g += 2) {
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) {
+        __m256i index[C];
+#pragma GCC unroll 4
+        for (int c = 0; c < C; ++c)
+          index[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(nibbles + (c * groups + g + h) * 32));
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
+          const __m256i table =
+              _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(luts[r] + (g + h) * 16)));
+#pragma GCC unroll 4
+          for (int c = 0; c < C; ++c)
+            bytes[r * C + c] = _mm256_add_epi8(bytes[r * C + c], _mm256_shuffle_epi8(table, index[c]));
+        }
+      }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < R * C; ++t) {
+      even[t] = _mm256_add_epi16(even[t], _mm256_and_si256(bytes[t], low_bytes));
+      odd[t] = _mm256_add_epi16(odd[t], _mm256_srli_epi16(bytes[t], 8));
+    }
+  }
+  for (int t = 0; t < R * C; ++t) {
+    // columns 0-7 | 16-23 and 8-15 | 24-31
+    const __m256i lo = _mm256_unpacklo_epi16(even[t], odd[t]), hi = _mm256_unpackhi_epi16(even[t], odd[t]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts + t * 32), _mm256_permute2x128_si256(lo, hi, 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts + t * 32 + 16), _mm256_permute2x128_si256(lo, hi, 0x31));
+  }
+}
+
+template <int R>
+inline void xnor_lut_rows(const uint8_t* const* luts, const uint8_t* nibbles, int64_t groups, int columns_blocks,
+                          int16_t* counts) {
+  if (columns_blocks == 2) return xnor_lut_counts<R, 2>(luts, nibbles, groups, counts);
+  xnor_lut_counts<R, 1>(luts, nibbles, groups, counts);
+}
+
+// Tiles of 4 rows x 64 columns over rows [m0, m1) x columns [n0, n1) (n0 a multiple of 32, as
+// run_tiles cuts them, else the first block is recomputed in part). store(i, j0, dots) gets
+// columns j0..j0+7 (eight int32 k - 2 * popcount; the caller keeps only those inside [n0, n1)).
+template <typename Store>
+void xnor_lut_tiles(const uint8_t* luts, const uint8_t* nibbles, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                    int64_t words, int64_t k, Store store) {
+  const int64_t groups = words * 16;
+  const __m256i total = _mm256_set1_epi32(static_cast<int>(k));
+  alignas(32) int16_t counts[4 * 2 * 32];
+  for (int64_t i = m0; i < m1; i += 4) {
+    const int rows = static_cast<int>(std::min<int64_t>(4, m1 - i));
+    const uint8_t* row_luts[4];
+    for (int r = 0; r < 4; ++r) row_luts[r] = luts + (i + std::min(r, rows - 1)) * groups * 16;
+    for (int64_t block = n0 / 32; block * 32 < n1; block += 2) {
+      const int blocks = (block + 1) * 32 < n1 ? 2 : 1;
+      const uint8_t* w = nibbles + block * groups * 32;
+      switch (rows) {
+        case 4: xnor_lut_rows<4>(row_luts, w, groups, blocks, counts); break;
+        case 3: xnor_lut_rows<3>(row_luts, w, groups, blocks, counts); break;
+        case 2: xnor_lut_rows<2>(row_luts, w, groups, blocks, counts); break;
+        default: xnor_lut_rows<1>(row_luts, w, groups, blocks, counts); break;
+      }
+      for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < blocks; ++c)
+          for (int e = 0; e < 4; ++e) {
+            const int64_t j0 = (block + c) * 32 + 8 * e;
+            if (j0 >= n1) break;
+            const __m256i count = _mm256_cvtepi16_epi32(
+                _mm_load_si128(reinterpret_cast<const __m128i*>(counts + (r * blocks + c) * 32 + 8 * e)));
+            store(i + r, j0, _mm256_sub_epi32(total, _mm256_slli_epi32(count, 1)));
+          }
+    }
+  }
+}
+
+void xnor_lut_gemm_avx2(const uint8_t* luts, const uint8_t* nibbles, int32_t* out, int64_t m0, int64_t m1, int64_t n0,
+                        int64_t n1, int64_t n, int64_t words, int64_t k) {
+  xnor_lut_tiles(luts, nibbles, m0, m1, n0, n1, words, k,
+                 [&](int64_t i, int64_t j0, __m256i dots) { store_dots(out + i * n, j0, n0, n1, dots); });
+}
+
+void xnor_lut_linear_avx2(const uint8_t* luts, const uint8_t* nibbles, const float* beta, const float* alpha,
+                          const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n,
+                          int64_t words, int64_t k) {
+  xnor_lut_tiles(luts, nibbles, m0, m1, n0, n1, words, k, [&](int64_t i, int64_t j0, __m256i dots) {
+    const __m256 dot = _mm256_cvtepi32_ps(dots);
+    if (j0 >= n0 && j0 + 8 <= n1) {  // xnor_linear's order of operations: (beta * alpha) * dot + bias
+      __m256 out = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(beta[i]), _mm256_loadu_ps(alpha + j0)), dot);
+      if (bias) out = _mm256_add_ps(out, _mm256_loadu_ps(bias + j0));
+      return _mm256_storeu_ps(y + i * n + j0, out);
+    }
+    alignas(32) float d[8];
+    _mm256_store_ps(d, dot);
+    for (int t = 0; t < 8; ++t) {
+      const int64_t j = j0 + t;
+      if (j >= n0 && j < n1) y[i * n + j] = beta[i] * alpha[j] * d[t] + (bias ? bias[j] : 0.f);
+    }
+  });
+}
+
+}  // namespace
+}  // namespace bitmaps
