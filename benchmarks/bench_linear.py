@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import median_seconds  # noqa: E402
+from timing import cpu_name, median_seconds  # noqa: E402
 
 from bitmaps_allennlp import kernels  # noqa: E402
 from bitmaps_allennlp.quantization.bit_packing import pack_signs  # noqa: E402
@@ -74,23 +74,13 @@ def main() -> None:
                         flush=True,
                     )
     report = {
-        "machine": {"processor": platform.processor() or platform.machine(), "cpu": _cpu_name(), "kernel_path": kernels.backend()},
+        "machine": {"processor": platform.processor() or platform.machine(), "cpu": cpu_name(), "kernel_path": kernels.backend()},
         "torch": torch.__version__,
         "results": results,
     }
     (out / "linear.json").write_text(json.dumps(report, indent=2))
     print(markdown_table(results))
     plot(results, out / "linear.png")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def markdown_table(results) -> str:

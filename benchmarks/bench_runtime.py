@@ -244,7 +244,8 @@ def ratios(records: List[Dict]) -> None:
         r["vs_torch_fp32"] = config["torch_fp32"] / r["median_ms"]
 
 
-def render(result: Dict, out: Path) -> str:
+def render(result: Dict, out: Path, stem: str = "runtime") -> str:
+    """The Markdown tables of a result, and its plot as out/STEM.png."""
     records = result["records"]
     ratios(records)
     variants = list(dict.fromkeys(r["variant"] for r in records))
@@ -287,7 +288,7 @@ def render(result: Dict, out: Path) -> str:
         ax.set_title(f"Encoder forward, seq 128: {result['machine']['cpu']}, kernel path {result['machine']['kernel_path']}", fontsize=9)
         ax.legend(fontsize=7, ncol=3)
         fig.tight_layout()
-        fig.savefig(out / "runtime.png", dpi=110)
+        fig.savefig(out / f"{stem}.png", dpi=110)
     except ImportError:
         print("matplotlib is not installed: no plot")
     return table
@@ -301,12 +302,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--seq", type=int, default=128)
-    parser.add_argument("--render", help="re-render the table and plot from this JSON")
+    parser.add_argument("--render", help="re-render the table and plot (OUT/<its name>.png) from this JSON")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.render:
-        print(render(json.loads(Path(args.render).read_text()), out))
+        print(render(json.loads(Path(args.render).read_text()), out, Path(args.render).stem))
         return
     from bitmaps_runtime.native import backend
     import onnxruntime
