@@ -256,10 +256,17 @@ void run_linear(const KernelTable& kernels, const LinearWeights& w, const float*
         linear_w1a8_prepared(kernels, m, k, w.lut.data() + plane_lut, w.epilogue_scale.data(), nullptr, n, second,
                              threads, s);
       }
-      for (int64_t i = 0; i < m * n; ++i) {
-        y[i] += second[i];
-        if (w.bias) y[i] += w.bias[i % n];
-      }
+      // (u + v) + b, the reference's order, row by row: a flat loop with `bias[i % n]` had cost an
+      // integer division per output
+      run_rows(m, 16, m * n, threads, [&](int64_t r0, int64_t r1) {
+        for (int64_t i = r0; i < r1; ++i) {
+          float* out = y + i * n;
+          const float* other = second + i * n;
+          for (int64_t j = 0; j < n; ++j) out[j] += other[j];
+          if (w.bias)
+            for (int64_t j = 0; j < n; ++j) out[j] += w.bias[j];
+        }
+      });
       return;
     }
   }
