@@ -157,12 +157,18 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
 // C[0:MR, 0:16] = A[0:MR, :] x panel (k x 16), 4 x 16 at most: 16 accumulators of 4 floats.
 template <int MR>
 inline void tile_4x16(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t k, int columns) {
+  // every loop over the accumulators fully unrolled, so that they live in registers: without the
+  // pragmas GCC 12 kept the array on the stack as well and stored all 16 accumulators in every
+  // step of k (8 `stp` beside the 16 `fmla`)
   float32x4_t acc[4][4];
+#pragma GCC unroll 4
   for (int r = 0; r < 4; ++r)
+#pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) acc[r][q] = vdupq_n_f32(0.f);
   for (int64_t t = 0; t < k; ++t) {
     const float32x4_t b0 = vld1q_f32(panel + t * 16), b1 = vld1q_f32(panel + t * 16 + 4);
     const float32x4_t b2 = vld1q_f32(panel + t * 16 + 8), b3 = vld1q_f32(panel + t * 16 + 12);
+#pragma GCC unroll 4
     for (int r = 0; r < MR; ++r) {
       const float32x4_t av = vdupq_n_f32(a[r * lda + t]);
       acc[r][0] = vfmaq_f32(acc[r][0], av, b0);
@@ -171,8 +177,10 @@ inline void tile_4x16(const float* a, int64_t lda, const float* panel, float* c,
       acc[r][3] = vfmaq_f32(acc[r][3], av, b3);
     }
   }
+#pragma GCC unroll 4
   for (int r = 0; r < MR; ++r) {
     float row[16];
+#pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) vst1q_f32(row + 4 * q, acc[r][q]);
     for (int j = 0; j < columns; ++j) c[r * ldc + j] = row[j];
   }
