@@ -68,8 +68,10 @@ def xnor_popcount_dot(packed_a: torch.Tensor, packed_b: torch.Tensor, in_feature
 class NativeWeights(NamedTuple):
     """A packed layer's operands as the native kernels take them, built once per layer
     (`native_weights`): numpy views sharing the tensors' memory, so the per-call cost is the
-    input's conversion alone. `layout` is a derived weight layout (W1A8's table-lookup layout,
-    `"lut"`), present when asked for; the native entry point then takes it instead of `words`."""
+    input's conversion alone. `layout` is a derived weight layout, present when asked for: W1A8's
+    table-lookup layout (`"lut"`), which its entry point takes instead of `words`, or W1A1's nibble
+    layout (`"nibbles"`, csrc/xnor_lut.h), which its entry point takes beside them (`beside`): the
+    paths without table-lookup W1A1 kernels read the words."""
 
     words: np.ndarray
     alpha: np.ndarray
@@ -77,6 +79,7 @@ class NativeWeights(NamedTuple):
     in_features: int
     out_features: int
     layout: Optional[np.ndarray] = None
+    beside: bool = False
 
 
 def native_weights(
@@ -99,9 +102,16 @@ def native_weights(
         # 32-column blocks x (16 groups of 4 bits per word) x 16 bytes (csrc/int8_lut.h)
         derived = np.empty(((n + 31) // 32, words_per_row(in_features) * 16 * 16), dtype=np.uint8)
         native.lut_weight_layout(words, in_features, derived)
+    elif layout == "nibbles":
+        n = packed_weight.size(0)
+        # 32-column blocks x (16 groups of 4 bits per word) x 32 bytes, one nibble each (csrc/xnor_lut.h)
+        derived = np.empty(((n + 31) // 32, words_per_row(in_features) * 16 * 32), dtype=np.uint8)
+        native.xnor_nibble_layout(words, in_features, derived)
     elif layout is not None:
         raise ValueError(f"unknown native weight layout {layout!r}")
-    return NativeWeights(words, _floats(scale), _floats(bias), in_features, packed_weight.size(0), derived)
+    return NativeWeights(
+        words, _floats(scale), _floats(bias), in_features, packed_weight.size(0), derived, layout == "nibbles"
+    )
 
 
 def run_native(kernel: str, inputs: torch.Tensor, weights: NativeWeights) -> Optional[torch.Tensor]:
@@ -117,8 +127,12 @@ def run_native(kernel: str, inputs: torch.Tensor, weights: NativeWeights) -> Opt
         x = x.contiguous()
     out = np.empty((x.size(0), weights.out_features), dtype=np.float32)
     if x.size(0):
-        operand = weights.words if weights.layout is None else weights.layout
-        getattr(native_module(), kernel)(x.numpy(), operand, weights.alpha, weights.bias, out, torch.get_num_threads())
+        fn, threads = getattr(native_module(), kernel), torch.get_num_threads()
+        if weights.beside:
+            fn(x.numpy(), weights.words, weights.alpha, weights.bias, out, threads, weights.layout)
+        else:
+            operand = weights.words if weights.layout is None else weights.layout
+            fn(x.numpy(), operand, weights.alpha, weights.bias, out, threads)
     result = torch.from_numpy(out)
     return result.reshape(*inputs.shape[:-1], weights.out_features) if flat else result
 
@@ -154,9 +168,12 @@ def binary_linear_w1a1(
     weights: Optional[NativeWeights] = None,
 ) -> torch.Tensor:
     """Binary weights and binary activations (XNOR-Net): each input row becomes
-    `mean|x| * sign(x)`, then `beta_i * alpha_j * (K - 2 popcount(x_i xor w_j)) + b_j`."""
+    `mean|x| * sign(x)`, then `beta_i * alpha_j * (K - 2 popcount(x_i xor w_j)) + b_j`, by table
+    lookup where the path has it (pass `native_weights(..., layout="nibbles")` to build the weight
+    layout once)."""
     return _packed_linear(
-        "binary_linear_w1a1", reference.binary_linear_w1a1, inputs, packed_weight, scale, bias, in_features, weights
+        "binary_linear_w1a1", reference.binary_linear_w1a1, inputs, packed_weight, scale, bias, in_features, weights,
+        "nibbles",
     )
 
 

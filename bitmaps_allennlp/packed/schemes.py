@@ -37,8 +37,9 @@ class PackedScheme:
     pack : the trained layer (`QuantizedLinear`) -> the arrays of `tensors`, by role.
     reference : the pure-torch kernel, `(inputs, packed_weight, scale, bias, in_features)`.
     native : the native entry point (`_native.<native>`, one per kernel path).
-    weight_layout : a derived weight layout the native entry point takes instead of the words
-        (`"lut"`: W1A8's table-lookup layout), built once per layer; `None` if it takes the words.
+    weight_layout : a derived weight layout built once per layer (`kernels.native_weights`):
+        `"lut"`, W1A8's table-lookup layout, which the native entry point takes instead of the
+        words; `"nibbles"`, W1A1's, which it takes beside them; `None` if it takes the words alone.
     summary : one line for README and error messages.
     plane_scheme : for weights stored as sign planes (ternary), the binary scheme each plane runs
         as; `None` for a scheme that runs its words directly.
@@ -121,7 +122,7 @@ SCHEMES: Dict[str, PackedScheme] = {
     for scheme in (
         _binary("w1a32", reference.binary_weight_linear, "binary_weight_linear", None,
                 "binary weights, fp32 inputs: x @ (alpha * sign(W)).T + b"),
-        _binary("w1a1", reference.binary_linear_w1a1, "binary_linear_w1a1", None,
+        _binary("w1a1", reference.binary_linear_w1a1, "binary_linear_w1a1", "nibbles",
                 "XNOR-Net: binary weights and mean|x| * sign(x) inputs, XNOR-popcount products"),
         _binary("w1a8", reference.binary_linear_w1a8, "binary_linear_w1a8", "lut",
                 "binary weights, int8 absmax inputs per row, exact int8 products (table lookups or VNNI)"),

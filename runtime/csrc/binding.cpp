@@ -14,6 +14,7 @@
 #include "encoder.h"
 #include "int8_lut.h"
 #include "linear.h"
+#include "xnor_lut.h"
 #include "model_builder.h"
 #include "thread_pool.h"
 #include "tiles.h"
@@ -139,16 +140,20 @@ bool get_bias(PyObject* obj, Buffer& bias, int64_t n, const float** ptr) {
   return true;
 }
 
-// The arguments both fused linears take: (x, weight, alpha, bias_or_None, out, threads), checked.
+// The arguments both fused linears take: (x, weight, alpha, bias_or_None, out, threads), checked;
+// with `optional`, one more argument may follow (None when absent).
 struct LinearArgs {
   Buffer x, w, alpha, bias, out;
   const float* bias_ptr = nullptr;
   int threads = 1;
   int64_t m = 0, k = 0, n = 0, words = 0;
 
-  bool parse(PyObject* args) {
+  bool parse(PyObject* args, PyObject** optional = nullptr) {
     PyObject *x_obj, *w_obj, *alpha_obj, *bias_obj, *out_obj;
-    if (!PyArg_ParseTuple(args, "OOOOOi", &x_obj, &w_obj, &alpha_obj, &bias_obj, &out_obj, &threads)) return false;
+    if (optional) *optional = Py_None;
+    if (!(optional ? PyArg_ParseTuple(args, "OOOOOi|O", &x_obj, &w_obj, &alpha_obj, &bias_obj, &out_obj, &threads, optional)
+                   : PyArg_ParseTuple(args, "OOOOOi", &x_obj, &w_obj, &alpha_obj, &bias_obj, &out_obj, &threads)))
+      return false;
     if (!x.get(x_obj, "x", 'f', 2, false) || !w.get(w_obj, "weight", 'u', 2, false) ||
         !alpha.get(alpha_obj, "alpha", 'f', 1, false) || !out.get(out_obj, "out", 'f', 2, true))
       return false;
@@ -162,15 +167,25 @@ struct LinearArgs {
 };
 
 // XNOR-Net linear in one call: binarize-and-pack the activations (with their mean |x| scale)
-// into scratch, then the popcount GEMM with the scales and bias applied in its epilogue.
+// into scratch, then the popcount GEMM with the scales and bias applied in its epilogue. With the
+// weight's nibble layout (optional last argument), paths with table-lookup kernels use them.
 PyObject* binary_linear_w1a1(PyObject*, PyObject* args) {
+  PyObject* nibbles_obj;
   LinearArgs a;
-  if (!a.parse(args)) return nullptr;
+  if (!a.parse(args, &nibbles_obj)) return nullptr;
+  Buffer nibbles;
+  if (nibbles_obj != Py_None &&
+      (!nibbles.get(nibbles_obj, "nibbles", 'B', 2, false) ||
+       !check(nibbles.dim(0) == bitmaps::lut_column_blocks(a.n) && nibbles.dim(1) == bitmaps::lut_groups(a.k) * 32,
+              "nibbles " + shape(nibbles, 2) + " does not match " + std::to_string(a.n) + " outputs of " +
+                  std::to_string(a.k) + " inputs")))
+    return nullptr;
+  const uint8_t* nibbles_ptr = nibbles_obj == Py_None ? nullptr : nibbles.data<uint8_t>();
   const KernelTable& kernels = bitmaps::active_kernels();
   Py_BEGIN_ALLOW_THREADS
   bitmaps::LinearScratch scratch;
   bitmaps::linear_w1a1(kernels, a.x.data<float>(), a.m, a.k, a.w.data<uint64_t>(), a.alpha.data<float>(), a.bias_ptr,
-                       a.n, a.out.data<float>(), a.threads, scratch);
+                       a.n, a.out.data<float>(), a.threads, scratch, nibbles_ptr);
   Py_END_ALLOW_THREADS
   Py_RETURN_NONE;
 }
@@ -187,8 +202,9 @@ PyObject* binary_weight_linear(PyObject*, PyObject* args) {
   Py_RETURN_NONE;
 }
 
-// The W1A8 weight layout (int8_lut.h), computed once per layer by the caller.
-PyObject* lut_weight_layout(PyObject*, PyObject* args) {
+// A derived weight layout, computed once per layer by the caller: (weight, k, out) with out of
+// shape (lut_column_blocks(n), lut_groups(k) * group_bytes), filled by `fill`.
+PyObject* weight_layout(PyObject* args, int64_t group_bytes, void (*fill)(const uint64_t*, int64_t, int64_t, uint8_t*)) {
   PyObject *w_obj, *out_obj;
   long long k;
   if (!PyArg_ParseTuple(args, "OLO", &w_obj, &k, &out_obj)) return nullptr;
@@ -196,15 +212,19 @@ PyObject* lut_weight_layout(PyObject*, PyObject* args) {
   if (!w.get(w_obj, "weight", 'u', 2, false) || !out.get(out_obj, "out", 'B', 2, true)) return nullptr;
   const int64_t n = w.dim(0), words = w.dim(1);
   if (!check(k > 0 && words == bitmaps::words_per_row(k), "weight " + shape(w, 2) + " does not hold rows of " + std::to_string(k) + " bits") ||
-      !check(out.dim(0) == bitmaps::lut_column_blocks(n) && out.dim(1) == bitmaps::lut_groups(k) * 16,
+      !check(out.dim(0) == bitmaps::lut_column_blocks(n) && out.dim(1) == bitmaps::lut_groups(k) * group_bytes,
              "out has shape " + shape(out, 2) + ", expected (" + std::to_string(bitmaps::lut_column_blocks(n)) + ", " +
-                 std::to_string(bitmaps::lut_groups(k) * 16) + ")"))
+                 std::to_string(bitmaps::lut_groups(k) * group_bytes) + ")"))
     return nullptr;
   Py_BEGIN_ALLOW_THREADS
-  bitmaps::lut_weight_layout(w.data<uint64_t>(), n, words, out.data<uint8_t>());
+  fill(w.data<uint64_t>(), n, words, out.data<uint8_t>());
   Py_END_ALLOW_THREADS
   Py_RETURN_NONE;
 }
+
+// W1A8's table-lookup layout (int8_lut.h) and W1A1's nibble layout (xnor_lut.h).
+PyObject* lut_weight_layout(PyObject*, PyObject* args) { return weight_layout(args, 16, bitmaps::lut_weight_layout); }
+PyObject* xnor_nibble_layout(PyObject*, PyObject* args) { return weight_layout(args, 32, bitmaps::xnor_nibble_layout); }
 
 // W1A8 in one call: quantize each row to int8 (absmax per row), build its lookup tables when the
 // active path uses them, then the W1A8 GEMM with the scales and bias in its epilogue.
@@ -525,7 +545,9 @@ PyObject* set_isa(PyObject*, PyObject* args) {
 PyMethodDef kMethods[] = {
     {"pack_signs", pack_signs, METH_VARARGS, "pack_signs(x, out, mean_abs_or_None)"},
     {"xnor_gemm", xnor_gemm, METH_VARARGS, "xnor_gemm(a, b, k, out, threads)"},
-    {"binary_linear_w1a1", binary_linear_w1a1, METH_VARARGS, "binary_linear_w1a1(x, weight, alpha, bias_or_None, out, threads)"},
+    {"binary_linear_w1a1", binary_linear_w1a1, METH_VARARGS,
+     "binary_linear_w1a1(x, weight, alpha, bias_or_None, out, threads[, nibbles_or_None])"},
+    {"xnor_nibble_layout", xnor_nibble_layout, METH_VARARGS, "xnor_nibble_layout(weight, k, out): W1A1 weight layout"},
     {"binary_weight_linear", binary_weight_linear, METH_VARARGS, "binary_weight_linear(x, weight, alpha, bias_or_None, out, threads)"},
     {"lut_weight_layout", lut_weight_layout, METH_VARARGS, "lut_weight_layout(weight, k, out): W1A8 weight layout"},
     {"binary_linear_w1a8", binary_linear_w1a8, METH_VARARGS, "binary_linear_w1a8(x, lut_weight, alpha, bias_or_None, out, threads)"},

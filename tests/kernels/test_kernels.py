@@ -250,3 +250,29 @@ def test_the_int8_scale_is_one_correctly_rounded_division():
     x[:, 1] = absmax
     expected = np.float32(127.0) / absmax.numpy()
     assert np.array_equal(int8_scale(x)[:, 0].numpy(), expected)
+
+
+@pytest.mark.parametrize("m, n, k", SHAPES)
+def test_w1a1_with_the_nibble_layout_equals_the_words_alone(path, m, n, k):
+    # the table-lookup kernels (where the path has them) against the XOR-popcount ones, bit for bit
+    if path == "reference":
+        pytest.skip("the nibble layout is a native layout")
+    x, w, scale, bias = _operands(m, n, k)
+    packed = reference_pack(w)
+    with_nibbles = kernels.native_weights(packed, scale, bias, k, layout="nibbles")
+    words_only = kernels.native_weights(packed, scale, bias, k)
+    assert with_nibbles.beside and with_nibbles.layout.shape == ((n + 31) // 32, ((k + 63) // 64) * 16 * 32)
+    got = kernels.run_native("binary_linear_w1a1", x, with_nibbles)
+    assert torch.equal(got, kernels.run_native("binary_linear_w1a1", x, words_only))
+
+
+def test_w1a1_refuses_a_nibble_layout_of_another_shape():
+    native = kernels.native_module()
+    if native is None:
+        pytest.skip("no native extension")
+    x, w, scale, bias = _operands(4, 40, 100)
+    wrong = kernels.native_weights(reference_pack(w[:20]), scale[:20], None, 100, layout="nibbles").layout  # 1 block, not 2
+    weights = kernels.native_weights(reference_pack(w), scale, bias, 100)
+    out = torch.empty(4, 40).numpy()
+    with pytest.raises(ValueError, match="nibbles"):
+        native.binary_linear_w1a1(x.numpy(), weights.words, weights.alpha, weights.bias, out, 1, wrong)
