@@ -33,7 +33,7 @@ void linear_front(const KernelTable& kernels, const LinearWeights& w, const floa
   run_rows(m, 16, m * k, threads, [&](int64_t r0, int64_t r1) {
     kernels.pack_elastic(x + r0 * k, r1 - r0, k, k, w.input_alpha, w.input_beta, two_set, bits + r0 * words);
   });
-  const uint8_t* luts = xnor_tables(kernels, bits, m, k, w.nibbles.empty() ? nullptr : w.nibbles.data(), threads, s);
+  const uint8_t* luts = xnor_tables(kernels, bits, m, k, w.nibble_layout(), threads, s);
   run_tiles(m, n, m * n * words * 16, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     if (luts)
       kernels.xnor_lut_gemm(luts, w.nibbles.data(), dots, m0, m1, n0, n1, n, words, k);
@@ -231,8 +231,7 @@ void run_linear(const KernelTable& kernels, const LinearWeights& w, const float*
     case Scheme::kW1A32:
       return linear_w1a32(kernels, x, m, k, w.words, w.scale, w.bias, n, y, threads, w.panel_bits.data());
     case Scheme::kW1A1:
-      return linear_w1a1(kernels, x, m, k, w.words, w.scale, w.bias, n, y, threads, s,
-                         w.nibbles.empty() ? nullptr : w.nibbles.data());
+      return linear_w1a1(kernels, x, m, k, w.words, w.scale, w.bias, n, y, threads, s, w.nibble_layout());
     case Scheme::kW1A8:
       if (!inputs_prepared) prepare_w1a8_inputs(kernels, x, m, k, threads, s);
       return linear_w1a8_prepared(kernels, m, k, w.lut.data(), w.scale, w.bias, n, y, threads, s);

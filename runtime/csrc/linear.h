@@ -50,6 +50,7 @@ struct LinearWeights {
   // 1-bit inputs: the signs in the nibble layout (xnor_lut.h) for the paths with table-lookup
   // W1A1 kernels
   std::vector<uint8_t> nibbles;
+  const uint8_t* nibble_layout() const { return nibbles.empty() ? nullptr : nibbles.data(); }
 
   int planes() const { return scheme == Scheme::kW158A32 || scheme == Scheme::kW158A8 ? 2 : 1; }
   bool uses_lut() const { return scheme == Scheme::kW1A8 || scheme == Scheme::kW158A8; }
