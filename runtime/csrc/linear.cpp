@@ -11,11 +11,13 @@
 namespace bitmaps {
 namespace {
 
-// The W1A1 lookup tables of m packed rows (xnor_lut.h), built over the pool, or null where the
-// path has no table-lookup kernels, the layer no nibble layout, or k is too long for its int16 counts.
+// The W1A1 lookup tables of m packed rows (xnor_lut.h), built over the pool (or, `prepared`, left
+// by the previous call on this scratch), or null where the path has no table-lookup kernels, the
+// layer no nibble layout, or k is too long for its int16 counts.
 const uint8_t* xnor_tables(const KernelTable& kernels, const uint64_t* bits, int64_t m, int64_t k,
-                           const uint8_t* nibbles, int threads, LinearScratch& s) {
+                           const uint8_t* nibbles, int threads, LinearScratch& s, bool prepared) {
   if (!kernels.xnor_lut_linear || nibbles == nullptr || k >= 32768) return nullptr;
+  if (prepared) return s.xnor_luts.data();
   const int64_t words = words_per_row(k);
   uint8_t* luts = grow(s.xnor_luts, xnor_lut_bytes(m, k));
   run_rows(m, 16, m * k * 4, threads, [&](int64_t r0, int64_t r1) {
@@ -25,15 +27,16 @@ const uint8_t* xnor_tables(const KernelTable& kernels, const uint64_t* bits, int
 }
 
 void linear_front(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m, float* y,
-                  int threads, LinearScratch& s) {
+                  int threads, LinearScratch& s, bool inputs_prepared) {
   const bool two_set = w.scheme == Scheme::kW1A1TwoSet;
   const int64_t k = w.in, n = w.out, words = words_per_row(k);
   uint64_t* bits = grow(s.bits, m * words);
   int32_t* dots = grow(s.dots, m * n);
-  run_rows(m, 16, m * k, threads, [&](int64_t r0, int64_t r1) {
-    kernels.pack_elastic(x + r0 * k, r1 - r0, k, k, w.input_alpha, w.input_beta, two_set, bits + r0 * words);
-  });
-  const uint8_t* luts = xnor_tables(kernels, bits, m, k, w.nibble_layout(), threads, s);
+  if (!inputs_prepared)
+    run_rows(m, 16, m * k, threads, [&](int64_t r0, int64_t r1) {
+      kernels.pack_elastic(x + r0 * k, r1 - r0, k, k, w.input_alpha, w.input_beta, two_set, bits + r0 * words);
+    });
+  const uint8_t* luts = xnor_tables(kernels, bits, m, k, w.nibble_layout(), threads, s, inputs_prepared);
   run_tiles(m, n, m * n * words * 16, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     if (luts)
       kernels.xnor_lut_gemm(luts, w.nibbles.data(), dots, m0, m1, n0, n1, n, words, k);
@@ -119,16 +122,17 @@ void linear_w1a32(const KernelTable& kernels, const float* x, int64_t m, int64_t
 
 void linear_w1a1(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const uint64_t* w,
                  const float* alpha, const float* bias, int64_t n, float* y, int threads, LinearScratch& s,
-                 const uint8_t* nibbles) {
+                 const uint8_t* nibbles, bool inputs_prepared) {
   const int64_t words = words_per_row(k);
   uint64_t* bits = grow(s.bits, m * words);
   float* beta = grow(s.row_scale, m);
   // binarize-and-pack the inputs with their mean |x| scale, then the popcount GEMM with the
   // scales and bias in its epilogue
-  run_rows(m, 16, m * k, threads, [&](int64_t r0, int64_t r1) {
-    kernels.pack_signs(x + r0 * k, r1 - r0, k, k, bits + r0 * words, beta + r0);
-  });
-  const uint8_t* luts = xnor_tables(kernels, bits, m, k, nibbles, threads, s);
+  if (!inputs_prepared)
+    run_rows(m, 16, m * k, threads, [&](int64_t r0, int64_t r1) {
+      kernels.pack_signs(x + r0 * k, r1 - r0, k, k, bits + r0 * words, beta + r0);
+    });
+  const uint8_t* luts = xnor_tables(kernels, bits, m, k, nibbles, threads, s, inputs_prepared);
   // work in float-add units: one 64-bit XOR-popcount word takes about as long as 16 adds
   run_tiles(m, n, m * n * words * 16, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     if (luts)
@@ -231,13 +235,14 @@ void run_linear(const KernelTable& kernels, const LinearWeights& w, const float*
     case Scheme::kW1A32:
       return linear_w1a32(kernels, x, m, k, w.words, w.scale, w.bias, n, y, threads, w.panel_bits.data());
     case Scheme::kW1A1:
-      return linear_w1a1(kernels, x, m, k, w.words, w.scale, w.bias, n, y, threads, s, w.nibble_layout());
+      return linear_w1a1(kernels, x, m, k, w.words, w.scale, w.bias, n, y, threads, s, w.nibble_layout(),
+                         inputs_prepared);
     case Scheme::kW1A8:
       if (!inputs_prepared) prepare_w1a8_inputs(kernels, x, m, k, threads, s);
       return linear_w1a8_prepared(kernels, m, k, w.lut.data(), w.scale, w.bias, n, y, threads, s);
     case Scheme::kW1A1Elastic:
     case Scheme::kW1A1TwoSet:
-      return linear_front(kernels, w, x, m, y, threads, s);
+      return linear_front(kernels, w, x, m, y, threads, s, inputs_prepared);
     case Scheme::kW158A32:
     case Scheme::kW158A8: {
       // x @ (gamma t).T + b = plane_u(x, gamma / 2) + plane_v(x, gamma / 2) + b

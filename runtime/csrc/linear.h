@@ -4,6 +4,7 @@
 // `kDense` is a linear the export left in floating point.
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "kernels.h"
@@ -67,10 +68,18 @@ struct LinearWeights {
 void run_linear(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m, float* y,
                 int threads, LinearScratch& s, bool inputs_prepared = false);
 
-// Whether `b` quantizes its input exactly as `a` does, so one preparation serves both: the int8
-// schemes (absmax per row has no parameters) on inputs of the same width.
+// Whether `b` quantizes its input exactly as `a` does, so one preparation serves both, on inputs
+// of the same width: the int8 schemes (absmax per row has no parameters), and the 1-bit-input
+// schemes with the same binarizer, the same learned parameters (bit for bit) and the same choice
+// of lookup tables (packed signs, mean |x| and tables are then the same).
 inline bool shares_prepared_inputs(const LinearWeights& a, const LinearWeights& b) {
-  return a.uses_lut() && b.uses_lut() && a.in == b.in;
+  if (a.in != b.in) return false;
+  if (a.uses_lut() && b.uses_lut()) return true;
+  const bool same_parameters = a.scheme == Scheme::kW1A1 ||  // sign and mean |x|: no parameters
+                               (std::memcmp(&a.input_alpha, &b.input_alpha, sizeof(float)) == 0 &&
+                                std::memcmp(&a.input_beta, &b.input_beta, sizeof(float)) == 0);
+  return a.binary_inputs() && a.scheme == b.scheme && same_parameters &&
+         (a.nibble_layout() == nullptr) == (b.nibble_layout() == nullptr);
 }
 
 // The scheme kernels on their own (the binding's per-layer entry points use them).
@@ -82,10 +91,10 @@ void linear_w1a32(const KernelTable& kernels, const float* x, int64_t m, int64_t
 // The panel layout of n x k sign words (LinearWeights::panel_bits): ceil(n / 16) * k entries.
 void build_panel_bits(const uint64_t* w, int64_t n, int64_t k, uint16_t* out);
 // nibbles (nullable): the weight in the nibble layout (xnor_lut.h), used where the path has
-// table-lookup W1A1 kernels
+// table-lookup W1A1 kernels; inputs_prepared as in run_linear
 void linear_w1a1(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const uint64_t* w,
                  const float* alpha, const float* bias, int64_t n, float* y, int threads, LinearScratch& scratch,
-                 const uint8_t* nibbles = nullptr);
+                 const uint8_t* nibbles = nullptr, bool inputs_prepared = false);
 // Quantizes x once (q, step, rowsum and, when the path uses them, lookup tables) into scratch.
 void prepare_w1a8_inputs(const KernelTable& kernels, const float* x, int64_t m, int64_t k, int threads,
                          LinearScratch& scratch);

@@ -9,31 +9,49 @@
 namespace bitmaps {
 namespace {
 
-// xnor_lut.h's tables, two groups (one byte of a row) per 256-bit vector: the byte's nibbles
-// broadcast to their 128-bit lanes, XORed with 0..15 and counted by a popcount shuffle.
+// xnor_lut.h's tables, two groups (one byte of a row) per 256-bit vector. Sixteen bytes at a time:
+// their low nibbles in the low lane and their high nibbles in the high lane, so one in-lane
+// shuffle broadcasts byte j's two nibbles to their lanes; XOR with 0..15 and a popcount shuffle
+// make its two tables (3 vector operations and a store per byte, where broadcasting each byte from
+// a scalar register had taken about twice as many).
 void build_xnor_luts_avx2(const uint64_t* a, int64_t rows, int64_t words, uint8_t* luts) {
   const __m256i counts = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1,
                                           2, 2, 3, 2, 3, 3, 4);
   const __m256i iota = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7,
                                         8, 9, 10, 11, 12, 13, 14, 15);
+  const __m128i low_nibbles = _mm_set1_epi8(15);
   const uint8_t* bytes = reinterpret_cast<const uint8_t*>(a);
   const int64_t total = rows * words * 8;
-  for (int64_t p = 0; p < total; ++p) {
+  int64_t p = 0;
+  for (; p + 16 <= total; p += 16) {
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes + p));
+    const __m256i nibbles =
+        _mm256_setr_m128i(_mm_and_si128(b, low_nibbles), _mm_and_si128(_mm_srli_epi16(b, 4), low_nibbles));
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; ++j) {
+      const __m256i v = _mm256_shuffle_epi8(nibbles, _mm256_set1_epi8(static_cast<char>(j)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(luts + 32 * (p + j)),
+                          _mm256_shuffle_epi8(counts, _mm256_xor_si256(v, iota)));
+    }
+  }
+  for (; p < total; ++p) {  // rows of one word: 8 bytes
     const __m256i v = _mm256_setr_m128i(_mm_set1_epi8(static_cast<char>(bytes[p] & 15)),
                                         _mm_set1_epi8(static_cast<char>(bytes[p] >> 4)));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(luts + 32 * p), _mm256_shuffle_epi8(counts, _mm256_xor_si256(v, iota)));
   }
 }
 
-// popcount(a_r ^ w_j) for R rows x C blocks of 32 columns, into counts[(r * C + c) * 32 + b] (int16;
-// at most k, so k < 32768). Per group, one broadcast table per row and one shuffle per row and
-// block; byte counters gain at most 4 per group and are widened every 63 groups, into the even
-// and odd columns' int16 lanes (and + shift instead of unpacking). Two groups per iteration:
-// groups come in multiples of 16.
+// popcount(a_r ^ w_j) for R rows x C blocks of 32 columns, into even[r * C + c] (columns 0-15)
+// and odd[r * C + c] (columns 16-31) as int16 lanes. Per group, one broadcast table per row and
+// one shuffle per row and block; byte counters gain at most 4 per group and are widened every 62
+// groups into the even and odd bytes' int16 lanes (and + shift instead of unpacking), which the
+// nibble layout's byte order (nibble_byte) makes columns in order. Counts reach at most k
+// (< 32768). Two groups per iteration: groups come in multiples of 16.
 template <int R, int C>
-inline void xnor_lut_counts(const uint8_t* const* luts, const uint8_t* nibbles, int64_t groups, int16_t* counts) {
+inline void xnor_lut_counts(const uint8_t* const* luts, const uint8_t* nibbles, int64_t groups, __m256i* even,
+                            __m256i* odd) {
   const __m256i zero = _mm256_setzero_si256(), low_bytes = _mm256_set1_epi16(0xff);
-  __m256i even[R * C], odd[R * C], bytes[R * C];
+  __m256i bytes[R * C];
   for (int t = 0; t < R * C; ++t) even[t] = odd[t] = zero;
   for (int64_t g0 = 0; g0 < groups; g0 += 62) {
     const int64_t g1 = std::min<int64_t>(groups, g0 + 62);
@@ -63,19 +81,32 @@ inline void xnor_lut_counts(const uint8_t* const* luts, const uint8_t* nibbles, 
       odd[t] = _mm256_add_epi16(odd[t], _mm256_srli_epi16(bytes[t], 8));
     }
   }
+}
+
+// k - 2 * popcount for the same tile, handed to sink(r, c, e, dots) as eight int32 for columns
+// 8e..8e+7 of block c, straight from the counters' registers; exact in int16 arithmetic (the
+// result lies in [-k, k], the doubled count may wrap on the way).
+template <int R, int C, typename Sink>
+inline void xnor_lut_dots(const uint8_t* const* luts, const uint8_t* nibbles, int64_t groups, int64_t k, Sink sink) {
+  __m256i even[R * C], odd[R * C];
+  xnor_lut_counts<R, C>(luts, nibbles, groups, even, odd);
+  const __m256i total = _mm256_set1_epi16(static_cast<int16_t>(k));
+#pragma GCC unroll 8
   for (int t = 0; t < R * C; ++t) {
-    // columns 0-7 | 16-23 and 8-15 | 24-31
-    const __m256i lo = _mm256_unpacklo_epi16(even[t], odd[t]), hi = _mm256_unpackhi_epi16(even[t], odd[t]);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts + t * 32), _mm256_permute2x128_si256(lo, hi, 0x20));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts + t * 32 + 16), _mm256_permute2x128_si256(lo, hi, 0x31));
+    const __m256i low = _mm256_sub_epi16(total, _mm256_slli_epi16(even[t], 1));   // columns 0-15
+    const __m256i high = _mm256_sub_epi16(total, _mm256_slli_epi16(odd[t], 1));   // columns 16-31
+    sink(t / C, t % C, 0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(low)));
+    sink(t / C, t % C, 1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(low, 1)));
+    sink(t / C, t % C, 2, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(high)));
+    sink(t / C, t % C, 3, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(high, 1)));
   }
 }
 
-template <int R>
-inline void xnor_lut_rows(const uint8_t* const* luts, const uint8_t* nibbles, int64_t groups, int columns_blocks,
-                          int16_t* counts) {
-  if (columns_blocks == 2) return xnor_lut_counts<R, 2>(luts, nibbles, groups, counts);
-  xnor_lut_counts<R, 1>(luts, nibbles, groups, counts);
+template <int R, typename Sink>
+inline void xnor_lut_rows(const uint8_t* const* luts, const uint8_t* nibbles, int64_t groups, int64_t k,
+                          int columns_blocks, Sink sink) {
+  if (columns_blocks == 2) return xnor_lut_dots<R, 2>(luts, nibbles, groups, k, sink);
+  xnor_lut_dots<R, 1>(luts, nibbles, groups, k, sink);
 }
 
 // Tiles of 4 rows x 64 columns over rows [m0, m1) x columns [n0, n1) (n0 a multiple of 32, as
@@ -85,8 +116,6 @@ template <typename Store>
 void xnor_lut_tiles(const uint8_t* luts, const uint8_t* nibbles, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                     int64_t words, int64_t k, Store store) {
   const int64_t groups = words * 16;
-  const __m256i total = _mm256_set1_epi32(static_cast<int>(k));
-  alignas(32) int16_t counts[4 * 2 * 32];
   for (int64_t i = m0; i < m1; i += 4) {
     const int rows = static_cast<int>(std::min<int64_t>(4, m1 - i));
     const uint8_t* row_luts[4];
@@ -94,21 +123,16 @@ void xnor_lut_tiles(const uint8_t* luts, const uint8_t* nibbles, int64_t m0, int
     for (int64_t block = n0 / 32; block * 32 < n1; block += 2) {
       const int blocks = (block + 1) * 32 < n1 ? 2 : 1;
       const uint8_t* w = nibbles + block * groups * 32;
+      const auto sink = [&](int r, int c, int e, __m256i dots) {
+        const int64_t j0 = (block + c) * 32 + 8 * e;
+        if (j0 < n1) store(i + r, j0, dots);
+      };
       switch (rows) {
-        case 4: xnor_lut_rows<4>(row_luts, w, groups, blocks, counts); break;
-        case 3: xnor_lut_rows<3>(row_luts, w, groups, blocks, counts); break;
-        case 2: xnor_lut_rows<2>(row_luts, w, groups, blocks, counts); break;
-        default: xnor_lut_rows<1>(row_luts, w, groups, blocks, counts); break;
+        case 4: xnor_lut_rows<4>(row_luts, w, groups, k, blocks, sink); break;
+        case 3: xnor_lut_rows<3>(row_luts, w, groups, k, blocks, sink); break;
+        case 2: xnor_lut_rows<2>(row_luts, w, groups, k, blocks, sink); break;
+        default: xnor_lut_rows<1>(row_luts, w, groups, k, blocks, sink); break;
       }
-      for (int r = 0; r < rows; ++r)
-        for (int c = 0; c < blocks; ++c)
-          for (int e = 0; e < 4; ++e) {
-            const int64_t j0 = (block + c) * 32 + 8 * e;
-            if (j0 >= n1) break;
-            const __m256i count = _mm256_cvtepi16_epi32(
-                _mm_load_si128(reinterpret_cast<const __m128i*>(counts + (r * blocks + c) * 32 + 8 * e)));
-            store(i + r, j0, _mm256_sub_epi32(total, _mm256_slli_epi32(count, 1)));
-          }
     }
   }
 }

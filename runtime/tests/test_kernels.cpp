@@ -337,6 +337,29 @@ void test_schemes(const KernelTable& kt) {
     }
   expect(ok, std::string(kt.isa) + " w1a1_two_set exact");
   {
+    // 1-bit inputs prepared once for layers that share them (Q, K, V): the second layer, run on
+    // the first's packed signs, scales and tables, equals the same layer run on its own; the
+    // sharing rule refuses a binarizer with other parameters
+    for (Scheme scheme : {Scheme::kW1A1, Scheme::kW1A1Elastic}) {
+      LinearWeights first, second;
+      for (LinearWeights* layer : {&first, &second})
+        layer->scheme = scheme, layer->in = k, layer->out = n, layer->scale = scale.data(), layer->bias = bias.data(),
+        layer->input_alpha = 0.7f, layer->input_beta = 0.1f;
+      first.words = wb.data(), second.words = wb.data() + n * words;
+      expect(first.prepare(&error) && second.prepare(&error), "prepare shared 1-bit inputs");
+      expect(shares_prepared_inputs(first, second), std::string(kt.isa) + " same binarizer shares inputs");
+      std::vector<float> shared(y.size()), alone(y.size());
+      LinearScratch reused, fresh;
+      run_linear(kt, first, x.data(), m, y.data(), 2, reused);
+      run_linear(kt, second, x.data(), m, shared.data(), 2, reused, true);
+      run_linear(kt, second, x.data(), m, alone.data(), 2, fresh);
+      expect(shared == alone && shared != y, std::string(kt.isa) + " shared 1-bit inputs equal a fresh preparation");
+      second.input_beta = 0.2f;
+      expect(scheme == Scheme::kW1A1 ? shares_prepared_inputs(first, second) : !shares_prepared_inputs(first, second),
+             std::string(kt.isa) + " sharing follows the binarizer's parameters");
+    }
+  }
+  {
     // W1A8 through the scheme layer on inputs whose tables exceed the resident budget (40 x 2100:
     // 675 KB), so they are built per block of rows inside the product: exact, on 1 and 2 threads
     const int64_t bm = 40, bk = 2100, bn = 37, bwords = words_per_row(bk), bgroups = lut_groups(bk);
