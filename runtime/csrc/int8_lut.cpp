@@ -52,16 +52,19 @@ const Int16x16 kBitLanes[4] = {
 
 }  // namespace
 
-void build_luts(const int8_t* q, int64_t rows, int64_t groups, uint8_t* luts) {
+void build_luts(const int8_t* q, int64_t rows, int64_t groups, uint8_t* luts, LutFormat format) {
   const Int16x16 bit0 = kBitLanes[0], bit1 = kBitLanes[1], bit2 = kBitLanes[2], bit3 = kBitLanes[3];
+  const bool split = format == LutFormat::kSplit6;
   // rows are contiguous in both layouts: one table per 4 inputs, 32 bytes each
   const int64_t tables = rows * groups;
   for (int64_t g = 0; g < tables; ++g) {
     const int8_t* a = q + 4 * g;
     const Int16x16 entries = (bit0 & static_cast<int16_t>(a[0])) + (bit1 & static_cast<int16_t>(a[1])) +
                              (bit2 & static_cast<int16_t>(a[2])) + (bit3 & static_cast<int16_t>(a[3]));
-    const Uint8x16 low = __builtin_convertvector(entries, Uint8x16);
-    const Uint8x16 high = __builtin_convertvector(entries >> 8, Uint8x16);
+    const Int16x16 biased = entries + static_cast<int16_t>(kSplit6Bias);
+    const Uint8x16 low = split ? __builtin_convertvector(biased & 63, Uint8x16) : __builtin_convertvector(entries, Uint8x16);
+    const Uint8x16 high =
+        split ? __builtin_convertvector(biased >> 6, Uint8x16) : __builtin_convertvector(entries >> 8, Uint8x16);
     std::memcpy(luts + 32 * g, &low, 16);
     std::memcpy(luts + 32 * g + 16, &high, 16);
   }

@@ -13,6 +13,13 @@
 
 namespace bitmaps {
 
+// How a path stores the W1A8 lookup tables (int8_lut.h defines the entries and both layouts).
+enum class LutFormat : int32_t {
+  kNone = 0,    // no tables: the path multiplies the int8 rows directly
+  kPlanes = 1,  // each entry's low bytes, then its high bytes
+  kSplit6 = 2,  // u = entry + 508: u & 63, then u >> 6 (added as bytes, widened rarely)
+};
+
 struct KernelTable {
   const char* isa;
   // Fused binarize-and-pack of fp32 rows (row stride ldx): bits into out (rows x words);
@@ -37,12 +44,12 @@ struct KernelTable {
   // Binary weights, int8 activations (W1A8), exact (see int8_lut.h for the layouts):
   // y[i * n + j] = (rowsum[i] - 2 * sum_k q[i, k] * bit_jk) * inv_scale[i] * alpha[j] + bias[j].
   // The table-lookup paths read the per-row tables `luts` (built by the caller only when
-  // w1a8_uses_luts); the VNNI path multiplies the int8 rows `q` directly.
+  // w1a8_tables is not kNone, in that format); the VNNI path multiplies the int8 rows `q` directly.
   void (*w1a8_linear)(const uint8_t* luts, const int8_t* q, const int32_t* rowsum,
                       const float* inv_scale, const uint8_t* wlut, const float* alpha,
                       const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                       int64_t n, int64_t groups);
-  bool w1a8_uses_luts;
+  LutFormat w1a8_tables;
   // Float work of the encoder (float_avx2.h; the portable versions in kernels_scalar.cpp).
   // C[i * ldc + j] = sum_t A[i * lda + t] * B[j * ldb + t] on rows [m0, m1) x columns [n0, n1)
   void (*sgemm_nt)(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m0,
@@ -70,7 +77,7 @@ struct KernelTable {
   void (*pack_elastic)(const float* x, int64_t rows, int64_t k, int64_t ldx, float alpha, float beta, bool two_set,
                        uint64_t* out);
   // The tables w1a8_linear reads, as int8_lut.h's build_luts defines them (null where
-  // w1a8_uses_luts is false): per instruction set, since building them had cost a third of a
+  // w1a8_tables is kNone): per instruction set, since building them had cost a third of a
   // W1A8 layer's lookups at k = 1536.
   void (*build_luts)(const int8_t* q, int64_t rows, int64_t groups, uint8_t* luts);
   // W1A1 by table lookup (xnor_lut.h): the tables of packed rows `a`, then xnor_gemm and

@@ -385,9 +385,9 @@ void gelu(float* x, int64_t count) {
 
 const KernelTable& neon_kernels() {
   static const KernelTable table = {"neon", pack_signs, xnor_gemm_tiles<Counter>, xnor_linear_tiles<Counter>, binary_weight_linear,
-                                    quantize_rows_int8_neon, w1a8_linear, true,
+                                    quantize_rows_int8_neon, w1a8_linear, LutFormat::kPlanes,
                                     sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_shifted, row_max8>,
-                                    nullptr, pack_elastic, build_luts, nullptr, nullptr, nullptr};
+                                    nullptr, pack_elastic, build_plane_luts, nullptr, nullptr, nullptr};
   return table;
 }
 

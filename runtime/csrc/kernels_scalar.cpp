@@ -133,8 +133,8 @@ float exp_shifted(float* x, int64_t count, float shift) {
 }  // namespace
 
 const KernelTable kScalarKernels = {"scalar", pack_signs, xnor_gemm, xnor_linear, binary_weight_linear,
-                                    quantize_rows_int8, lut_linear, true, sgemm_nt, sgemm_nn, sgemm_panel,
+                                    quantize_rows_int8, lut_linear, LutFormat::kPlanes, sgemm_nt, sgemm_nn, sgemm_panel,
                                     unpack_panel, gelu, softmax_rows_with<exp_shifted>, nullptr,
-                                    pack_elastic_rows, build_luts, nullptr, nullptr, nullptr};
+                                    pack_elastic_rows, build_plane_luts, nullptr, nullptr, nullptr};
 
 }  // namespace bitmaps

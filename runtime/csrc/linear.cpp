@@ -151,7 +151,7 @@ namespace {
 constexpr int64_t kResidentLutBytes = 512 * 1024;
 
 bool luts_per_block(const KernelTable& kernels, int64_t m, int64_t groups) {
-  return kernels.w1a8_uses_luts && m * groups * 32 > kResidentLutBytes;
+  return kernels.w1a8_tables != LutFormat::kNone && m * groups * 32 > kResidentLutBytes;
 }
 
 }  // namespace
@@ -160,7 +160,7 @@ void prepare_w1a8_inputs(const KernelTable& kernels, const float* x, int64_t m, 
                          LinearScratch& s) {
   const int64_t groups = lut_groups(k);
   int8_t* q = grow(s.q, m * groups * 4);
-  const bool ahead = kernels.w1a8_uses_luts && !luts_per_block(kernels, m, groups);
+  const bool ahead = kernels.w1a8_tables != LutFormat::kNone && !luts_per_block(kernels, m, groups);
   uint8_t* luts = ahead ? grow(s.luts, m * groups * 32) : nullptr;
   float* step = grow(s.row_scale, m);
   int32_t* rowsum = grow(s.rowsum, m);

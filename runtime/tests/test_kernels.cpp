@@ -70,6 +70,9 @@ void test_table(const KernelTable& kt) {
     // an exact zero and a negative zero: both pack as +1
     x[0] = 0.f;
     if (c.k > 1) x[1] = -0.f;
+    // rows at the int8 extremes (every input 127 or -127): W1A8 table entries of +-508
+    if (c.m >= 3)
+      for (int64_t t = 0; t < c.k; ++t) x[(c.m - 1) * c.k + t] = 1.f, x[(c.m - 2) * c.k + t] = -1.f;
     auto wb = pack(w, c.n, c.k), xb = pack(x, c.m, c.k);
 
     std::vector<uint64_t> packed(static_cast<size_t>(c.m * words));
@@ -200,13 +203,15 @@ void test_table(const KernelTable& kt) {
     if (c.k > 3) expect(q[2] == 64, isa + " int8 tie 63.5 rounds to even (64), got " + std::to_string(q[2]));
     expect(quant_ok, "quantize_rows_int8 " + shape);
     std::vector<uint8_t> luts(static_cast<size_t>(c.m * groups * 32)), wlut(static_cast<size_t>(lut_column_blocks(c.n) * groups * 16));
-    build_luts(q.data(), c.m, groups, luts.data());
+    // the tables in this path's format (the portable builder's own format where it uses none)
+    build_luts(q.data(), c.m, groups, luts.data(),
+               kt.w1a8_tables == LutFormat::kNone ? LutFormat::kPlanes : kt.w1a8_tables);
     if (kt.build_luts) {  // this path's table builder against the portable one, byte for byte
       std::vector<uint8_t> own(luts.size(), 0xAB);
       kt.build_luts(q.data(), c.m, groups, own.data());
       expect(own == luts, "build_luts " + shape);
     }
-    expect(kt.build_luts != nullptr || !kt.w1a8_uses_luts, isa + " has a table builder where it uses tables");
+    expect(kt.build_luts != nullptr || kt.w1a8_tables == LutFormat::kNone, isa + " has a table builder where it uses tables");
     lut_weight_layout(wb.data(), c.n, words, wlut.data());
     kt.w1a8_linear(luts.data(), q.data(), rowsum.data(), step.data(), wlut.data(), alpha.data(), bias.data(), y.data(), 0, c.m,
                    0, c.n, c.n, groups);
