@@ -68,39 +68,16 @@ void table_row(const Table& t, int64_t r, float* out) {
   }
 }
 
-// sum of f(row[k]) in double, in 8 interleaved partial sums: one running sum is a chain of
-// dependent adds (4 cycles each), which had made LayerNorm 8% of a small encoder
-template <typename F>
-double sum_in_double(const float* row, int64_t h, F f) {
-  double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t k = 0;
-  for (; k + 8 <= h; k += 8)
-    for (int t = 0; t < 8; ++t) part[t] += f(row[k + t]);
-  for (; k < h; ++k) part[k % 8] += f(row[k]);
-  return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-}
-
-// The largest of row[0, n) (NaN never wins), in 8 partial maxima: no chain of dependent compares
-void layer_norm_rows(float* x, int64_t rows, int64_t h, const Norm& norm, float eps) {
-  for (int64_t r = 0; r < rows; ++r) {
-    float* row = x + r * h;
-    const double mean = sum_in_double(row, h, [](float v) { return static_cast<double>(v); }) / static_cast<double>(h);
-    const double squares = sum_in_double(row, h, [mean](float v) { return (v - mean) * (v - mean); });
-    const float inv = static_cast<float>(1.0 / std::sqrt(squares / static_cast<double>(h) + eps));
-    const float m = static_cast<float>(mean);
-    for (int64_t k = 0; k < h; ++k) row[k] = (row[k] - m) * inv * norm.weight[k] + norm.bias[k];
-  }
-}
-
 // LayerNorm's cost per element in tiles.h's work units: three passes in double (sum, squares,
 // the normalised write) and the residual add; a 128 x 384 block is then worth splitting.
 constexpr int64_t kNormWork = 32;
 
 // x = LayerNorm(x + residual), row-parallel
-void add_norm(float* x, const float* residual, int64_t rows, int64_t h, const Norm& norm, float eps, int threads) {
+void add_norm(const KernelTable& kernels, float* x, const float* residual, int64_t rows, int64_t h, const Norm& norm,
+              float eps, int threads) {
   run_rows(rows, 16, rows * h * kNormWork, threads, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0 * h; i < r1 * h; ++i) x[i] += residual[i];
-    layer_norm_rows(x + r0 * h, r1 - r0, h, norm, eps);
+    kernels.layer_norm_rows(x + r0 * h, r1 - r0, h, norm.weight, norm.bias, eps);
   });
 }
 
@@ -442,7 +419,7 @@ void encoder_forward(const EncoderModel& model, const KernelTable& kernels, cons
       // as BertEmbeddings: (word + token type) + position
       for (int64_t k = 0; k < H; ++k) out[k] = (out[k] + type_row[k]) + position[k];
     }
-    layer_norm_rows(hidden + r0 * H, r1 - r0, H, model.embedding_norm, model.eps);
+    kernels.layer_norm_rows(hidden + r0 * H, r1 - r0, H, model.embedding_norm.weight, model.embedding_norm.bias, model.eps);
   });
   }
   float* q = grow(ws.q, rows * H);
@@ -471,7 +448,7 @@ void encoder_forward(const EncoderModel& model, const KernelTable& kernels, cons
     timed_linear(kernels, layer.attention_output, context, rows, attended, threads, ws);
     {
       Phase phase(ws.profile, "residual + LayerNorm");
-      add_norm(attended, hidden, rows, H, layer.attention_norm, model.eps, threads);
+      add_norm(kernels, attended, hidden, rows, H, layer.attention_norm, model.eps, threads);
     }
     timed_linear(kernels, layer.ffn_in, attended, rows, inner, threads, ws);
     {
@@ -481,7 +458,7 @@ void encoder_forward(const EncoderModel& model, const KernelTable& kernels, cons
     timed_linear(kernels, layer.ffn_out, inner, rows, hidden, threads, ws);
     {
       Phase phase(ws.profile, "residual + LayerNorm");
-      add_norm(hidden, attended, rows, H, layer.output_norm, model.eps, threads);
+      add_norm(kernels, hidden, attended, rows, H, layer.output_norm, model.eps, threads);
     }
   }
 }
@@ -494,7 +471,7 @@ void mlm_logits(const EncoderModel& model, const KernelTable& kernels, const flo
   run_linear(kernels, model.head_dense, hidden, rows, transformed, threads, ws.linear);
   activate(kernels, transformed, rows * H, model.activation, threads);
   run_rows(rows, 16, rows * H * kNormWork, threads, [&](int64_t r0, int64_t r1) {
-    layer_norm_rows(transformed + r0 * H, r1 - r0, H, model.head_norm, model.eps);
+    kernels.layer_norm_rows(transformed + r0 * H, r1 - r0, H, model.head_norm.weight, model.head_norm.bias, model.eps);
   });
   // the decoder tied to the word table: blocks of table rows decoded to floats once, then a
   // float GEMM against every hidden row

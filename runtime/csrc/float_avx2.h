@@ -10,6 +10,7 @@
 
 #include "avx2_reduce.h"
 #include "float_approx.h"
+#include "layer_norm_rows.h"
 #include "gemm_panels.h"
 
 namespace bitmaps {
@@ -130,6 +131,35 @@ inline float row_max8(const float* row, int64_t n) {
   float top = lanes[0];
   for (int t = 1; t < 8; ++t) top = lanes[t] > top ? lanes[t] : top;
   return top;
+}
+
+// layer_norm_rows.h's loops: the kNormParts = 32 partial sums in 8 vectors of 4 doubles (the same
+// lanes and order as the portable loops: 8 independent chains), and the normalised write in float.
+inline void sum_parts8(const float* row, int64_t blocks, double mean, bool squares, double* part) {
+  static_assert(kNormParts == 32, "one vector of 4 doubles per 4 parts");
+  __m256d acc[8];
+  for (int a = 0; a < 8; ++a) acc[a] = _mm256_loadu_pd(part + 4 * a);
+  const __m256d m = _mm256_set1_pd(mean);
+  for (int64_t k = 0; k < blocks * 32; k += 32)
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      const __m256 v = _mm256_loadu_ps(row + k + 8 * q);
+      __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+      if (squares) {
+        a = _mm256_sub_pd(a, m), b = _mm256_sub_pd(b, m);
+        a = _mm256_mul_pd(a, a), b = _mm256_mul_pd(b, b);
+      }
+      acc[2 * q] = _mm256_add_pd(acc[2 * q], a), acc[2 * q + 1] = _mm256_add_pd(acc[2 * q + 1], b);
+    }
+  for (int a = 0; a < 8; ++a) _mm256_storeu_pd(part + 4 * a, acc[a]);
+}
+
+inline void normalize8(float* row, int64_t blocks, float mean, float inv, const float* weight, const float* bias) {
+  const __m256 m = _mm256_set1_ps(mean), s = _mm256_set1_ps(inv);
+  for (int64_t k = 0; k < blocks * 8; k += 8) {
+    const __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(row + k), m), s), _mm256_loadu_ps(weight + k));
+    _mm256_storeu_ps(row + k, _mm256_add_ps(v, _mm256_loadu_ps(bias + k)));
+  }
 }
 
 // exp(x) for x in float range (float_approx.h).

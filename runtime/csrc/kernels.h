@@ -89,6 +89,8 @@ struct KernelTable {
   void (*xnor_lut_linear)(const uint8_t* luts, const uint8_t* nibbles, const float* beta, const float* alpha,
                           const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n,
                           int64_t words, int64_t k);
+  // LayerNorm of rows x h in place (layer_norm_rows.h: the same bits on every path)
+  void (*layer_norm_rows)(float* x, int64_t rows, int64_t h, const float* weight, const float* bias, float eps);
 };
 
 extern const KernelTable kScalarKernels;

@@ -8,6 +8,7 @@
 #include "float_avx2.h"
 #include "kernels.h"
 #include "softmax_rows.h"
+#include "layer_norm_rows.h"
 #include "lut_tile_avx2.h"
 #include "quantize_avx2.h"
 #include "scalar_spans.h"
@@ -389,6 +390,7 @@ const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm_2x4, xnor_linear
                                   binary_weight_linear, quantize_rows_int8_avx2, lut_linear_avx2, LutFormat::kSplit6,
                                   sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_shifted, row_max8>,
                                   xnor_gemm_quads, pack_elastic, build_luts_avx2, build_xnor_luts_avx2,
-                                  xnor_lut_gemm_avx2, xnor_lut_linear_avx2};
+                                  xnor_lut_gemm_avx2, xnor_lut_linear_avx2,
+                                  layer_norm_rows_with<sum_parts8, normalize8>};
 
 }  // namespace bitmaps

@@ -199,7 +199,8 @@ const KernelTable& avx512_vnni_kernels(const KernelTable& avx2) {
   static const KernelTable table = {"avx512_vnni", avx2.pack_signs, xnor_gemm, xnor_linear,
                                     avx2.binary_weight_linear, avx2.quantize_rows_int8, w1a8_linear, LutFormat::kNone,
                                     avx2.sgemm_nt, avx2.sgemm_nn, avx2.sgemm_panel, avx2.unpack_panel, avx2.gelu,
-                                    avx2.softmax_rows, nullptr, avx2.pack_elastic, nullptr, nullptr, nullptr, nullptr};
+                                    avx2.softmax_rows, nullptr, avx2.pack_elastic, nullptr, nullptr, nullptr, nullptr,
+                                    avx2.layer_norm_rows};
   return table;
 }
 

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "float_approx.h"
+#include "layer_norm_rows.h"
 #include "int8_lut.h"
 #include "kernels.h"
 #include "softmax_rows.h"
@@ -387,7 +388,8 @@ const KernelTable& neon_kernels() {
   static const KernelTable table = {"neon", pack_signs, xnor_gemm_tiles<Counter>, xnor_linear_tiles<Counter>, binary_weight_linear,
                                     quantize_rows_int8_neon, w1a8_linear, LutFormat::kPlanes,
                                     sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_shifted, row_max8>,
-                                    nullptr, pack_elastic, build_plane_luts, nullptr, nullptr, nullptr};
+                                    nullptr, pack_elastic, build_plane_luts, nullptr, nullptr, nullptr,
+                                    layer_norm_rows_with<>};
   return table;
 }
 

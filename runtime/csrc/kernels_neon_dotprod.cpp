@@ -98,7 +98,8 @@ const KernelTable& neon_dotprod_kernels(const KernelTable& neon) {
   static const KernelTable table = {"neon_dotprod", neon.pack_signs, neon.xnor_gemm, neon.xnor_linear,
                                     neon.binary_weight_linear, neon.quantize_rows_int8, w1a8_linear, LutFormat::kNone,
                                     neon.sgemm_nt, neon.sgemm_nn, neon.sgemm_panel, neon.unpack_panel, neon.gelu,
-                                    neon.softmax_rows, nullptr, neon.pack_elastic, nullptr, nullptr, nullptr, nullptr};
+                                    neon.softmax_rows, nullptr, neon.pack_elastic, nullptr, nullptr, nullptr, nullptr,
+                                    neon.layer_norm_rows};
   return table;
 }
 

@@ -2,6 +2,7 @@
 // tested against (besides the pure-torch reference).
 #include "kernels.h"
 #include "softmax_rows.h"
+#include "layer_norm_rows.h"
 #include "int8_lut.h"
 #include "scalar_spans.h"
 
@@ -135,6 +136,7 @@ float exp_shifted(float* x, int64_t count, float shift) {
 const KernelTable kScalarKernels = {"scalar", pack_signs, xnor_gemm, xnor_linear, binary_weight_linear,
                                     quantize_rows_int8, lut_linear, LutFormat::kPlanes, sgemm_nt, sgemm_nn, sgemm_panel,
                                     unpack_panel, gelu, softmax_rows_with<exp_shifted>, nullptr,
-                                    pack_elastic_rows, build_plane_luts, nullptr, nullptr, nullptr};
+                                    pack_elastic_rows, build_plane_luts, nullptr, nullptr, nullptr,
+                                    layer_norm_rows_with<>};
 
 }  // namespace bitmaps

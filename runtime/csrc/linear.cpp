@@ -11,17 +11,20 @@
 namespace bitmaps {
 namespace {
 
-// The W1A1 lookup tables of m packed rows (xnor_lut.h), built over the pool (or, `prepared`, left
-// by the previous call on this scratch), or null where the path has no table-lookup kernels, the
-// layer no nibble layout, or k is too long for its int16 counts.
-const uint8_t* xnor_tables(const KernelTable& kernels, const uint64_t* bits, int64_t m, int64_t k,
-                           const uint8_t* nibbles, int threads, LinearScratch& s, bool prepared) {
-  if (!kernels.xnor_lut_linear || nibbles == nullptr || k >= 32768) return nullptr;
-  if (prepared) return s.xnor_luts.data();
+// Packs 1-bit inputs (pack(r0, r1) writes rows [r0, r1) into s.bits) and, where the path runs W1A1
+// by table lookup (xnor_lut.h: table-lookup kernels, a nibble layout, k < 32768), builds their
+// tables in the same task, while the block's bits are in L1: one pass over the pool, not two.
+// Returns the tables or null. `prepared`: the previous call on this scratch left both.
+template <typename Pack>
+const uint8_t* prepare_binary_inputs(const KernelTable& kernels, int64_t m, int64_t k, const uint8_t* nibbles,
+                                     int threads, LinearScratch& s, bool prepared, Pack pack) {
+  const bool tables = kernels.xnor_lut_linear && nibbles != nullptr && k < 32768;
+  if (prepared) return tables ? s.xnor_luts.data() : nullptr;
   const int64_t words = words_per_row(k);
-  uint8_t* luts = grow(s.xnor_luts, xnor_lut_bytes(m, k));
-  run_rows(m, 16, m * k * 4, threads, [&](int64_t r0, int64_t r1) {
-    kernels.build_xnor_luts(bits + r0 * words, r1 - r0, words, luts + xnor_lut_bytes(r0, k));
+  uint8_t* luts = tables ? grow(s.xnor_luts, xnor_lut_bytes(m, k)) : nullptr;
+  run_rows(m, 16, m * k * (tables ? 5 : 1), threads, [&](int64_t r0, int64_t r1) {
+    pack(r0, r1);
+    if (luts) kernels.build_xnor_luts(s.bits.data() + r0 * words, r1 - r0, words, luts + xnor_lut_bytes(r0, k));
   });
   return luts;
 }
@@ -32,11 +35,10 @@ void linear_front(const KernelTable& kernels, const LinearWeights& w, const floa
   const int64_t k = w.in, n = w.out, words = words_per_row(k);
   uint64_t* bits = grow(s.bits, m * words);
   int32_t* dots = grow(s.dots, m * n);
-  if (!inputs_prepared)
-    run_rows(m, 16, m * k, threads, [&](int64_t r0, int64_t r1) {
-      kernels.pack_elastic(x + r0 * k, r1 - r0, k, k, w.input_alpha, w.input_beta, two_set, bits + r0 * words);
-    });
-  const uint8_t* luts = xnor_tables(kernels, bits, m, k, w.nibble_layout(), threads, s, inputs_prepared);
+  const uint8_t* luts = prepare_binary_inputs(kernels, m, k, w.nibble_layout(), threads, s, inputs_prepared,
+                                              [&](int64_t r0, int64_t r1) {
+    kernels.pack_elastic(x + r0 * k, r1 - r0, k, k, w.input_alpha, w.input_beta, two_set, bits + r0 * words);
+  });
   run_tiles(m, n, m * n * words * 16, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     if (luts)
       kernels.xnor_lut_gemm(luts, w.nibbles.data(), dots, m0, m1, n0, n1, n, words, k);
@@ -128,11 +130,10 @@ void linear_w1a1(const KernelTable& kernels, const float* x, int64_t m, int64_t 
   float* beta = grow(s.row_scale, m);
   // binarize-and-pack the inputs with their mean |x| scale, then the popcount GEMM with the
   // scales and bias in its epilogue
-  if (!inputs_prepared)
-    run_rows(m, 16, m * k, threads, [&](int64_t r0, int64_t r1) {
-      kernels.pack_signs(x + r0 * k, r1 - r0, k, k, bits + r0 * words, beta + r0);
-    });
-  const uint8_t* luts = xnor_tables(kernels, bits, m, k, nibbles, threads, s, inputs_prepared);
+  const uint8_t* luts = prepare_binary_inputs(kernels, m, k, nibbles, threads, s, inputs_prepared,
+                                              [&](int64_t r0, int64_t r1) {
+    kernels.pack_signs(x + r0 * k, r1 - r0, k, k, bits + r0 * words, beta + r0);
+  });
   // work in float-add units: one 64-bit XOR-popcount word takes about as long as 16 adds
   run_tiles(m, n, m * n * words * 16, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     if (luts)

@@ -1,0 +1,60 @@
+// LayerNorm of rows in place, as the encoder defines it: the mean and the variance summed in
+// double, each as kNormParts interleaved partial sums combined in one fixed order (a running sum
+// is a chain of dependent adds, 4 cycles each: with 8 parts, AVX2's two vectors of 4 doubles were
+// still latency-bound), then (x - mean) * inv * weight + bias in float. A template over the file's
+// own loops over whole blocks (SumParts: kNormParts values, Normalize: 8): each instruction-set
+// file compiles it with its flags, with the same lanes and order, so every path gives the same bits
+// (the encoder's base flags had summed two doubles at a time). In an anonymous namespace, like
+// softmax_rows.h.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+namespace bitmaps {
+namespace {
+
+constexpr int kNormParts = 32;
+
+// part[t] += row[k + t] (squares: (row[k + t] - mean)^2) over whole blocks of kNormParts
+inline void sum_parts(const float* row, int64_t blocks, double mean, bool squares, double* part) {
+  for (int64_t k = 0; k < blocks * kNormParts; k += kNormParts)
+    for (int t = 0; t < kNormParts; ++t) {
+      const double v = row[k + t];
+      part[t] += squares ? (v - mean) * (v - mean) : v;
+    }
+}
+
+// row[k] = (row[k] - mean) * inv * weight[k] + bias[k] over whole blocks of 8
+inline void normalize_blocks(float* row, int64_t blocks, float mean, float inv, const float* weight,
+                             const float* bias) {
+  for (int64_t k = 0; k < blocks * 8; ++k) row[k] = (row[k] - mean) * inv * weight[k] + bias[k];
+}
+
+template <void (*SumParts)(const float*, int64_t, double, bool, double*) = sum_parts,
+          void (*Normalize)(float*, int64_t, float, float, const float*, const float*) = normalize_blocks>
+void layer_norm_rows_with(float* x, int64_t rows, int64_t h, const float* weight, const float* bias, float eps) {
+  const int64_t blocks = h / 8, sum_blocks = h / kNormParts;
+  const auto total = [&](const float* row, double mean, bool squares) {
+    double part[kNormParts] = {};
+    SumParts(row, sum_blocks, mean, squares, part);
+    for (int64_t k = sum_blocks * kNormParts; k < h; ++k) {
+      const double v = row[k];
+      part[k % kNormParts] += squares ? (v - mean) * (v - mean) : v;
+    }
+    for (int width = kNormParts / 2; width >= 1; width /= 2)  // halves folded onto each other
+      for (int t = 0; t < width; ++t) part[t] += part[t + width];
+    return part[0];
+  };
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = x + r * h;
+    const double mean = total(row, 0.0, false) / static_cast<double>(h);
+    const double squares = total(row, mean, true);
+    const float inv = static_cast<float>(1.0 / std::sqrt(squares / static_cast<double>(h) + eps));
+    const float m = static_cast<float>(mean);
+    Normalize(row, blocks, m, inv, weight, bias);
+    for (int64_t k = blocks * 8; k < h; ++k) row[k] = (row[k] - m) * inv * weight[k] + bias[k];
+  }
+}
+
+}  // namespace
+}  // namespace bitmaps
