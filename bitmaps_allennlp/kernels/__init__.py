@@ -69,9 +69,10 @@ class NativeWeights(NamedTuple):
     """A packed layer's operands as the native kernels take them, built once per layer
     (`native_weights`): numpy views sharing the tensors' memory, so the per-call cost is the
     input's conversion alone. `layout` is a derived weight layout, present when asked for: W1A8's
-    table-lookup layout (`"lut"`), which its entry point takes instead of `words`, or W1A1's nibble
-    layout (`"nibbles"`, csrc/xnor_lut.h), which its entry point takes beside them (`beside`): the
-    paths without table-lookup W1A1 kernels read the words."""
+    table-lookup layout (`"lut"`), which its entry point takes instead of `words`; W1A1's nibble
+    layout (`"nibbles"`, csrc/xnor_lut.h) or W1A32's panels (`"panels"`, csrc/linear.h), which
+    their entry points take beside them (`beside`): the paths without table-lookup W1A1 kernels
+    read the words, and W1A32 below 16 rows flips signs on the words."""
 
     words: np.ndarray
     alpha: np.ndarray
@@ -107,10 +108,15 @@ def native_weights(
         # 32-column blocks x (16 groups of 4 bits per word) x 32 bytes, one nibble each (csrc/xnor_lut.h)
         derived = np.empty(((n + 31) // 32, words_per_row(in_features) * 16 * 32), dtype=np.uint8)
         native.xnor_nibble_layout(words, in_features, derived)
+    elif layout == "panels":
+        n = packed_weight.size(0)
+        # 16-channel panels x in_features, bit j of entry (g, t) = sign bit t of channel 16g + j (csrc/linear.h)
+        derived = np.empty(((n + 15) // 16, in_features), dtype=np.uint16)
+        native.panel_layout(words, in_features, derived)
     elif layout is not None:
         raise ValueError(f"unknown native weight layout {layout!r}")
     return NativeWeights(
-        words, _floats(scale), _floats(bias), in_features, packed_weight.size(0), derived, layout == "nibbles"
+        words, _floats(scale), _floats(bias), in_features, packed_weight.size(0), derived, layout in ("nibbles", "panels")
     )
 
 

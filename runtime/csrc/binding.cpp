@@ -44,9 +44,10 @@ class Buffer {
                     (kind == 'q' && view_.itemsize == 8 && (std::strcmp(format, "q") == 0 || std::strcmp(format, "l") == 0)) ||
                     (kind == 'h' && view_.itemsize == 2 && std::strcmp(format, "e") == 0) ||
                     (kind == 'B' && view_.itemsize == 1 && std::strcmp(format, "B") == 0) ||
+                    (kind == 'H' && view_.itemsize == 2 && std::strcmp(format, "H") == 0) ||
                     (kind == 'b' && view_.itemsize == 1 && std::strcmp(format, "b") == 0);
     if (!ok) {
-      const char* expected = kind == 'f' ? "float32" : kind == 'u' ? "uint64" : kind == 'i' ? "int32" : kind == 'q' ? "int64" : kind == 'h' ? "float16" : kind == 'B' ? "uint8" : "int8";
+      const char* expected = kind == 'f' ? "float32" : kind == 'u' ? "uint64" : kind == 'i' ? "int32" : kind == 'q' ? "int64" : kind == 'h' ? "float16" : kind == 'B' ? "uint8" : kind == 'H' ? "uint16" : "int8";
       PyErr_Format(PyExc_TypeError, "%s must hold %s values (buffer format '%s')", name, expected, view_.format);
       return false;
     }
@@ -190,14 +191,24 @@ PyObject* binary_linear_w1a1(PyObject*, PyObject* args) {
   Py_RETURN_NONE;
 }
 
-// Binary weights, real activations.
+// Binary weights, real activations. With the weight's panel layout (optional last argument), many
+// rows run as a float GEMM on unpacked panels (linear.h's kUnpackRows), as the encoder's do.
 PyObject* binary_weight_linear(PyObject*, PyObject* args) {
+  PyObject* panels_obj;
   LinearArgs a;
-  if (!a.parse(args)) return nullptr;
+  if (!a.parse(args, &panels_obj)) return nullptr;
+  Buffer panels;
+  if (panels_obj != Py_None &&
+      (!panels.get(panels_obj, "panels", 'H', 2, false) ||
+       !check(panels.dim(0) == (a.n + 15) / 16 && panels.dim(1) == a.k,
+              "panels " + shape(panels, 2) + " does not match " + std::to_string(a.n) + " outputs of " +
+                  std::to_string(a.k) + " inputs")))
+    return nullptr;
+  const uint16_t* panels_ptr = panels_obj == Py_None ? nullptr : panels.data<uint16_t>();
   const KernelTable& kernels = bitmaps::active_kernels();
   Py_BEGIN_ALLOW_THREADS
   bitmaps::linear_w1a32(kernels, a.x.data<float>(), a.m, a.k, a.w.data<uint64_t>(), a.alpha.data<float>(), a.bias_ptr,
-                        a.n, a.out.data<float>(), a.threads);
+                        a.n, a.out.data<float>(), a.threads, panels_ptr);
   Py_END_ALLOW_THREADS
   Py_RETURN_NONE;
 }
@@ -225,6 +236,25 @@ PyObject* weight_layout(PyObject* args, int64_t group_bytes, void (*fill)(const 
 // W1A8's table-lookup layout (int8_lut.h) and W1A1's nibble layout (xnor_lut.h).
 PyObject* lut_weight_layout(PyObject*, PyObject* args) { return weight_layout(args, 16, bitmaps::lut_weight_layout); }
 PyObject* xnor_nibble_layout(PyObject*, PyObject* args) { return weight_layout(args, 32, bitmaps::xnor_nibble_layout); }
+
+// W1A32's panel layout (linear.h's build_panel_bits): (weight, k, out) with out uint16 of shape
+// (ceil(n / 16), k).
+PyObject* panel_layout(PyObject*, PyObject* args) {
+  PyObject *w_obj, *out_obj;
+  long long k;
+  if (!PyArg_ParseTuple(args, "OLO", &w_obj, &k, &out_obj)) return nullptr;
+  Buffer w, out;
+  if (!w.get(w_obj, "weight", 'u', 2, false) || !out.get(out_obj, "out", 'H', 2, true)) return nullptr;
+  const int64_t n = w.dim(0), words = w.dim(1);
+  if (!check(k > 0 && words == bitmaps::words_per_row(k), "weight " + shape(w, 2) + " does not hold rows of " + std::to_string(k) + " bits") ||
+      !check(out.dim(0) == (n + 15) / 16 && out.dim(1) == k,
+             "out has shape " + shape(out, 2) + ", expected (" + std::to_string((n + 15) / 16) + ", " + std::to_string(k) + ")"))
+    return nullptr;
+  Py_BEGIN_ALLOW_THREADS
+  bitmaps::build_panel_bits(w.data<uint64_t>(), n, k, out.data<uint16_t>());
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
 
 // W1A8 in one call: quantize each row to int8 (absmax per row), build its lookup tables when the
 // active path uses them, then the W1A8 GEMM with the scales and bias in its epilogue.
@@ -548,7 +578,9 @@ PyMethodDef kMethods[] = {
     {"binary_linear_w1a1", binary_linear_w1a1, METH_VARARGS,
      "binary_linear_w1a1(x, weight, alpha, bias_or_None, out, threads[, nibbles_or_None])"},
     {"xnor_nibble_layout", xnor_nibble_layout, METH_VARARGS, "xnor_nibble_layout(weight, k, out): W1A1 weight layout"},
-    {"binary_weight_linear", binary_weight_linear, METH_VARARGS, "binary_weight_linear(x, weight, alpha, bias_or_None, out, threads)"},
+    {"binary_weight_linear", binary_weight_linear, METH_VARARGS,
+     "binary_weight_linear(x, weight, alpha, bias_or_None, out, threads[, panels_or_None])"},
+    {"panel_layout", panel_layout, METH_VARARGS, "panel_layout(weight, k, out): W1A32 weight layout (uint16 panels)"},
     {"lut_weight_layout", lut_weight_layout, METH_VARARGS, "lut_weight_layout(weight, k, out): W1A8 weight layout"},
     {"binary_linear_w1a8", binary_linear_w1a8, METH_VARARGS, "binary_linear_w1a8(x, lut_weight, alpha, bias_or_None, out, threads)"},
     {"quantize_int8_rows", quantize_int8_rows, METH_VARARGS, "quantize_int8_rows(x, q_out, step_out): the active path's int8 quantizer"},

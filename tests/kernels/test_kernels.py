@@ -266,6 +266,35 @@ def test_w1a1_with_the_nibble_layout_equals_the_words_alone(path, m, n, k):
     assert torch.equal(got, kernels.run_native("binary_linear_w1a1", x, words_only))
 
 
+@pytest.mark.parametrize("m, n, k", [(16, 33, 100), (33, 70, 200), (40, 130, 1000)])
+def test_w1a32_with_panels_runs_the_float_gemm_and_matches_the_words(path, m, n, k):
+    # from 16 rows the panel layout runs a float GEMM on unpacked +-alpha panels (another sum
+    # order than the sign-flipping kernel on the words): both near the reference
+    if path == "reference":
+        pytest.skip("the panel layout is a native layout")
+    x, w, scale, bias = _operands(m, n, k)
+    packed = reference_pack(w)
+    with_panels = kernels.native_weights(packed, scale, bias, k, layout="panels")
+    words_only = kernels.native_weights(packed, scale, bias, k)
+    assert with_panels.beside and with_panels.layout.shape == ((n + 15) // 16, k)
+    got = kernels.run_native("binary_weight_linear", x, with_panels)
+    expected = reference.binary_weight_linear(x, packed, scale, bias, k)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(got, kernels.run_native("binary_weight_linear", x, words_only), rtol=1e-5, atol=1e-4)
+
+
+def test_w1a32_refuses_panels_of_another_shape():
+    native = kernels.native_module()
+    if native is None:
+        pytest.skip("no native extension")
+    x, w, scale, bias = _operands(20, 40, 100)
+    wrong = kernels.native_weights(reference_pack(w[:20]), scale[:20], None, 100, layout="panels").layout  # 2 panels, not 3
+    weights = kernels.native_weights(reference_pack(w), scale, bias, 100)
+    out = torch.empty(20, 40).numpy()
+    with pytest.raises(ValueError, match="panels"):
+        native.binary_weight_linear(x.numpy(), weights.words, weights.alpha, weights.bias, out, 1, wrong)
+
+
 def test_w1a1_refuses_a_nibble_layout_of_another_shape():
     native = kernels.native_module()
     if native is None:
