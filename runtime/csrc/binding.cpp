@@ -8,6 +8,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dispatch.h"
@@ -214,46 +215,51 @@ PyObject* binary_weight_linear(PyObject*, PyObject* args) {
 }
 
 // A derived weight layout, computed once per layer by the caller: (weight, k, out) with out of
-// shape (lut_column_blocks(n), lut_groups(k) * group_bytes), filled by `fill`.
-PyObject* weight_layout(PyObject* args, int64_t group_bytes, void (*fill)(const uint64_t*, int64_t, int64_t, uint8_t*)) {
+// element type T (`kind` as Buffer::get reads it) and the shape `dims(n, k)` gives, filled by
+// fill(weight, n, words, k, out).
+template <typename T, typename Dims, typename Fill>
+PyObject* weight_layout(PyObject* args, char kind, Dims dims, Fill fill) {
   PyObject *w_obj, *out_obj;
   long long k;
   if (!PyArg_ParseTuple(args, "OLO", &w_obj, &k, &out_obj)) return nullptr;
   Buffer w, out;
-  if (!w.get(w_obj, "weight", 'u', 2, false) || !out.get(out_obj, "out", 'B', 2, true)) return nullptr;
+  if (!w.get(w_obj, "weight", 'u', 2, false) || !out.get(out_obj, "out", kind, 2, true)) return nullptr;
   const int64_t n = w.dim(0), words = w.dim(1);
-  if (!check(k > 0 && words == bitmaps::words_per_row(k), "weight " + shape(w, 2) + " does not hold rows of " + std::to_string(k) + " bits") ||
-      !check(out.dim(0) == bitmaps::lut_column_blocks(n) && out.dim(1) == bitmaps::lut_groups(k) * group_bytes,
-             "out has shape " + shape(out, 2) + ", expected (" + std::to_string(bitmaps::lut_column_blocks(n)) + ", " +
-                 std::to_string(bitmaps::lut_groups(k) * group_bytes) + ")"))
+  if (!check(k > 0 && words == bitmaps::words_per_row(k), "weight " + shape(w, 2) + " does not hold rows of " + std::to_string(k) + " bits"))
+    return nullptr;
+  const std::pair<int64_t, int64_t> want = dims(n, static_cast<int64_t>(k));
+  if (!check(out.dim(0) == want.first && out.dim(1) == want.second,
+             "out has shape " + shape(out, 2) + ", expected (" + std::to_string(want.first) + ", " +
+                 std::to_string(want.second) + ")"))
     return nullptr;
   Py_BEGIN_ALLOW_THREADS
-  fill(w.data<uint64_t>(), n, words, out.data<uint8_t>());
+  fill(w.data<uint64_t>(), n, words, static_cast<int64_t>(k), out.data<T>());
   Py_END_ALLOW_THREADS
   Py_RETURN_NONE;
 }
 
-// W1A8's table-lookup layout (int8_lut.h) and W1A1's nibble layout (xnor_lut.h).
-PyObject* lut_weight_layout(PyObject*, PyObject* args) { return weight_layout(args, 16, bitmaps::lut_weight_layout); }
-PyObject* xnor_nibble_layout(PyObject*, PyObject* args) { return weight_layout(args, 32, bitmaps::xnor_nibble_layout); }
-
-// W1A32's panel layout (linear.h's build_panel_bits): (weight, k, out) with out uint16 of shape
-// (ceil(n / 16), k).
+// W1A8's table-lookup layout (int8_lut.h), W1A1's nibble layout (xnor_lut.h) and W1A32's panels
+// (linear.h: bit j of entry (g, t) is sign bit t of channel 16g + j).
+std::pair<int64_t, int64_t> group_blocks(int64_t n, int64_t k, int64_t group_bytes) {
+  return {bitmaps::lut_column_blocks(n), bitmaps::lut_groups(k) * group_bytes};
+}
+PyObject* lut_weight_layout(PyObject*, PyObject* args) {
+  return weight_layout<uint8_t>(args, 'B', [](int64_t n, int64_t k) { return group_blocks(n, k, 16); },
+                                [](const uint64_t* w, int64_t n, int64_t words, int64_t, uint8_t* out) {
+                                  bitmaps::lut_weight_layout(w, n, words, out);
+                                });
+}
+PyObject* xnor_nibble_layout(PyObject*, PyObject* args) {
+  return weight_layout<uint8_t>(args, 'B', [](int64_t n, int64_t k) { return group_blocks(n, k, 32); },
+                                [](const uint64_t* w, int64_t n, int64_t words, int64_t, uint8_t* out) {
+                                  bitmaps::xnor_nibble_layout(w, n, words, out);
+                                });
+}
 PyObject* panel_layout(PyObject*, PyObject* args) {
-  PyObject *w_obj, *out_obj;
-  long long k;
-  if (!PyArg_ParseTuple(args, "OLO", &w_obj, &k, &out_obj)) return nullptr;
-  Buffer w, out;
-  if (!w.get(w_obj, "weight", 'u', 2, false) || !out.get(out_obj, "out", 'H', 2, true)) return nullptr;
-  const int64_t n = w.dim(0), words = w.dim(1);
-  if (!check(k > 0 && words == bitmaps::words_per_row(k), "weight " + shape(w, 2) + " does not hold rows of " + std::to_string(k) + " bits") ||
-      !check(out.dim(0) == (n + 15) / 16 && out.dim(1) == k,
-             "out has shape " + shape(out, 2) + ", expected (" + std::to_string((n + 15) / 16) + ", " + std::to_string(k) + ")"))
-    return nullptr;
-  Py_BEGIN_ALLOW_THREADS
-  bitmaps::build_panel_bits(w.data<uint64_t>(), n, k, out.data<uint16_t>());
-  Py_END_ALLOW_THREADS
-  Py_RETURN_NONE;
+  return weight_layout<uint16_t>(args, 'H', [](int64_t n, int64_t k) { return std::make_pair((n + 15) / 16, k); },
+                                 [](const uint64_t* w, int64_t n, int64_t, int64_t k, uint16_t* out) {
+                                   bitmaps::build_panel_bits(w, n, k, out);
+                                 });
 }
 
 // W1A8 in one call: quantize each row to int8 (absmax per row), build its lookup tables when the

@@ -283,25 +283,15 @@ def test_w1a32_with_panels_runs_the_float_gemm_and_matches_the_words(path, m, n,
     torch.testing.assert_close(got, kernels.run_native("binary_weight_linear", x, words_only), rtol=1e-5, atol=1e-4)
 
 
-def test_w1a32_refuses_panels_of_another_shape():
+@pytest.mark.parametrize("kernel, layout", [("binary_weight_linear", "panels"), ("binary_linear_w1a1", "nibbles")])
+def test_a_derived_layout_of_another_shape_is_refused(kernel, layout):
     native = kernels.native_module()
     if native is None:
         pytest.skip("no native extension")
     x, w, scale, bias = _operands(20, 40, 100)
-    wrong = kernels.native_weights(reference_pack(w[:20]), scale[:20], None, 100, layout="panels").layout  # 2 panels, not 3
+    # built for 20 outputs: one 32-column block or two 16-channel panels, where 40 need two or three
+    wrong = kernels.native_weights(reference_pack(w[:20]), scale[:20], None, 100, layout=layout).layout
     weights = kernels.native_weights(reference_pack(w), scale, bias, 100)
     out = torch.empty(20, 40).numpy()
-    with pytest.raises(ValueError, match="panels"):
-        native.binary_weight_linear(x.numpy(), weights.words, weights.alpha, weights.bias, out, 1, wrong)
-
-
-def test_w1a1_refuses_a_nibble_layout_of_another_shape():
-    native = kernels.native_module()
-    if native is None:
-        pytest.skip("no native extension")
-    x, w, scale, bias = _operands(4, 40, 100)
-    wrong = kernels.native_weights(reference_pack(w[:20]), scale[:20], None, 100, layout="nibbles").layout  # 1 block, not 2
-    weights = kernels.native_weights(reference_pack(w), scale, bias, 100)
-    out = torch.empty(4, 40).numpy()
-    with pytest.raises(ValueError, match="nibbles"):
-        native.binary_linear_w1a1(x.numpy(), weights.words, weights.alpha, weights.bias, out, 1, wrong)
+    with pytest.raises(ValueError, match=layout):
+        getattr(native, kernel)(x.numpy(), weights.words, weights.alpha, weights.bias, out, 1, wrong)
