@@ -252,35 +252,37 @@ def test_the_int8_scale_is_one_correctly_rounded_division():
     assert np.array_equal(int8_scale(x)[:, 0].numpy(), expected)
 
 
+def _with_layout_and_words_alone(path, m, n, k, kernel, layout, layout_shape):
+    """`kernel` on a layer given the derived `layout` beside its words, and on the words alone."""
+    if path == "reference":
+        pytest.skip(f"the {layout} layout is a native layout")
+    x, w, scale, bias = _operands(m, n, k)
+    packed = reference_pack(w)
+    with_layout = kernels.native_weights(packed, scale, bias, k, layout=layout)
+    assert with_layout.beside and with_layout.layout.shape == layout_shape
+    words_only = kernels.native_weights(packed, scale, bias, k)
+    operands = (x, packed, scale, bias)
+    return operands, kernels.run_native(kernel, x, with_layout), kernels.run_native(kernel, x, words_only)
+
+
 @pytest.mark.parametrize("m, n, k", SHAPES)
 def test_w1a1_with_the_nibble_layout_equals_the_words_alone(path, m, n, k):
     # the table-lookup kernels (where the path has them) against the XOR-popcount ones, bit for bit
-    if path == "reference":
-        pytest.skip("the nibble layout is a native layout")
-    x, w, scale, bias = _operands(m, n, k)
-    packed = reference_pack(w)
-    with_nibbles = kernels.native_weights(packed, scale, bias, k, layout="nibbles")
-    words_only = kernels.native_weights(packed, scale, bias, k)
-    assert with_nibbles.beside and with_nibbles.layout.shape == ((n + 31) // 32, ((k + 63) // 64) * 16 * 32)
-    got = kernels.run_native("binary_linear_w1a1", x, with_nibbles)
-    assert torch.equal(got, kernels.run_native("binary_linear_w1a1", x, words_only))
+    _, got, words_only = _with_layout_and_words_alone(
+        path, m, n, k, "binary_linear_w1a1", "nibbles", ((n + 31) // 32, ((k + 63) // 64) * 16 * 32)
+    )
+    assert torch.equal(got, words_only)
 
 
 @pytest.mark.parametrize("m, n, k", [(16, 33, 100), (33, 70, 200), (40, 130, 1000)])
 def test_w1a32_with_panels_runs_the_float_gemm_and_matches_the_words(path, m, n, k):
     # from 16 rows the panel layout runs a float GEMM on unpacked +-alpha panels (another sum
     # order than the sign-flipping kernel on the words): both near the reference
-    if path == "reference":
-        pytest.skip("the panel layout is a native layout")
-    x, w, scale, bias = _operands(m, n, k)
-    packed = reference_pack(w)
-    with_panels = kernels.native_weights(packed, scale, bias, k, layout="panels")
-    words_only = kernels.native_weights(packed, scale, bias, k)
-    assert with_panels.beside and with_panels.layout.shape == ((n + 15) // 16, k)
-    got = kernels.run_native("binary_weight_linear", x, with_panels)
-    expected = reference.binary_weight_linear(x, packed, scale, bias, k)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)
-    torch.testing.assert_close(got, kernels.run_native("binary_weight_linear", x, words_only), rtol=1e-5, atol=1e-4)
+    (x, packed, scale, bias), got, words_only = _with_layout_and_words_alone(
+        path, m, n, k, "binary_weight_linear", "panels", ((n + 15) // 16, k)
+    )
+    torch.testing.assert_close(got, reference.binary_weight_linear(x, packed, scale, bias, k), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(got, words_only, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("kernel, layout", [("binary_weight_linear", "panels"), ("binary_linear_w1a1", "nibbles")])
