@@ -72,7 +72,8 @@ class NativeWeights(NamedTuple):
     table-lookup layout (`"lut"`), which its entry point takes instead of `words`; W1A1's nibble
     layout (`"nibbles"`, csrc/xnor_lut.h) or W1A32's panels (`"panels"`, csrc/linear.h), which
     their entry points take beside them (`beside`): the paths without table-lookup W1A1 kernels
-    read the words, and W1A32 below 16 rows flips signs on the words."""
+    read the words (for them no nibble layout is built: `layout` stays None), and W1A32 below 16
+    rows flips signs on the words."""
 
     words: np.ndarray
     alpha: np.ndarray
@@ -103,7 +104,7 @@ def native_weights(
         # 32-column blocks x (16 groups of 4 bits per word) x 16 bytes (csrc/int8_lut.h)
         derived = np.empty(((n + 31) // 32, words_per_row(in_features) * 16 * 16), dtype=np.uint8)
         native.lut_weight_layout(words, in_features, derived)
-    elif layout == "nibbles":
+    elif layout == "nibbles" and native.reads_nibble_layout():
         n = packed_weight.size(0)
         # 32-column blocks x (16 groups of 4 bits per word) x 32 bytes, one nibble each (csrc/xnor_lut.h)
         derived = np.empty(((n + 31) // 32, words_per_row(in_features) * 16 * 32), dtype=np.uint8)
@@ -113,7 +114,7 @@ def native_weights(
         # 16-channel panels x in_features, bit j of entry (g, t) = sign bit t of channel 16g + j (csrc/linear.h)
         derived = np.empty(((n + 15) // 16, in_features), dtype=np.uint16)
         native.panel_layout(words, in_features, derived)
-    elif layout is not None:
+    elif layout not in (None, "nibbles"):
         raise ValueError(f"unknown native weight layout {layout!r}")
     return NativeWeights(
         words, _floats(scale), _floats(bias), in_features, packed_weight.size(0), derived, layout in ("nibbles", "panels")

@@ -318,7 +318,7 @@ struct ModelHandle {
   std::vector<PyObject*> arrays;  // referenced for as long as the model lives
   bitmaps::Workspace workspace;
   std::mutex busy;  // one forward at a time per model (the workspace is shared)
-  bool prepared = false;
+  const KernelTable* prepared_for = nullptr;  // null until prepared, and after a setter changed the model
   std::vector<char> error;
   ~ModelHandle() {
     for (PyObject* array : arrays) Py_DECREF(array);
@@ -338,7 +338,7 @@ template <typename T>
 const T* keep(ModelHandle* handle, PyObject* obj, const Buffer& buffer) {
   Py_INCREF(obj);
   handle->arrays.push_back(obj);
-  handle->prepared = false;
+  handle->prepared_for = nullptr;
   return buffer.data<T>();
 }
 
@@ -447,18 +447,23 @@ PyObject* model_quantizers(PyObject*, PyObject* args) {
     return nullptr;
   ModelHandle* handle = handle_of(capsule);
   if (handle == nullptr || !built(bitmaps::set_quantizers(handle->model, layer, modes, alpha, beta))) return nullptr;
-  handle->prepared = false;
+  handle->prepared_for = nullptr;
   Py_RETURN_NONE;
 }
 
-bool ensure_prepared(ModelHandle* handle) {
-  if (handle->prepared) return true;
+// Prepares the model for `kernels` once, and again when the path changed to one that needs
+// derived layouts the first lacked (or no longer needs them): the layouts follow the path.
+bool ensure_prepared(ModelHandle* handle, const KernelTable& kernels) {
+  if (handle->prepared_for && bitmaps::reads_nibble_layout(*handle->prepared_for) == bitmaps::reads_nibble_layout(kernels))
+    return true;
+  std::lock_guard<std::mutex> lock(handle->busy);  // a forward in another thread reads the layouts
   const char* error = nullptr;
-  if (!handle->model.prepare(&error, &handle->error)) {
+  handle->prepared_for = nullptr;
+  if (!handle->model.prepare(kernels, &error, &handle->error)) {
     PyErr_Format(PyExc_ValueError, "incomplete encoder model: %s", error);
     return false;
   }
-  handle->prepared = true;
+  handle->prepared_for = &kernels;
   return true;
 }
 
@@ -466,7 +471,7 @@ PyObject* model_prepare(PyObject*, PyObject* args) {
   PyObject* capsule;
   if (!PyArg_ParseTuple(args, "O", &capsule)) return nullptr;
   ModelHandle* handle = handle_of(capsule);
-  if (handle == nullptr || !ensure_prepared(handle)) return nullptr;
+  if (handle == nullptr || !ensure_prepared(handle, bitmaps::active_kernels())) return nullptr;
   Py_RETURN_NONE;
 }
 
@@ -476,7 +481,8 @@ PyObject* model_forward(PyObject*, PyObject* args) {
   int threads;
   if (!PyArg_ParseTuple(args, "OOOOOi", &capsule, &ids_obj, &mask_obj, &types_obj, &out_obj, &threads)) return nullptr;
   ModelHandle* handle = handle_of(capsule);
-  if (handle == nullptr || !ensure_prepared(handle)) return nullptr;
+  const KernelTable& kernels = bitmaps::active_kernels();  // one path for the preparation and the run
+  if (handle == nullptr || !ensure_prepared(handle, kernels)) return nullptr;
   const bitmaps::EncoderModel& m = handle->model;
   Buffer ids, mask, types, out;
   if (!ids.get(ids_obj, "token_ids", 'q', 2, false) || !mask.get(mask_obj, "mask", 'i', 2, false) ||
@@ -501,7 +507,6 @@ PyObject* model_forward(PyObject*, PyObject* args) {
                "token id " + std::to_string(ids.data<int64_t>()[i]) + " is outside the vocabulary of " + std::to_string(m.vocab)))
       return nullptr;
   if (batch * seq == 0) Py_RETURN_NONE;
-  const KernelTable& kernels = bitmaps::active_kernels();
   Py_BEGIN_ALLOW_THREADS
   std::lock_guard<std::mutex> lock(handle->busy);
   bitmaps::encoder_forward(m, kernels, ids.data<int64_t>(), mask.data<int32_t>(), type_ptr, batch, seq, out.data<float>(),
@@ -516,7 +521,8 @@ PyObject* model_logits(PyObject*, PyObject* args) {
   int threads;
   if (!PyArg_ParseTuple(args, "OOOi", &capsule, &hidden_obj, &out_obj, &threads)) return nullptr;
   ModelHandle* handle = handle_of(capsule);
-  if (handle == nullptr || !ensure_prepared(handle)) return nullptr;
+  const KernelTable& kernels = bitmaps::active_kernels();  // one path for the preparation and the run
+  if (handle == nullptr || !ensure_prepared(handle, kernels)) return nullptr;
   const bitmaps::EncoderModel& m = handle->model;
   if (!check(m.has_head, "this model has no masked-LM head")) return nullptr;
   Buffer hidden, out;
@@ -526,7 +532,6 @@ PyObject* model_logits(PyObject*, PyObject* args) {
       !check(out.dim(0) == rows && out.dim(1) == m.vocab, "out must be (rows, vocab_size)"))
     return nullptr;
   if (rows == 0) Py_RETURN_NONE;
-  const KernelTable& kernels = bitmaps::active_kernels();
   Py_BEGIN_ALLOW_THREADS
   std::lock_guard<std::mutex> lock(handle->busy);
   bitmaps::mlm_logits(m, kernels, hidden.data<float>(), rows, out.data<float>(), threads, handle->workspace);
@@ -557,6 +562,8 @@ PyObject* model_profile(PyObject*, PyObject* args) {
 
 PyObject* isa(PyObject*, PyObject*) { return PyUnicode_FromString(bitmaps::active_kernels().isa); }
 
+PyObject* reads_nibble_layout(PyObject*, PyObject*) { return PyBool_FromLong(bitmaps::reads_nibble_layout(bitmaps::active_kernels())); }
+
 PyObject* default_isa(PyObject*, PyObject*) { return PyUnicode_FromString(bitmaps::default_kernels()->isa); }
 
 PyObject* available_isas(PyObject*, PyObject*) {
@@ -584,6 +591,7 @@ PyMethodDef kMethods[] = {
     {"binary_linear_w1a1", binary_linear_w1a1, METH_VARARGS,
      "binary_linear_w1a1(x, weight, alpha, bias_or_None, out, threads[, nibbles_or_None])"},
     {"xnor_nibble_layout", xnor_nibble_layout, METH_VARARGS, "xnor_nibble_layout(weight, k, out): W1A1 weight layout"},
+    {"reads_nibble_layout", reads_nibble_layout, METH_NOARGS, "whether the kernel path in use reads W1A1's nibble layout"},
     {"binary_weight_linear", binary_weight_linear, METH_VARARGS,
      "binary_weight_linear(x, weight, alpha, bias_or_None, out, threads[, panels_or_None])"},
     {"panel_layout", panel_layout, METH_VARARGS, "panel_layout(weight, k, out): W1A32 weight layout (uint16 panels)"},

@@ -320,11 +320,11 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
   kernels.sgemm_nn(scores, seq, s.v.values.data(), d, context, H, 0, seq, d, seq);
 }
 
-bool prepare_linear(LinearWeights& w, int64_t in, int64_t out, const char* name, int64_t layer, const char** error,
-                    std::vector<char>* where) {
+bool prepare_linear(LinearWeights& w, int64_t in, int64_t out, const char* name, int64_t layer, const KernelTable& kernels,
+                    const char** error, std::vector<char>* where) {
   const char* problem = nullptr;
   if (w.in != in || w.out != out) problem = "has the wrong shape or was never set";
-  else if (!w.prepare(&problem)) {}
+  else if (!w.prepare(&problem, kernels)) {}
   if (problem == nullptr) return true;
   const std::string text = (layer >= 0 ? "layer " + std::to_string(layer) + " " : std::string()) + name + ": " + problem;
   where->assign(text.begin(), text.end());
@@ -370,7 +370,7 @@ void Profile::add(const char* phase, double value) {
   seconds.emplace_back(phase, value);
 }
 
-bool EncoderModel::prepare(const char** error, std::vector<char>* where) {
+bool EncoderModel::prepare(const KernelTable& kernels, const char** error, std::vector<char>* where) {
   auto fail = [&](const std::string& text) {
     where->assign(text.begin(), text.end());
     where->push_back('\0');
@@ -386,18 +386,18 @@ bool EncoderModel::prepare(const char** error, std::vector<char>* where) {
   for (int64_t l = 0; l < static_cast<int64_t>(layers.size()); ++l) {
     Layer& layer = layers[l];
     const int64_t H = hidden, I = intermediate;
-    if (!prepare_linear(layer.query, H, H, "query", l, error, where) ||
-        !prepare_linear(layer.key, H, H, "key", l, error, where) ||
-        !prepare_linear(layer.value, H, H, "value", l, error, where) ||
-        !prepare_linear(layer.attention_output, H, H, "attention output", l, error, where) ||
-        !prepare_linear(layer.ffn_in, H, I, "ffn in", l, error, where) ||
-        !prepare_linear(layer.ffn_out, I, H, "ffn out", l, error, where))
+    if (!prepare_linear(layer.query, H, H, "query", l, kernels, error, where) ||
+        !prepare_linear(layer.key, H, H, "key", l, kernels, error, where) ||
+        !prepare_linear(layer.value, H, H, "value", l, kernels, error, where) ||
+        !prepare_linear(layer.attention_output, H, H, "attention output", l, kernels, error, where) ||
+        !prepare_linear(layer.ffn_in, H, I, "ffn in", l, kernels, error, where) ||
+        !prepare_linear(layer.ffn_out, I, H, "ffn out", l, kernels, error, where))
       return false;
     if (!layer.attention_norm.weight || !layer.output_norm.weight)
       return fail("layer " + std::to_string(l) + ": a LayerNorm is missing");
   }
   if (has_head) {
-    if (!prepare_linear(head_dense, hidden, hidden, "head dense", -1, error, where)) return false;
+    if (!prepare_linear(head_dense, hidden, hidden, "head dense", -1, kernels, error, where)) return false;
     if (!head_norm.weight || !head_norm.bias || !decoder_bias) return fail("head: LayerNorm or decoder bias is missing");
   }
   return true;

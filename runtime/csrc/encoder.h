@@ -59,8 +59,10 @@ struct EncoderModel {
   Norm head_norm;
   const float* decoder_bias = nullptr;  // vocab
 
-  // Derived data of every linear; false (with *error naming the part) if something is missing.
-  bool prepare(const char** error, std::vector<char>* where);
+  // Derived data of every linear that `kernels` read; false (with *error naming the part) if
+  // something is missing. Other paths run a model prepared for one path (the derived layouts they
+  // lack have fallbacks: see LinearWeights::nibbles).
+  bool prepare(const KernelTable& kernels, const char** error, std::vector<char>* where);
 };
 
 // Where a forward pass spends its time, by phase, when `enabled` (BITMAPS_PROFILE=1 in the

@@ -93,6 +93,11 @@ struct KernelTable {
   void (*layer_norm_rows)(float* x, int64_t rows, int64_t h, const float* weight, const float* bias, float eps);
 };
 
+// Whether the path reads W1A1 weights in the nibble layout: LinearWeights::prepare builds that
+// layout (2 bits per weight beside the 1-bit words) only for such a path, so the paths without
+// table-lookup W1A1 kernels (NEON, AVX-512, scalar) do not carry it.
+inline bool reads_nibble_layout(const KernelTable& kernels) { return kernels.xnor_lut_linear != nullptr; }
+
 extern const KernelTable kScalarKernels;
 #if defined(BITMAPS_HAVE_AVX2)
 extern const KernelTable kAvx2Kernels;

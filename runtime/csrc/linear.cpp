@@ -66,7 +66,7 @@ void linear_front(const KernelTable& kernels, const LinearWeights& w, const floa
 void linear_w1a32_unpacked(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const uint16_t* panel_bits,
                            const float* alpha, const float* bias, int64_t n, float* y, int threads);
 
-bool LinearWeights::prepare(const char** error) {
+bool LinearWeights::prepare(const char** error, const KernelTable& kernels) {
   if (in <= 0 || out <= 0) return *error = "a linear needs positive in and out features", false;
   if (scheme == Scheme::kDense) {
     if (dense == nullptr) return *error = "a dense linear needs its weight", false;
@@ -99,9 +99,11 @@ bool LinearWeights::prepare(const char** error) {
     panel_bits.assign(static_cast<size_t>(plane * planes()), 0);
     for (int p = 0; p < planes(); ++p) build_panel_bits(words + p * out * nwords, out, in, panel_bits.data() + p * plane);
   }
-  if (binary_inputs()) {
+  if (binary_inputs() && reads_nibble_layout(kernels)) {
     nibbles.assign(static_cast<size_t>(xnor_nibble_bytes(out, in)), 0);
     xnor_nibble_layout(words, out, nwords, nibbles.data());
+  } else {
+    std::vector<uint8_t>().swap(nibbles);  // a model prepared again for another path frees it
   }
   if (uses_lut()) {
     const int64_t plane_bytes = lut_column_blocks(out) * lut_groups(in) * 16;

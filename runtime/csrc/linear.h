@@ -48,8 +48,8 @@ struct LinearWeights {
   // W1A32 / W1.58A32: the signs regrouped for the float GEMM, per plane, 16 channels at a time:
   // entry (g * in + t) holds bit t of channels 16g..16g+15 (bit j = channel 16g + j)
   std::vector<uint16_t> panel_bits;
-  // 1-bit inputs: the signs in the nibble layout (xnor_lut.h) for the paths with table-lookup
-  // W1A1 kernels
+  // 1-bit inputs: the signs in the nibble layout (xnor_lut.h), built only when prepared for a path
+  // that reads it (reads_nibble_layout); without it every path runs the XOR-popcount kernels
   std::vector<uint8_t> nibbles;
   const uint8_t* nibble_layout() const { return nibbles.empty() ? nullptr : nibbles.data(); }
 
@@ -58,8 +58,9 @@ struct LinearWeights {
   bool binary_inputs() const {
     return scheme == Scheme::kW1A1 || scheme == Scheme::kW1A1Elastic || scheme == Scheme::kW1A1TwoSet;
   }
-  // Builds the derived data; false (with *error set) if the fields do not make a layer.
-  bool prepare(const char** error);
+  // Builds the derived data that `kernels` read; false (with *error set) if the fields do not
+  // make a layer.
+  bool prepare(const char** error, const KernelTable& kernels);
 };
 
 // y (m x out) = the layer applied to x (m x in, row stride in). `inputs_prepared`: the previous

@@ -148,7 +148,7 @@ int main(int argc, char** argv) {
   }
   const char* error = nullptr;
   std::vector<char> where;
-  if (!model.prepare(&error, &where)) {
+  if (!model.prepare(active_kernels(), &error, &where)) {  // the other paths run it with their fallbacks
     std::fprintf(stderr, "model: %s\n", error);
     return 1;
   }

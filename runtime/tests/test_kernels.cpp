@@ -325,7 +325,7 @@ void test_schemes(const KernelTable& kt) {
   LinearWeights ternary;
   ternary.scheme = Scheme::kW158A32, ternary.in = k, ternary.out = n, ternary.words = wb.data(), ternary.scale = scale.data(),
   ternary.bias = bias.data();
-  expect(ternary.prepare(&error), "prepare ternary");
+  expect(ternary.prepare(&error, kt), "prepare ternary");
   run_linear(kt, ternary, x.data(), m, y.data(), 2, scratch);
   std::vector<float> half(scale.size());
   for (size_t j = 0; j < half.size(); ++j) half[j] = scale[j] * 0.5f;
@@ -351,7 +351,7 @@ void test_schemes(const KernelTable& kt) {
   LinearWeights two_set;
   two_set.scheme = Scheme::kW1A1TwoSet, two_set.in = k, two_set.out = n, two_set.words = wb.data(), two_set.scale = scale.data(),
   two_set.bias = bias.data(), two_set.input_alpha = 0.7f, two_set.input_beta = 0.1f;
-  expect(two_set.prepare(&error), "prepare two-set");
+  expect(two_set.prepare(&error, kt), "prepare two-set");
   run_linear(kt, two_set, x.data(), m, y.data(), 2, scratch);
   ok = true;
   for (int64_t i = 0; i < m; ++i)
@@ -375,7 +375,7 @@ void test_schemes(const KernelTable& kt) {
         layer->scheme = scheme, layer->in = k, layer->out = n, layer->scale = scale.data(), layer->bias = bias.data(),
         layer->input_alpha = 0.7f, layer->input_beta = 0.1f;
       first.words = wb.data(), second.words = wb.data() + n * words;
-      expect(first.prepare(&error) && second.prepare(&error), "prepare shared 1-bit inputs");
+      expect(first.prepare(&error, kt) && second.prepare(&error, kt), "prepare shared 1-bit inputs");
       expect(shares_prepared_inputs(first, second), std::string(kt.isa) + " same binarizer shares inputs");
       std::vector<float> shared(y.size()), alone(y.size());
       LinearScratch reused, fresh;
@@ -383,6 +383,16 @@ void test_schemes(const KernelTable& kt) {
       run_linear(kt, second, x.data(), m, shared.data(), 2, reused, true);
       run_linear(kt, second, x.data(), m, alone.data(), 2, fresh);
       expect(shared == alone && shared != y, std::string(kt.isa) + " shared 1-bit inputs equal a fresh preparation");
+      // the nibble layout only where the path reads it; a layer prepared for the scalar path (no
+      // nibbles) runs on this one with its XOR-popcount kernels, to the same bits
+      expect((second.nibble_layout() != nullptr) == reads_nibble_layout(kt), std::string(kt.isa) + " nibbles where read");
+      LinearWeights scalar_prepared = second;
+      expect(scalar_prepared.prepare(&error, kScalarKernels) && scalar_prepared.nibble_layout() == nullptr,
+             "prepared for scalar: no nibbles");
+      std::vector<float> other(y.size());
+      LinearScratch other_scratch;
+      run_linear(kt, scalar_prepared, x.data(), m, other.data(), 2, other_scratch);
+      expect(other == alone, std::string(kt.isa) + " a layer prepared for another path runs to the same bits");
       second.input_beta = 0.2f;
       expect(scheme == Scheme::kW1A1 ? shares_prepared_inputs(first, second) : !shares_prepared_inputs(first, second),
              std::string(kt.isa) + " sharing follows the binarizer's parameters");
@@ -396,7 +406,7 @@ void test_schemes(const KernelTable& kt) {
     auto bwb = pack(bw, bn, bk);
     LinearWeights big;
     big.scheme = Scheme::kW1A8, big.in = bk, big.out = bn, big.words = bwb.data(), big.scale = scale.data(), big.bias = bias.data();
-    expect(big.prepare(&error), "prepare w1a8 large");
+    expect(big.prepare(&error, kt), "prepare w1a8 large");
     for (int threads : {1, 2}) {
       LinearScratch fresh;
       std::vector<float> by(static_cast<size_t>(bm * bn));
@@ -414,7 +424,7 @@ void test_schemes(const KernelTable& kt) {
   // a layer with missing parts is refused, not run
   LinearWeights broken;
   broken.scheme = Scheme::kW1A8, broken.in = k, broken.out = n;
-  expect(!broken.prepare(&error) && error != nullptr, "missing words refused");
+  expect(!broken.prepare(&error, kt) && error != nullptr, "missing words refused");
 }
 
 }  // namespace

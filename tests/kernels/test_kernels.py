@@ -259,19 +259,44 @@ def _with_layout_and_words_alone(path, m, n, k, kernel, layout, layout_shape):
     x, w, scale, bias = _operands(m, n, k)
     packed = reference_pack(w)
     with_layout = kernels.native_weights(packed, scale, bias, k, layout=layout)
-    assert with_layout.beside and with_layout.layout.shape == layout_shape
+    assert with_layout.beside
+    assert (with_layout.layout is None) if layout_shape is None else (with_layout.layout.shape == layout_shape)
     words_only = kernels.native_weights(packed, scale, bias, k)
     operands = (x, packed, scale, bias)
     return operands, kernels.run_native(kernel, x, with_layout), kernels.run_native(kernel, x, words_only)
 
 
+# the paths with table-lookup W1A1 kernels: only they get the nibble layout (2 bits per weight)
+NIBBLE_PATHS = {"avx2"}
+
+
 @pytest.mark.parametrize("m, n, k", SHAPES)
 def test_w1a1_with_the_nibble_layout_equals_the_words_alone(path, m, n, k):
-    # the table-lookup kernels (where the path has them) against the XOR-popcount ones, bit for bit
-    _, got, words_only = _with_layout_and_words_alone(
-        path, m, n, k, "binary_linear_w1a1", "nibbles", ((n + 31) // 32, ((k + 63) // 64) * 16 * 32)
-    )
+    # the table-lookup kernels (where the path has them) against the XOR-popcount ones, bit for bit;
+    # the other paths are not given the layout they would not read
+    shape = ((n + 31) // 32, ((k + 63) // 64) * 16 * 32) if path in NIBBLE_PATHS else None
+    _, got, words_only = _with_layout_and_words_alone(path, m, n, k, "binary_linear_w1a1", "nibbles", shape)
     assert torch.equal(got, words_only)
+
+
+def test_a_layer_built_for_one_path_runs_on_another():
+    # native weights built where the nibble layout is read run on a path without it, and the other
+    # way round (the words are always there): the same integers either way
+    native = kernels.native_module()
+    if native is None or not NIBBLE_PATHS & set(PATHS):
+        pytest.skip("no path with the nibble layout here")
+    x, w, scale, bias = _operands(9, 70, 200)
+    packed = reference_pack(w)
+    built = {}
+    for path in ("scalar", *NIBBLE_PATHS):
+        with selected_kernel_path(path):
+            built[path] = kernels.native_weights(packed, scale, bias, 200, layout="nibbles")
+    assert built["scalar"].layout is None and all(built[p].layout is not None for p in NIBBLE_PATHS)
+    expected = reference.binary_linear_w1a1(x, packed, scale, bias, 200)
+    for run_on in ("scalar", *NIBBLE_PATHS):
+        with selected_kernel_path(run_on):
+            for weights in built.values():
+                torch.testing.assert_close(kernels.run_native("binary_linear_w1a1", x, weights), expected, rtol=1e-6, atol=1e-5)
 
 
 @pytest.mark.parametrize("m, n, k", [(16, 33, 100), (33, 70, 200), (40, 130, 1000)])
@@ -290,9 +315,12 @@ def test_a_derived_layout_of_another_shape_is_refused(kernel, layout):
     native = kernels.native_module()
     if native is None:
         pytest.skip("no native extension")
+    if layout == "nibbles" and not NIBBLE_PATHS & set(PATHS):
+        pytest.skip("no path here reads the nibble layout")
     x, w, scale, bias = _operands(20, 40, 100)
     # built for 20 outputs: one 32-column block or two 16-channel panels, where 40 need two or three
-    wrong = kernels.native_weights(reference_pack(w[:20]), scale[:20], None, 100, layout=layout).layout
+    with selected_kernel_path(sorted(NIBBLE_PATHS & set(PATHS))[0] if layout == "nibbles" else kernels.backend()):
+        wrong = kernels.native_weights(reference_pack(w[:20]), scale[:20], None, 100, layout=layout).layout
     weights = kernels.native_weights(reference_pack(w), scale, bias, 100)
     out = torch.empty(20, 40).numpy()
     with pytest.raises(ValueError, match=layout):
