@@ -27,6 +27,18 @@ void check(const std::string& problem) {
   }
 }
 
+// The model prepared for the path that will run it, on revisions from a319542 (prepare takes
+// the kernel table); the earlier ones prepare without it (the overload taking `long`).
+template <typename Model>
+auto prepare_model(Model& m, const char** error, std::vector<char>* where, int)
+    -> decltype(m.prepare(active_kernels(), error, where)) {
+  return m.prepare(active_kernels(), error, where);
+}
+template <typename Model>
+bool prepare_model(Model& m, const char** error, std::vector<char>* where, long) {
+  return m.prepare(error, where);
+}
+
 double forward_ms(int64_t hidden, int64_t layers, int scheme, int threads, int calls) {
   const int64_t heads = hidden / 64, inter = 4 * hidden, vocab = 1000, positions = 512, seq = 128;
   std::mt19937_64 rng(1);
@@ -73,7 +85,7 @@ double forward_ms(int64_t hidden, int64_t layers, int scheme, int threads, int c
   }
   const char* error = nullptr;
   std::vector<char> where;
-  if (!m.prepare(&error, &where)) check(std::string("prepare: ") + (error ? error : "?"));
+  if (!prepare_model(m, &error, &where, 0)) check(std::string("prepare: ") + (error ? error : "?"));
   std::vector<int64_t> ids(seq);
   for (int64_t t = 0; t < seq; ++t) ids[t] = static_cast<int64_t>(rng() % vocab);
   std::vector<int32_t> mask(seq, 1);
