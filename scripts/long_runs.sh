@@ -6,7 +6,12 @@
 # each finished run is exported packed (bitmaps-export); scripts/long_results.py scores the final
 # archives on whole files and writes the curves, scripts/pareto.py --runs ... runs/long adds them
 # to the Pareto report.
-# BitNet b1.58 runs first: it needs only the teacher, the stage-2 chain needs two runs in a row.
+# The dense 2-layer student (training_configs/dense_small_distill.jsonnet, full precision) gets the
+# same budget, so that "just use a smaller float model" is compared at equal training: score it with
+#   python scripts/baselines.py RUNS/dense_small/model.tar.gz --label "dense 2-layer student, 2,000 steps" \
+#     --variant fp32 --variant "ONNX Runtime int8" --json results/baselines_dense_long.json
+# BitNet b1.58 runs first: it needs only the teacher, the stage-2 chain needs two runs in a row; the
+# dense student next (about 1.5 s a step where the 6-layer students take 2).
 # Resumable: a finished run is skipped, an interrupted one continues with --recover. Keep RUNS
 # outside any clean checkout if it must survive one.
 # Usage: [EPOCHS=8] bash scripts/long_runs.sh [RUNS_DIR] [TEACHER_DIR]  (default: runs/long runs/recipes_full/teacher)
@@ -22,13 +27,15 @@ budget='"data_loader.batches_per_epoch": 250, "trainer.num_epochs": '"$EPOCHS"',
   "validation_dataset_reader.max_instances": 640, "trainer.checkpointer.keep_most_recent_by_count": 1,
   "model.text_field_embedder.token_embedders.tokens.compile_layers": true'
 
-train() {  # train CONFIG DIR OVERRIDES: skips a finished run, resumes an interrupted one; then the packed export
+train() {  # train CONFIG DIR OVERRIDES [dense]: skips a finished run, resumes an interrupted one; then
+           # the packed export (not for a dense model: nothing in it is binarized)
   if [ -f "$2/model.tar.gz" ]; then echo "$2: already trained"
   elif [ -f "$2/config.json" ]; then "$ALLENNLP" train "$1" -s "$2" --recover -o "{$3}"
   else rm -rf "$2"; "$ALLENNLP" train "$1" -s "$2" -o "{$3}"; fi
-  [ -f "$2/packed.tar.gz" ] || "$ALLENNLP" bitmaps-export "$2/model.tar.gz" "$2/packed.tar.gz"
+  [ "${4:-}" = dense ] || [ -f "$2/packed.tar.gz" ] || "$ALLENNLP" bitmaps-export "$2/model.tar.gz" "$2/packed.tar.gz"
 }
 from_teacher="\"model.teacher\": \"$TEACHER/model.tar.gz\", \"model.initializer.regexes.0.1.weights_file_path\": \"$TEACHER/best.th\""
 train training_configs/bitnet_b158_w158a8.jsonnet "$RUNS/bitnet_b158" "$budget, $from_teacher"
+train training_configs/dense_small_distill.jsonnet "$RUNS/dense_small" "$budget, $from_teacher" dense
 train training_configs/bit_stage1_w1a8.jsonnet "$RUNS/bit_stage1" "$budget, $from_teacher"
 train training_configs/bit_stage2_w1a1.jsonnet "$RUNS/bit_stage2" "$budget, \"model.teacher\": \"$RUNS/bit_stage1/model.tar.gz\", \"model.initializer.regexes.0.1.weights_file_path\": \"$RUNS/bit_stage1/model.tar.gz\""
