@@ -2,8 +2,9 @@
 # One attention head's kernels (benchmarks/attention_kernels.cpp) on several revisions of
 # runtime/csrc, interleaved: each revision is built with the flags setup.py uses, then the binaries
 # run in turn for ROUNDS rounds (medians of 2,000 calls each). Saves
-# benchmarks/results/attention_kernels.json (the rounds, their medians, the CPU). x86 with AVX2 only.
-# Usage: ROUNDS=5 bash benchmarks/attention_kernels.sh REV [REV...]   (e.g. 6b0aad4 HEAD)
+# OUT (default benchmarks/results/attention_kernels.json: the rounds, their medians, the CPU). x86
+# with AVX2 only.
+# Usage: ROUNDS=5 [OUT=...] bash benchmarks/attention_kernels.sh REV [REV...]   (e.g. 6b0aad4 HEAD)
 [ $# -ge 1 ] || { echo "usage: bash benchmarks/attention_kernels.sh REV [REV...]" >&2; exit 2; }
 source "$(dirname "$0")/revisions.sh"
 for rev in "$@"; do
@@ -16,10 +17,12 @@ for round in $(seq "${ROUNDS:-5}"); do
     echo "{\"rev\": \"$rev\", \"commit\": \"$(revision_name "$rev")\", \"round\": $round, \"us\": $("$work/$rev/bench")}"
   done
 done | tee "$work/rounds.jsonl"
-python3 - "$work/rounds.jsonl" <<'PY'
-import json, platform, statistics, sys
+python3 - "$work/rounds.jsonl" "${OUT:-benchmarks/results/attention_kernels.json}" <<'PY'
+import json, statistics, sys
+sys.path.insert(0, "benchmarks")
+from timing import cpu_name
 rounds = [json.loads(line) for line in open(sys.argv[1])]
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+cpu = cpu_name()  # with family and model: "AMD EPYC" names every generation
 medians = {}
 for r in rounds:
     medians.setdefault(r["commit"], {}).setdefault("rounds", []).append(r["us"])
@@ -27,7 +30,7 @@ for commit, m in medians.items():
     m["median_us"] = {k: statistics.median(x[k] for x in m["rounds"]) for k in m["rounds"][0] if k != "check"}
 out = {"what": "one attention head (seq 128, d 32) on the AVX2 kernel table, per revision; median of rounds of medians of 2,000 calls",
        "cpu": cpu, "kernel_path": "avx2", "revisions": medians}
-json.dump(out, open("benchmarks/results/attention_kernels.json", "w"), indent=1)
+json.dump(out, open(sys.argv[2], "w"), indent=1)
 for commit, m in medians.items():
     print(commit, {k: round(v, 2) for k, v in m["median_us"].items()})
 PY

@@ -1,6 +1,7 @@
 // Attention weights of score rows as the training module computes them: scores / divisor (torch
 // divides by the float32 sqrt(d)), then softmax over the keys, where padded keys (mask 0) count in
-// neither the maximum nor the sum and weigh 0. A template over the file's own exp: each
+// neither the maximum nor the sum and weigh 0, normalised by multiplying with 1 / sum as torch's
+// CPU softmax does. A template over the file's own exp: each
 // instruction-set file compiles it with its flags, so the divisions and the maximum vectorize at
 // that width (the encoder's base flags divided 4 floats at a time, which had made the two
 // division passes most of the softmax time). In an anonymous namespace, like float_avx2.h.
@@ -42,7 +43,9 @@ void softmax_rows_with(float* x, int64_t rows, int64_t n, float divisor, const i
     if (mask)
       for (int64_t j = 0; j < n; ++j)
         if (mask[j] == 0) total -= row[j], row[j] = 0.f;  // padded keys weigh nothing
-    for (int64_t j = 0; j < n; ++j) row[j] /= total;
+    // times the reciprocal, as torch's softmax normalises (one division per row, not per element)
+    const float inverse = 1.f / total;
+    for (int64_t j = 0; j < n; ++j) row[j] *= inverse;
   }
 }
 
