@@ -456,7 +456,12 @@ PyObject* model_quantizers(PyObject*, PyObject* args) {
 bool ensure_prepared(ModelHandle* handle, const KernelTable& kernels) {
   if (handle->prepared_for && bitmaps::reads_nibble_layout(*handle->prepared_for) == bitmaps::reads_nibble_layout(kernels))
     return true;
-  std::lock_guard<std::mutex> lock(handle->busy);  // a forward in another thread reads the layouts
+  // a forward in another thread reads the layouts: wait for it without the GIL, which it takes
+  // back before it lets go of `busy`
+  std::unique_lock<std::mutex> lock(handle->busy, std::defer_lock);
+  Py_BEGIN_ALLOW_THREADS
+  lock.lock();
+  Py_END_ALLOW_THREADS
   const char* error = nullptr;
   handle->prepared_for = nullptr;
   if (!handle->model.prepare(kernels, &error, &handle->error)) {

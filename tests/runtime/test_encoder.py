@@ -1,5 +1,7 @@
 """The C++ encoder of `bitmaps_runtime` against the torch modules it replaces: every packed scheme,
 attention variant and table format, with padding, on every native kernel path this machine has."""
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -161,6 +163,41 @@ def test_threads_and_batch_composition_do_not_change_a_row():
     alone = runtime.hidden_states(ids[1:2, :20].numpy(), mask[1:2, :20].numpy(), threads=2)
     np.testing.assert_array_equal(one, two)
     np.testing.assert_allclose(alone[0], one[1, :20], atol=1e-5)
+
+
+@pytest.mark.timeout(120, method="thread")  # a deadlock (GIL against the model's lock) ends the run with stacks
+def test_a_model_follows_the_kernel_path_it_runs_on():
+    # a W1A1 model prepared on one path (the nibble layout only where read) runs on every other,
+    # also while another thread keeps running it: the same integers, so the same hidden states
+    bert, head = _model("w1a1")
+    runtime = PackedEncoder(_packed(bert, head))
+    ids, mask = _inputs(bert.config.vocab_size)
+    first = {}
+    for path in NATIVE_PATHS + NATIVE_PATHS[::-1]:
+        with selected_kernel_path(path):
+            first.setdefault(path, runtime.hidden_states(ids.numpy(), mask.numpy()))
+            np.testing.assert_allclose(runtime.hidden_states(ids.numpy(), mask.numpy()), first[path], atol=1e-5)
+    reference = first[NATIVE_PATHS[0]]
+    for got in first.values():
+        np.testing.assert_allclose(got, reference, atol=1e-5)
+    results, stop = [], threading.Event()
+
+    def keep_running():
+        while not stop.is_set():
+            results.append(runtime.hidden_states(ids.numpy(), mask.numpy()))
+
+    worker = threading.Thread(target=keep_running, daemon=True)
+    worker.start()
+    try:
+        for round_ in range(20):  # each switch to another need prepares the model again, under its lock
+            with selected_kernel_path(NATIVE_PATHS[round_ % len(NATIVE_PATHS)]):
+                np.testing.assert_allclose(runtime.hidden_states(ids.numpy(), mask.numpy()), reference, atol=1e-5)
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+    assert not worker.is_alive() and results
+    for got in results:
+        np.testing.assert_allclose(got, reference, atol=1e-5)
 
 
 def test_bad_inputs_are_refused_with_the_reason():
