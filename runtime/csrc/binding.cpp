@@ -333,6 +333,16 @@ ModelHandle* handle_of(PyObject* capsule) {
   return static_cast<ModelHandle*>(PyCapsule_GetPointer(capsule, kCapsule));  // sets TypeError if not one
 }
 
+// The model's lock, waited for without the GIL: a forward in another thread holds it and takes
+// the GIL back before it lets go of it. Setters and preparation hold it while they change the model.
+std::unique_lock<std::mutex> lock_model(ModelHandle* handle) {
+  std::unique_lock<std::mutex> lock(handle->busy, std::defer_lock);
+  Py_BEGIN_ALLOW_THREADS
+  lock.lock();
+  Py_END_ALLOW_THREADS
+  return lock;
+}
+
 // Keeps `obj` alive with the model and returns the buffer's data pointer.
 template <typename T>
 const T* keep(ModelHandle* handle, PyObject* obj, const Buffer& buffer) {
@@ -370,6 +380,7 @@ PyObject* model_table(PyObject*, PyObject* args) {
   if (!PyArg_ParseTuple(args, "OsiLLOO", &capsule, &name, &format, &rows, &dim, &data_obj, &scale_obj)) return nullptr;
   ModelHandle* handle = handle_of(capsule);
   if (handle == nullptr) return nullptr;
+  const auto lock = lock_model(handle);
   static const char kinds[] = {'f', 'h', 'b', 'u', 'b'};  // the stored element per TableFormat id
   if (format < 0 || format >= static_cast<int>(sizeof kinds)) {  // set_table's message names the ids
     built(bitmaps::set_table(handle->model, name, format, rows, dim, nullptr, 0, nullptr, 0));
@@ -396,6 +407,7 @@ PyObject* model_vector(PyObject*, PyObject* args) {
   if (!PyArg_ParseTuple(args, "OsLO", &capsule, &name, &layer, &array_obj)) return nullptr;
   ModelHandle* handle = handle_of(capsule);
   if (handle == nullptr) return nullptr;
+  const auto lock = lock_model(handle);
   Buffer array;
   if (!array.get(array_obj, name, 'f', std::string(name) == "token_type" ? 2 : 1, false) ||
       !built(bitmaps::set_vector(handle->model, name, layer, array.data<float>(), array.size())))
@@ -416,6 +428,7 @@ PyObject* model_linear(PyObject*, PyObject* args) {
     return nullptr;
   ModelHandle* handle = handle_of(capsule);
   if (handle == nullptr) return nullptr;
+  const auto lock = lock_model(handle);
   const bool dense = scheme == static_cast<int>(bitmaps::Scheme::kDense);
   Buffer weight, scale, bias;
   bitmaps::LinearWeights probe;  // how many sign planes the scheme stores (ternary: 2, planes x out x words)
@@ -446,7 +459,9 @@ PyObject* model_quantizers(PyObject*, PyObject* args) {
                         &modes[2], &alpha[2], &beta[2], &modes[3], &alpha[3], &beta[3]))
     return nullptr;
   ModelHandle* handle = handle_of(capsule);
-  if (handle == nullptr || !built(bitmaps::set_quantizers(handle->model, layer, modes, alpha, beta))) return nullptr;
+  if (handle == nullptr) return nullptr;
+  const auto lock = lock_model(handle);
+  if (!built(bitmaps::set_quantizers(handle->model, layer, modes, alpha, beta))) return nullptr;
   handle->prepared_for = nullptr;
   Py_RETURN_NONE;
 }
@@ -456,12 +471,7 @@ PyObject* model_quantizers(PyObject*, PyObject* args) {
 bool ensure_prepared(ModelHandle* handle, const KernelTable& kernels) {
   if (handle->prepared_for && bitmaps::reads_nibble_layout(*handle->prepared_for) == bitmaps::reads_nibble_layout(kernels))
     return true;
-  // a forward in another thread reads the layouts: wait for it without the GIL, which it takes
-  // back before it lets go of `busy`
-  std::unique_lock<std::mutex> lock(handle->busy, std::defer_lock);
-  Py_BEGIN_ALLOW_THREADS
-  lock.lock();
-  Py_END_ALLOW_THREADS
+  const auto lock = lock_model(handle);  // a forward in another thread reads the layouts
   const char* error = nullptr;
   handle->prepared_for = nullptr;
   if (!handle->model.prepare(kernels, &error, &handle->error)) {
