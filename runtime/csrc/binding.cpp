@@ -8,6 +8,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -68,8 +69,16 @@ class Buffer {
   bool held_ = false;
 };
 
-bool check(bool condition, const std::string& message) {
-  if (!condition) PyErr_SetString(PyExc_ValueError, message.c_str());
+// `message`: a string, or a function that builds one, called only when the check fails (a message
+// concatenated before the call cost its allocations on every call: per token in model_forward).
+template <typename Message>
+bool check(bool condition, const Message& message) {
+  if (!condition) {
+    if constexpr (std::is_invocable_v<Message>)
+      PyErr_SetString(PyExc_ValueError, std::string(message()).c_str());
+    else
+      PyErr_SetString(PyExc_ValueError, std::string(message).c_str());
+  }
   return condition;
 }
 
@@ -89,8 +98,8 @@ PyObject* pack_signs(PyObject*, PyObject* args) {
   const int64_t rows = x.dim(0), k = x.dim(1);
   if (!check(k > 0, "x must have at least one column")) return nullptr;
   if (!check(out.dim(0) == rows && out.dim(1) == bitmaps::words_per_row(k),
-             "out has shape " + shape(out, 2) + ", expected (" + std::to_string(rows) + ", " +
-                 std::to_string(bitmaps::words_per_row(k)) + ")"))
+             [&] { return "out has shape " + shape(out, 2) + ", expected (" + std::to_string(rows) + ", " +
+                 std::to_string(bitmaps::words_per_row(k)) + ")"; }))
     return nullptr;
   float* mean_ptr = nullptr;
   if (mean_obj != Py_None) {
@@ -109,8 +118,8 @@ bool check_packed_pair(const Buffer& a, const Buffer& b, int64_t k) {
   const int64_t words = bitmaps::words_per_row(k);
   return check(k > 0, "k must be positive") &&
          check(a.dim(1) == words && b.dim(1) == words,
-               "packed operands " + shape(a, 2) + " and " + shape(b, 2) + " do not hold rows of k=" +
-                   std::to_string(k) + " bits (" + std::to_string(words) + " words)");
+               [&] { return "packed operands " + shape(a, 2) + " and " + shape(b, 2) + " do not hold rows of k=" +
+                   std::to_string(k) + " bits (" + std::to_string(words) + " words)"; });
 }
 
 PyObject* xnor_gemm(PyObject*, PyObject* args) {
@@ -123,7 +132,7 @@ PyObject* xnor_gemm(PyObject*, PyObject* args) {
       !out.get(out_obj, "out", 'i', 2, true) || !check_packed_pair(a, b, k))
     return nullptr;
   const int64_t m = a.dim(0), n = b.dim(0), words = a.dim(1);
-  if (!check(out.dim(0) == m && out.dim(1) == n, "out has shape " + shape(out, 2) + ", expected (m, n)")) return nullptr;
+  if (!check(out.dim(0) == m && out.dim(1) == n, [&] { return "out has shape " + shape(out, 2) + ", expected (m, n)"; })) return nullptr;
   const KernelTable& kernels = bitmaps::active_kernels();
   Py_BEGIN_ALLOW_THREADS
   run_tiles(m, n, m * n * words, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
@@ -162,9 +171,9 @@ struct LinearArgs {
     m = x.dim(0), k = x.dim(1), n = w.dim(0), words = w.dim(1);
     return get_bias(bias_obj, bias, n, &bias_ptr) &&
            check(k > 0 && words == bitmaps::words_per_row(k),
-                 "weight " + shape(w, 2) + " does not hold rows of " + std::to_string(k) + " bits") &&
+                 [&] { return "weight " + shape(w, 2) + " does not hold rows of " + std::to_string(k) + " bits"; }) &&
            check(alpha.dim(0) == n, "alpha needs one entry per output") &&
-           check(out.dim(0) == m && out.dim(1) == n, "out has shape " + shape(out, 2) + ", expected (m, n)");
+           check(out.dim(0) == m && out.dim(1) == n, [&] { return "out has shape " + shape(out, 2) + ", expected (m, n)"; });
   }
 };
 
@@ -179,8 +188,8 @@ PyObject* binary_linear_w1a1(PyObject*, PyObject* args) {
   if (nibbles_obj != Py_None &&
       (!nibbles.get(nibbles_obj, "nibbles", 'B', 2, false) ||
        !check(nibbles.dim(0) == bitmaps::lut_column_blocks(a.n) && nibbles.dim(1) == bitmaps::lut_groups(a.k) * 32,
-              "nibbles " + shape(nibbles, 2) + " does not match " + std::to_string(a.n) + " outputs of " +
-                  std::to_string(a.k) + " inputs")))
+              [&] { return "nibbles " + shape(nibbles, 2) + " does not match " + std::to_string(a.n) + " outputs of " +
+                  std::to_string(a.k) + " inputs"; })))
     return nullptr;
   const uint8_t* nibbles_ptr = nibbles_obj == Py_None ? nullptr : nibbles.data<uint8_t>();
   const KernelTable& kernels = bitmaps::active_kernels();
@@ -202,8 +211,8 @@ PyObject* binary_weight_linear(PyObject*, PyObject* args) {
   if (panels_obj != Py_None &&
       (!panels.get(panels_obj, "panels", 'H', 2, false) ||
        !check(panels.dim(0) == (a.n + 15) / 16 && panels.dim(1) == a.k,
-              "panels " + shape(panels, 2) + " does not match " + std::to_string(a.n) + " outputs of " +
-                  std::to_string(a.k) + " inputs")))
+              [&] { return "panels " + shape(panels, 2) + " does not match " + std::to_string(a.n) + " outputs of " +
+                  std::to_string(a.k) + " inputs"; })))
     return nullptr;
   const uint16_t* panels_ptr = panels_obj == Py_None ? nullptr : panels.data<uint16_t>();
   const KernelTable& kernels = bitmaps::active_kernels();
@@ -225,12 +234,12 @@ PyObject* weight_layout(PyObject* args, char kind, Dims dims, Fill fill) {
   Buffer w, out;
   if (!w.get(w_obj, "weight", 'u', 2, false) || !out.get(out_obj, "out", kind, 2, true)) return nullptr;
   const int64_t n = w.dim(0), words = w.dim(1);
-  if (!check(k > 0 && words == bitmaps::words_per_row(k), "weight " + shape(w, 2) + " does not hold rows of " + std::to_string(k) + " bits"))
+  if (!check(k > 0 && words == bitmaps::words_per_row(k), [&] { return "weight " + shape(w, 2) + " does not hold rows of " + std::to_string(k) + " bits"; }))
     return nullptr;
   const std::pair<int64_t, int64_t> want = dims(n, static_cast<int64_t>(k));
   if (!check(out.dim(0) == want.first && out.dim(1) == want.second,
-             "out has shape " + shape(out, 2) + ", expected (" + std::to_string(want.first) + ", " +
-                 std::to_string(want.second) + ")"))
+             [&] { return "out has shape " + shape(out, 2) + ", expected (" + std::to_string(want.first) + ", " +
+                 std::to_string(want.second) + ")"; }))
     return nullptr;
   Py_BEGIN_ALLOW_THREADS
   fill(w.data<uint64_t>(), n, words, static_cast<int64_t>(k), out.data<T>());
@@ -276,8 +285,8 @@ PyObject* binary_linear_w1a8(PyObject*, PyObject* args) {
   const float* bias_ptr = nullptr;
   if (!get_bias(bias_obj, bias, n, &bias_ptr) || !check(k > 0, "x must have at least one column") ||
       !check(wlut.dim(0) == bitmaps::lut_column_blocks(n) && wlut.dim(1) == bitmaps::lut_groups(k) * 16,
-             "lut_weight " + shape(wlut, 2) + " does not match " + std::to_string(n) + " outputs of " + std::to_string(k) + " inputs") ||
-      !check(out.dim(0) == m && out.dim(1) == n, "out has shape " + shape(out, 2) + ", expected (m, n)"))
+             [&] { return "lut_weight " + shape(wlut, 2) + " does not match " + std::to_string(n) + " outputs of " + std::to_string(k) + " inputs"; }) ||
+      !check(out.dim(0) == m && out.dim(1) == n, [&] { return "out has shape " + shape(out, 2) + ", expected (m, n)"; }))
     return nullptr;
   const KernelTable& kernels = bitmaps::active_kernels();
   Py_BEGIN_ALLOW_THREADS
@@ -299,7 +308,7 @@ PyObject* quantize_int8_rows(PyObject*, PyObject* args) {
     return nullptr;
   const int64_t m = x.dim(0), k = x.dim(1);
   if (!check(k > 0, "x must have at least one column") ||
-      !check(q.dim(0) == m && q.dim(1) == k, "q has shape " + shape(q, 2) + ", expected the shape of x") ||
+      !check(q.dim(0) == m && q.dim(1) == k, [&] { return "q has shape " + shape(q, 2) + ", expected the shape of x"; }) ||
       !check(step.dim(0) == m, "step must have one entry per row of x"))
     return nullptr;
   const int64_t stride = bitmaps::lut_groups(k) * 4;  // the kernels' padded row
@@ -506,8 +515,8 @@ PyObject* model_forward(PyObject*, PyObject* args) {
   const int64_t batch = ids.dim(0), seq = ids.dim(1);
   if (!check(mask.dim(0) == batch && mask.dim(1) == seq, "mask must have the shape of token_ids") ||
       !check(out.dim(0) == batch && out.dim(1) == seq && out.dim(2) == m.hidden, "out must be (batch, seq, hidden)") ||
-      !check(seq <= m.max_positions, "sequence of " + std::to_string(seq) + " tokens is longer than max_position_embeddings " +
-                                         std::to_string(m.max_positions)))
+      !check(seq <= m.max_positions, [&] { return "sequence of " + std::to_string(seq) + " tokens is longer than max_position_embeddings " +
+                                         std::to_string(m.max_positions); }))
     return nullptr;
   const int64_t* type_ptr = nullptr;
   if (types_obj != Py_None) {
@@ -519,7 +528,7 @@ PyObject* model_forward(PyObject*, PyObject* args) {
   }
   for (int64_t i = 0; i < batch * seq; ++i)
     if (!check(ids.data<int64_t>()[i] >= 0 && ids.data<int64_t>()[i] < m.vocab,
-               "token id " + std::to_string(ids.data<int64_t>()[i]) + " is outside the vocabulary of " + std::to_string(m.vocab)))
+               [&] { return "token id " + std::to_string(ids.data<int64_t>()[i]) + " is outside the vocabulary of " + std::to_string(m.vocab); }))
       return nullptr;
   if (batch * seq == 0) Py_RETURN_NONE;
   Py_BEGIN_ALLOW_THREADS
