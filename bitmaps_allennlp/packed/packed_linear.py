@@ -59,9 +59,13 @@ class PackedBinaryLinear(nn.Module):
         # views, except in a derived layout, which is built from the weight's contents.
         derived = self.scheme.weight_layout is not None
         version = _version(weight) if derived else 0
+        # W1A1's nibble layout exists only for the paths that read it: a switch of path rebuilds
+        native = kernels.native_module() if self.scheme.weight_layout == "nibbles" else None
+        path_need = native is not None and native.reads_nibble_layout()
         key = self._native_key
-        if key is None or key[0] is not weight or key[1] is not scale or key[2] is not bias or key[3] != version:
-            self._native_key = (weight, scale, bias, version)
+        if (key is None or key[0] is not weight or key[1] is not scale or key[2] is not bias or key[3] != version
+                or key[4] != path_need):
+            self._native_key = (weight, scale, bias, version, path_need)
             self._native = kernels.native_weights(weight, scale, bias, self.in_features, layout=self.scheme.weight_layout)
         return self._native
 

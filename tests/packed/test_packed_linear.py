@@ -41,3 +41,31 @@ def test_packed_layer_without_native_kernels_uses_the_reference():
     weights = layer._native_weights()
     if weights is not None:
         assert kernels.run_native("binary_linear_w1a1", x, weights) is None
+
+
+def test_w1a1_layer_builds_the_nibble_layout_for_the_path_it_runs_on():
+    # built on a path without the table-lookup kernels, then run on one with them (and back): the
+    # layout follows the path, the outputs stay the same integers
+    from tests.conftest import selected_kernel_path
+
+    native = kernels.native_module()
+    if native is None or "scalar" not in kernels.available_paths():
+        pytest.skip("no native extension")
+    readers = [p for p in kernels.available_paths() if p not in ("reference", "scalar") and _reads_nibbles(p)]
+    if not readers:
+        pytest.skip("no path here reads the nibble layout")
+    layer, x = _layer("w1a1"), torch.randn(5, 100)
+    outputs = []
+    with torch.inference_mode():
+        for path in ("scalar", readers[0], "scalar"):
+            with selected_kernel_path(path):
+                outputs.append(layer(x))
+                assert (layer._native.layout is not None) == (path != "scalar"), path
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-5) and torch.equal(outputs[0], outputs[2])
+
+
+def _reads_nibbles(path: str) -> bool:
+    from tests.conftest import selected_kernel_path
+
+    with selected_kernel_path(path):
+        return kernels.native_module().reads_nibble_layout()
