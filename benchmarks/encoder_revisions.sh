@@ -3,17 +3,15 @@
 # on several revisions of runtime/csrc, interleaved: each revision's core is built with the flags
 # setup.py uses, then the binaries run in turn for ROUNDS rounds (each a median of CALLS forwards
 # per scheme). Saves OUT (default benchmarks/results/encoder_revisions.json: rounds, medians, CPU, kernel path).
-# x86 with AVX2 only; BITMAPS_KERNELS forces a path as in the runtime.
+# x86 (every instruction set the revision and the CPU have); BITMAPS_KERNELS forces a path as in the runtime.
 # Usage: ROUNDS=7 CALLS=15 THREADS=1 SHAPES="minilm bert-base" SCHEMES="1 3" \
 #          bash benchmarks/encoder_revisions.sh REV [REV...]      (scheme ids: runtime/csrc/linear.h)
 [ $# -ge 1 ] || { echo "usage: bash benchmarks/encoder_revisions.sh REV [REV...]" >&2; exit 2; }
 source "$(dirname "$0")/revisions.sh"
 for rev in "$@"; do
   prepare_revision "$rev"
-  core=()
-  for name in dispatch thread_pool kernels_scalar int8_lut linear encoder model_builder; do core+=("$csrc/$name.cpp"); done
-  g++ "${flags[@]}" -DBITMAPS_HAVE_AVX2 -I"$csrc" benchmarks/encoder_revisions.cpp "${core[@]}" "$dir/avx2.o" -pthread \
-    -o "$dir/bench"
+  revision_objects "$rev"
+  g++ "${flags[@]}" -I"$csrc" benchmarks/encoder_revisions.cpp "${objects[@]}" -pthread -o "$dir/bench"
 done
 for round in $(seq "${ROUNDS:-7}"); do
   for shape in ${SHAPES:-minilm bert-base}; do

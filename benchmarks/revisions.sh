@@ -1,7 +1,9 @@
 # Sourced by the benchmarks that build runtime/csrc from several revisions (attention_kernels.sh,
 # encoder_revisions.sh): a scratch folder removed on exit, setup.py's flags, and
-# `prepare_revision REV`, which puts REV's runtime/csrc (WORKTREE: the working tree's) in
-# $work/REV and compiles its AVX2 kernels there as setup.py does ($dir, $csrc, $dir/avx2.o).
+# `prepare_revision REV`, which puts REV's runtime/csrc and runtime/tests (WORKTREE: the working
+# tree's) in $work/REV and compiles its AVX2 kernels there as setup.py does ($dir, $csrc,
+# $dir/avx2.o); `revision_objects REV` (after it) builds REV's whole core with every instruction set
+# this CPU has, by REV's own runtime/tests/build_native_tests.sh (its flags), into $objects.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -11,8 +13,12 @@ prepare_revision() {
   dir="$work/$1"
   csrc="$dir/runtime/csrc"
   mkdir -p "$dir/runtime"
-  if [ "$1" = WORKTREE ]; then cp -r runtime/csrc "$dir/runtime/"; else git archive "$1" runtime/csrc | tar -x -C "$dir"; fi
+  if [ "$1" = WORKTREE ]; then cp -r runtime/csrc runtime/tests "$dir/runtime/"; else git archive "$1" runtime/csrc runtime/tests | tar -x -C "$dir"; fi
   g++ "${flags[@]}" -mavx2 -mfma -mpopcnt -I"$csrc" -c "$csrc/kernels_avx2.cpp" -o "$dir/avx2.o"
+}
+revision_objects() {
+  bash "$dir/runtime/tests/build_native_tests.sh" "$dir/tk" > /dev/null
+  objects=("$dir"/native_test_objects_tk/*.o)
 }
 # the short commit of REV, or WORKTREE
 revision_name() { if [ "$1" = WORKTREE ]; then echo WORKTREE; else git rev-parse --short "$1"; fi; }

@@ -478,7 +478,7 @@ PyObject* model_quantizers(PyObject*, PyObject* args) {
 // Prepares the model for `kernels` once, and again when the path changed to one that needs
 // derived layouts the first lacked (or no longer needs them): the layouts follow the path.
 bool ensure_prepared(ModelHandle* handle, const KernelTable& kernels) {
-  if (handle->prepared_for && bitmaps::reads_nibble_layout(*handle->prepared_for) == bitmaps::reads_nibble_layout(kernels))
+  if (handle->prepared_for && bitmaps::same_weight_layouts(*handle->prepared_for, kernels))
     return true;
   const auto lock = lock_model(handle);  // a forward in another thread reads the layouts
   const char* error = nullptr;

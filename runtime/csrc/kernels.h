@@ -91,12 +91,25 @@ struct KernelTable {
                           int64_t words, int64_t k);
   // LayerNorm of rows x h in place (layer_norm_rows.h: the same bits on every path)
   void (*layer_norm_rows)(float* x, int64_t rows, int64_t h, const float* weight, const float* bias, float eps);
+  // xnor_gemm and xnor_linear with the weights in column octets (`to_column_groups` below, 8
+  // columns): null on paths without them, where callers use the row layout (or the nibble one).
+  void (*xnor_octets_gemm)(const uint64_t* a, const uint64_t* b8, int32_t* out, int64_t m0, int64_t m1, int64_t n0,
+                           int64_t n1, int64_t n, int64_t words, int64_t k);
+  void (*xnor_octets_linear)(const uint64_t* a, const uint64_t* b8, const float* beta, const float* alpha,
+                             const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n,
+                             int64_t words, int64_t k);
 };
 
 // Whether the path reads W1A1 weights in the nibble layout: LinearWeights::prepare builds that
 // layout (2 bits per weight beside the 1-bit words) only for such a path, so the paths without
 // table-lookup W1A1 kernels (NEON, AVX-512, scalar) do not carry it.
 inline bool reads_nibble_layout(const KernelTable& kernels) { return kernels.xnor_lut_linear != nullptr; }
+// Whether the path reads W1A1 weights in column octets (1 more bit per weight, built likewise).
+inline bool reads_octet_layout(const KernelTable& kernels) { return kernels.xnor_octets_linear != nullptr; }
+// Whether a model prepared for path a holds the weight layouts path b reads (and no others).
+inline bool same_weight_layouts(const KernelTable& a, const KernelTable& b) {
+  return reads_nibble_layout(a) == reads_nibble_layout(b) && reads_octet_layout(a) == reads_octet_layout(b);
+}
 
 extern const KernelTable kScalarKernels;
 #if defined(BITMAPS_HAVE_AVX2)
@@ -146,15 +159,19 @@ inline void store_dots(int32_t* row, int64_t j0, int64_t n0, int64_t n1, Vector 
     if (j0 + t >= n0 && j0 + t < n1) row[j0 + t] = d[t];
 }
 
-// Column quads: word w of columns 4q..4q+3 side by side, b4[(q * words + w) * 4 + t] = word w of
-// column 4q + t (zero past n), so that one 256-bit load holds one word of four columns and the
-// per-64-bit-lane popcount sums are the four columns' counts, with no horizontal reduction.
-inline int64_t column_quads(int64_t n) { return (n + 3) / 4; }
-inline void to_column_quads(const uint64_t* w, int64_t n, int64_t words, uint64_t* b4) {
-  for (int64_t q = 0; q < column_quads(n); ++q)
+// Column groups of g: word w of columns g*q..g*q+g-1 side by side, bg[(q * words + w) * g + t] =
+// word w of column g*q + t (zero past n), so that one load of g words holds one word of g columns
+// and the per-64-bit-lane popcount sums are the g columns' counts, with no horizontal reduction.
+// Quads (g = 4, one 256-bit vector) for attention's products, octets (g = 8, one 512-bit vector)
+// for the AVX-512 W1A1 linears.
+inline int64_t column_groups(int64_t n, int64_t g) { return (n + g - 1) / g; }
+inline void to_column_groups(const uint64_t* w, int64_t n, int64_t words, int64_t g, uint64_t* bg) {
+  for (int64_t q = 0; q < column_groups(n, g); ++q)
     for (int64_t v = 0; v < words; ++v)
-      for (int64_t t = 0; t < 4; ++t)
-        b4[(q * words + v) * 4 + t] = 4 * q + t < n ? w[(4 * q + t) * words + v] : 0;
+      for (int64_t t = 0; t < g; ++t)
+        bg[(q * words + v) * g + t] = g * q + t < n ? w[(g * q + t) * words + v] : 0;
 }
+inline int64_t column_quads(int64_t n) { return column_groups(n, 4); }
+inline void to_column_quads(const uint64_t* w, int64_t n, int64_t words, uint64_t* b4) { to_column_groups(w, n, words, 4, b4); }
 
 }  // namespace bitmaps

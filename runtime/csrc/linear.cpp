@@ -42,6 +42,8 @@ void linear_front(const KernelTable& kernels, const LinearWeights& w, const floa
   run_tiles(m, n, m * n * words * 16, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     if (luts)
       kernels.xnor_lut_gemm(luts, w.nibbles.data(), dots, m0, m1, n0, n1, n, words, k);
+    else if (w.octet_layout() && kernels.xnor_octets_gemm)
+      kernels.xnor_octets_gemm(bits, w.octet_layout(), dots, m0, m1, n0, n1, n, words, k);
     else
       kernels.xnor_gemm(bits, w.words, dots, m0, m1, n0, n1, n, words, k);
     // two-set: sum_k b_k w_k = (sum_k s_k w_k + sum_k w_k) / 2, exact in integers (loops split
@@ -105,6 +107,12 @@ bool LinearWeights::prepare(const char** error, const KernelTable& kernels) {
   } else {
     std::vector<uint8_t>().swap(nibbles);  // a model prepared again for another path frees it
   }
+  if (binary_inputs() && reads_octet_layout(kernels)) {
+    octets.assign(static_cast<size_t>(column_groups(out, 8) * nwords * 8), 0);
+    to_column_groups(words, out, nwords, 8, octets.data());
+  } else {
+    std::vector<uint64_t>().swap(octets);
+  }
   if (uses_lut()) {
     const int64_t plane_bytes = lut_column_blocks(out) * lut_groups(in) * 16;
     lut.assign(static_cast<size_t>(plane_bytes * planes()), 0);
@@ -126,7 +134,7 @@ void linear_w1a32(const KernelTable& kernels, const float* x, int64_t m, int64_t
 
 void linear_w1a1(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const uint64_t* w,
                  const float* alpha, const float* bias, int64_t n, float* y, int threads, LinearScratch& s,
-                 const uint8_t* nibbles, bool inputs_prepared) {
+                 const uint8_t* nibbles, bool inputs_prepared, const uint64_t* octets) {
   const int64_t words = words_per_row(k);
   uint64_t* bits = grow(s.bits, m * words);
   float* beta = grow(s.row_scale, m);
@@ -140,6 +148,8 @@ void linear_w1a1(const KernelTable& kernels, const float* x, int64_t m, int64_t 
   run_tiles(m, n, m * n * words * 16, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     if (luts)
       kernels.xnor_lut_linear(luts, nibbles, beta, alpha, bias, y, m0, m1, n0, n1, n, words, k);
+    else if (octets && kernels.xnor_octets_linear)
+      kernels.xnor_octets_linear(bits, octets, beta, alpha, bias, y, m0, m1, n0, n1, n, words, k);
     else
       kernels.xnor_linear(bits, w, beta, alpha, bias, y, m0, m1, n0, n1, n, words, k);
   });
@@ -239,7 +249,7 @@ void run_linear(const KernelTable& kernels, const LinearWeights& w, const float*
       return linear_w1a32(kernels, x, m, k, w.words, w.scale, w.bias, n, y, threads, w.panel_bits.data());
     case Scheme::kW1A1:
       return linear_w1a1(kernels, x, m, k, w.words, w.scale, w.bias, n, y, threads, s, w.nibble_layout(),
-                         inputs_prepared);
+                         inputs_prepared, w.octet_layout());
     case Scheme::kW1A8:
       if (!inputs_prepared) prepare_w1a8_inputs(kernels, x, m, k, threads, s);
       return linear_w1a8_prepared(kernels, m, k, w.lut.data(), w.scale, w.bias, n, y, threads, s);

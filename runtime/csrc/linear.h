@@ -52,6 +52,10 @@ struct LinearWeights {
   // that reads it (reads_nibble_layout); without it every path runs the XOR-popcount kernels
   std::vector<uint8_t> nibbles;
   const uint8_t* nibble_layout() const { return nibbles.empty() ? nullptr : nibbles.data(); }
+  // 1-bit inputs: the signs in column octets (kernels.h), likewise only for a path that reads them
+  // (reads_octet_layout)
+  std::vector<uint64_t> octets;
+  const uint64_t* octet_layout() const { return octets.empty() ? nullptr : octets.data(); }
 
   int planes() const { return scheme == Scheme::kW158A32 || scheme == Scheme::kW158A8 ? 2 : 1; }
   bool uses_lut() const { return scheme == Scheme::kW1A8 || scheme == Scheme::kW158A8; }
@@ -92,10 +96,11 @@ void linear_w1a32(const KernelTable& kernels, const float* x, int64_t m, int64_t
 // The panel layout of n x k sign words (LinearWeights::panel_bits): ceil(n / 16) * k entries.
 void build_panel_bits(const uint64_t* w, int64_t n, int64_t k, uint16_t* out);
 // nibbles (nullable): the weight in the nibble layout (xnor_lut.h), used where the path has
-// table-lookup W1A1 kernels; inputs_prepared as in run_linear
+// table-lookup W1A1 kernels; octets (nullable): in column octets, used where the path has octet
+// kernels; inputs_prepared as in run_linear
 void linear_w1a1(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const uint64_t* w,
                  const float* alpha, const float* bias, int64_t n, float* y, int threads, LinearScratch& scratch,
-                 const uint8_t* nibbles = nullptr, bool inputs_prepared = false);
+                 const uint8_t* nibbles = nullptr, bool inputs_prepared = false, const uint64_t* octets = nullptr);
 // Quantizes x once (q, step, rowsum and, when the path uses them, lookup tables) into scratch.
 void prepare_w1a8_inputs(const KernelTable& kernels, const float* x, int64_t m, int64_t k, int threads,
                          LinearScratch& scratch);

@@ -1,6 +1,7 @@
 // C++ tests of the kernel tables and the scheme layer, without Python: every kernel path this CPU
 // has (or the one BITMAPS_KERNELS names) against naive loops written here, on shapes with partial
 // words, partial tiles and rows on an int8 rounding boundary. Exit status 0 when all pass.
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -116,6 +117,30 @@ void test_table(const KernelTable& kt) {
             same &= inside ? qdots[i * c.n + j] == dots[i * c.n + j] : qdots[i * c.n + j] == -7;
           }
         expect(same, "xnor quads == plain, inside the tile only " + shape);
+      }
+    }
+    if (kt.xnor_octets_linear) {
+      // the column-octet kernels equal the plain ones bit for bit, on the whole output, on a tile
+      // whose edges cut through octets and the 4-row tiles, and on run_tiles' aligned 16 x 64 tiles
+      std::vector<uint64_t> octets(static_cast<size_t>(column_groups(c.n, 8) * words * 8));
+      to_column_groups(wb.data(), c.n, words, 8, octets.data());
+      const int64_t m0 = c.m > 2 ? 1 : 0, n0 = c.n > 2 ? 1 : 0, n1 = c.n > 3 ? c.n - 1 : c.n;
+      const int64_t a0 = c.n > 64 ? 64 : 0, a1 = c.n > 64 ? std::min<int64_t>(c.n, 128) : c.n;
+      for (const auto& tile : {std::array<int64_t, 4>{0, c.m, 0, c.n}, std::array<int64_t, 4>{m0, c.m, n0, n1},
+                               std::array<int64_t, 4>{0, std::min<int64_t>(c.m, 16), a0, a1}}) {
+        std::vector<int32_t> odots(dots.size(), -7);
+        std::vector<float> oy(y.size(), -7.f);
+        kt.xnor_octets_gemm(xb.data(), octets.data(), odots.data(), tile[0], tile[1], tile[2], tile[3], c.n, words, c.k);
+        kt.xnor_octets_linear(xb.data(), octets.data(), mean.data(), alpha.data(), bias.data(), oy.data(), tile[0],
+                              tile[1], tile[2], tile[3], c.n, words, c.k);
+        bool same = true;
+        for (int64_t i = 0; i < c.m; ++i)
+          for (int64_t j = 0; j < c.n; ++j) {
+            const bool inside = i >= tile[0] && i < tile[1] && j >= tile[2] && j < tile[3];
+            same &= inside ? odots[i * c.n + j] == dots[i * c.n + j] && oy[i * c.n + j] == y[i * c.n + j]
+                           : odots[i * c.n + j] == -7 && oy[i * c.n + j] == -7.f;
+          }
+        expect(same, "xnor octets == plain, inside the tile only " + shape);
       }
     }
     if (kt.xnor_lut_linear) {
@@ -386,9 +411,11 @@ void test_schemes(const KernelTable& kt) {
       // the nibble layout only where the path reads it; a layer prepared for the scalar path (no
       // nibbles) runs on this one with its XOR-popcount kernels, to the same bits
       expect((second.nibble_layout() != nullptr) == reads_nibble_layout(kt), std::string(kt.isa) + " nibbles where read");
+      expect((second.octet_layout() != nullptr) == reads_octet_layout(kt), std::string(kt.isa) + " octets where read");
       LinearWeights scalar_prepared = second;
-      expect(scalar_prepared.prepare(&error, kScalarKernels) && scalar_prepared.nibble_layout() == nullptr,
-             "prepared for scalar: no nibbles");
+      expect(scalar_prepared.prepare(&error, kScalarKernels) && scalar_prepared.nibble_layout() == nullptr &&
+                 scalar_prepared.octet_layout() == nullptr,
+             "prepared for scalar: no nibbles, no octets");
       std::vector<float> other(y.size());
       LinearScratch other_scratch;
       run_linear(kt, scalar_prepared, x.data(), m, other.data(), 2, other_scratch);
