@@ -16,7 +16,12 @@ after a job (`BITMAPS_SPIN_US`), a bounded cost to whatever runs next.
 Peak RSS is measured separately, one fresh process per variant (load + one batch-1 forward),
 with the file sizes. Writes JSON and a PNG, prints a Markdown table.
 
+`--paths avx512_vnni avx2` runs each packed variant once per kernel path in the same rounds
+(`bitmaps_w1a1@avx2`, ...; one loaded model per path, the path selected before each call), so that
+an AVX-512 CPU gives its AVX2 figures against the same peers' samples.
+
     python benchmarks/bench_runtime.py --out benchmarks/results          # measure (minutes)
+    python benchmarks/bench_runtime.py --paths avx512_vnni avx2 --name runtime_zen4   # both paths, one run
     python benchmarks/bench_runtime.py --render benchmarks/results/runtime.json  # table + plot again
 """
 import argparse
@@ -159,14 +164,31 @@ def prepare(shape: str, directory: Path) -> Dict[str, int]:
     return sizes
 
 
+def packed_variants(paths: List[str]) -> List[str]:
+    """The packed variants, each on every kernel path of `paths` (named scheme@path when there are
+    several)."""
+    if len(paths) == 1:
+        return list(PACKED)
+    return [f"{name}@{path}" for name in PACKED for path in paths]
+
+
 def load(variant: str, shape: str, directory: Path, threads: int):
     """A callable running `variant`'s encoder on (ids, mask) numpy arrays."""
     if variant.startswith("bitmaps"):
+        from bitmaps_runtime import native
         from bitmaps_runtime.encoder import PackedEncoder
         from bitmaps_runtime.file_format import read_packed_model
 
-        encoder = PackedEncoder(read_packed_model(directory / f"{variant}.safetensors"))
-        return lambda ids, mask: encoder.hidden_states(ids, mask, threads=threads)
+        name, _, path = variant.partition("@")
+        encoder = PackedEncoder(read_packed_model(directory / f"{name}.safetensors"))
+        if not path:
+            return lambda ids, mask: encoder.hidden_states(ids, mask, threads=threads)
+
+        def run_on_path(ids, mask):
+            native.select(path)  # one atomic store; the model stays prepared for its own path
+            return encoder.hidden_states(ids, mask, threads=threads)
+
+        return run_on_path
     if variant.startswith("ort"):
         session = ort_session(directory / f"{variant}.onnx", threads)
         return lambda ids, mask: session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
@@ -197,14 +219,15 @@ def peak_rss_mb(variant: str, shape: str, directory: Path) -> float:
     return float(result.stdout.strip().splitlines()[-1])
 
 
-def measure(shape: str, batches: List[int], thread_counts: List[int], rounds: int, seq: int) -> Dict:
+def measure(shape: str, batches: List[int], thread_counts: List[int], rounds: int, seq: int, paths: List[str]) -> Dict:
     import numpy as np
 
-    variants = list(PACKED) + PEERS
+    variants = packed_variants(paths) + PEERS
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         print(f"[{shape}] writing the models", flush=True)
         sizes = prepare(shape, directory)
+        sizes.update({v: sizes[v.partition("@")[0]] for v in variants})
         rss = {v: peak_rss_mb(v, shape, directory) for v in variants}
         records = []
         for threads in thread_counts:
@@ -302,6 +325,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--paths", nargs="+", help="kernel paths for the packed variants (default: the one in use)")
+    parser.add_argument("--name", default="runtime", help="stem of the JSON and PNG written under --out")
     parser.add_argument("--render", help="re-render the table and plot (OUT/<its name>.png) from this JSON")
     args = parser.parse_args()
     out = Path(args.out)
@@ -309,26 +334,30 @@ def main() -> None:
     if args.render:
         print(render(json.loads(Path(args.render).read_text()), out, Path(args.render).stem))
         return
-    from bitmaps_runtime.native import backend
+    from bitmaps_runtime.native import available_paths, backend
     import onnxruntime
     import torch
 
+    paths = args.paths or [backend()]
+    missing = [p for p in paths if p not in available_paths()]
+    if missing:
+        parser.error(f"--paths {' '.join(missing)}: not available here (available: {', '.join(available_paths())})")
     result = {
         "what": __doc__.strip().splitlines()[0],
         "machine": {
-            "cpu": cpu_name(), "flags": cpu_flags(), "cores": os.cpu_count(), "kernel_path": backend(),
+            "cpu": cpu_name(), "flags": cpu_flags(), "cores": os.cpu_count(), "kernel_path": backend(), "kernel_paths": paths,
             "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "ort_allow_spinning": 0,
         },
         "shapes": {}, "records": [],
     }
     for shape in args.shapes:
-        measured = measure(shape, args.batches, args.threads, args.rounds, args.seq)
+        measured = measure(shape, args.batches, args.threads, args.rounds, args.seq, paths)
         result["records"] += measured.pop("records")
         result["shapes"][shape] = measured
     ratios(result["records"])
-    (out / "runtime.json").write_text(json.dumps(result, indent=2))
-    print(render(result, out))
+    (out / f"{args.name}.json").write_text(json.dumps(result, indent=2))
+    print(render(result, out, args.name))
 
 
 if __name__ == "__main__":
