@@ -98,6 +98,13 @@ struct KernelTable {
   void (*xnor_octets_linear)(const uint64_t* a, const uint64_t* b8, const float* beta, const float* alpha,
                              const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n,
                              int64_t words, int64_t k);
+  // Ternary weights (two sign planes u, v in the W1A8 weight layout, kNone tables), int8 inputs,
+  // in one product: y[i * n + j] = (2 rowsum[i] - 2 sum_k q[i, k] (bit_u + bit_v)) * inv_scale[i]
+  // * half_gamma[j] + bias[j], the two planes' dots summed as integers. Null on paths that run the
+  // planes as two w1a8_linear products and sum them in float.
+  void (*w158a8_linear)(const int8_t* q, const int32_t* rowsum, const float* inv_scale, const uint8_t* wlut_u,
+                        const uint8_t* wlut_v, const float* half_gamma, const float* bias, float* y, int64_t m0,
+                        int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t groups);
 };
 
 // Whether the path reads W1A1 weights in the nibble layout: LinearWeights::prepare builds that

@@ -219,19 +219,28 @@ inline int32_t load_group(const int8_t* q) {
   return v;
 }
 
-// R rows x one 32-column block.
-template <int R>
+// R rows x one 32-column block, of one sign plane (Planes = 1: W1A8) or the sum of two (Planes =
+// 2: ternary W1.58A8, col2 its second plane). Two planes add as bytes before one dpbusd: with
+// s = 1 - 2 bit per plane, sum_k q (s_u + s_v) = 2 rowsum - 2 sum_k q (bit_u + bit_v), and
+// bit_u + bit_v (0-2) is an unsigned byte, so a ternary product costs one multiply-add per input
+// where two planes had cost two (and the plane outputs are summed as integers, exactly).
+template <int R, int Planes>
 void w1a8_rows_block(const int8_t* q, const int32_t* rowsum, const float* inv_scale, const uint8_t* col,
-                     const float* alpha, const float* bias, float* y, int64_t i0, int64_t block, int64_t n0,
-                     int64_t n1, int64_t n, int64_t groups, const W1a8Shuffle& shuffle) {
+                     const uint8_t* col2, const float* alpha, const float* bias, float* y, int64_t i0, int64_t block,
+                     int64_t n0, int64_t n1, int64_t n, int64_t groups, const W1a8Shuffle& shuffle) {
   const __m512i ones = _mm512_set1_epi8(1);
   const int64_t stride = groups * 4;
   __m512i acc[R][2];
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
   for (int64_t g = 0; g < groups; ++g) {
     const __m512i bits = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(col + g * 16)));
-    const __m512i w0 = _mm512_maskz_mov_epi8(_mm512_bitshuffle_epi64_mask(bits, shuffle.low), ones);
-    const __m512i w1 = _mm512_maskz_mov_epi8(_mm512_bitshuffle_epi64_mask(bits, shuffle.high), ones);
+    __m512i w0 = _mm512_maskz_mov_epi8(_mm512_bitshuffle_epi64_mask(bits, shuffle.low), ones);
+    __m512i w1 = _mm512_maskz_mov_epi8(_mm512_bitshuffle_epi64_mask(bits, shuffle.high), ones);
+    if constexpr (Planes == 2) {
+      const __m512i other = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(col2 + g * 16)));
+      w0 = _mm512_mask_add_epi8(w0, _mm512_bitshuffle_epi64_mask(other, shuffle.low), w0, ones);
+      w1 = _mm512_mask_add_epi8(w1, _mm512_bitshuffle_epi64_mask(other, shuffle.high), w1, ones);
+    }
     for (int r = 0; r < R; ++r) {
       const __m512i x = _mm512_set1_epi32(load_group(q + (i0 + r) * stride + 4 * g));
       acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], w0, x);
@@ -249,7 +258,7 @@ void w1a8_rows_block(const int8_t* q, const int32_t* rowsum, const float* inv_sc
     for (int r = 0; r < R; ++r) {
       const int64_t i = i0 + r;
       const __m512i masked = _mm512_permutexvar_epi32(shuffle.to_column_order, acc[r][half]);
-      const __m512i dot = _mm512_sub_epi32(_mm512_set1_epi32(rowsum[i]), _mm512_slli_epi32(masked, 1));
+      const __m512i dot = _mm512_sub_epi32(_mm512_set1_epi32(Planes * rowsum[i]), _mm512_slli_epi32(masked, 1));
       // (dot * inv_scale) * alpha + bias, the order of lut_epilogue
       const __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(inv_scale[i])), a), b);
       _mm512_mask_storeu_ps(y + i * n + j0, live, v);
@@ -257,18 +266,33 @@ void w1a8_rows_block(const int8_t* q, const int32_t* rowsum, const float* inv_sc
   }
 }
 
-void w1a8_linear(const uint8_t*, const int8_t* q, const int32_t* rowsum, const float* inv_scale,
-                 const uint8_t* wlut, const float* alpha, const float* bias, float* y, int64_t m0, int64_t m1,
+template <int Planes>
+void w1a8_planes(const int8_t* q, const int32_t* rowsum, const float* inv_scale, const uint8_t* wlut,
+                 const uint8_t* wlut2, const float* alpha, const float* bias, float* y, int64_t m0, int64_t m1,
                  int64_t n0, int64_t n1, int64_t n, int64_t groups) {
   static const W1a8Shuffle shuffle;
   constexpr int kRows = 8;  // 16 accumulators + 2 weight vectors of the 32 registers
   for (int64_t block = n0 / 32; block * 32 < n1; ++block) {
     const uint8_t* col = wlut + block * groups * 16;
+    const uint8_t* col2 = Planes == 2 ? wlut2 + block * groups * 16 : nullptr;
     int64_t i = m0;
     for (; i + kRows <= m1; i += kRows)
-      w1a8_rows_block<kRows>(q, rowsum, inv_scale, col, alpha, bias, y, i, block, n0, n1, n, groups, shuffle);
-    for (; i < m1; ++i) w1a8_rows_block<1>(q, rowsum, inv_scale, col, alpha, bias, y, i, block, n0, n1, n, groups, shuffle);
+      w1a8_rows_block<kRows, Planes>(q, rowsum, inv_scale, col, col2, alpha, bias, y, i, block, n0, n1, n, groups, shuffle);
+    for (; i < m1; ++i)
+      w1a8_rows_block<1, Planes>(q, rowsum, inv_scale, col, col2, alpha, bias, y, i, block, n0, n1, n, groups, shuffle);
   }
+}
+
+void w1a8_linear(const uint8_t*, const int8_t* q, const int32_t* rowsum, const float* inv_scale,
+                 const uint8_t* wlut, const float* alpha, const float* bias, float* y, int64_t m0, int64_t m1,
+                 int64_t n0, int64_t n1, int64_t n, int64_t groups) {
+  w1a8_planes<1>(q, rowsum, inv_scale, wlut, nullptr, alpha, bias, y, m0, m1, n0, n1, n, groups);
+}
+
+void w158a8_linear(const int8_t* q, const int32_t* rowsum, const float* inv_scale, const uint8_t* wlut_u,
+                   const uint8_t* wlut_v, const float* half_gamma, const float* bias, float* y, int64_t m0, int64_t m1,
+                   int64_t n0, int64_t n1, int64_t n, int64_t groups) {
+  w1a8_planes<2>(q, rowsum, inv_scale, wlut_u, wlut_v, half_gamma, bias, y, m0, m1, n0, n1, n, groups);
 }
 
 }  // namespace
@@ -278,7 +302,8 @@ const KernelTable& avx512_vnni_kernels(const KernelTable& avx2) {
                                     avx2.binary_weight_linear, avx2.quantize_rows_int8, w1a8_linear, LutFormat::kNone,
                                     avx2.sgemm_nt, avx2.sgemm_nn, avx2.sgemm_panel, avx2.unpack_panel, avx2.gelu,
                                     avx2.softmax_rows, nullptr, avx2.pack_elastic, nullptr, nullptr, nullptr, nullptr,
-                                    avx2.layer_norm_rows, xnor_octets_gemm, xnor_octets_linear};
+                                    avx2.layer_norm_rows, xnor_octets_gemm, xnor_octets_linear,
+                                    w158a8_linear};
   return table;
 }
 

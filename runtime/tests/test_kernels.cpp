@@ -360,6 +360,31 @@ void test_schemes(const KernelTable& kt) {
   // (the planes here run the sign-flipping kernel, the layer the unpacked GEMM: other sum orders)
   for (int64_t i = 0; i < m * n; ++i) ok &= close(y[i], (expected[i] + other[i]) + bias[i % n], 1e-5f);
   expect(ok, std::string(kt.isa) + " w158a32 = two planes");
+  {
+    // ternary W1.58A8 = sum_k q (s_u + s_v) / 2 exactly, times step and gamma, plus the bias: the
+    // path's product (one fused product on VNNI, two planes summed in float elsewhere)
+    LinearWeights ternary8 = ternary;
+    ternary8.scheme = Scheme::kW158A8;
+    expect(ternary8.prepare(&error, kt), "prepare ternary int8");
+    for (int threads : {1, 2}) {
+      LinearScratch fresh;
+      run_linear(kt, ternary8, x.data(), m, y.data(), threads, fresh);
+      const int64_t groups = lut_groups(k);
+      std::vector<int8_t> q(static_cast<size_t>(m * groups * 4));
+      std::vector<float> step(static_cast<size_t>(m));
+      std::vector<int32_t> rowsum(static_cast<size_t>(m));
+      kt.quantize_rows_int8(x.data(), m, k, k, q.data(), step.data(), rowsum.data());
+      bool near = true;
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          int64_t dot = 0;
+          for (int64_t t = 0; t < k; ++t)
+            dot += q[i * groups * 4 + t] * static_cast<int64_t>(sign_of(wb, words, j, t) + sign_of(wb, words, n + j, t));
+          near &= close(y[i * n + j], static_cast<float>(dot) * step[i] * (scale[j] * 0.5f) + bias[j], 1e-5f);
+        }
+      expect(near, std::string(kt.isa) + " w158a8 = sum of the planes' integer dots, " + std::to_string(threads) + " thread(s)");
+    }
+  }
   // W1A32 at many rows (the unpacked-panel GEMM) against a double loop
   std::vector<uint16_t> panel_bits(static_cast<size_t>((n + 15) / 16 * k));
   build_panel_bits(wb.data(), n, k, panel_bits.data());
