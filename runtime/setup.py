@@ -74,7 +74,9 @@ native = Extension(
     "bitmaps_runtime._native",
     sources=[f"{CSRC}/binding.cpp"] + CORE_SOURCES,
     include_dirs=[CSRC],
-    depends=sorted(os.path.join(CSRC, name) for name in os.listdir(os.path.join(HERE, CSRC)) if name.endswith(".h")),
+    # every header and source of csrc, the ISA files included: those are compiled in build_extension
+    # outside `sources`, and an edit of one alone must still relink the extension
+    depends=sorted(os.path.join(CSRC, name) for name in os.listdir(os.path.join(HERE, CSRC)) if name.endswith((".h", ".cpp"))),
     extra_compile_args=BASE_FLAGS,
     extra_link_args=["-pthread"],
     language="c++",
