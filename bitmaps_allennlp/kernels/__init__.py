@@ -69,11 +69,12 @@ class NativeWeights(NamedTuple):
     """A packed layer's operands as the native kernels take them, built once per layer
     (`native_weights`): numpy views sharing the tensors' memory, so the per-call cost is the
     input's conversion alone. `layout` is a derived weight layout, present when asked for: W1A8's
-    table-lookup layout (`"lut"`), which its entry point takes instead of `words`; W1A1's nibble
-    layout (`"nibbles"`, csrc/xnor_lut.h) or W1A32's panels (`"panels"`, csrc/linear.h), which
-    their entry points take beside them (`beside`): the paths without table-lookup W1A1 kernels
-    read the words (for them no nibble layout is built: `layout` stays None), and W1A32 below 16
-    rows flips signs on the words."""
+    table-lookup layout (`"lut"`), which its entry point takes instead of `words`; W1A1's layout
+    for the path in use (`"xnor"`: the nibble layout of csrc/xnor_lut.h where the path looks up
+    tables, column octets of csrc/kernels.h where it has AVX-512 popcounts) or W1A32's panels
+    (`"panels"`, csrc/linear.h), which their entry points take beside them (`beside`): the other
+    paths read the W1A1 words (for them no layout is built: `layout` stays None), and W1A32 below
+    16 rows flips signs on the words."""
 
     words: np.ndarray
     alpha: np.ndarray
@@ -104,20 +105,25 @@ def native_weights(
         # 32-column blocks x (16 groups of 4 bits per word) x 16 bytes (csrc/int8_lut.h)
         derived = np.empty(((n + 31) // 32, words_per_row(in_features) * 16 * 16), dtype=np.uint8)
         native.lut_weight_layout(words, in_features, derived)
-    elif layout == "nibbles" and native.reads_nibble_layout():
+    elif layout == "xnor" and native.reads_nibble_layout():
         n = packed_weight.size(0)
         # 32-column blocks x (16 groups of 4 bits per word) x 32 bytes, one nibble each (csrc/xnor_lut.h)
         derived = np.empty(((n + 31) // 32, words_per_row(in_features) * 16 * 32), dtype=np.uint8)
         native.xnor_nibble_layout(words, in_features, derived)
+    elif layout == "xnor" and native.reads_octet_layout():
+        n = packed_weight.size(0)
+        # groups of 8 columns x (each word of the 8 side by side) (csrc/kernels.h, to_column_groups)
+        derived = np.empty(((n + 7) // 8, words_per_row(in_features) * 8), dtype=np.uint64)
+        native.xnor_octet_layout(words, in_features, derived)
     elif layout == "panels":
         n = packed_weight.size(0)
         # 16-channel panels x in_features, bit j of entry (g, t) = sign bit t of channel 16g + j (csrc/linear.h)
         derived = np.empty(((n + 15) // 16, in_features), dtype=np.uint16)
         native.panel_layout(words, in_features, derived)
-    elif layout not in (None, "nibbles"):
+    elif layout not in (None, "xnor"):
         raise ValueError(f"unknown native weight layout {layout!r}")
     return NativeWeights(
-        words, _floats(scale), _floats(bias), in_features, packed_weight.size(0), derived, layout in ("nibbles", "panels")
+        words, _floats(scale), _floats(bias), in_features, packed_weight.size(0), derived, layout in ("xnor", "panels")
     )
 
 
@@ -176,11 +182,11 @@ def binary_linear_w1a1(
 ) -> torch.Tensor:
     """Binary weights and binary activations (XNOR-Net): each input row becomes
     `mean|x| * sign(x)`, then `beta_i * alpha_j * (K - 2 popcount(x_i xor w_j)) + b_j`, by table
-    lookup where the path has it (pass `native_weights(..., layout="nibbles")` to build the weight
-    layout once)."""
+    lookup or on column octets where the path has them (pass `native_weights(..., layout="xnor")` to
+    build the weight layout once)."""
     return _packed_linear(
         "binary_linear_w1a1", reference.binary_linear_w1a1, inputs, packed_weight, scale, bias, in_features, weights,
-        "nibbles",
+        "xnor",
     )
 
 

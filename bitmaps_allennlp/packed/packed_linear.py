@@ -59,9 +59,9 @@ class PackedBinaryLinear(nn.Module):
         # views, except in a derived layout, which is built from the weight's contents.
         derived = self.scheme.weight_layout is not None
         version = _version(weight) if derived else 0
-        # W1A1's nibble layout exists only for the paths that read it: a switch of path rebuilds
-        native = kernels.native_module() if self.scheme.weight_layout == "nibbles" else None
-        path_need = native is not None and native.reads_nibble_layout()
+        # W1A1's layouts exist only for the paths that read them: a switch of path rebuilds
+        native = kernels.native_module() if self.scheme.weight_layout == "xnor" else None
+        path_need = native is not None and (native.reads_nibble_layout(), native.reads_octet_layout())
         key = self._native_key
         if (key is None or key[0] is not weight or key[1] is not scale or key[2] is not bias or key[3] != version
                 or key[4] != path_need):

@@ -39,8 +39,9 @@ class PackedScheme:
     native : the native entry point (`_native.<native>`, one per kernel path).
     weight_layout : a derived weight layout built once per layer (`kernels.native_weights`):
         `"lut"`, W1A8's table-lookup layout, which the native entry point takes instead of the
-        words; `"nibbles"`, W1A1's, and `"panels"`, W1A32's (a float GEMM on unpacked panels from
-        16 rows on), which they take beside them; `None` if it takes the words alone.
+        words; `"xnor"`, W1A1's for the path in use (nibbles for table lookups, column octets for
+        AVX-512 popcounts), and `"panels"`, W1A32's (a float GEMM on unpacked panels from 16 rows
+        on), which they take beside them; `None` if it takes the words alone.
     summary : one line for README and error messages.
     plane_scheme : for weights stored as sign planes (ternary), the binary scheme each plane runs
         as; `None` for a scheme that runs its words directly.
@@ -123,7 +124,7 @@ SCHEMES: Dict[str, PackedScheme] = {
     for scheme in (
         _binary("w1a32", reference.binary_weight_linear, "binary_weight_linear", "panels",
                 "binary weights, fp32 inputs: x @ (alpha * sign(W)).T + b"),
-        _binary("w1a1", reference.binary_linear_w1a1, "binary_linear_w1a1", "nibbles",
+        _binary("w1a1", reference.binary_linear_w1a1, "binary_linear_w1a1", "xnor",
                 "XNOR-Net: binary weights and mean|x| * sign(x) inputs, XNOR-popcount products"),
         _binary("w1a8", reference.binary_linear_w1a8, "binary_linear_w1a8", "lut",
                 "binary weights, int8 absmax inputs per row, exact int8 products (table lookups or VNNI)"),

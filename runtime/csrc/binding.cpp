@@ -177,26 +177,42 @@ struct LinearArgs {
   }
 };
 
+// Whether obj exports a buffer of 8-byte items (W1A1's column octets, where the nibble layout has
+// bytes); Buffer::get then checks the format.
+bool has_wide_items(PyObject* obj) {
+  Py_buffer view;
+  if (PyObject_GetBuffer(obj, &view, PyBUF_RECORDS_RO) != 0) return PyErr_Clear(), false;
+  const bool wide = view.itemsize == 8;
+  PyBuffer_Release(&view);
+  return wide;
+}
+
 // XNOR-Net linear in one call: binarize-and-pack the activations (with their mean |x| scale)
-// into scratch, then the popcount GEMM with the scales and bias applied in its epilogue. With the
-// weight's nibble layout (optional last argument), paths with table-lookup kernels use them.
+// into scratch, then the popcount GEMM with the scales and bias applied in its epilogue. With a
+// derived weight layout (optional last argument: the nibble layout, uint8, or column octets,
+// uint64), a path that reads that layout uses it; the others read the words.
 PyObject* binary_linear_w1a1(PyObject*, PyObject* args) {
-  PyObject* nibbles_obj;
+  PyObject* layout_obj;
   LinearArgs a;
-  if (!a.parse(args, &nibbles_obj)) return nullptr;
-  Buffer nibbles;
-  if (nibbles_obj != Py_None &&
-      (!nibbles.get(nibbles_obj, "nibbles", 'B', 2, false) ||
-       !check(nibbles.dim(0) == bitmaps::lut_column_blocks(a.n) && nibbles.dim(1) == bitmaps::lut_groups(a.k) * 32,
-              [&] { return "nibbles " + shape(nibbles, 2) + " does not match " + std::to_string(a.n) + " outputs of " +
+  if (!a.parse(args, &layout_obj)) return nullptr;
+  Buffer layout;
+  const bool octets = layout_obj != Py_None && has_wide_items(layout_obj);
+  const int64_t rows = octets ? bitmaps::column_groups(a.n, 8) : bitmaps::lut_column_blocks(a.n);
+  const int64_t width = octets ? a.words * 8 : bitmaps::lut_groups(a.k) * 32;
+  const char* name = octets ? "octets" : "nibbles";
+  if (layout_obj != Py_None &&
+      (!layout.get(layout_obj, name, octets ? 'u' : 'B', 2, false) ||
+       !check(layout.dim(0) == rows && layout.dim(1) == width,
+              [&] { return std::string(name) + " " + shape(layout, 2) + " does not match " + std::to_string(a.n) + " outputs of " +
                   std::to_string(a.k) + " inputs"; })))
     return nullptr;
-  const uint8_t* nibbles_ptr = nibbles_obj == Py_None ? nullptr : nibbles.data<uint8_t>();
+  const uint8_t* nibbles_ptr = layout_obj == Py_None || octets ? nullptr : layout.data<uint8_t>();
+  const uint64_t* octets_ptr = octets ? layout.data<uint64_t>() : nullptr;
   const KernelTable& kernels = bitmaps::active_kernels();
   Py_BEGIN_ALLOW_THREADS
   bitmaps::LinearScratch scratch;
   bitmaps::linear_w1a1(kernels, a.x.data<float>(), a.m, a.k, a.w.data<uint64_t>(), a.alpha.data<float>(), a.bias_ptr,
-                       a.n, a.out.data<float>(), a.threads, scratch, nibbles_ptr);
+                       a.n, a.out.data<float>(), a.threads, scratch, nibbles_ptr, false, octets_ptr);
   Py_END_ALLOW_THREADS
   Py_RETURN_NONE;
 }
@@ -263,6 +279,12 @@ PyObject* xnor_nibble_layout(PyObject*, PyObject* args) {
                                 [](const uint64_t* w, int64_t n, int64_t words, int64_t, uint8_t* out) {
                                   bitmaps::xnor_nibble_layout(w, n, words, out);
                                 });
+}
+PyObject* xnor_octet_layout(PyObject*, PyObject* args) {
+  return weight_layout<uint64_t>(args, 'u', [](int64_t n, int64_t k) { return std::make_pair(bitmaps::column_groups(n, 8), bitmaps::words_per_row(k) * 8); },
+                                 [](const uint64_t* w, int64_t n, int64_t words, int64_t, uint64_t* out) {
+                                   bitmaps::to_column_groups(w, n, words, 8, out);
+                                 });
 }
 PyObject* panel_layout(PyObject*, PyObject* args) {
   return weight_layout<uint16_t>(args, 'H', [](int64_t n, int64_t k) { return std::make_pair((n + 15) / 16, k); },
@@ -587,6 +609,7 @@ PyObject* model_profile(PyObject*, PyObject* args) {
 PyObject* isa(PyObject*, PyObject*) { return PyUnicode_FromString(bitmaps::active_kernels().isa); }
 
 PyObject* reads_nibble_layout(PyObject*, PyObject*) { return PyBool_FromLong(bitmaps::reads_nibble_layout(bitmaps::active_kernels())); }
+PyObject* reads_octet_layout(PyObject*, PyObject*) { return PyBool_FromLong(bitmaps::reads_octet_layout(bitmaps::active_kernels())); }
 
 PyObject* default_isa(PyObject*, PyObject*) { return PyUnicode_FromString(bitmaps::default_kernels()->isa); }
 
@@ -613,9 +636,11 @@ PyMethodDef kMethods[] = {
     {"pack_signs", pack_signs, METH_VARARGS, "pack_signs(x, out, mean_abs_or_None)"},
     {"xnor_gemm", xnor_gemm, METH_VARARGS, "xnor_gemm(a, b, k, out, threads)"},
     {"binary_linear_w1a1", binary_linear_w1a1, METH_VARARGS,
-     "binary_linear_w1a1(x, weight, alpha, bias_or_None, out, threads[, nibbles_or_None])"},
+     "binary_linear_w1a1(x, weight, alpha, bias_or_None, out, threads[, nibbles_or_octets_or_None])"},
     {"xnor_nibble_layout", xnor_nibble_layout, METH_VARARGS, "xnor_nibble_layout(weight, k, out): W1A1 weight layout"},
+    {"xnor_octet_layout", xnor_octet_layout, METH_VARARGS, "xnor_octet_layout(weight, k, out): W1A1 weights in column octets"},
     {"reads_nibble_layout", reads_nibble_layout, METH_NOARGS, "whether the kernel path in use reads W1A1's nibble layout"},
+    {"reads_octet_layout", reads_octet_layout, METH_NOARGS, "whether the kernel path in use reads W1A1's column octets"},
     {"binary_weight_linear", binary_weight_linear, METH_VARARGS,
      "binary_weight_linear(x, weight, alpha, bias_or_None, out, threads[, panels_or_None])"},
     {"panel_layout", panel_layout, METH_VARARGS, "panel_layout(weight, k, out): W1A32 weight layout (uint16 panels)"},

@@ -266,34 +266,40 @@ def _with_layout_and_words_alone(path, m, n, k, kernel, layout, layout_shape):
     return operands, kernels.run_native(kernel, x, with_layout), kernels.run_native(kernel, x, words_only)
 
 
-# the paths with table-lookup W1A1 kernels: only they get the nibble layout (2 bits per weight)
-NIBBLE_PATHS = {"avx2"}
+# the paths with their own W1A1 weight layout (`"xnor"`), and its shape for n outputs of k inputs:
+# the nibble layout of the table-lookup kernels (2 bits per weight), the column octets of the
+# AVX-512 popcount kernels (1 bit per weight)
+XNOR_LAYOUTS = {
+    "avx2": lambda n, k: ((n + 31) // 32, ((k + 63) // 64) * 16 * 32),
+    "avx512_vnni": lambda n, k: ((n + 7) // 8, ((k + 63) // 64) * 8),
+}
+LAYOUT_PATHS = sorted(set(XNOR_LAYOUTS) & set(PATHS))
 
 
 @pytest.mark.parametrize("m, n, k", SHAPES)
-def test_w1a1_with_the_nibble_layout_equals_the_words_alone(path, m, n, k):
-    # the table-lookup kernels (where the path has them) against the XOR-popcount ones, bit for bit;
-    # the other paths are not given the layout they would not read
-    shape = ((n + 31) // 32, ((k + 63) // 64) * 16 * 32) if path in NIBBLE_PATHS else None
-    _, got, words_only = _with_layout_and_words_alone(path, m, n, k, "binary_linear_w1a1", "nibbles", shape)
+def test_w1a1_with_the_path_layout_equals_the_words_alone(path, m, n, k):
+    # the table-lookup and octet kernels (where the path has them) against the row-layout ones, bit
+    # for bit; the other paths are not given a layout they would not read
+    shape = XNOR_LAYOUTS[path](n, k) if path in XNOR_LAYOUTS else None
+    _, got, words_only = _with_layout_and_words_alone(path, m, n, k, "binary_linear_w1a1", "xnor", shape)
     assert torch.equal(got, words_only)
 
 
 def test_a_layer_built_for_one_path_runs_on_another():
-    # native weights built where the nibble layout is read run on a path without it, and the other
-    # way round (the words are always there): the same integers either way
+    # native weights built where a W1A1 layout is read run on a path without it or with the other
+    # one, and the other way round (the words are always there): the same integers either way
     native = kernels.native_module()
-    if native is None or not NIBBLE_PATHS & set(PATHS):
-        pytest.skip("no path with the nibble layout here")
+    if native is None or not LAYOUT_PATHS:
+        pytest.skip("no path with a W1A1 layout here")
     x, w, scale, bias = _operands(9, 70, 200)
     packed = reference_pack(w)
     built = {}
-    for path in ("scalar", *NIBBLE_PATHS):
+    for path in ("scalar", *LAYOUT_PATHS):
         with selected_kernel_path(path):
-            built[path] = kernels.native_weights(packed, scale, bias, 200, layout="nibbles")
-    assert built["scalar"].layout is None and all(built[p].layout is not None for p in NIBBLE_PATHS)
+            built[path] = kernels.native_weights(packed, scale, bias, 200, layout="xnor")
+    assert built["scalar"].layout is None and all(built[p].layout is not None for p in LAYOUT_PATHS)
     expected = reference.binary_linear_w1a1(x, packed, scale, bias, 200)
-    for run_on in ("scalar", *NIBBLE_PATHS):
+    for run_on in ("scalar", *LAYOUT_PATHS):
         with selected_kernel_path(run_on):
             for weights in built.values():
                 torch.testing.assert_close(kernels.run_native("binary_linear_w1a1", x, weights), expected, rtol=1e-6, atol=1e-5)
@@ -310,18 +316,22 @@ def test_w1a32_with_panels_runs_the_float_gemm_and_matches_the_words(path, m, n,
     torch.testing.assert_close(got, words_only, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("kernel, layout", [("binary_weight_linear", "panels"), ("binary_linear_w1a1", "nibbles")])
-def test_a_derived_layout_of_another_shape_is_refused(kernel, layout):
+@pytest.mark.parametrize(
+    "kernel, layout, path",
+    [("binary_weight_linear", "panels", None)] + [("binary_linear_w1a1", "xnor", path) for path in XNOR_LAYOUTS],
+)
+def test_a_derived_layout_of_another_shape_is_refused(kernel, layout, path):
     native = kernels.native_module()
     if native is None:
         pytest.skip("no native extension")
-    if layout == "nibbles" and not NIBBLE_PATHS & set(PATHS):
-        pytest.skip("no path here reads the nibble layout")
+    if path is not None and path not in PATHS:
+        pytest.skip(f"no {path} path here")
     x, w, scale, bias = _operands(20, 40, 100)
-    # built for 20 outputs: one 32-column block or two 16-channel panels, where 40 need two or three
-    with selected_kernel_path(sorted(NIBBLE_PATHS & set(PATHS))[0] if layout == "nibbles" else kernels.backend()):
+    # built for 20 outputs: one 32-column block, three column octets or two 16-channel panels,
+    # where 40 need two, five or three
+    with selected_kernel_path(path or kernels.backend()):
         wrong = kernels.native_weights(reference_pack(w[:20]), scale[:20], None, 100, layout=layout).layout
     weights = kernels.native_weights(reference_pack(w), scale, bias, 100)
     out = torch.empty(20, 40).numpy()
-    with pytest.raises(ValueError, match=layout):
+    with pytest.raises(ValueError, match={"avx2": "nibbles", "avx512_vnni": "octets"}.get(path, layout)):
         getattr(native, kernel)(x.numpy(), weights.words, weights.alpha, weights.bias, out, 1, wrong)

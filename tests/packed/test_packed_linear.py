@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -43,29 +44,33 @@ def test_packed_layer_without_native_kernels_uses_the_reference():
         assert kernels.run_native("binary_linear_w1a1", x, weights) is None
 
 
-def test_w1a1_layer_builds_the_nibble_layout_for_the_path_it_runs_on():
-    # built on a path without the table-lookup kernels, then run on one with them (and back): the
-    # layout follows the path, the outputs stay the same integers
+def test_w1a1_layer_builds_the_weight_layout_for_the_path_it_runs_on():
+    # built on a path without a W1A1 layout, then run on each path with one (nibbles for table
+    # lookups, column octets for AVX-512 popcounts) and back: the layout follows the path, the
+    # outputs stay the same integers
     from tests.conftest import selected_kernel_path
 
     native = kernels.native_module()
     if native is None or "scalar" not in kernels.available_paths():
         pytest.skip("no native extension")
-    readers = [p for p in kernels.available_paths() if p not in ("reference", "scalar") and _reads_nibbles(p)]
+    readers = [p for p in kernels.available_paths() if p not in ("reference", "scalar") and _reads_a_layout(p)]
     if not readers:
-        pytest.skip("no path here reads the nibble layout")
+        pytest.skip("no path here reads a W1A1 weight layout")
     layer, x = _layer("w1a1"), torch.randn(5, 100)
     outputs = []
     with torch.inference_mode():
-        for path in ("scalar", readers[0], "scalar"):
+        for path in ("scalar", *readers, "scalar"):
             with selected_kernel_path(path):
                 outputs.append(layer(x))
                 assert (layer._native.layout is not None) == (path != "scalar"), path
-    assert torch.allclose(outputs[0], outputs[1], atol=1e-5) and torch.equal(outputs[0], outputs[2])
+                if path != "scalar":
+                    assert layer._native.layout.dtype == (np.uint8 if kernels.native_module().reads_nibble_layout() else np.uint64)
+    assert all(torch.allclose(outputs[0], out, atol=1e-5) for out in outputs[1:-1]) and torch.equal(outputs[0], outputs[-1])
 
 
-def _reads_nibbles(path: str) -> bool:
+def _reads_a_layout(path: str) -> bool:
     from tests.conftest import selected_kernel_path
 
     with selected_kernel_path(path):
-        return kernels.native_module().reads_nibble_layout()
+        native = kernels.native_module()
+        return native.reads_nibble_layout() or native.reads_octet_layout()
