@@ -258,10 +258,20 @@ void run_linear(const KernelTable& kernels, const LinearWeights& w, const float*
       return linear_front(kernels, w, x, m, y, threads, s, inputs_prepared);
     case Scheme::kW158A32:
     case Scheme::kW158A8: {
+      const int64_t plane_lut = lut_column_blocks(n) * lut_groups(k) * 16;
+      if (w.scheme == Scheme::kW158A8 && kernels.w158a8_linear) {
+        // both planes in one product, the bias in its epilogue (no tables: w1a8_tables is kNone),
+        // so no second plane's output to hold and add
+        if (!inputs_prepared) prepare_w1a8_inputs(kernels, x, m, k, threads, s);
+        const uint8_t* lut = w.lut.data();
+        return run_tiles(m, n, m * n * lut_groups(k), threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+          kernels.w158a8_linear(s.q.data(), s.rowsum.data(), s.row_scale.data(), lut, lut + plane_lut,
+                                w.epilogue_scale.data(), w.bias, y, m0, m1, n0, n1, n, lut_groups(k));
+        });
+      }
       // x @ (gamma t).T + b = plane_u(x, gamma / 2) + plane_v(x, gamma / 2) + b
       float* second = grow(s.plane_out, m * n);
       const int64_t plane_words = n * words_per_row(k);
-      const int64_t plane_lut = lut_column_blocks(n) * lut_groups(k) * 16;
       if (w.scheme == Scheme::kW158A32) {
         const int64_t plane_panel = ((n + 15) / 16) * k;
         linear_w1a32(kernels, x, m, k, w.words, w.epilogue_scale.data(), nullptr, n, y, threads, w.panel_bits.data());
@@ -269,14 +279,6 @@ void run_linear(const KernelTable& kernels, const LinearWeights& w, const float*
                      w.panel_bits.data() + plane_panel);
       } else {
         if (!inputs_prepared) prepare_w1a8_inputs(kernels, x, m, k, threads, s);
-        if (kernels.w158a8_linear) {
-          // both planes in one product, the bias in its epilogue (no tables: w1a8_tables is kNone)
-          const uint8_t* lut = w.lut.data();
-          return run_tiles(m, n, m * n * lut_groups(k), threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-            kernels.w158a8_linear(s.q.data(), s.rowsum.data(), s.row_scale.data(), lut, lut + plane_lut,
-                                  w.epilogue_scale.data(), w.bias, y, m0, m1, n0, n1, n, lut_groups(k));
-          });
-        }
         linear_w1a8_prepared(kernels, m, k, w.lut.data(), w.epilogue_scale.data(), nullptr, n, y, threads, s);
         linear_w1a8_prepared(kernels, m, k, w.lut.data() + plane_lut, w.epilogue_scale.data(), nullptr, n, second,
                              threads, s);
