@@ -14,7 +14,9 @@
 # dense student next (about 1.5 s a step where the 6-layer students take 2).
 # Resumable: a finished run is skipped, an interrupted one continues with --recover. Keep RUNS
 # outside any clean checkout if it must survive one.
-# Usage: [EPOCHS=8] bash scripts/long_runs.sh [RUNS_DIR] [TEACHER_DIR]  (default: runs/long runs/recipes_full/teacher)
+# ONLY="bit_stage1 bit_stage2" trains just those runs (names as below), e.g. on a fresh machine
+# where the others' results are already committed.
+# Usage: [EPOCHS=8] [ONLY="..."] bash scripts/long_runs.sh [RUNS_DIR] [TEACHER_DIR]  (default: runs/long runs/recipes_full/teacher)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/long}
@@ -29,6 +31,7 @@ budget='"data_loader.batches_per_epoch": 250, "trainer.num_epochs": '"$EPOCHS"',
 
 train() {  # train CONFIG DIR OVERRIDES [dense]: skips a finished run, resumes an interrupted one; then
            # the packed export (not for a dense model: nothing in it is binarized)
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $(basename "$2") "* ]]; then echo "$2: not in ONLY"; return; fi
   if [ -f "$2/model.tar.gz" ]; then echo "$2: already trained"
   elif [ -f "$2/config.json" ]; then "$ALLENNLP" train "$1" -s "$2" --recover -o "{$3}"
   else rm -rf "$2"; "$ALLENNLP" train "$1" -s "$2" -o "{$3}"; fi

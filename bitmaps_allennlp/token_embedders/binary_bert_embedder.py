@@ -87,8 +87,9 @@ class BinaryBertEmbedder(TokenEmbedder):
         `torch.compile` every encoder layer for training: the quantizers' elementwise work and
         dropout fuse into generated C++ loops (README, "Training throughput", for what it gains).
         The first training steps pay the compilation (about a minute for MiniLM on 2 cores, and
-        again after `--recover`), which needs a C++ compiler. Evaluation and prediction stay
-        eager. Same parameters and state dict either way.
+        again after `--recover`), which needs a C++ compiler. Evaluation, prediction and export
+        stay eager: a model that has not trained in this process is never compiled. Same
+        parameters and state dict either way.
     """
 
     def __init__(
@@ -152,9 +153,7 @@ class BinaryBertEmbedder(TokenEmbedder):
         if eval_mode:
             self.bert.eval()
         self.compile_layers = compile_layers
-        if compile_layers:
-            for layer in self.bert.encoder.layer:
-                layer.compile()  # in place: the state dict keeps its keys
+        self._layers_compiled = False
 
     def _build_encoder(
         self, model_name: Optional[str], bert_config: Optional[Dict[str, Any]], load_weights: bool,
@@ -228,9 +227,18 @@ class BinaryBertEmbedder(TokenEmbedder):
 
     def _compilation(self):
         """Compiled layers run compiled only while training: evaluation batches have other
-        shapes and would only pay for more compilations."""
-        if self.compile_layers and not self.training:
+        shapes and would only pay for more compilations. The layers are compiled at the first
+        training step, not at construction, so that a model loaded only to evaluate, predict or
+        export never holds dynamo-wrapped modules (tracing, as the ONNX export does, refuses
+        them)."""
+        if not self.compile_layers:
+            return contextlib.nullcontext()
+        if not self.training:
             return torch.compiler.set_stance("force_eager")
+        if not self._layers_compiled:
+            for layer in self.bert.encoder.layer:
+                layer.compile()  # in place: the state dict keeps its keys
+            self._layers_compiled = True
         return contextlib.nullcontext()
 
     def encode_with_internals(

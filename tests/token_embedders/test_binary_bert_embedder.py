@@ -138,6 +138,20 @@ def test_compiled_layers_train_like_eager_ones(knobs):
     assert dict(torch._dynamo.utils.counters["frames"]) == frames
 
 
+def test_an_untrained_compile_layers_model_traces_like_an_eager_one():
+    # a compile_layers archive loaded to evaluate or export (the ONNX export traces the encoder)
+    # must hold no dynamo-wrapped layers: compilation waits for the first training step
+    torch.manual_seed(0)
+    embedder = TokenEmbedder.from_params(
+        Params({"type": "bitmaps_binary_bert", "bert_config": dict(TINY_BERT_CONFIG, vocab_size=120), "compile_layers": True})
+    ).eval()
+    token_ids, mask = _inputs()
+    frames = dict(torch._dynamo.utils.counters["frames"])
+    traced = torch.jit.trace(embedder, (token_ids, mask), check_trace=False)
+    assert torch.allclose(traced(token_ids, mask), embedder(token_ids, mask), atol=1e-6)
+    assert dict(torch._dynamo.utils.counters["frames"]) == frames
+
+
 def test_num_hidden_layers_keeps_the_first_layers(tiny_bert_dir):
     embedder = TokenEmbedder.from_params(
         Params({"type": "bitmaps_binary_bert", "model_name": str(tiny_bert_dir), "binarize": False, "num_hidden_layers": 1})
