@@ -107,9 +107,13 @@ def merge_earlier(previous: Dict, runs: List[Dict], records: List[Dict]) -> Tupl
     """Runs are lost with the machine between sessions (runs/ is not kept): a run this session's
     folder lacks keeps its curve and records from `previous` (the committed JSON), marked with the
     session that measured it, and so do the teacher records when this session has none. A run this
-    session has replaces its earlier entry."""
+    session has replaces its earlier entry, unless this session's is unfinished and the earlier
+    one finished (a re-run under way, e.g. to feed a later stage, must not erase the result)."""
+    earlier_finished = {r["run"] for r in previous.get("runs", []) if r["status"] == "finished"}
+    superseded = {r["run"] for r in runs if r["status"] != "finished" and r["run"] in earlier_finished}
+    runs = [r for r in runs if r["run"] not in superseded]
     present = {r["run"] for r in runs}
-    kept = [dict(r, measured="an earlier session (its run folder is not on this machine)")
+    kept = [dict(r, measured="an earlier session (this machine's run folder is missing or unfinished)")
             for r in previous.get("runs", []) if r["run"] not in present]
     keep = {r["run"] for r in kept}
     has_teacher = any(record_run(r) == "teacher" for r in records)

@@ -107,3 +107,19 @@ def test_long_runs_report_keeps_earlier_sessions_runs():
     own_teacher = [{"model": "teacher (fp32)", "data": "wikitext-2 test", "perplexity": 70.1}] + records
     _, merged_records = long_results.merge_earlier(previous, runs, own_teacher)
     assert [r["perplexity"] for r in merged_records if r["model"].startswith("teacher")] == [70.1]
+
+
+def test_long_runs_report_keeps_a_finished_run_over_its_unfinished_rerun():
+    # stage 1 finished in an earlier session; this session re-runs it (stage 2 needs its archive)
+    previous = {"runs": [{"run": "bit_stage1", "status": "finished", "curve": [{"validation_perplexity": 86.7}]}],
+                "records": [{"run": "bit_stage1", "model": "BiT stage 1, 2000 steps", "data": "wikitext-2 test",
+                             "perplexity": 84.9}]}
+    rerun = [{"run": "bit_stage1", "status": "in progress: 1 of 8 epochs", "curve": [{"validation_perplexity": 147.5}]}]
+    merged_runs, merged_records = long_results.merge_earlier(previous, rerun, [])
+    assert [(r["status"], r["curve"][-1]["validation_perplexity"]) for r in merged_runs] == [("finished", 86.7)]
+    assert "unfinished" in merged_runs[0]["measured"] and [r["perplexity"] for r in merged_records] == [84.9]
+    # once the re-run finishes, it replaces the earlier entry
+    finished = [dict(rerun[0], status="finished")]
+    own = [{"run": "bit_stage1", "model": "BiT stage 1, 2000 steps", "data": "wikitext-2 test", "perplexity": 84.0}]
+    merged_runs, merged_records = long_results.merge_earlier(previous, finished, own)
+    assert "measured" not in merged_runs[0] and [r["perplexity"] for r in merged_records] == [84.0]
