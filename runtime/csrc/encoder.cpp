@@ -81,8 +81,11 @@ void add_norm(const KernelTable& kernels, float* x, const float* residual, int64
   });
 }
 
+// GELU's cost per element in tiles.h's work units.
+constexpr int64_t kGeluWork = 16;
+
 void activate(const KernelTable& kernels, float* x, int64_t count, Activation act, int threads) {
-  run_rows(count, 4096, count * 16, threads, [&](int64_t i0, int64_t i1) {
+  run_rows(count, 4096, count * kGeluWork, threads, [&](int64_t i0, int64_t i1) {
     if (act == Activation::kGelu) return kernels.gelu(x + i0, i1 - i0);
     for (int64_t i = i0; i < i1; ++i) {
       const float v = x[i];
@@ -451,11 +454,18 @@ void encoder_forward(const EncoderModel& model, const KernelTable& kernels, cons
       add_norm(kernels, attended, hidden, rows, H, layer.attention_norm, model.eps, threads);
     }
     timed_linear(kernels, layer.ffn_in, attended, rows, inner, threads, ws);
+    // A 1-bit FFN-down reads GELU(h) only through its binarizer (signs and mean |GELU(h)|, or BiT's
+    // levels): GELU runs inside its input packing, row by row, and is never stored. Other
+    // activations (no kernel-table entry) and other schemes activate in place first.
+    const bool fused = model.activation == Activation::kGelu && layer.ffn_out.binary_inputs();
     {
-      Phase phase(ws.profile, "GELU");
-      activate(kernels, inner, rows * I, model.activation, threads);
+      Phase phase(ws.profile, fused ? "GELU + FFN-down input packing" : "GELU");
+      if (fused)
+        prepare_binary_inputs_activated(kernels, layer.ffn_out, inner, rows, threads, ws.linear, kernels.gelu, kGeluWork);
+      else
+        activate(kernels, inner, rows * I, model.activation, threads);
     }
-    timed_linear(kernels, layer.ffn_out, inner, rows, hidden, threads, ws);
+    timed_linear(kernels, layer.ffn_out, inner, rows, hidden, threads, ws, fused);
     {
       Phase phase(ws.profile, "residual + LayerNorm");
       add_norm(kernels, hidden, attended, rows, H, layer.output_norm, model.eps, threads);

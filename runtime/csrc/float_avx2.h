@@ -3,6 +3,7 @@
 // xnor_tile.h: each instruction-set file that includes it compiles its own copy with its flags.
 #pragma once
 #include <immintrin.h>
+#include <algorithm>
 
 #include <cmath>
 #include <cstdint>
@@ -203,15 +204,23 @@ inline __m256 erf8(__m256 x) {
   return _mm256_div_ps(p, q);
 }
 
+inline __m256 gelu8(__m256 v) {
+  // x * 0.5 * (1 + erf(x / sqrt(2))), torch's order
+  const __m256 e = erf8(_mm256_mul_ps(v, _mm256_set1_ps(approx::kSqrtHalf)));
+  return _mm256_mul_ps(_mm256_mul_ps(v, _mm256_set1_ps(0.5f)), _mm256_add_ps(_mm256_set1_ps(1.f), e));
+}
+
+// The tail goes through the same polynomial in a padded vector: a value's GELU does not depend on
+// where it sits in the call (the FFN-down's fused preparation activates row by row, the plain pass
+// in blocks of 4,096, and both must give the same bits).
 void gelu(float* x, int64_t count) {
-  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.f), root_half = _mm256_set1_ps(approx::kSqrtHalf);
   int64_t i = 0;
-  for (; i + 8 <= count; i += 8) {
-    const __m256 v = _mm256_loadu_ps(x + i);
-    // x * 0.5 * (1 + erf(x / sqrt(2))), torch's order
-    _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(v, half), _mm256_add_ps(one, erf8(_mm256_mul_ps(v, root_half)))));
-  }
-  for (; i < count; ++i) x[i] = x[i] * 0.5f * (1.f + std::erf(x[i] * 0.70710678118654752f));
+  for (; i + 8 <= count; i += 8) _mm256_storeu_ps(x + i, gelu8(_mm256_loadu_ps(x + i)));
+  if (i == count) return;
+  alignas(32) float tail[8] = {0.f};
+  std::copy(x + i, x + count, tail);
+  _mm256_store_ps(tail, gelu8(_mm256_load_ps(tail)));
+  std::copy(tail, tail + (count - i), x + i);
 }
 
 }  // namespace

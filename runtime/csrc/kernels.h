@@ -64,7 +64,8 @@ struct KernelTable {
   // panel[t * 16 + j] = bit j of masks[t] ? -alpha[j] : alpha[j] for j < columns, else 0: binary
   // weights in their panel layout (panel_bits in linear.h) expanded for sgemm_panel
   void (*unpack_panel)(const uint16_t* masks, int64_t k, const float* alpha, int columns, float* panel);
-  // x[i] = x[i] * 0.5 * (1 + erf(x[i] / sqrt(2)))
+  // x[i] = x[i] * 0.5 * (1 + erf(x[i] / sqrt(2))), each value's result independent of its place
+  // in the call and of count (the encoder activates in blocks or row by row and gets the same bits)
   void (*gelu)(float* x, int64_t count);
   // Attention weights (softmax_rows.h): rows x n scores divided by `divisor`, then softmax over
   // each row; mask (nullable, n entries) marks padded keys with 0

@@ -371,15 +371,21 @@ inline float32x4_t erf4(float32x4_t x) {
   return vdivq_f32(p, q);
 }
 
+inline float32x4_t gelu4(float32x4_t v) {
+  // x * 0.5 * (1 + erf(x / sqrt(2))), torch's order
+  const float32x4_t e = erf4(vmulq_n_f32(v, approx::kSqrtHalf));
+  return vmulq_f32(vmulq_n_f32(v, 0.5f), vaddq_f32(vdupq_n_f32(1.f), e));
+}
+
+// The tail through the same polynomial, as float_avx2.h's gelu: position-independent values.
 void gelu(float* x, int64_t count) {
   int64_t i = 0;
-  for (; i + 4 <= count; i += 4) {
-    const float32x4_t v = vld1q_f32(x + i);
-    // x * 0.5 * (1 + erf(x / sqrt(2))), torch's order
-    const float32x4_t e = erf4(vmulq_n_f32(v, approx::kSqrtHalf));
-    vst1q_f32(x + i, vmulq_f32(vmulq_n_f32(v, 0.5f), vaddq_f32(vdupq_n_f32(1.f), e)));
-  }
-  for (; i < count; ++i) x[i] = x[i] * 0.5f * (1.f + std::erf(x[i] * 0.70710678118654752f));
+  for (; i + 4 <= count; i += 4) vst1q_f32(x + i, gelu4(vld1q_f32(x + i)));
+  if (i == count) return;
+  float tail[4] = {0.f, 0.f, 0.f, 0.f};
+  std::copy(x + i, x + count, tail);
+  vst1q_f32(tail, gelu4(vld1q_f32(tail)));
+  std::copy(tail, tail + (count - i), x + i);
 }
 
 }  // namespace

@@ -15,14 +15,15 @@ namespace {
 // by table lookup (xnor_lut.h: table-lookup kernels, a nibble layout, k < 32768), builds their
 // tables in the same task, while the block's bits are in L1: one pass over the pool, not two.
 // Returns the tables or null. `prepared`: the previous call on this scratch left both.
+// `extra_work`: per element, for a pack that does more than pack (prepare_binary_inputs_activated).
 template <typename Pack>
 const uint8_t* prepare_binary_inputs(const KernelTable& kernels, int64_t m, int64_t k, const uint8_t* nibbles,
-                                     int threads, LinearScratch& s, bool prepared, Pack pack) {
+                                     int threads, LinearScratch& s, bool prepared, Pack pack, int64_t extra_work = 0) {
   const bool tables = kernels.xnor_lut_linear && nibbles != nullptr && k < 32768;
   if (prepared) return tables ? s.xnor_luts.data() : nullptr;
   const int64_t words = words_per_row(k);
   uint8_t* luts = tables ? grow(s.xnor_luts, xnor_lut_bytes(m, k)) : nullptr;
-  run_rows(m, 16, m * k * (tables ? 5 : 1), threads, [&](int64_t r0, int64_t r1) {
+  run_rows(m, 16, m * k * ((tables ? 5 : 1) + extra_work), threads, [&](int64_t r0, int64_t r1) {
     pack(r0, r1);
     if (luts) kernels.build_xnor_luts(s.bits.data() + r0 * words, r1 - r0, words, luts + xnor_lut_bytes(r0, k));
   });
@@ -153,6 +154,29 @@ void linear_w1a1(const KernelTable& kernels, const float* x, int64_t m, int64_t 
     else
       kernels.xnor_linear(bits, w, beta, alpha, bias, y, m0, m1, n0, n1, n, words, k);
   });
+}
+
+bool prepare_binary_inputs_activated(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m,
+                                     int threads, LinearScratch& s, void (*activation)(float*, int64_t),
+                                     int64_t activation_work) {
+  if (!w.binary_inputs()) return false;
+  const int64_t k = w.in, words = words_per_row(k);
+  const bool two_set = w.scheme == Scheme::kW1A1TwoSet;
+  uint64_t* bits = grow(s.bits, m * words);
+  float* beta = grow(s.row_scale, m);
+  prepare_binary_inputs(kernels, m, k, w.nibble_layout(), threads, s, false, [&](int64_t r0, int64_t r1) {
+    thread_local std::vector<float> row;
+    float* activated = grow(row, k);
+    for (int64_t r = r0; r < r1; ++r) {
+      std::copy(x + r * k, x + (r + 1) * k, activated);
+      activation(activated, k);
+      if (w.scheme == Scheme::kW1A1)
+        kernels.pack_signs(activated, 1, k, k, bits + r * words, beta + r);
+      else
+        kernels.pack_elastic(activated, 1, k, k, w.input_alpha, w.input_beta, two_set, bits + r * words);
+    }
+  }, activation_work);
+  return true;
 }
 
 namespace {

@@ -73,6 +73,18 @@ struct LinearWeights {
 void run_linear(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m, float* y,
                 int threads, LinearScratch& s, bool inputs_prepared = false);
 
+// Prepares a 1-bit-input layer's inputs (binary_inputs(): the packed signs or BiT levels, mean |x|,
+// and the W1A1 lookup tables where the path reads them) from activation(x) rather than x: each
+// row is copied, activated in place and packed while it is in L1, so the activated values never
+// go through a buffer of their own. Bit for bit what activating x and then run_linear would pack.
+// The encoder's FFN-down uses it for GELU: XNOR's mean |GELU(h)| and BiT's (GELU(h) - beta) / alpha
+// need the activated values, so GELU cannot be skipped, but they need not be stored. Follow it
+// with run_linear(..., inputs_prepared = true). `activation_work`: its cost per element in tiles.h
+// units. Returns false, preparing nothing, for a layer whose inputs are not 1-bit.
+bool prepare_binary_inputs_activated(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m,
+                                     int threads, LinearScratch& s, void (*activation)(float*, int64_t),
+                                     int64_t activation_work);
+
 // Whether `b` quantizes its input exactly as `a` does, so one preparation serves both, on inputs
 // of the same width: the int8 schemes (absmax per row has no parameters), and the 1-bit-input
 // schemes with the same binarizer, the same learned parameters (bit for bit) and the same choice

@@ -284,6 +284,13 @@ void test_float_kernels(const KernelTable& kt) {
     gelu_ok &= std::fabs(g[i] - want) <= 2e-6 * (1.0 + std::fabs(want));
   }
   expect(gelu_ok, isa + " gelu within 2e-6 of erf's");
+  // position-independent: 13 values (a partial vector on every path) one at a time give the bits
+  // of the whole call
+  std::vector<float> one_by_one(x.begin() + 400, x.begin() + 413), whole = one_by_one;
+  kt.gelu(whole.data(), static_cast<int64_t>(whole.size()));
+  for (float& v : one_by_one) kt.gelu(&v, 1);
+  expect(std::memcmp(whole.data(), one_by_one.data(), whole.size() * sizeof(float)) == 0,
+         isa + " gelu of a value does not depend on its place in the call");
   // softmax rows of 70 keys (a partial vector) against double loops: scores / divisor, the
   // maximum and the sum over unpadded keys, padded keys 0; with and without a mask
   const int64_t rows = 3, keys = 70;
@@ -449,6 +456,33 @@ void test_schemes(const KernelTable& kt) {
       expect(scheme == Scheme::kW1A1 ? shares_prepared_inputs(first, second) : !shares_prepared_inputs(first, second),
              std::string(kt.isa) + " sharing follows the binarizer's parameters");
     }
+  }
+  {
+    // GELU inside the 1-bit input preparation (the encoder's FFN-down) gives the bits of GELU over
+    // the whole block first and then the layer (k = 100: each row ends in a partial vector); a
+    // layer without 1-bit inputs is left to the caller
+    for (Scheme scheme : {Scheme::kW1A1, Scheme::kW1A1Elastic, Scheme::kW1A1TwoSet}) {
+      LinearWeights layer;
+      layer.scheme = scheme, layer.in = k, layer.out = n, layer.words = wb.data(), layer.scale = scale.data(),
+      layer.bias = bias.data(), layer.input_alpha = 0.7f, layer.input_beta = 0.1f;
+      expect(layer.prepare(&error, kt), "prepare for fused GELU");
+      std::vector<float> activated = x, fused(y.size()), plain(y.size());
+      kt.gelu(activated.data(), m * k);
+      LinearScratch fused_scratch, plain_scratch;
+      expect(prepare_binary_inputs_activated(kt, layer, x.data(), m, 2, fused_scratch, kt.gelu, 16),
+             "1-bit inputs take a fused activation");
+      run_linear(kt, layer, x.data(), m, fused.data(), 2, fused_scratch, true);
+      run_linear(kt, layer, activated.data(), m, plain.data(), 2, plain_scratch);
+      expect(fused == plain, std::string(kt.isa) + " GELU fused into the 1-bit input preparation, scheme " +
+                                 std::to_string(static_cast<int>(scheme)));
+    }
+    LinearWeights int8_inputs;
+    int8_inputs.scheme = Scheme::kW1A8, int8_inputs.in = k, int8_inputs.out = n, int8_inputs.words = wb.data(),
+    int8_inputs.scale = scale.data(), int8_inputs.bias = bias.data();
+    expect(int8_inputs.prepare(&error, kt), "prepare w1a8 for fused GELU");
+    LinearScratch unused;
+    expect(!prepare_binary_inputs_activated(kt, int8_inputs, x.data(), m, 2, unused, kt.gelu, 16),
+           std::string(kt.isa) + " no fused activation for int8 inputs");
   }
   {
     // W1A8 through the scheme layer on inputs whose tables exceed the resident budget (40 x 2100:
