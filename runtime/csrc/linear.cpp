@@ -30,6 +30,18 @@ const uint8_t* prepare_binary_inputs(const KernelTable& kernels, int64_t m, int6
   return luts;
 }
 
+// The binarizer of a 1-bit-input layer on `rows` rows of x (stride w.in): XNOR-Net's signs and
+// mean |x| (into row_scale), or BiT's elastic / two-set levels. The one place that picks the
+// packing kernel by scheme.
+void pack_binary_rows(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t rows, uint64_t* bits,
+                      float* row_scale) {
+  const int64_t k = w.in;
+  if (w.scheme == Scheme::kW1A1)
+    kernels.pack_signs(x, rows, k, k, bits, row_scale);
+  else
+    kernels.pack_elastic(x, rows, k, k, w.input_alpha, w.input_beta, w.scheme == Scheme::kW1A1TwoSet, bits);
+}
+
 void linear_front(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m, float* y,
                   int threads, LinearScratch& s, bool inputs_prepared) {
   const bool two_set = w.scheme == Scheme::kW1A1TwoSet;
@@ -38,7 +50,7 @@ void linear_front(const KernelTable& kernels, const LinearWeights& w, const floa
   int32_t* dots = grow(s.dots, m * n);
   const uint8_t* luts = prepare_binary_inputs(kernels, m, k, w.nibble_layout(), threads, s, inputs_prepared,
                                               [&](int64_t r0, int64_t r1) {
-    kernels.pack_elastic(x + r0 * k, r1 - r0, k, k, w.input_alpha, w.input_beta, two_set, bits + r0 * words);
+    pack_binary_rows(kernels, w, x + r0 * k, r1 - r0, bits + r0 * words, nullptr);
   });
   run_tiles(m, n, m * n * words * 16, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     if (luts)
@@ -161,7 +173,6 @@ bool prepare_binary_inputs_activated(const KernelTable& kernels, const LinearWei
                                      int64_t activation_work) {
   if (!w.binary_inputs()) return false;
   const int64_t k = w.in, words = words_per_row(k);
-  const bool two_set = w.scheme == Scheme::kW1A1TwoSet;
   uint64_t* bits = grow(s.bits, m * words);
   float* beta = grow(s.row_scale, m);
   prepare_binary_inputs(kernels, m, k, w.nibble_layout(), threads, s, false, [&](int64_t r0, int64_t r1) {
@@ -170,10 +181,7 @@ bool prepare_binary_inputs_activated(const KernelTable& kernels, const LinearWei
     for (int64_t r = r0; r < r1; ++r) {
       std::copy(x + r * k, x + (r + 1) * k, activated);
       activation(activated, k);
-      if (w.scheme == Scheme::kW1A1)
-        kernels.pack_signs(activated, 1, k, k, bits + r * words, beta + r);
-      else
-        kernels.pack_elastic(activated, 1, k, k, w.input_alpha, w.input_beta, two_set, bits + r * words);
+      pack_binary_rows(kernels, w, activated, 1, bits + r * words, beta + r);
     }
   }, activation_work);
   return true;
