@@ -23,7 +23,7 @@ from timing import cpu_name, median_seconds  # noqa: E402
 
 from bitmaps_allennlp import kernels  # noqa: E402
 from bitmaps_allennlp.quantization.bit_packing import pack_signs  # noqa: E402
-from bitmaps_allennlp.packed.packed_linear import PackedBinaryLinear  # noqa: E402
+from bitmaps_allennlp.packed.packed_linear import PackedLinear  # noqa: E402
 
 SHAPES = [(768, 768), (768, 3072), (3072, 768)]  # (K in, N out)
 TOKENS = [1, 8, 128, 512]
@@ -31,7 +31,7 @@ METHODS = ["fp32", "int8_dynamic", "w1a32", "w1a8", "w1a1"]
 
 
 def layer_functions(k: int, n: int):
-    """The layers as a packed model runs them: `PackedBinaryLinear` modules (Python call
+    """The layers as a packed model runs them: `PackedLinear` modules (Python call
     included) against torch's own modules."""
     torch.manual_seed(0)
     linear = torch.nn.Linear(k, n).eval()
@@ -40,7 +40,7 @@ def layer_functions(k: int, n: int):
     scale = linear.weight.detach().abs().mean(1)
     bias = linear.bias.detach()
     layers = {
-        name: PackedBinaryLinear(k, n, packed, scale, bias, scheme=name)
+        name: PackedLinear(k, n, packed, scale, bias, scheme=name)
         for name in ("w1a32", "w1a8", "w1a1")
     }
     return {"fp32": linear, "int8_dynamic": int8, **layers}

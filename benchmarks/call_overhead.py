@@ -1,6 +1,7 @@
 """Where one packed W1A1 linear call through Python spends its time at M=1: the module
-(`PackedBinaryLinear`), `kernels.run_native` (array wrapping), the native binding alone (packing
-and kernel), and torch fp32's `nn.Linear` for comparison. Interleaved rounds, medians; writes JSON.
+(`PackedLinear`), `kernels.run_layer` (array wrapping), the native binding alone (`layer_forward`:
+packing and kernel), and torch fp32's `nn.Linear` for comparison. Interleaved rounds, medians;
+writes JSON.
 
     python benchmarks/call_overhead.py --out benchmarks/results/call_overhead.json
 """
@@ -18,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import cpu_name  # noqa: E402
 
 from bitmaps_allennlp import kernels  # noqa: E402
-from bitmaps_allennlp.packed.packed_linear import PackedBinaryLinear  # noqa: E402
+from bitmaps_allennlp.packed.packed_linear import PackedLinear  # noqa: E402
 from bitmaps_allennlp.quantization.bit_packing import pack_signs  # noqa: E402
 
 
@@ -40,18 +41,16 @@ def main() -> None:
     k, n = args.shape
     generator = torch.Generator().manual_seed(0)
     w = torch.randn(n, k, generator=generator)
-    layer = PackedBinaryLinear(k, n, pack_signs(w), w.abs().mean(1), torch.zeros(n), scheme="w1a1").eval()
+    layer = PackedLinear(k, n, pack_signs(w), w.abs().mean(1), torch.zeros(n), scheme="w1a1").eval()
     dense = torch.nn.Linear(k, n).eval()
     x = torch.randn(1, k, generator=generator)
     native = kernels.native_module()
     variants = {"module": lambda: layer(x), "torch_fp32": lambda: dense(x)}
     if native is not None:
-        weights = layer._native_weights()
+        handle = layer._native_layer()
         out = np.empty((1, n), dtype=np.float32)
-        variants["run_native"] = lambda: kernels.run_native("binary_linear_w1a1", x, weights)
-        variants["binding"] = lambda: native.binary_linear_w1a1(
-            x.numpy(), weights.words, weights.alpha, weights.bias, out, 1, weights.layout
-        )
+        variants["run_layer"] = lambda: kernels.run_layer(handle, x, k, n)
+        variants["binding"] = lambda: native.layer_forward(handle, x.numpy(), out, 1)
     samples = {name: [] for name in variants}
     with torch.inference_mode():
         for fn in variants.values():

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 import bitmaps_allennlp  # noqa: F401  (registers our classes, as .allennlp_plugins does for the CLI)
+from bitmaps_allennlp import kernels
 
 from tests.tiny_bert import FIXTURES, write_tiny_bert
 
@@ -44,3 +45,11 @@ def selected_kernel_path(path: str):
         yield path
     finally:
         native.select(previous)
+
+
+@pytest.fixture(params=kernels.available_paths())
+def path(request):
+    """Each kernel path this machine can run (the pure-torch reference, and the native scalar, AVX2
+    and AVX-512 paths where built and supported), selected for the test's body."""
+    with selected_kernel_path(request.param):
+        yield request.param

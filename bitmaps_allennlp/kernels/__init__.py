@@ -3,10 +3,11 @@ The 1-bit compute paths. Each function runs the native kernel when one is select
 `native.py`) and the inputs allow it (CPU float32, no gradient needed), else the pure-torch
 reference, which computes the same thing and is what the tests compare against.
 """
-from typing import NamedTuple, Optional
+from typing import Optional
 
 import numpy as np
 import torch
+from bitmaps_runtime.formats import SCHEME_SPECS
 
 from bitmaps_allennlp.kernels import reference
 from bitmaps_allennlp.kernels.native import available_paths, backend, native_module, select
@@ -65,176 +66,78 @@ def xnor_popcount_dot(packed_a: torch.Tensor, packed_b: torch.Tensor, in_feature
     return out
 
 
-class NativeWeights(NamedTuple):
-    """A packed layer's operands as the native kernels take them, built once per layer
-    (`native_weights`): numpy views sharing the tensors' memory, so the per-call cost is the
-    input's conversion alone. `layout` is a derived weight layout, present when asked for: W1A8's
-    table-lookup layout (`"lut"`), which its entry point takes instead of `words`; W1A1's layout
-    for the path in use (`"xnor"`: the nibble layout of csrc/xnor_lut.h where the path looks up
-    tables, column octets of csrc/kernels.h where it has AVX-512 popcounts) or W1A32's panels
-    (`"panels"`, csrc/linear.h), which their entry points take beside them (`beside`): the other
-    paths read the W1A1 words (for them no layout is built: `layout` stays None), and W1A32 below
-    16 rows flips signs on the words."""
-
-    words: np.ndarray
-    alpha: np.ndarray
-    bias: Optional[np.ndarray]
-    in_features: int
-    out_features: int
-    layout: Optional[np.ndarray] = None
-    beside: bool = False
+def native_applies(inputs: torch.Tensor) -> bool:
+    """Whether a native layer can take these inputs: float32 on the CPU, no gradient needed, and a
+    native path selected. At M=1 a layer takes a few microseconds: this stays cheap."""
+    return inputs.is_cpu and not inputs.requires_grad and inputs.dtype == torch.float32 and native_module() is not None
 
 
-def native_weights(
+def native_layer(
+    native_id: int,
+    in_features: int,
+    out_features: int,
     packed_weight: torch.Tensor,
     scale: torch.Tensor,
-    bias: Optional[torch.Tensor],
-    in_features: int,
-    layout: Optional[str] = None,
-) -> Optional[NativeWeights]:
-    """The native kernels' view of a packed layer, or None when they do not apply (no
-    extension, or tensors not on the CPU). Holds views: in-place updates of the tensors show
-    through; replacing them (`.to()`, a new buffer) needs a new `NativeWeights`."""
+    bias: Optional[torch.Tensor] = None,
+    input_alpha: Optional[torch.Tensor] = None,
+    input_beta: Optional[torch.Tensor] = None,
+):
+    """A packed layer in the native core (`_native.layer_new`), run by `run_layer` through
+    `run_linear` (runtime/csrc/linear.h), the code the C++ encoder runs for each of its linears,
+    for every scheme (`native_id`: `bitmaps_runtime.formats.SCHEME_SPECS`). None when no native
+    path is selected or the tensors are not on the CPU. The layer points into the tensors (numpy
+    views, kept alive with it): in-place updates of their contents need a new layer, because the
+    weight layouts and scales it derives are built from the contents on first use (and again after
+    a switch to a path that reads other layouts)."""
     native = _native_for(packed_weight, scale)
-    if native is None or packed_weight.dim() != 2 or (bias is not None and bias.device.type != "cpu"):
+    if native is None or any(t is not None and t.device.type != "cpu" for t in (bias, input_alpha, input_beta)):
         return None
-    words = _words(packed_weight)
-    derived = None
-    if layout == "lut":
-        n = packed_weight.size(0)
-        # 32-column blocks x (16 groups of 4 bits per word) x 16 bytes (csrc/int8_lut.h)
-        derived = np.empty(((n + 31) // 32, words_per_row(in_features) * 16 * 16), dtype=np.uint8)
-        native.lut_weight_layout(words, in_features, derived)
-    elif layout == "xnor" and native.reads_nibble_layout():
-        n = packed_weight.size(0)
-        # 32-column blocks x (16 groups of 4 bits per word) x 32 bytes, one nibble each (csrc/xnor_lut.h)
-        derived = np.empty(((n + 31) // 32, words_per_row(in_features) * 16 * 32), dtype=np.uint8)
-        native.xnor_nibble_layout(words, in_features, derived)
-    elif layout == "xnor" and native.reads_octet_layout():
-        n = packed_weight.size(0)
-        # groups of 8 columns x (each word of the 8 side by side) (csrc/kernels.h, to_column_groups)
-        derived = np.empty(((n + 7) // 8, words_per_row(in_features) * 8), dtype=np.uint64)
-        native.xnor_octet_layout(words, in_features, derived)
-    elif layout == "panels":
-        n = packed_weight.size(0)
-        # 16-channel panels x in_features, bit j of entry (g, t) = sign bit t of channel 16g + j (csrc/linear.h)
-        derived = np.empty(((n + 15) // 16, in_features), dtype=np.uint16)
-        native.panel_layout(words, in_features, derived)
-    elif layout not in (None, "xnor"):
-        raise ValueError(f"unknown native weight layout {layout!r}")
-    return NativeWeights(
-        words, _floats(scale), _floats(bias), in_features, packed_weight.size(0), derived, layout in ("xnor", "panels")
-    )
+    alpha = 1.0 if input_alpha is None else float(input_alpha.reshape(()))
+    beta = 0.0 if input_beta is None else float(input_beta.reshape(()))
+    return native.layer_new(native_id, in_features, out_features, _words(packed_weight), _floats(scale), _floats(bias), alpha, beta)
 
 
-def run_native(kernel: str, inputs: torch.Tensor, weights: NativeWeights) -> Optional[torch.Tensor]:
-    """`kernel` ("binary_weight_linear", "binary_linear_w1a1" or "binary_linear_w1a8") on
-    `(..., in_features)` inputs, or None when the inputs need the reference (gradients, another
-    device or dtype) or no native path is selected."""
-    if not inputs.is_cpu or inputs.requires_grad or inputs.dtype != torch.float32 or native_module() is None:
-        return None
-    # at M=1 a layer takes a few microseconds: each avoidable tensor operation here shows
+def run_layer(layer, inputs: torch.Tensor, in_features: int, out_features: int) -> torch.Tensor:
+    """A `native_layer` on `(..., in_features)` inputs for which `native_applies` (the caller checks:
+    at M=1 each check shows)."""
     flat = inputs.dim() != 2
-    x = inputs.reshape(-1, weights.in_features) if flat else inputs
+    x = inputs.reshape(-1, in_features) if flat else inputs
     if not x.is_contiguous():
         x = x.contiguous()
-    out = np.empty((x.size(0), weights.out_features), dtype=np.float32)
-    if x.size(0):
-        fn, threads = getattr(native_module(), kernel), torch.get_num_threads()
-        if weights.beside:
-            fn(x.numpy(), weights.words, weights.alpha, weights.bias, out, threads, weights.layout)
-        else:
-            operand = weights.words if weights.layout is None else weights.layout
-            fn(x.numpy(), operand, weights.alpha, weights.bias, out, threads)
+    out = np.empty((x.size(0), out_features), dtype=np.float32)
+    native_module().layer_forward(layer, x.numpy(), out, torch.get_num_threads())
     result = torch.from_numpy(out)
-    return result.reshape(*inputs.shape[:-1], weights.out_features) if flat else result
+    return result.reshape(*inputs.shape[:-1], out_features) if flat else result
 
 
-def _packed_linear(kernel: str, reference_fn, inputs, packed_weight, scale, bias, in_features, weights=None, layout=None):
-    if weights is None and _native_for(inputs) is not None:
-        weights = native_weights(packed_weight, scale, bias, in_features, layout=layout)
-    out = None if weights is None else run_native(kernel, inputs, weights)
-    return reference_fn(inputs, packed_weight, scale, bias, in_features) if out is None else out
+def _one_call(scheme: str, reference_fn, inputs, packed_weight, scale, bias, in_features) -> torch.Tensor:
+    """A layer of packed scheme `scheme` (`bitmaps_runtime.formats.SCHEME_SPECS`) built for this one
+    call: the native core's `run_linear` where it applies, else `reference_fn`. Packed modules keep
+    their layer instead (`packed.packed_linear.PackedLinear`)."""
+    out_features = packed_weight.size(-2)
+    if native_applies(inputs):
+        layer = native_layer(SCHEME_SPECS[scheme].native_id, in_features, out_features, packed_weight, scale, bias)
+        if layer is not None:
+            return run_layer(layer, inputs, in_features, out_features)
+    return reference_fn(inputs, packed_weight, scale, bias, in_features)
 
 
-def binary_weight_linear(
-    inputs: torch.Tensor,
-    packed_weight: torch.Tensor,
-    scale: torch.Tensor,
-    bias: Optional[torch.Tensor],
-    in_features: int,
-    weights: Optional[NativeWeights] = None,
-) -> torch.Tensor:
-    """Binary weights (W1), real activations: `inputs @ (scale * signs).T + bias`. Pass the
-    layer's `native_weights` to skip converting the operands on every call."""
-    return _packed_linear(
-        "binary_weight_linear", reference.binary_weight_linear, inputs, packed_weight, scale, bias, in_features, weights
-    )
+def binary_weight_linear(inputs, packed_weight, scale, bias, in_features) -> torch.Tensor:
+    """Binary weights (W1), real activations: `inputs @ (scale * signs).T + bias` (`w1a32`)."""
+    return _one_call("w1a32", reference.binary_weight_linear, inputs, packed_weight, scale, bias, in_features)
 
 
-def binary_linear_w1a1(
-    inputs: torch.Tensor,
-    packed_weight: torch.Tensor,
-    scale: torch.Tensor,
-    bias: Optional[torch.Tensor],
-    in_features: int,
-    weights: Optional[NativeWeights] = None,
-) -> torch.Tensor:
-    """Binary weights and binary activations (XNOR-Net): each input row becomes
+def binary_linear_w1a1(inputs, packed_weight, scale, bias, in_features) -> torch.Tensor:
+    """Binary weights and binary activations (XNOR-Net, `w1a1`): each input row becomes
     `mean|x| * sign(x)`, then `beta_i * alpha_j * (K - 2 popcount(x_i xor w_j)) + b_j`, by table
-    lookup or on column octets where the path has them (pass `native_weights(..., layout="xnor")` to
-    build the weight layout once)."""
-    return _packed_linear(
-        "binary_linear_w1a1", reference.binary_linear_w1a1, inputs, packed_weight, scale, bias, in_features, weights,
-        "xnor",
-    )
+    lookup or on column octets where the path has them."""
+    return _one_call("w1a1", reference.binary_linear_w1a1, inputs, packed_weight, scale, bias, in_features)
 
 
-def binary_linear_w1a8(
-    inputs: torch.Tensor,
-    packed_weight: torch.Tensor,
-    scale: torch.Tensor,
-    bias: Optional[torch.Tensor],
-    in_features: int,
-    weights: Optional[NativeWeights] = None,
-) -> torch.Tensor:
-    """Binary weights, int8 activations (absmax per row), exact: table lookups or VNNI int8
-    products when built (pass `native_weights(..., layout="lut")` to build the weight layout
-    once), else the reference."""
-    return _packed_linear(
-        "binary_linear_w1a8", reference.binary_linear_w1a8, inputs, packed_weight, scale, bias, in_features, weights, "lut"
-    )
-
-
-def _xnor_linear(levels: torch.Tensor, packed_weight, in_features: int) -> torch.Tensor:
-    """`(..., K)` +-1 levels against packed weights: exact integer dot products, as float32."""
-    flat = levels.reshape(-1, in_features)
-    dots = xnor_popcount_dot(pack_signs(flat.contiguous()), packed_weight, in_features).float()
-    return dots.reshape(*levels.shape[:-1], packed_weight.size(0))
-
-
-def binary_linear_elastic(inputs, packed_weight, scale, bias, in_features, alpha, beta) -> torch.Tensor:
-    """BiT's elastic binary inputs against binary weights: the levels sign((x - beta) / alpha)
-    packed and multiplied by XNOR-popcount (the native pack and GEMM of the selected path), then
-    `dots * (alpha * scale) + bias`."""
-    if inputs.requires_grad or _native_for(inputs) is None:
-        return reference.binary_linear_elastic(inputs, packed_weight, scale, bias, in_features, alpha, beta)
-    levels = reference.elastic_levels(inputs, alpha, beta, signed=True)
-    out = _xnor_linear(levels, packed_weight, in_features) * (scale * alpha)
-    return out if bias is None else out + bias
-
-
-def binary_linear_two_set(inputs, packed_weight, scale, bias, in_features, alpha, beta) -> torch.Tensor:
-    """BiT's two-set inputs alpha * b, b in {0, 1}, against binary weights w: with s = 2b - 1 in
-    {-1, +1}, sum_k b_k w_k = (sum_k s_k w_k + sum_k w_k) / 2, both XNOR-popcount products (the
-    second is an all-(+1) row's), exact in integers."""
-    if inputs.requires_grad or _native_for(inputs) is None:
-        return reference.binary_linear_two_set(inputs, packed_weight, scale, bias, in_features, alpha, beta)
-    bits = reference.elastic_levels(inputs, alpha, beta, signed=False)
-    dots = _xnor_linear(2 * bits - 1, packed_weight, in_features)
-    row_sums = _xnor_linear(torch.ones(1, in_features), packed_weight, in_features)
-    out = (dots + row_sums) * 0.5 * (scale * alpha)
-    return out if bias is None else out + bias
+def binary_linear_w1a8(inputs, packed_weight, scale, bias, in_features) -> torch.Tensor:
+    """Binary weights, int8 activations (absmax per row, `w1a8`), exact: table lookups or VNNI
+    int8 products."""
+    return _one_call("w1a8", reference.binary_linear_w1a8, inputs, packed_weight, scale, bias, in_features)
 
 
 __all__ = [
@@ -247,9 +150,7 @@ __all__ = [
     "binary_weight_linear",
     "binary_linear_w1a1",
     "binary_linear_w1a8",
-    "binary_linear_elastic",
-    "binary_linear_two_set",
-    "NativeWeights",
-    "native_weights",
-    "run_native",
+    "native_applies",
+    "native_layer",
+    "run_layer",
 ]

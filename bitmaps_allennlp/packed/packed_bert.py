@@ -8,7 +8,7 @@ from transformers import BertConfig, BertModel
 from bitmaps_allennlp.modules.bert_binarization import install_attention
 from bitmaps_allennlp.modules.binarization_spec import BinarizationSpec
 from bitmaps_allennlp.packed.file_format import PackedFormatError, PackedModelFile
-from bitmaps_allennlp.packed.packed_linear import PackedBinaryLinear, PackedTernaryLinear
+from bitmaps_allennlp.packed.packed_linear import PackedLinear
 from bitmaps_allennlp.packed.schemes import TABLE_FORMATS, scheme_named
 
 HEAD_PREFIX = "head."
@@ -20,17 +20,12 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array.copy()).float()
 
 
-def packed_linear(name: str, entry: Dict, tensors: Dict[str, torch.Tensor]) -> torch.nn.Module:
-    """The packed layer of linear `name` (its `linears` entry), taking its tensors out of `tensors`:
-    a `PackedTernaryLinear` for schemes stored as sign planes, else a `PackedBinaryLinear`."""
+def packed_linear(name: str, entry: Dict, tensors: Dict[str, torch.Tensor]) -> PackedLinear:
+    """The packed layer of linear `name` (its `linears` entry), taking its tensors out of `tensors`."""
     scheme = scheme_named(entry["scheme"])
     stored = {spec.role: tensors.pop(f"{name}.{spec.role}") for spec in scheme.tensors}
     bias = tensors.pop(f"{name}.bias", None)
-    if scheme.plane_scheme is not None:
-        return PackedTernaryLinear(
-            entry["in_features"], entry["out_features"], stored["packed_weight"], stored["scale"], bias, scheme=scheme.name
-        )
-    return PackedBinaryLinear(
+    return PackedLinear(
         entry["in_features"],
         entry["out_features"],
         stored["packed_weight"],
@@ -45,7 +40,7 @@ def packed_linear(name: str, entry: Dict, tensors: Dict[str, torch.Tensor]) -> t
 def build_packed_bert(
     packed: PackedModelFile, source: str = "packed model", use_meta_device: bool = True
 ) -> Tuple[BertModel, Dict[str, torch.Tensor]]:
-    """The encoder with `PackedBinaryLinear`s in place of its binarized linears, and the head's
+    """The encoder with `PackedLinear`s in place of its binarized linears, and the head's
     tensors (keys relative to `head.`; a packed `head.dense` is left there as its tensors). Fails,
     naming the tensors, if the file's tensors do not fit the config."""
     config = BertConfig(**packed.config)

@@ -1,21 +1,30 @@
-from typing import Optional
+import operator
+from typing import Optional, Tuple
 
 import torch
 from torch import nn
 
 from bitmaps_allennlp import kernels
 from bitmaps_allennlp.packed.schemes import scheme_named
-from bitmaps_allennlp.quantization.bit_packing import words_per_row
+
+# the buffers a packed layer's native form is built from, in `kernels.native_layer`'s order
+_BUFFERS = ("packed_weight", "scale", "bias", "input_alpha", "input_beta")
 
 
-class PackedBinaryLinear(nn.Module):
+class PackedLinear(nn.Module):
     """
-    The inference form of a binarized linear: sign bits packed into 64-bit words (see
-    `quantization.bit_packing`) plus one fp32 scale per output channel, run by its packed scheme
-    (`packed.schemes`): `w1a32` computes `x @ (alpha * sign(W)).T + b` exactly as the training
-    layer does; `w1a1` binarizes the inputs too, XNOR-Net style (`mean|x| * sign(x)`), and
-    multiplies by XNOR-popcount; `w1a8` quantizes each input row to int8 with its absmax scale
-    (as the training quantizer does) and multiplies exactly in integers.
+    The inference form of a quantized linear, stored as its packed scheme (`packed.schemes`)
+    stores it: sign words (`quantization.bit_packing`; ternary weights as two sign planes u, v with
+    t = (u + v) / 2), one fp32 scale per output channel (ternary: gamma), the optional bias and,
+    for BiT's schemes, the learned input quantizer (`input_alpha`, `input_beta`).
+
+    With the native extension it runs through the C++ core's `run_linear` (`kernels.native_layer`),
+    the code the torch-free encoder runs for each of its linears: one implementation of every
+    scheme (the fused ternary product, BiT's 1-bit fronts). Without it, or where the kernels do not
+    apply (gradients, another device or dtype), it runs the scheme's pure-torch reference, which
+    the tests hold the kernels to: `w1a32` computes `x @ (alpha * sign(W)).T + b` as the training
+    layer does; `w1a1` binarizes the inputs too, XNOR-Net style (`mean|x| * sign(x)`); `w1a8`
+    quantizes each input row to int8 with its absmax scale and multiplies exactly in integers.
     """
 
     def __init__(
@@ -31,105 +40,56 @@ class PackedBinaryLinear(nn.Module):
     ) -> None:
         super().__init__()
         self.scheme = scheme_named(scheme)
-        if (self.scheme.front is not None) != (input_alpha is not None and input_beta is not None):
-            raise ValueError(f"scheme {scheme!r} {'needs' if self.scheme.front else 'takes no'} input_alpha and input_beta")
-        if tuple(packed_weight.shape) != (out_features, words_per_row(in_features)):
+        roles = {spec.role: spec for spec in self.scheme.tensors}
+        if ("input_alpha" in roles) != (input_alpha is not None and input_beta is not None):
+            raise ValueError(f"scheme {scheme!r} {'needs' if 'input_alpha' in roles else 'takes no'} input_alpha and input_beta")
+        expected = roles["packed_weight"].shape(in_features, out_features)
+        if tuple(packed_weight.shape) != expected:
             raise ValueError(
-                f"packed_weight shape {tuple(packed_weight.shape)} does not match "
-                f"{out_features} x {in_features}"
+                f"scheme {scheme!r}: packed_weight of shape {tuple(packed_weight.shape)} is not a layer of "
+                f"{out_features} x {in_features} (expected {expected})"
             )
         self.in_features = in_features
         self.out_features = out_features
         self.register_buffer("packed_weight", packed_weight.to(torch.int64))
         self.register_buffer("scale", scale.reshape(out_features).float())
         self.register_buffer("bias", None if bias is None else bias.float())
-        # the learned input quantizer of BiT's schemes (`front`)
         self.register_buffer("input_alpha", None if input_alpha is None else input_alpha.reshape(()).float())
         self.register_buffer("input_beta", None if input_beta is None else input_beta.reshape(()).float())
+        # the layer in the native core, built on first use and rebuilt when a buffer is replaced
+        # or updated in place (derived data: its weight layouts and epilogue scales are computed
+        # from the contents); never saved, never copied
+        self._native = None
+        self._native_key: Optional[Tuple] = None
 
-        # the native kernels' view of the buffers (with the scheme's weight layout), built on
-        # first use and rebuilt when a buffer is replaced; derived data, never saved
-        self._native: Optional[kernels.NativeWeights] = None
-        self._native_key: Optional[tuple] = None
-
-    def _native_weights(self) -> Optional[kernels.NativeWeights]:
+    def _native_layer(self):
         buffers = self._buffers  # not the attributes: nn.Module.__getattr__ costs a microsecond each
-        weight, scale, bias = buffers["packed_weight"], buffers["scale"], buffers["bias"]
-        # Replaced buffers change identity. In-place updates (load_state_dict) show through the
-        # views, except in a derived layout, which is built from the weight's contents.
-        derived = self.scheme.weight_layout is not None
-        version = _version(weight) if derived else 0
-        # W1A1's layouts exist only for the paths that read them: a switch of path rebuilds
-        native = kernels.native_module() if self.scheme.weight_layout == "xnor" else None
-        path_need = native is not None and (native.reads_nibble_layout(), native.reads_octet_layout())
+        tensors = [buffers[name] for name in _BUFFERS]
+        try:
+            versions = [t._version for t in tensors if t is not None]
+        except RuntimeError:  # an inference tensor keeps no version counter (a buffer replaced in inference mode)
+            versions = [-1 if t.is_inference() else t._version for t in tensors if t is not None]
         key = self._native_key
-        if (key is None or key[0] is not weight or key[1] is not scale or key[2] is not bias or key[3] != version
-                or key[4] != path_need):
-            self._native_key = (weight, scale, bias, version, path_need)
-            self._native = kernels.native_weights(weight, scale, bias, self.in_features, layout=self.scheme.weight_layout)
+        # at M=1 a layer takes a few microseconds: this check is kept to about one
+        if key is None or key[1] != versions or not all(map(operator.is_, key[0], tensors)):
+            self._native_key = (tensors, versions)
+            self._native = kernels.native_layer(self.scheme.native_id, self.in_features, self.out_features, *tensors)
         return self._native
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if self.scheme.front is not None:
-            return self.scheme.front(
-                inputs, self.packed_weight, self.scale, self.bias, self.in_features, self.input_alpha, self.input_beta
-            )
-        weights = self._native_weights()
-        out = None if weights is None else kernels.run_native(self.scheme.native, inputs, weights)
-        if out is not None:
-            return out
-        return self.scheme.reference(inputs, self.packed_weight, self.scale, self.bias, self.in_features)
+        if kernels.native_applies(inputs):
+            layer = self._native_layer()
+            if layer is not None:
+                return kernels.run_layer(layer, inputs, self.in_features, self.out_features)
+        args = (inputs, self.packed_weight, self.scale, self.bias, self.in_features)
+        if self.input_alpha is not None:
+            args += (self.input_alpha, self.input_beta)
+        return self.scheme.reference(*args)
 
-    def extra_repr(self) -> str:
-        return (
-            f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"scheme={self.scheme.name}"
-        )
-
-
-def _version(tensor: Optional[torch.Tensor]) -> int:
-    """The in-place update counter; inference-mode tensors have none (-1)."""
-    if tensor is None or tensor.is_inference():
-        return -1
-    return tensor._version
-
-
-class PackedTernaryLinear(nn.Module):
-    """
-    The inference form of a ternary linear (BitNet b1.58, `weights: "ternary"`): the levels as two
-    sign planes u, v with t = (u + v) / 2 (`quantization.bit_packing.pack_ternary`) and gamma per
-    output channel. Each plane is a `PackedBinaryLinear` of the scheme's `plane_scheme` with
-    scale gamma / 2, so every binary kernel path runs it; the output is their sum plus the bias.
-    """
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        planes: torch.Tensor,
-        scale: torch.Tensor,
-        bias: Optional[torch.Tensor] = None,
-        scheme: str = "w158a8",
-    ) -> None:
-        super().__init__()
-        self.scheme = scheme_named(scheme)
-        if self.scheme.plane_scheme is None or tuple(planes.shape) != (2, out_features, words_per_row(in_features)):
-            raise ValueError(
-                f"scheme {scheme!r} with planes of shape {tuple(planes.shape)} is not a ternary layer of "
-                f"{out_features} x {in_features}"
-            )
-        self.in_features = in_features
-        self.out_features = out_features
-        half = scale.reshape(out_features).float() * 0.5
-        self.planes = nn.ModuleList(
-            PackedBinaryLinear(in_features, out_features, plane, half, None, scheme=self.scheme.plane_scheme)
-            for plane in planes
-        )
-        self.register_buffer("bias", None if bias is None else bias.float())
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        out = self.planes[0](inputs) + self.planes[1](inputs)
-        return out if self.bias is None else out + self.bias
+    def __getstate__(self):
+        # copies and pickles leave the native layer behind (a capsule; rebuilt on first use)
+        return {**super().__getstate__(), "_native": None, "_native_key": None}
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, scheme={self.scheme.name}"
+

@@ -3,14 +3,13 @@ The packed schemes: one row for each way a trained linear layer is stored and ru
 of ggml's type traits. The torch-free half of each row (name, C++ id, training knobs, bits, the
 tensors it stores) is `bitmaps_runtime.formats.SCHEME_SPECS`, which the file reader and the C++
 runtime read; this module adds the torch half (how a trained layer is packed, the pure-torch
-reference, the kernel front end) and is what the export, the loader, `PackedBinaryLinear`, the
-benchmarks and README read.
+reference) and is what the export, the loader, `PackedLinear`, the benchmarks and README read.
 
 A scheme's name is the one name used everywhere, the file included (`linears.<name>.scheme`).
 
 Adding a scheme is one row in `SCHEME_SPECS` and one here, plus its kernels (a reference function
-in `kernels/reference.py`, a native entry point in `runtime/csrc/`, on every path, and its case
-in `runtime/csrc/linear.cpp`) and their tests; README ("Packed schemes") walks through it with
+in `kernels/reference.py`, native kernels in `runtime/csrc/` on every path, and its case in
+`run_linear`, `runtime/csrc/linear.cpp`, which both engines run) and their tests; README ("Packed schemes") walks through it with
 W1A8 as the worked example.
 """
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ import torch
 
 from bitmaps_runtime.formats import BIAS, SCHEME_SPECS, TABLE_GROUP, TABLE_SPECS, TensorSpec, table_groups  # noqa: F401 (BIAS re-exported)
 
-from bitmaps_allennlp import kernels
 from bitmaps_allennlp.kernels import reference
 from bitmaps_allennlp.quantization.bit_packing import pack_signs, pack_ternary, unpack_signs
 from bitmaps_allennlp.quantization.int8 import quantize_int8_rows
@@ -35,19 +33,13 @@ class PackedScheme:
     bits_per_weight : stored bits per weight, scales excluded.
     tensors : what the file holds per linear (the optional `bias` is common to all schemes).
     pack : the trained layer (`QuantizedLinear`) -> the arrays of `tensors`, by role.
-    reference : the pure-torch kernel, `(inputs, packed_weight, scale, bias, in_features)`.
-    native : the native entry point (`_native.<native>`, one per kernel path).
-    weight_layout : a derived weight layout built once per layer (`kernels.native_weights`):
-        `"lut"`, W1A8's table-lookup layout, which the native entry point takes instead of the
-        words; `"xnor"`, W1A1's for the path in use (nibbles for table lookups, column octets for
-        AVX-512 popcounts), and `"panels"`, W1A32's (a float GEMM on unpacked panels from 16 rows
-        on), which they take beside them; `None` if it takes the words alone.
+    reference : the pure-torch kernel, `(inputs, packed_weight, scale, bias, in_features)`, plus
+        `(input_alpha, input_beta)` for BiT's schemes, which store a learned input quantizer.
+    native_id : its case in the C++ core's `run_linear` (runtime/csrc/linear.h, `Scheme`), which
+        both engines run: the torch-free encoder and the packed modules (`kernels.native_layer`).
     summary : one line for README and error messages.
-    plane_scheme : for weights stored as sign planes (ternary), the binary scheme each plane runs
-        as; `None` for a scheme that runs its words directly.
-    front : for a scheme whose inputs are quantized with stored parameters (BiT's `input_alpha`,
-        `input_beta`), the `kernels` function that runs it, picking native kernels or the
-        reference itself: `(inputs, packed_weight, scale, bias, in_features, alpha, beta)`.
+    plane_scheme : for weights stored as sign planes (ternary), the binary scheme each plane is
+        stored as; `None` for a scheme that stores one plane of words.
     """
 
     name: str
@@ -57,11 +49,14 @@ class PackedScheme:
     tensors: Tuple[TensorSpec, ...]
     pack: Callable[[torch.nn.Module, torch.Tensor], Dict[str, np.ndarray]]
     reference: Callable[..., torch.Tensor]
-    native: str
-    weight_layout: Optional[str]
+    native_id: int
     summary: str
     plane_scheme: Optional[str] = None
-    front: Optional[Callable[..., torch.Tensor]] = None
+
+    @property
+    def learned_inputs(self) -> bool:
+        """Whether it stores a learned input quantizer (BiT's `input_alpha`, `input_beta`)."""
+        return any(spec.role == "input_alpha" for spec in self.tensors)
 
 
 def _pack_binary(layer: torch.nn.Module) -> Dict[str, np.ndarray]:
@@ -94,55 +89,34 @@ def _pack_binary_elastic(layer: torch.nn.Module) -> Dict[str, np.ndarray]:
     }
 
 
-def _row(name: str, pack, reference_fn, native: str, weight_layout: Optional[str], summary: str, front=None) -> PackedScheme:
+def _row(name: str, pack, reference_fn, summary: str) -> PackedScheme:
     """The scheme `name`: its torch-free facts from `SCHEME_SPECS`, its torch side from the arguments."""
     spec = SCHEME_SPECS[name]
     return PackedScheme(
-        spec.name, spec.weights, spec.activations, spec.bits_per_weight, spec.tensors, pack, reference_fn, native,
-        weight_layout, summary, spec.plane_scheme, front,
+        spec.name, spec.weights, spec.activations, spec.bits_per_weight, spec.tensors, pack, reference_fn, spec.native_id,
+        summary, spec.plane_scheme,
     )
-
-
-def _binary(name: str, reference_fn, native: str, weight_layout: Optional[str], summary: str) -> PackedScheme:
-    """A scheme of 1-bit weights (sign words and per-channel scales), differing in its inputs."""
-    return _row(name, _pack_binary, reference_fn, native, weight_layout, summary)
-
-
-def _binary_elastic(name: str, reference_fn, front, summary: str) -> PackedScheme:
-    """1-bit weights and BiT's learned-threshold 1-bit inputs: packed, then XNOR-popcount."""
-    return _row(name, _pack_binary_elastic, reference_fn, "xnor_gemm", None, summary, front)
-
-
-def _ternary(name: str, reference_fn, plane: PackedScheme, summary: str) -> PackedScheme:
-    """A scheme of ternary weights stored as two sign planes, each run as the binary `plane`."""
-    assert SCHEME_SPECS[name].plane_scheme == plane.name
-    return _row(name, _pack_ternary, reference_fn, plane.native, plane.weight_layout, summary)
 
 
 SCHEMES: Dict[str, PackedScheme] = {
     scheme.name: scheme
     for scheme in (
-        _binary("w1a32", reference.binary_weight_linear, "binary_weight_linear", "panels",
-                "binary weights, fp32 inputs: x @ (alpha * sign(W)).T + b"),
-        _binary("w1a1", reference.binary_linear_w1a1, "binary_linear_w1a1", "xnor",
-                "XNOR-Net: binary weights and mean|x| * sign(x) inputs, XNOR-popcount products"),
-        _binary("w1a8", reference.binary_linear_w1a8, "binary_linear_w1a8", "lut",
-                "binary weights, int8 absmax inputs per row, exact int8 products (table lookups or VNNI)"),
-        _binary_elastic("w1a1_elastic", reference.binary_linear_elastic, kernels.binary_linear_elastic,
-                        "BiT: binary weights, elastic inputs alpha * sign((x - beta) / alpha)"),
-        _binary_elastic("w1a1_two_set", reference.binary_linear_two_set, kernels.binary_linear_two_set,
-                        "BiT: binary weights, two-set inputs alpha * {0, 1} (post-GELU)"),
+        _row("w1a32", _pack_binary, reference.binary_weight_linear,
+             "binary weights, fp32 inputs: x @ (alpha * sign(W)).T + b"),
+        _row("w1a1", _pack_binary, reference.binary_linear_w1a1,
+             "XNOR-Net: binary weights and mean|x| * sign(x) inputs, XNOR-popcount products"),
+        _row("w1a8", _pack_binary, reference.binary_linear_w1a8,
+             "binary weights, int8 absmax inputs per row, exact int8 products (table lookups or VNNI)"),
+        _row("w1a1_elastic", _pack_binary_elastic, reference.binary_linear_elastic,
+             "BiT: binary weights, elastic inputs alpha * sign((x - beta) / alpha)"),
+        _row("w1a1_two_set", _pack_binary_elastic, reference.binary_linear_two_set,
+             "BiT: binary weights, two-set inputs alpha * {0, 1} (post-GELU)"),
+        _row("w158a32", _pack_ternary, reference.ternary_weight_linear,
+             "BitNet b1.58 ternary weights as two sign planes, fp32 inputs"),
+        _row("w158a8", _pack_ternary, reference.ternary_linear_w8,
+             "BitNet b1.58 ternary weights as two sign planes, int8 absmax inputs per row"),
     )
 }
-SCHEMES.update(
-    (scheme.name, scheme)
-    for scheme in (
-        _ternary("w158a32", reference.ternary_weight_linear, SCHEMES["w1a32"],
-                 "BitNet b1.58 ternary weights as two sign planes, fp32 inputs"),
-        _ternary("w158a8", reference.ternary_linear_w8, SCHEMES["w1a8"],
-                 "BitNet b1.58 ternary weights as two sign planes, int8 absmax inputs per row"),
-    )
-)
 
 
 class UnknownScheme(ValueError):

@@ -16,7 +16,6 @@
 #include "encoder.h"
 #include "int8_lut.h"
 #include "linear.h"
-#include "xnor_lut.h"
 #include "model_builder.h"
 #include "thread_pool.h"
 #include "tiles.h"
@@ -138,184 +137,6 @@ PyObject* xnor_gemm(PyObject*, PyObject* args) {
   run_tiles(m, n, m * n * words, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     kernels.xnor_gemm(a.data<uint64_t>(), b.data<uint64_t>(), out.data<int32_t>(), m0, m1, n0, n1, n, words, k);
   });
-  Py_END_ALLOW_THREADS
-  Py_RETURN_NONE;
-}
-
-bool get_bias(PyObject* obj, Buffer& bias, int64_t n, const float** ptr) {
-  *ptr = nullptr;
-  if (obj == Py_None) return true;
-  if (!bias.get(obj, "bias", 'f', 1, false)) return false;
-  if (!check(bias.dim(0) == n, "bias must have one entry per output")) return false;
-  *ptr = bias.data<float>();
-  return true;
-}
-
-// The arguments both fused linears take: (x, weight, alpha, bias_or_None, out, threads), checked;
-// with `optional`, one more argument may follow (None when absent).
-struct LinearArgs {
-  Buffer x, w, alpha, bias, out;
-  const float* bias_ptr = nullptr;
-  int threads = 1;
-  int64_t m = 0, k = 0, n = 0, words = 0;
-
-  bool parse(PyObject* args, PyObject** optional = nullptr) {
-    PyObject *x_obj, *w_obj, *alpha_obj, *bias_obj, *out_obj;
-    if (optional) *optional = Py_None;
-    if (!(optional ? PyArg_ParseTuple(args, "OOOOOi|O", &x_obj, &w_obj, &alpha_obj, &bias_obj, &out_obj, &threads, optional)
-                   : PyArg_ParseTuple(args, "OOOOOi", &x_obj, &w_obj, &alpha_obj, &bias_obj, &out_obj, &threads)))
-      return false;
-    if (!x.get(x_obj, "x", 'f', 2, false) || !w.get(w_obj, "weight", 'u', 2, false) ||
-        !alpha.get(alpha_obj, "alpha", 'f', 1, false) || !out.get(out_obj, "out", 'f', 2, true))
-      return false;
-    m = x.dim(0), k = x.dim(1), n = w.dim(0), words = w.dim(1);
-    return get_bias(bias_obj, bias, n, &bias_ptr) &&
-           check(k > 0 && words == bitmaps::words_per_row(k),
-                 [&] { return "weight " + shape(w, 2) + " does not hold rows of " + std::to_string(k) + " bits"; }) &&
-           check(alpha.dim(0) == n, "alpha needs one entry per output") &&
-           check(out.dim(0) == m && out.dim(1) == n, [&] { return "out has shape " + shape(out, 2) + ", expected (m, n)"; });
-  }
-};
-
-// Whether obj exports a buffer of 8-byte items (W1A1's column octets, where the nibble layout has
-// bytes); Buffer::get then checks the format.
-bool has_wide_items(PyObject* obj) {
-  Py_buffer view;
-  if (PyObject_GetBuffer(obj, &view, PyBUF_RECORDS_RO) != 0) return PyErr_Clear(), false;
-  const bool wide = view.itemsize == 8;
-  PyBuffer_Release(&view);
-  return wide;
-}
-
-// XNOR-Net linear in one call: binarize-and-pack the activations (with their mean |x| scale)
-// into scratch, then the popcount GEMM with the scales and bias applied in its epilogue. With a
-// derived weight layout (optional last argument: the nibble layout, uint8, or column octets,
-// uint64), a path that reads that layout uses it; the others read the words.
-PyObject* binary_linear_w1a1(PyObject*, PyObject* args) {
-  PyObject* layout_obj;
-  LinearArgs a;
-  if (!a.parse(args, &layout_obj)) return nullptr;
-  Buffer layout;
-  const bool octets = layout_obj != Py_None && has_wide_items(layout_obj);
-  const int64_t rows = octets ? bitmaps::column_groups(a.n, 8) : bitmaps::lut_column_blocks(a.n);
-  const int64_t width = octets ? a.words * 8 : bitmaps::lut_groups(a.k) * 32;
-  const char* name = octets ? "octets" : "nibbles";
-  if (layout_obj != Py_None &&
-      (!layout.get(layout_obj, name, octets ? 'u' : 'B', 2, false) ||
-       !check(layout.dim(0) == rows && layout.dim(1) == width,
-              [&] { return std::string(name) + " " + shape(layout, 2) + " does not match " + std::to_string(a.n) + " outputs of " +
-                  std::to_string(a.k) + " inputs"; })))
-    return nullptr;
-  const uint8_t* nibbles_ptr = layout_obj == Py_None || octets ? nullptr : layout.data<uint8_t>();
-  const uint64_t* octets_ptr = octets ? layout.data<uint64_t>() : nullptr;
-  const KernelTable& kernels = bitmaps::active_kernels();
-  Py_BEGIN_ALLOW_THREADS
-  bitmaps::LinearScratch scratch;
-  bitmaps::linear_w1a1(kernels, a.x.data<float>(), a.m, a.k, a.w.data<uint64_t>(), a.alpha.data<float>(), a.bias_ptr,
-                       a.n, a.out.data<float>(), a.threads, scratch, nibbles_ptr, false, octets_ptr);
-  Py_END_ALLOW_THREADS
-  Py_RETURN_NONE;
-}
-
-// Binary weights, real activations. With the weight's panel layout (optional last argument), many
-// rows run as a float GEMM on unpacked panels (linear.h's kUnpackRows), as the encoder's do.
-PyObject* binary_weight_linear(PyObject*, PyObject* args) {
-  PyObject* panels_obj;
-  LinearArgs a;
-  if (!a.parse(args, &panels_obj)) return nullptr;
-  Buffer panels;
-  if (panels_obj != Py_None &&
-      (!panels.get(panels_obj, "panels", 'H', 2, false) ||
-       !check(panels.dim(0) == (a.n + 15) / 16 && panels.dim(1) == a.k,
-              [&] { return "panels " + shape(panels, 2) + " does not match " + std::to_string(a.n) + " outputs of " +
-                  std::to_string(a.k) + " inputs"; })))
-    return nullptr;
-  const uint16_t* panels_ptr = panels_obj == Py_None ? nullptr : panels.data<uint16_t>();
-  const KernelTable& kernels = bitmaps::active_kernels();
-  Py_BEGIN_ALLOW_THREADS
-  bitmaps::linear_w1a32(kernels, a.x.data<float>(), a.m, a.k, a.w.data<uint64_t>(), a.alpha.data<float>(), a.bias_ptr,
-                        a.n, a.out.data<float>(), a.threads, panels_ptr);
-  Py_END_ALLOW_THREADS
-  Py_RETURN_NONE;
-}
-
-// A derived weight layout, computed once per layer by the caller: (weight, k, out) with out of
-// element type T (`kind` as Buffer::get reads it) and the shape `dims(n, k)` gives, filled by
-// fill(weight, n, words, k, out).
-template <typename T, typename Dims, typename Fill>
-PyObject* weight_layout(PyObject* args, char kind, Dims dims, Fill fill) {
-  PyObject *w_obj, *out_obj;
-  long long k;
-  if (!PyArg_ParseTuple(args, "OLO", &w_obj, &k, &out_obj)) return nullptr;
-  Buffer w, out;
-  if (!w.get(w_obj, "weight", 'u', 2, false) || !out.get(out_obj, "out", kind, 2, true)) return nullptr;
-  const int64_t n = w.dim(0), words = w.dim(1);
-  if (!check(k > 0 && words == bitmaps::words_per_row(k), [&] { return "weight " + shape(w, 2) + " does not hold rows of " + std::to_string(k) + " bits"; }))
-    return nullptr;
-  const std::pair<int64_t, int64_t> want = dims(n, static_cast<int64_t>(k));
-  if (!check(out.dim(0) == want.first && out.dim(1) == want.second,
-             [&] { return "out has shape " + shape(out, 2) + ", expected (" + std::to_string(want.first) + ", " +
-                 std::to_string(want.second) + ")"; }))
-    return nullptr;
-  Py_BEGIN_ALLOW_THREADS
-  fill(w.data<uint64_t>(), n, words, static_cast<int64_t>(k), out.data<T>());
-  Py_END_ALLOW_THREADS
-  Py_RETURN_NONE;
-}
-
-// W1A8's table-lookup layout (int8_lut.h), W1A1's nibble layout (xnor_lut.h) and W1A32's panels
-// (linear.h: bit j of entry (g, t) is sign bit t of channel 16g + j).
-std::pair<int64_t, int64_t> group_blocks(int64_t n, int64_t k, int64_t group_bytes) {
-  return {bitmaps::lut_column_blocks(n), bitmaps::lut_groups(k) * group_bytes};
-}
-PyObject* lut_weight_layout(PyObject*, PyObject* args) {
-  return weight_layout<uint8_t>(args, 'B', [](int64_t n, int64_t k) { return group_blocks(n, k, 16); },
-                                [](const uint64_t* w, int64_t n, int64_t words, int64_t, uint8_t* out) {
-                                  bitmaps::lut_weight_layout(w, n, words, out);
-                                });
-}
-PyObject* xnor_nibble_layout(PyObject*, PyObject* args) {
-  return weight_layout<uint8_t>(args, 'B', [](int64_t n, int64_t k) { return group_blocks(n, k, 32); },
-                                [](const uint64_t* w, int64_t n, int64_t words, int64_t, uint8_t* out) {
-                                  bitmaps::xnor_nibble_layout(w, n, words, out);
-                                });
-}
-PyObject* xnor_octet_layout(PyObject*, PyObject* args) {
-  return weight_layout<uint64_t>(args, 'u', [](int64_t n, int64_t k) { return std::make_pair(bitmaps::column_groups(n, 8), bitmaps::words_per_row(k) * 8); },
-                                 [](const uint64_t* w, int64_t n, int64_t words, int64_t, uint64_t* out) {
-                                   bitmaps::to_column_groups(w, n, words, 8, out);
-                                 });
-}
-PyObject* panel_layout(PyObject*, PyObject* args) {
-  return weight_layout<uint16_t>(args, 'H', [](int64_t n, int64_t k) { return std::make_pair((n + 15) / 16, k); },
-                                 [](const uint64_t* w, int64_t n, int64_t, int64_t k, uint16_t* out) {
-                                   bitmaps::build_panel_bits(w, n, k, out);
-                                 });
-}
-
-// W1A8 in one call: quantize each row to int8 (absmax per row), build its lookup tables when the
-// active path uses them, then the W1A8 GEMM with the scales and bias in its epilogue.
-PyObject* binary_linear_w1a8(PyObject*, PyObject* args) {
-  PyObject *x_obj, *w_obj, *alpha_obj, *bias_obj, *out_obj;
-  int threads;
-  if (!PyArg_ParseTuple(args, "OOOOOi", &x_obj, &w_obj, &alpha_obj, &bias_obj, &out_obj, &threads)) return nullptr;
-  Buffer x, wlut, alpha, bias, out;
-  if (!x.get(x_obj, "x", 'f', 2, false) || !wlut.get(w_obj, "lut_weight", 'B', 2, false) ||
-      !alpha.get(alpha_obj, "alpha", 'f', 1, false) || !out.get(out_obj, "out", 'f', 2, true))
-    return nullptr;
-  const int64_t m = x.dim(0), k = x.dim(1), n = alpha.dim(0);
-  const float* bias_ptr = nullptr;
-  if (!get_bias(bias_obj, bias, n, &bias_ptr) || !check(k > 0, "x must have at least one column") ||
-      !check(wlut.dim(0) == bitmaps::lut_column_blocks(n) && wlut.dim(1) == bitmaps::lut_groups(k) * 16,
-             [&] { return "lut_weight " + shape(wlut, 2) + " does not match " + std::to_string(n) + " outputs of " + std::to_string(k) + " inputs"; }) ||
-      !check(out.dim(0) == m && out.dim(1) == n, [&] { return "out has shape " + shape(out, 2) + ", expected (m, n)"; }))
-    return nullptr;
-  const KernelTable& kernels = bitmaps::active_kernels();
-  Py_BEGIN_ALLOW_THREADS
-  bitmaps::LinearScratch scratch;
-  bitmaps::prepare_w1a8_inputs(kernels, x.data<float>(), m, k, threads, scratch);
-  bitmaps::linear_w1a8_prepared(kernels, m, k, wlut.data<uint8_t>(), alpha.data<float>(), bias_ptr, n, out.data<float>(),
-                                threads, scratch);
   Py_END_ALLOW_THREADS
   Py_RETURN_NONE;
 }
@@ -448,6 +269,29 @@ PyObject* model_vector(PyObject*, PyObject* args) {
 }
 
 // model_linear(model, layer (-1: the head), slot, scheme, in, out, weight, scale|None, bias|None, input_alpha, input_beta)
+// One linear's buffers, checked (model_linear, layer_new): the sign words (planes x out x words),
+// or out x in floats for a dense linear; the scale (packed schemes) and the optional bias.
+struct LinearBuffers {
+  Buffer weight, scale, bias;
+  bool dense = false, has_bias = false;
+  bool get(int scheme, PyObject* weight_obj, PyObject* scale_obj, PyObject* bias_obj) {
+    dense = scheme == static_cast<int>(bitmaps::Scheme::kDense);
+    has_bias = bias_obj != Py_None;
+    bitmaps::LinearWeights probe;  // how many sign planes the scheme stores (ternary: 2, planes x out x words)
+    probe.scheme = static_cast<bitmaps::Scheme>(scheme);
+    const int weight_dims = !dense && probe.planes() == 2 ? 3 : 2;
+    return weight.get(weight_obj, dense ? "weight" : "packed_weight", dense ? 'f' : 'u', weight_dims, false) &&
+           (dense || scale.get(scale_obj, "scale", 'f', 1, false)) &&
+           (!has_bias || bias.get(bias_obj, "bias", 'f', 1, false));
+  }
+  // make_linear's arguments after the scheme, in and out: the pointers and their sizes
+  const void* weight_data() const { return weight.data<void>(); }
+  const float* scale_data() const { return dense ? nullptr : scale.data<float>(); }
+  int64_t scale_size() const { return dense ? 0 : scale.size(); }
+  const float* bias_data() const { return has_bias ? bias.data<float>() : nullptr; }
+  int64_t bias_size() const { return has_bias ? bias.size() : 0; }
+};
+
 PyObject* model_linear(PyObject*, PyObject* args) {
   PyObject *capsule, *weight_obj, *scale_obj, *bias_obj;
   const char* slot;
@@ -460,23 +304,14 @@ PyObject* model_linear(PyObject*, PyObject* args) {
   ModelHandle* handle = handle_of(capsule);
   if (handle == nullptr) return nullptr;
   const auto lock = lock_model(handle);
-  const bool dense = scheme == static_cast<int>(bitmaps::Scheme::kDense);
-  Buffer weight, scale, bias;
-  bitmaps::LinearWeights probe;  // how many sign planes the scheme stores (ternary: 2, planes x out x words)
-  probe.scheme = static_cast<bitmaps::Scheme>(scheme);
-  const int weight_dims = !dense && probe.planes() == 2 ? 3 : 2;
-  if (!weight.get(weight_obj, dense ? "weight" : "packed_weight", dense ? 'f' : 'u', weight_dims, false) ||
-      (!dense && !scale.get(scale_obj, "scale", 'f', 1, false)) ||
-      (bias_obj != Py_None && !bias.get(bias_obj, "bias", 'f', 1, false)))
+  LinearBuffers b;
+  if (!b.get(scheme, weight_obj, scale_obj, bias_obj)) return nullptr;
+  if (!built(bitmaps::set_linear(handle->model, layer, slot, scheme, in, out, b.weight_data(), b.weight.size(), b.scale_data(),
+                                 b.scale_size(), b.bias_data(), b.bias_size(), input_alpha, input_beta)))
     return nullptr;
-  if (!built(bitmaps::set_linear(handle->model, layer, slot, scheme, in, out, weight.data<void>(), weight.size(),
-                                 dense ? nullptr : scale.data<float>(), dense ? 0 : scale.size(),
-                                 bias_obj == Py_None ? nullptr : bias.data<float>(), bias_obj == Py_None ? 0 : bias.size(),
-                                 input_alpha, input_beta)))
-    return nullptr;
-  keep<void>(handle, weight_obj, weight);
-  if (!dense) keep<float>(handle, scale_obj, scale);
-  if (bias_obj != Py_None) keep<float>(handle, bias_obj, bias);
+  keep<void>(handle, weight_obj, b.weight);
+  if (!b.dense) keep<float>(handle, scale_obj, b.scale);
+  if (b.has_bias) keep<float>(handle, bias_obj, b.bias);
   Py_RETURN_NONE;
 }
 
@@ -606,6 +441,82 @@ PyObject* model_profile(PyObject*, PyObject* args) {
   return result;
 }
 
+// ---- one linear on its own: what bitmaps_allennlp's packed modules run, through run_linear,
+// the code the encoder runs for each of its linears (one implementation per scheme, the ternary
+// fused product and BiT's fronts included). A capsule holding the layer, the arrays it points into
+// and its scratch; prepared for the active path on first use, and again after a switch to a path
+// that reads other weight layouts.
+
+struct LayerHandle {
+  bitmaps::LinearWeights weights;
+  std::vector<PyObject*> arrays;  // referenced for as long as the layer lives
+  bitmaps::LinearScratch scratch;
+  std::mutex busy;  // one forward at a time per layer (the scratch is shared)
+  const KernelTable* prepared_for = nullptr;
+  ~LayerHandle() {
+    for (PyObject* array : arrays) Py_DECREF(array);
+  }
+};
+
+constexpr const char* kLayerCapsule = "bitmaps_runtime.Linear";
+
+void drop_layer(PyObject* capsule) { delete static_cast<LayerHandle*>(PyCapsule_GetPointer(capsule, kLayerCapsule)); }
+
+// layer_new(scheme, in, out, weight, scale_or_None, bias_or_None, input_alpha, input_beta)
+PyObject* layer_new(PyObject*, PyObject* args) {
+  PyObject *weight_obj, *scale_obj, *bias_obj;
+  long long in, out;
+  int scheme;
+  double input_alpha, input_beta;
+  if (!PyArg_ParseTuple(args, "iLLOOOdd", &scheme, &in, &out, &weight_obj, &scale_obj, &bias_obj, &input_alpha, &input_beta))
+    return nullptr;
+  if (!check(scheme >= 0 && scheme < bitmaps::kSchemeCount, "unknown scheme id " + std::to_string(scheme))) return nullptr;
+  LinearBuffers b;
+  if (!b.get(scheme, weight_obj, scale_obj, bias_obj)) return nullptr;
+  auto* handle = new LayerHandle();
+  if (!built(bitmaps::make_linear(handle->weights, "linear", scheme, in, out, b.weight_data(), b.weight.size(), b.scale_data(),
+                                  b.scale_size(), b.bias_data(), b.bias_size(), input_alpha, input_beta))) {
+    delete handle;
+    return nullptr;
+  }
+  for (PyObject* obj : {weight_obj, b.dense ? nullptr : scale_obj, b.has_bias ? bias_obj : nullptr})
+    if (obj != nullptr) Py_INCREF(obj), handle->arrays.push_back(obj);
+  PyObject* capsule = PyCapsule_New(handle, kLayerCapsule, drop_layer);
+  if (capsule == nullptr) delete handle;
+  return capsule;
+}
+
+// layer_forward(layer, x (m, in) float32, out (m, out) float32, threads)
+PyObject* layer_forward(PyObject*, PyObject* args) {
+  PyObject *capsule, *x_obj, *out_obj;
+  int threads;
+  if (!PyArg_ParseTuple(args, "OOOi", &capsule, &x_obj, &out_obj, &threads)) return nullptr;
+  auto* handle = static_cast<LayerHandle*>(PyCapsule_GetPointer(capsule, kLayerCapsule));  // sets TypeError if not one
+  if (handle == nullptr) return nullptr;
+  const bitmaps::LinearWeights& w = handle->weights;
+  Buffer x, out;
+  if (!x.get(x_obj, "x", 'f', 2, false) || !out.get(out_obj, "out", 'f', 2, true)) return nullptr;
+  const int64_t m = x.dim(0);
+  if (!check(x.dim(1) == w.in, [&] { return "x has shape " + shape(x, 2) + ", expected rows of " + std::to_string(w.in); }) ||
+      !check(out.dim(0) == m && out.dim(1) == w.out,
+             [&] { return "out has shape " + shape(out, 2) + ", expected (" + std::to_string(m) + ", " + std::to_string(w.out) + ")"; }))
+    return nullptr;
+  const KernelTable& kernels = bitmaps::active_kernels();  // one path for the preparation and the run
+  const char* error = nullptr;
+  bool prepared = true;
+  Py_BEGIN_ALLOW_THREADS
+  std::lock_guard<std::mutex> lock(handle->busy);
+  if (!handle->prepared_for || !bitmaps::same_weight_layouts(*handle->prepared_for, kernels)) {
+    handle->prepared_for = nullptr;
+    prepared = handle->weights.prepare(&error, kernels);
+    if (prepared) handle->prepared_for = &kernels;
+  }
+  if (prepared && m > 0) bitmaps::run_linear(kernels, w, x.data<float>(), m, out.data<float>(), threads, handle->scratch);
+  Py_END_ALLOW_THREADS
+  if (!prepared) return PyErr_Format(PyExc_ValueError, "invalid linear: %s", error);
+  Py_RETURN_NONE;
+}
+
 PyObject* isa(PyObject*, PyObject*) { return PyUnicode_FromString(bitmaps::active_kernels().isa); }
 
 PyObject* reads_nibble_layout(PyObject*, PyObject*) { return PyBool_FromLong(bitmaps::reads_nibble_layout(bitmaps::active_kernels())); }
@@ -635,18 +546,12 @@ PyObject* set_isa(PyObject*, PyObject* args) {
 PyMethodDef kMethods[] = {
     {"pack_signs", pack_signs, METH_VARARGS, "pack_signs(x, out, mean_abs_or_None)"},
     {"xnor_gemm", xnor_gemm, METH_VARARGS, "xnor_gemm(a, b, k, out, threads)"},
-    {"binary_linear_w1a1", binary_linear_w1a1, METH_VARARGS,
-     "binary_linear_w1a1(x, weight, alpha, bias_or_None, out, threads[, nibbles_or_octets_or_None])"},
-    {"xnor_nibble_layout", xnor_nibble_layout, METH_VARARGS, "xnor_nibble_layout(weight, k, out): W1A1 weight layout"},
-    {"xnor_octet_layout", xnor_octet_layout, METH_VARARGS, "xnor_octet_layout(weight, k, out): W1A1 weights in column octets"},
     {"reads_nibble_layout", reads_nibble_layout, METH_NOARGS, "whether the kernel path in use reads W1A1's nibble layout"},
     {"reads_octet_layout", reads_octet_layout, METH_NOARGS, "whether the kernel path in use reads W1A1's column octets"},
-    {"binary_weight_linear", binary_weight_linear, METH_VARARGS,
-     "binary_weight_linear(x, weight, alpha, bias_or_None, out, threads[, panels_or_None])"},
-    {"panel_layout", panel_layout, METH_VARARGS, "panel_layout(weight, k, out): W1A32 weight layout (uint16 panels)"},
-    {"lut_weight_layout", lut_weight_layout, METH_VARARGS, "lut_weight_layout(weight, k, out): W1A8 weight layout"},
-    {"binary_linear_w1a8", binary_linear_w1a8, METH_VARARGS, "binary_linear_w1a8(x, lut_weight, alpha, bias_or_None, out, threads)"},
     {"quantize_int8_rows", quantize_int8_rows, METH_VARARGS, "quantize_int8_rows(x, q_out, step_out): the active path's int8 quantizer"},
+    {"layer_new", layer_new, METH_VARARGS,
+     "layer_new(scheme, in, out, weight, scale_or_None, bias_or_None, input_alpha, input_beta): one linear of any scheme"},
+    {"layer_forward", layer_forward, METH_VARARGS, "layer_forward(layer, x, out, threads): the linear on x, as the encoder runs it"},
     {"model_new", model_new, METH_VARARGS, "model_new(hidden, heads, intermediate, vocab, max_positions, type_vocab, eps, activation, bi_attention, layers)"},
     {"model_table", model_table, METH_VARARGS, "model_table(model, 'word'|'position', format, rows, dim, data, scale_or_None)"},
     {"model_vector", model_vector, METH_VARARGS, "model_vector(model, name, layer, array)"},

@@ -1,6 +1,6 @@
 // One linear layer of any packed scheme, on raw pointers: what the encoder runs for each of its
-// linears and what the Python binding's per-layer entry points call. The scheme ids are the row
-// order of bitmaps_allennlp/packed/schemes.py's SCHEMES (mirrored in bitmaps_runtime/schemes.py);
+// linears, and what the binding's single layers run for the torch modules (layer_new,
+// layer_forward). The scheme ids are SCHEME_SPECS' `native_id`s (runtime/bitmaps_runtime/formats.py);
 // `kDense` is a linear the export left in floating point.
 #pragma once
 #include <cstdint>
@@ -99,7 +99,7 @@ inline bool shares_prepared_inputs(const LinearWeights& a, const LinearWeights& 
          (a.nibble_layout() == nullptr) == (b.nibble_layout() == nullptr);
 }
 
-// The scheme kernels on their own (the binding's per-layer entry points use them).
+// The scheme kernels on their own (run_linear's cases; the C++ tests call them directly).
 // panel_bits (nullable): the weight's panel layout (LinearWeights::panel_bits); with it, many
 // rows run as a float GEMM on unpacked panels
 void linear_w1a32(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const uint64_t* w,

@@ -80,11 +80,9 @@ std::string set_vector(EncoderModel& m, const std::string& name, int64_t layer, 
   return "";
 }
 
-std::string set_linear(EncoderModel& m, int64_t layer, const std::string& slot, int scheme, int64_t in, int64_t out,
-                       const void* weight, int64_t weight_size, const float* scale, int64_t scale_size, const float* bias,
-                       int64_t bias_size, double input_alpha, double input_beta) {
-  LinearWeights* w = linear_slot(m, layer, slot);
-  if (w == nullptr) return "unknown linear '" + slot + "' of layer " + std::to_string(layer);
+std::string make_linear(LinearWeights& w, const std::string& name, int scheme, int64_t in, int64_t out, const void* weight,
+                        int64_t weight_size, const float* scale, int64_t scale_size, const float* bias, int64_t bias_size,
+                        double input_alpha, double input_beta) {
   if (scheme < 0 || scheme >= kSchemeCount) return "unknown scheme id " + std::to_string(scheme);
   if (in <= 0 || out <= 0) return "a linear needs positive in and out features";
   LinearWeights fresh;
@@ -92,21 +90,30 @@ std::string set_linear(EncoderModel& m, int64_t layer, const std::string& slot, 
   fresh.in = in, fresh.out = out;
   fresh.input_alpha = static_cast<float>(input_alpha), fresh.input_beta = static_cast<float>(input_beta);
   if (fresh.scheme == Scheme::kDense) {
-    if (weight == nullptr || weight_size != out * in) return slot + " weight does not hold " + std::to_string(out) + " x " + std::to_string(in) + " floats";
+    if (weight == nullptr || weight_size != out * in) return name + " weight does not hold " + std::to_string(out) + " x " + std::to_string(in) + " floats";
     fresh.dense = static_cast<const float*>(weight);
   } else {
     if (weight == nullptr || weight_size != fresh.planes() * out * words_per_row(in))
-      return slot + " packed_weight does not hold " + std::to_string(out) + " x " + std::to_string(in) + " bits";
-    if (scale == nullptr || scale_size != out) return slot + " needs a scale per output";
+      return name + " packed_weight does not hold " + std::to_string(out) + " x " + std::to_string(in) + " bits";
+    if (scale == nullptr || scale_size != out) return name + " needs a scale per output";
     fresh.words = static_cast<const uint64_t*>(weight);
     fresh.scale = scale;
   }
   if (bias != nullptr) {
-    if (bias_size != out) return slot + " needs a bias per output";
+    if (bias_size != out) return name + " needs a bias per output";
     fresh.bias = bias;
   }
-  *w = std::move(fresh);
+  w = std::move(fresh);
   return "";
+}
+
+std::string set_linear(EncoderModel& m, int64_t layer, const std::string& slot, int scheme, int64_t in, int64_t out,
+                       const void* weight, int64_t weight_size, const float* scale, int64_t scale_size, const float* bias,
+                       int64_t bias_size, double input_alpha, double input_beta) {
+  LinearWeights* w = linear_slot(m, layer, slot);
+  if (w == nullptr) return "unknown linear '" + slot + "' of layer " + std::to_string(layer);
+  return make_linear(*w, slot, scheme, in, out, weight, weight_size, scale, scale_size, bias, bias_size, input_alpha,
+                     input_beta);
 }
 
 std::string set_quantizers(EncoderModel& m, int64_t layer, const int modes[4], const double alpha[4], const double beta[4]) {

@@ -19,6 +19,12 @@ std::string set_table(EncoderModel& m, const std::string& which, int format, int
                       int64_t data_size, const float* scale, int64_t scale_size);
 // "token_type" (type_vocab x hidden), "decoder_bias" (vocab), "<embeddings|attention|output|head>.<weight|bias>"
 std::string set_vector(EncoderModel& m, const std::string& name, int64_t layer, const float* data, int64_t size);
+// One linear on its own, checked: the fields of `w` on success (else `w` is unchanged); `name`
+// names it in the message. set_linear fills an encoder's slot with it; the binding's single layers
+// (what bitmaps_allennlp's packed modules run) use it directly.
+std::string make_linear(LinearWeights& w, const std::string& name, int scheme, int64_t in, int64_t out, const void* weight,
+                        int64_t weight_size, const float* scale, int64_t scale_size, const float* bias, int64_t bias_size,
+                        double input_alpha, double input_beta);
 // layer -1 with slot "dense": the head's transform; weight: sign words (planes x out x words) or
 // out x in floats for Scheme::kDense; scale and bias nullable where the scheme allows
 std::string set_linear(EncoderModel& m, int64_t layer, const std::string& slot, int scheme, int64_t in, int64_t out,

@@ -16,11 +16,6 @@ PATHS = kernels.available_paths()
 SHAPES = [(1, 1, 1), (1, 768, 768), (3, 5, 63), (7, 9, 64), (5, 6, 65), (33, 70, 200), (17, 130, 1000), (2, 3, 4096)]
 
 
-@pytest.fixture(params=PATHS)
-def path(request):
-    with selected_kernel_path(request.param):
-        yield request.param
-
 
 def _operands(m, n, k, seed=0):
     generator = torch.Generator().manual_seed(seed + m * 1000 + n * 10 + k)
@@ -252,86 +247,36 @@ def test_the_int8_scale_is_one_correctly_rounded_division():
     assert np.array_equal(int8_scale(x)[:, 0].numpy(), expected)
 
 
-def _with_layout_and_words_alone(path, m, n, k, kernel, layout, layout_shape):
-    """`kernel` on a layer given the derived `layout` beside its words, and on the words alone."""
-    if path == "reference":
-        pytest.skip(f"the {layout} layout is a native layout")
-    x, w, scale, bias = _operands(m, n, k)
-    packed = reference_pack(w)
-    with_layout = kernels.native_weights(packed, scale, bias, k, layout=layout)
-    assert with_layout.beside
-    assert (with_layout.layout is None) if layout_shape is None else (with_layout.layout.shape == layout_shape)
-    words_only = kernels.native_weights(packed, scale, bias, k)
-    operands = (x, packed, scale, bias)
-    return operands, kernels.run_native(kernel, x, with_layout), kernels.run_native(kernel, x, words_only)
+def test_a_native_layer_refuses_operands_that_do_not_make_one():
+    # the packed modules' layers (`kernels.native_layer`): every field checked before use, the
+    # message naming it; the weight layouts themselves are derived in C++, never passed in
+    import numpy as np
 
-
-# the paths with their own W1A1 weight layout (`"xnor"`), and its shape for n outputs of k inputs:
-# the nibble layout of the table-lookup kernels (2 bits per weight), the column octets of the
-# AVX-512 popcount kernels (1 bit per weight)
-XNOR_LAYOUTS = {
-    "avx2": lambda n, k: ((n + 31) // 32, ((k + 63) // 64) * 16 * 32),
-    "avx512_vnni": lambda n, k: ((n + 7) // 8, ((k + 63) // 64) * 8),
-}
-LAYOUT_PATHS = sorted(set(XNOR_LAYOUTS) & set(PATHS))
-
-
-@pytest.mark.parametrize("m, n, k", SHAPES)
-def test_w1a1_with_the_path_layout_equals_the_words_alone(path, m, n, k):
-    # the table-lookup and octet kernels (where the path has them) against the row-layout ones, bit
-    # for bit; the other paths are not given a layout they would not read
-    shape = XNOR_LAYOUTS[path](n, k) if path in XNOR_LAYOUTS else None
-    _, got, words_only = _with_layout_and_words_alone(path, m, n, k, "binary_linear_w1a1", "xnor", shape)
-    assert torch.equal(got, words_only)
-
-
-def test_a_layer_built_for_one_path_runs_on_another():
-    # native weights built where a W1A1 layout is read run on a path without it or with the other
-    # one, and the other way round (the words are always there): the same integers either way
-    native = kernels.native_module()
-    if native is None or not LAYOUT_PATHS:
-        pytest.skip("no path with a W1A1 layout here")
-    x, w, scale, bias = _operands(9, 70, 200)
-    packed = reference_pack(w)
-    built = {}
-    for path in ("scalar", *LAYOUT_PATHS):
-        with selected_kernel_path(path):
-            built[path] = kernels.native_weights(packed, scale, bias, 200, layout="xnor")
-    assert built["scalar"].layout is None and all(built[p].layout is not None for p in LAYOUT_PATHS)
-    expected = reference.binary_linear_w1a1(x, packed, scale, bias, 200)
-    for run_on in ("scalar", *LAYOUT_PATHS):
-        with selected_kernel_path(run_on):
-            for weights in built.values():
-                torch.testing.assert_close(kernels.run_native("binary_linear_w1a1", x, weights), expected, rtol=1e-6, atol=1e-5)
-
-
-@pytest.mark.parametrize("m, n, k", [(16, 33, 100), (33, 70, 200), (40, 130, 1000)])
-def test_w1a32_with_panels_runs_the_float_gemm_and_matches_the_words(path, m, n, k):
-    # from 16 rows the panel layout runs a float GEMM on unpacked +-alpha panels (another sum
-    # order than the sign-flipping kernel on the words): both near the reference
-    (x, packed, scale, bias), got, words_only = _with_layout_and_words_alone(
-        path, m, n, k, "binary_weight_linear", "panels", ((n + 15) // 16, k)
-    )
-    torch.testing.assert_close(got, reference.binary_weight_linear(x, packed, scale, bias, k), rtol=1e-5, atol=1e-4)
-    torch.testing.assert_close(got, words_only, rtol=1e-5, atol=1e-4)
-
-
-@pytest.mark.parametrize(
-    "kernel, layout, path",
-    [("binary_weight_linear", "panels", None)] + [("binary_linear_w1a1", "xnor", path) for path in XNOR_LAYOUTS],
-)
-def test_a_derived_layout_of_another_shape_is_refused(kernel, layout, path):
     native = kernels.native_module()
     if native is None:
         pytest.skip("no native extension")
-    if path is not None and path not in PATHS:
-        pytest.skip(f"no {path} path here")
-    x, w, scale, bias = _operands(20, 40, 100)
-    # built for 20 outputs: one 32-column block, three column octets or two 16-channel panels,
-    # where 40 need two, five or three
-    with selected_kernel_path(path or kernels.backend()):
-        wrong = kernels.native_weights(reference_pack(w[:20]), scale[:20], None, 100, layout=layout).layout
-    weights = kernels.native_weights(reference_pack(w), scale, bias, 100)
-    out = torch.empty(20, 40).numpy()
-    with pytest.raises(ValueError, match={"avx2": "nibbles", "avx512_vnni": "octets"}.get(path, layout)):
-        getattr(native, kernel)(x.numpy(), weights.words, weights.alpha, weights.bias, out, 1, wrong)
+    x, w, scale, bias = _operands(4, 40, 100)
+    words = reference_pack(w).numpy().view(np.uint64)
+    ok = (words, scale.numpy(), bias.numpy(), 1.0, 0.0)
+    with pytest.raises(ValueError, match="unknown scheme id 99"):
+        native.layer_new(99, 100, 40, *ok)
+    with pytest.raises(ValueError, match="packed_weight does not hold 40 x 130 bits"):
+        native.layer_new(2, 130, 40, *ok)
+    with pytest.raises(ValueError, match="needs a scale per output"):
+        native.layer_new(2, 100, 40, words, scale[:39].numpy(), None, 1.0, 0.0)
+    with pytest.raises(ValueError, match="needs a bias per output"):
+        native.layer_new(2, 100, 40, words, scale.numpy(), bias[:3].numpy(), 1.0, 0.0)
+    with pytest.raises(TypeError, match="packed_weight must hold uint64"):
+        native.layer_new(2, 100, 40, w.numpy(), scale.numpy(), None, 1.0, 0.0)
+    with pytest.raises(ValueError, match="packed_weight must be 3-dimensional"):  # ternary: two sign planes
+        native.layer_new(6, 100, 40, *ok)
+    with pytest.raises(ValueError, match="input_alpha must be positive"):  # checked when first prepared
+        native.layer_forward(native.layer_new(3, 100, 40, words, scale.numpy(), None, 0.0, 0.0), x.numpy(), np.empty((4, 40), np.float32), 1)
+    layer = native.layer_new(2, 100, 40, *ok)
+    with pytest.raises(ValueError, match=r"x has shape \(4, 99\), expected rows of 100"):
+        native.layer_forward(layer, x[:, :99].contiguous().numpy(), np.empty((4, 40), np.float32), 1)
+    with pytest.raises(ValueError, match=r"out has shape \(4, 41\), expected \(4, 40\)"):
+        native.layer_forward(layer, x.numpy(), np.empty((4, 41), np.float32), 1)
+    out = np.empty((4, 40), np.float32)
+    native.layer_forward(layer, x.numpy(), out, 1)
+    assert torch.allclose(torch.from_numpy(out), reference.binary_linear_w1a8(x, reference_pack(w), scale, bias, 100), atol=1e-4)

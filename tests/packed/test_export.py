@@ -12,7 +12,7 @@ from allennlp.models.archival import load_archive
 
 from bitmaps_allennlp.models.packed_masked_lm import PackedMaskedLanguageModel
 from bitmaps_allennlp.commands.packed_archive import export_archive
-from bitmaps_allennlp.packed.packed_linear import PackedBinaryLinear, PackedTernaryLinear
+from bitmaps_allennlp.packed.packed_linear import PackedLinear
 from tests.model_configs import tiny_masked_lm_config
 
 
@@ -69,10 +69,7 @@ def test_packed_logits_match_the_training_model(name, trained_archives, corpus_p
     source, packed = load_archive(trained_archives[name]), load_archive(output)
     assert isinstance(packed.model, PackedMaskedLanguageModel)
     expected_linears = 2 * (4 if name == "learned" else 6)
-    packed_linears = [
-        m for n, m in packed.model.named_modules()
-        if isinstance(m, (PackedBinaryLinear, PackedTernaryLinear)) and ".planes." not in n  # a ternary layer's planes
-    ]
+    packed_linears = [m for m in packed.model.modules() if isinstance(m, PackedLinear)]
     assert len(packed_linears) == expected_linears
     assert {m.scheme.name for m in packed_linears} == {{"w1a1": "w1a1", "w1a8": "w1a8", "w158a8": "w158a8"}.get(name, "w1a32")}
     expected, got = _masked_logits(source, packed, corpus_path)
@@ -128,7 +125,7 @@ def test_a_scheme_override_round_trips_and_runs_xnor_net():
     rebuilt, head = build_packed_bert(decode_packed_model(encode_packed_model(packed)))
     assert head == {}
     layer = rebuilt.encoder.layer[1].intermediate.dense
-    assert isinstance(layer, PackedBinaryLinear) and layer.scheme.name == "w1a1"
+    assert isinstance(layer, PackedLinear) and layer.scheme.name == "w1a1"
     x = torch.randn(3, 5, layer.in_features)
     expected = reference.binary_linear_w1a1(x, layer.packed_weight, layer.scale, layer.bias, layer.in_features)
     with torch.no_grad():
@@ -308,7 +305,7 @@ def test_binarized_embedding_tables_and_head_export_as_trained(tiny_bert_dir, co
     assert sizes.stored["embeddings"] == rows * ((dim + 63) // 64 * 8 + 4) + 2 * dim * 4  # + token types (fp32)
     # and the head's transform is a packed W1A8 linear, as trained
     dense = packed.model._head.dense
-    assert isinstance(dense, PackedBinaryLinear) and dense.scheme.name == "w1a8"
+    assert isinstance(dense, PackedLinear) and dense.scheme.name == "w1a8"
     tensors = _batch(source, corpus_path)
     assert torch.equal(_top_ids(source, tensors), _top_ids(packed, tensors))
 

@@ -15,11 +15,6 @@ from tests.conftest import selected_kernel_path
 _NUMPY = {"U64": np.uint64, "F32": np.float32, "F16": np.float16}
 
 
-@pytest.fixture(params=kernels.available_paths())
-def path(request):
-    with selected_kernel_path(request.param):
-        yield request.param
-
 
 def _trained_layer(scheme, in_features, out_features, seed=0) -> QuantizedLinear:
     torch.manual_seed(seed)
@@ -45,7 +40,7 @@ def test_every_scheme_matches_its_training_layer_on_every_path(name, in_features
         x = torch.nn.functional.gelu(x)  # what two-set inputs are: non-negative (post-GELU)
     with torch.no_grad():
         layer(x)  # data-initialised input quantizers (BiT's alpha) start from this batch
-        if scheme.front is not None:  # a learned threshold, as training leaves it
+        if scheme.learned_inputs:  # a learned threshold, as training leaves it
             layer.input_quantizer.beta.fill_(0.05)
         stored = scheme.pack(layer)
     assert set(stored) == {spec.role for spec in scheme.tensors}
@@ -60,7 +55,7 @@ def test_every_scheme_matches_its_training_layer_on_every_path(name, in_features
         expected = layer(x)
         got = packed(x)
     assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4), (got - expected).abs().max()
-    if scheme.front is not None:
+    if scheme.learned_inputs:
         # BiT's 1-bit inputs with stored alpha and beta: integer dots and one epilogue in the same
         # order in training and packed, on every path, so the outputs agree to the bit (a W1A1
         # network turns a last-bit difference next to zero into a flipped sign downstream)
