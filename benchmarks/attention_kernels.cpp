@@ -1,5 +1,5 @@
-// One attention head's kernels (sequence 128, head dimension 32: MiniLM's), timed on the AVX2
-// kernel table: the 1-bit scores' XNOR products (column quads, k = 32), the softmax with and
+// One attention head's kernels (sequence 128, head dimension 32: MiniLM's), timed on the kernel
+// table BITMAPS_KERNELS names (default: the one this CPU gets): the 1-bit scores' XNOR products (column quads, k = 32), the softmax with and
 // without the division by sqrt(d), and the float scores and context on the GEMM micro-kernel.
 // Prints one JSON object of median microseconds. Built and run against several revisions of
 // runtime/csrc by benchmarks/attention_kernels.sh, which interleaves them and saves the JSON.
@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gemm_panels.h"
+#include "dispatch.h"
 #include "kernels.h"
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <cstdio>
 #include <functional>
 #include <random>
+#include <cstdlib>
 
 using namespace bitmaps;
 
@@ -29,7 +31,12 @@ static double median_us(const std::function<void()>& f, int calls) {
 }
 
 int main() {
-  const KernelTable& kt = kAvx2Kernels;
+  const char* forced = std::getenv("BITMAPS_KERNELS");
+  if (forced && *forced && !set_active_kernels(forced)) {
+    std::fprintf(stderr, "kernel path %s is not available here\n", forced);
+    return 2;
+  }
+  const KernelTable& kt = active_kernels();
   const int64_t seq = 128, d = 32, calls = 2000;
   std::mt19937_64 rng(1);
   std::normal_distribution<float> normal;
@@ -66,6 +73,6 @@ int main() {
   long check = 0;
   for (int32_t x : dots) check += x;
   std::printf("{\"scores_1bit_us\": %.3f, \"softmax_sqrt_d_us\": %.3f, \"softmax_us\": %.3f, \"float_scores_us\": %.3f, "
-              "\"float_context_us\": %.3f, \"check\": %ld}\n",
-              scores_1bit, softmax_div, softmax, float_scores, float_context, check);
+              "\"float_context_us\": %.3f, \"check\": %ld, \"isa\": \"%s\"}\n",
+              scores_1bit, softmax_div, softmax, float_scores, float_context, check, kt.isa);
 }

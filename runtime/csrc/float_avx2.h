@@ -177,7 +177,7 @@ inline __m256 exp8(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
-float exp_shifted(float* x, int64_t count, float shift) {
+inline float exp_shifted(float* x, int64_t count, float shift) {
   const __m256 s = _mm256_set1_ps(shift);
   __m256 total = _mm256_setzero_ps();
   int64_t i = 0;

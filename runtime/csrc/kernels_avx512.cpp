@@ -6,6 +6,7 @@
 
 #include "avx2_reduce.h"
 #include "float_avx2.h"
+#include "float_avx512.h"
 #include "kernels.h"
 #include "softmax_rows.h"
 #include "layer_norm_rows.h"
@@ -144,7 +145,7 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
 extern const KernelTable kAvx512Kernels;
 const KernelTable kAvx512Kernels = {"avx512", pack_signs, xnor_gemm_tiles<Counter>, xnor_linear_tiles<Counter>,
                                   binary_weight_linear, quantize_rows_int8_avx2, lut_linear_avx2, LutFormat::kSplit6,
-                                  sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_shifted, row_max8>,
+                                  sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_shifted16, row_max16>,
                                   nullptr, pack_elastic_rows, build_luts_avx2, nullptr, nullptr, nullptr,
                                   layer_norm_rows_with<sum_parts8, normalize8>};
 

@@ -6,21 +6,24 @@
 //   with one 512-bit load of 8 columns' words, so the lanes are the columns' counts. On Zen 4 this
 //   ran 1.4-2.5x the row-layout kernel below (which sums 4 words of one column per lane, then
 //   reduces lanes per output, and reads 8 words for a row of 6): the row layout stays for callers
-//   without octets (the per-layer Python entry point).
+//   without octets (a layer whose octets were not built).
 // W1A8: an int8 GEMM on vpdpbusd. The weight bits, read from the table-lookup layout, become
 //   bytes 0/1 with one bit shuffle (vpshufbitqmb) and one masked move; one dpbusd then does
 //   16 columns x 4 multiply-adds, exactly, with no tables to build per row.
 // Activation packing, int8 quantization, W1A32 and attention's 1-bit products on column quads reuse the
 // AVX2 kernels (dispatch.cpp assembles the table): the row-layout popcount below had made BiT stage 2's
-// 1-bit attention take 3.4 ms of a MiniLM forward on Zen 4, the AVX2 quads 1.8 ms.
+// 1-bit attention take 3.4 ms of a MiniLM forward on Zen 4, the AVX2 quads 1.8 ms. The softmax runs
+// float_avx512.h's 512-bit loops.
 #include <immintrin.h>
 
 #include <cstring>
 #include <type_traits>
 
 #include "avx2_reduce.h"
+#include "float_avx512.h"
 #include "int8_lut.h"
 #include "kernels.h"
+#include "softmax_rows.h"
 
 namespace bitmaps {
 namespace {
@@ -303,7 +306,7 @@ const KernelTable& avx512_vnni_kernels(const KernelTable& avx2) {
   static const KernelTable table = {"avx512_vnni", avx2.pack_signs, xnor_gemm, xnor_linear,
                                     avx2.binary_weight_linear, avx2.quantize_rows_int8, w1a8_linear, LutFormat::kNone,
                                     avx2.sgemm_nt, avx2.sgemm_nn, avx2.sgemm_panel, avx2.unpack_panel, avx2.gelu,
-                                    avx2.softmax_rows, avx2.xnor_gemm_quads, avx2.pack_elastic, nullptr, nullptr, nullptr, nullptr,
+                                    softmax_rows_with<exp_shifted16, row_max16>, avx2.xnor_gemm_quads, avx2.pack_elastic, nullptr, nullptr, nullptr, nullptr,
                                     avx2.layer_norm_rows, xnor_octets_gemm, xnor_octets_linear,
                                     w158a8_linear};
   return table;

@@ -24,8 +24,8 @@ inline float row_max(const float* row, int64_t n) {
 }
 
 // ExpShifted(x, count, shift): x[i] = exp(x[i] - shift), returning the sum (the file's exp);
-// RowMax: row_max above, or a file's vector version with the same lanes and order (GCC leaves
-// row_max's compare-and-select scalar: an eighth of the AVX2 softmax's time).
+// RowMax: row_max above, or a file's vector version (GCC leaves row_max's compare-and-select
+// scalar: an eighth of the AVX2 softmax's time).
 template <float (*ExpShifted)(float*, int64_t, float), float (*RowMax)(const float*, int64_t) = row_max>
 void softmax_rows_with(float* x, int64_t rows, int64_t n, float divisor, const int32_t* mask) {
   for (int64_t i = 0; i < rows; ++i) {

@@ -16,6 +16,7 @@ objects="$(dirname "$out")/native_test_objects_$(basename "$out")"
 mkdir -p "$objects"
 defines=()
 sources=()
+kernel_test_objects=()
 case "$target" in
   x86_64*) arch=x86_64 ;;
   aarch64*) arch=aarch64 ;;
@@ -27,6 +28,9 @@ if [ "$arch" = x86_64 ]; then
   "$cxx" "${base[@]}" "${avx512[@]}" -c "$here/csrc/kernels_avx512.cpp" -o "$objects/avx512.o"
   "$cxx" "${base[@]}" "${avx512[@]}" -mavx512vl -mavx512vpopcntdq -mavx512vnni -mavx512bitalg \
     -c "$here/csrc/kernels_avx512_vnni.cpp" -o "$objects/avx512_vnni.o"
+  # float_avx512.h's loops against their definitions: a test file of its own, with the AVX-512 flags
+  "$cxx" "${base[@]}" -O2 "${avx512[@]}" -c "$here/tests/test_float_avx512.cpp" -o "$objects/test_float_avx512.o"
+  kernel_test_objects=("$objects/test_float_avx512.o")
   defines=(-DBITMAPS_HAVE_AVX2 -DBITMAPS_HAVE_AVX512 -DBITMAPS_HAVE_AVX512_VNNI)
   sources=("$objects/avx2.o" "$objects/avx512.o" "$objects/avx512_vnni.o")
 elif [ "$arch" = aarch64 ]; then
@@ -54,6 +58,6 @@ done
 # the test programs themselves at -O2: Debian's aarch64 GCC 12 has an internal compiler error
 # vectorizing a reduction in test_encoder_golden.cpp's main at -O3 (the core above is not affected)
 tests=("${base[@]}" -O2)
-"$cxx" "${tests[@]}" "${defines[@]}" "$here/tests/test_kernels.cpp" "${objs[@]}" -pthread "$@" -o "$out"
+"$cxx" "${tests[@]}" "${defines[@]}" "$here/tests/test_kernels.cpp" "${kernel_test_objects[@]}" "${objs[@]}" -pthread "$@" -o "$out"
 "$cxx" "${tests[@]}" "${defines[@]}" "$here/tests/test_encoder_golden.cpp" "${objs[@]}" -pthread "$@" -o "${out}_golden"
 echo "built $out and ${out}_golden for $target"

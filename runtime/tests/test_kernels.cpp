@@ -515,7 +515,19 @@ void test_schemes(const KernelTable& kt) {
 
 }  // namespace
 
+#if defined(BITMAPS_HAVE_AVX512)
+// test_float_avx512.cpp, compiled with the AVX-512 flags
+int64_t avx512_softmax_loop_mismatches();
+#endif
+
 int main() {
+#if defined(BITMAPS_HAVE_AVX512)
+  if (__builtin_cpu_supports("avx512f")) {
+    const int64_t mismatches = avx512_softmax_loop_mismatches();
+    expect(mismatches == 0, "float_avx512.h: " + std::to_string(mismatches) +
+                                " exponentials or maxima differ from exp8 or a loop");
+  }
+#endif
   const char* forced = std::getenv("BITMAPS_KERNELS");
   int tested = 0;
   for (const KernelTable* table : available_kernels()) {
