@@ -16,7 +16,12 @@ marks the Pareto front (no other model is both at most as large/slow and at most
 writes `results/pareto.json` and `results/pareto.png`, and prints a table.
 
     python scripts/pareto.py --runs runs/recipes_full runs/long \
-        --baselines results/baselines.json results/baselines_dense.json
+        --baselines results/baselines.json results/baselines_dense.json \
+        [--stand-ins bitnet_b158=runs/standin/bitnet_b158/packed.tar.gz]
+
+A real-budget run whose archive did not survive (runs/ is not kept between sessions) can still be
+placed: `--stand-ins RUN=PACKED` takes its perplexities from `results/long_runs.json` and its
+latency and size from PACKED, the same config trained a few steps and exported.
 """
 import argparse
 import json
@@ -88,6 +93,15 @@ def _bert_runner(bert) -> Callable:
     return run
 
 
+def _packed_runner(packed: Path) -> Callable:
+    """The C++ runtime's encoder of a packed archive, on 1 thread."""
+    from bitmaps_runtime.archive import load_packed_archive
+    from bitmaps_runtime.encoder import PackedEncoder
+
+    encoder = PackedEncoder(load_packed_archive(packed).packed, source=str(packed))
+    return lambda ids, mask: encoder.hidden_states(ids, mask.astype("int32"), threads=1)
+
+
 def _file_bytes(write: Callable[[Path], None], folder: Path, name: str) -> int:
     path = folder / name
     write(path)
@@ -99,9 +113,6 @@ def _models(args, folder: Path) -> Tuple[List[Dict], Dict[str, Dict[str, Callabl
     import torch
     from allennlp.models.archival import load_archive
     from safetensors.torch import save_file
-
-    from bitmaps_runtime.archive import load_packed_archive
-    from bitmaps_runtime.encoder import PackedEncoder
 
     models, runners = [], {}
     for runs_dir, (run, (recipe, bits)) in ((d, r) for d in args.runs for r in RECIPES.items()):
@@ -119,11 +130,11 @@ def _models(args, folder: Path) -> Tuple[List[Dict], Dict[str, Dict[str, Callabl
                        "perplexity": whole_file_perplexities(run, trained, cache, args.data_dir),
                        "file_bytes": trained.stat().st_size, "trained": provenance})
         runners[models[-1]["model"]] = {"torch (fake-quantized)": _torch_runner(model._encoder)}
-        encoder = PackedEncoder(load_packed_archive(packed).packed, source=str(packed))
         models.append({"model": f"{label} (packed)", "bits": bits, "kind": "packed export",
                        "perplexity": whole_file_perplexities(f"{run}, packed", packed, cache, args.data_dir),
                        "file_bytes": packed.stat().st_size, "trained": provenance})
-        runners[models[-1]["model"]] = {"bitmaps_runtime": lambda i, m, e=encoder: e.hidden_states(i, m.astype("int32"), threads=1)}
+        runners[models[-1]["model"]] = {"bitmaps_runtime": _packed_runner(packed)}
+    models += _stand_ins(args, runners)
     for path in args.baselines:
         records = json.loads(Path(path).read_text())["records"]
         by_model: Dict[str, Dict] = {}
@@ -162,6 +173,36 @@ def _models(args, folder: Path) -> Tuple[List[Dict], Dict[str, Dict[str, Callabl
     return models, runners
 
 
+def _stand_ins(args, runners: Dict[str, Dict[str, Callable]]) -> List[Dict]:
+    """Real-budget runs whose archives are gone (runs/ does not survive between sessions): their
+    whole-file perplexities come from the committed `--long-results` JSON (the trained model, as
+    `scripts/long_results.py` scored it), their latency and file size from a packed archive of the
+    same config trained a few steps (the kernels do the same work whatever the weights), and both
+    sources are named in the record."""
+    models = []
+    for spec in args.stand_ins:
+        run, sep, packed = spec.partition("=")
+        if not sep or run not in RECIPES:
+            sys.exit(f"--stand-ins {spec}: expected RUN=PACKED_ARCHIVE with RUN one of {sorted(RECIPES)}")
+        packed_path = Path(packed)
+        if not packed_path.is_file():
+            sys.exit(f"--stand-ins {spec}: {packed_path}: no such file")
+        records = [r for r in json.loads(args.long_results.read_text())["records"] if r.get("run") == run]
+        perplexity = {r["data"]: r["perplexity"] for r in records}
+        missing = [s.lower() for s in TEST_SPLITS if s.lower() not in perplexity]
+        if missing:
+            sys.exit(f"{args.long_results}: run {run!r} has no record for {', '.join(missing)}")
+        recipe, bits = RECIPES[run]
+        trained = records[0]["trained"]
+        name = f"{recipe}, {trained.get('steps')} steps (packed stand-in)"
+        runners[name] = {"bitmaps_runtime": _packed_runner(packed_path)}
+        models.append({"model": name, "bits": bits, "kind": "packed stand-in", "perplexity": perplexity,
+                       "file_bytes": packed_path.stat().st_size, "trained": trained,
+                       "note": f"perplexity of the trained archive from {args.long_results.name} (that archive is gone); "
+                               f"latency and file size of {packed_path}, the same config trained a few steps and exported"})
+    return models
+
+
 def _pareto(points: List[Tuple[float, float]]) -> List[bool]:
     """True where no other point is at most as large in both coordinates and smaller in one."""
     return [
@@ -183,7 +224,7 @@ def _plot(models: List[Dict], out: Path, title: str) -> None:
     ):
         for m in models:
             x, y = m[key], m["perplexity"]["wikitext-2 test"]
-            marker = {"packed export": "o", "recipe as trained": "x", "baseline": "s"}[m["kind"]]
+            marker = {"packed export": "o", "packed stand-in": "^", "recipe as trained": "x", "baseline": "s"}[m["kind"]]
             ax.scatter(x, y, marker=marker, color="tab:red" if m[front] else "tab:gray", s=40)
             ax.annotate(m["model"], (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
         on = sorted((m[key], m["perplexity"]["wikitext-2 test"]) for m in models if m[front])
@@ -203,6 +244,9 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, nargs="+", default=[REPO / "runs" / "recipes_full"],
                         help="folders of recipe runs (scripts/packed_parity.sh, scripts/long_runs.sh)")
     parser.add_argument("--baselines", nargs="*", default=[str(REPO / "results" / "baselines.json")])
+    parser.add_argument("--stand-ins", nargs="*", default=[], metavar="RUN=PACKED_ARCHIVE",
+                        help="runs whose archives are gone: perplexity from --long-results, latency and size from this packed archive")
+    parser.add_argument("--long-results", type=Path, default=REPO / "results" / "long_runs.json")
     parser.add_argument("--data-dir", type=Path, default=REPO / ".." / "shared" / "data")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--out", type=Path, default=REPO / "results")

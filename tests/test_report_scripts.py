@@ -123,3 +123,20 @@ def test_long_runs_report_keeps_a_finished_run_over_its_unfinished_rerun():
     own = [{"run": "bit_stage1", "model": "BiT stage 1, 2000 steps", "data": "wikitext-2 test", "perplexity": 84.0}]
     merged_runs, merged_records = long_results.merge_earlier(previous, finished, own)
     assert "measured" not in merged_runs[0] and [r["perplexity"] for r in merged_records] == [84.0]
+
+
+def test_pareto_stand_in_needs_the_run_and_both_test_records(tmp_path):
+    import argparse
+
+    import pytest
+
+    packed = tmp_path / "packed.tar.gz"
+    packed.write_bytes(b"")
+    results = tmp_path / "long_runs.json"
+    results.write_text(json.dumps({"records": [{"run": "bitnet_b158", "data": "wikitext-2 test", "perplexity": 76.7}]}))
+    for spec, message in ((f"nonsense={packed}", "RUN one of"), ("bitnet_b158", "RUN=PACKED_ARCHIVE"),
+                          (f"bitnet_b158={tmp_path / 'absent.tar.gz'}", "no such file"),
+                          (f"bitnet_b158={packed}", "no record for ptb test")):
+        args = argparse.Namespace(stand_ins=[spec], long_results=results)
+        with pytest.raises(SystemExit, match=message):
+            pareto._stand_ins(args, {})
