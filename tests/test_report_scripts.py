@@ -1,9 +1,11 @@
 """The report scripts' own logic (the measurements they wrap are tested elsewhere): Pareto fronts,
 collecting parity evaluations, the fp16 baseline's rounding, the real-budget runs' report."""
+import argparse
 import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -126,10 +128,6 @@ def test_long_runs_report_keeps_a_finished_run_over_its_unfinished_rerun():
 
 
 def test_pareto_stand_in_needs_the_run_and_both_test_records(tmp_path):
-    import argparse
-
-    import pytest
-
     packed = tmp_path / "packed.tar.gz"
     packed.write_bytes(b"")
     results = tmp_path / "long_runs.json"
