@@ -32,7 +32,7 @@ $(STAMP): $(INSTALL_INPUTS)
 # the C++ tests, without Python: every kernel path this CPU has against naive loops, and the encoder
 # end to end against a golden output of the torch reference (runtime/tests/make_golden.py)
 NATIVE_TEST := runtime/build/test_kernels
-GOLDEN := runtime/tests/golden/tiny_bit_w1a1.bin
+GOLDEN := runtime/tests/golden/tiny_bit_w1a1.bin runtime/tests/golden/tiny_bit_w1a1_int8_col.bin
 NATIVE_SOURCES := runtime/tests/test_kernels.cpp runtime/tests/test_encoder_golden.cpp runtime/tests/build_native_tests.sh \
 	$(wildcard runtime/csrc/*.cpp runtime/csrc/*.h)
 $(NATIVE_TEST): $(NATIVE_SOURCES)
@@ -40,7 +40,7 @@ $(NATIVE_TEST): $(NATIVE_SOURCES)
 
 test-native: $(NATIVE_TEST)
 	$(NATIVE_TEST)
-	$(NATIVE_TEST)_golden $(GOLDEN)
+	for fixture in $(GOLDEN); do $(NATIVE_TEST)_golden $$fixture || exit 1; done
 
 # the same tests for aarch64 (NEON), cross-compiled with Debian's toolchain and run under qemu:
 # apt-get install -y g++-aarch64-linux-gnu qemu-user
@@ -53,7 +53,7 @@ test-arm: $(ARM_TEST)
 	BITMAPS_EXPECT_PATHS=scalar,neon,neon_dotprod qemu-aarch64 -L /usr/aarch64-linux-gnu $(ARM_TEST)
 	@echo "the same on an ARMv8.0 core without the dot product (Cortex-A53): no neon_dotprod"
 	BITMAPS_EXPECT_PATHS=scalar,neon qemu-aarch64 -cpu cortex-a53 -L /usr/aarch64-linux-gnu $(ARM_TEST)
-	qemu-aarch64 -L /usr/aarch64-linux-gnu $(ARM_TEST)_golden $(GOLDEN)
+	for fixture in $(GOLDEN); do qemu-aarch64 -L /usr/aarch64-linux-gnu $(ARM_TEST)_golden $$fixture || exit 1; done
 
 # make test runs the aarch64 tests when the cross toolchain and qemu are installed (.ci/run installs them)
 HAVE_ARM := $(shell command -v $(ARM_CXX) >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1 && echo yes)

@@ -8,6 +8,7 @@ model trained, and prints the parity table: each packed archive against its sour
 """
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -21,8 +22,16 @@ from pareto import RECIPES  # noqa: E402
 
 SPLITS = {"WikiText-2_valid": "WikiText-2 valid", "WikiText-2_test": "WikiText-2 test", "PTB_valid": "PTB valid", "PTB_test": "PTB test"}
 # file-name suffix (perplexity_table's slug of "RECIPE, packed ...") -> the record's model
-VARIANTS = {"": "source", "_packed": "packed, int8 tables (default)", "_packed_int8_g64_tables": "packed, int8_g64 tables",
-            "_packed_fp32_tables": "packed, fp32 tables"}
+VARIANTS = {"": "source", "_packed": "packed, int8_col tables (default)", "_packed_int8_tables": "packed, int8 tables",
+            "_packed_int8_g64_tables": "packed, int8_g64 tables", "_packed_fp32_tables": "packed, fp32 tables"}
+
+
+def three_digits(value: float, source: float) -> "tuple[bool, bool]":
+    """Whether `value` equals `source` to 3 significant digits: (rounded to 3 digits, both are the
+    same number; the difference is within half a unit of the source's third digit). Two values
+    a hair apart can straddle a rounding boundary, so the second is the one a kernel can promise."""
+    unit = 10.0 ** (math.floor(math.log10(abs(source))) - 2)
+    return round(value / unit) == round(source / unit), abs(value - source) <= unit / 2
 
 
 def collect(runs: Path):
@@ -38,6 +47,11 @@ def collect(runs: Path):
             "perplexity": metrics["perplexity"], "accuracy": metrics.get("accuracy"),
             "trained": training_record(runs / recipe / "model.tar.gz"),
         })
+    sources = {(r["recipe"], r["data"]): r["perplexity"] for r in records if r["model"] == "source"}
+    for record in records:
+        source = sources.get((record["recipe"], record["data"]))
+        if record["model"] != "source" and source is not None:
+            record["rounded_to_3_digits_equal"], record["within_half_unit_of_3rd_digit"] = three_digits(record["perplexity"], source)
     return records
 
 
@@ -59,6 +73,12 @@ def table(records) -> str:
                 else:
                     cells.append(f"{value:.2f} ({(value / source - 1) * 100:+.2f}%)")
             lines.append(f"| {recipe} | {model} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for model in list(VARIANTS.values())[1:]:
+        judged = [r for r in records if r["model"] == model and "within_half_unit_of_3rd_digit" in r]
+        if judged:
+            lines.append(f"{model}: {sum(r['within_half_unit_of_3rd_digit'] for r in judged)} of {len(judged)} within half a unit of "
+                         f"the source's 3rd digit, {sum(r['rounded_to_3_digits_equal'] for r in judged)} equal when rounded to 3 digits")
     return "\n".join(lines)
 
 
@@ -73,7 +93,7 @@ def main() -> None:
     records = collect(args.runs)
     result = {
         "what": "packed parity on recipe archives (bash scripts/packed_parity.sh): each recipe trained with its "
-                "config's budget, exported with bitmaps-export (default --embeddings int8, and --embeddings fp32), "
+                "config's budget, exported with bitmaps-export (default --embeddings int8_col, and int8, int8_g64, fp32), "
                 "evaluated with allennlp evaluate on the whole files (deterministic masks); packed archives run "
                 "on the C++ runtime (engine auto)",
         "cpu": cpu_name(),

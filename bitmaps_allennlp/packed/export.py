@@ -72,11 +72,12 @@ def _check_exportable(bert) -> None:
 
 
 # `--embeddings`: how the word and position tables are stored unless they were trained binarized
-# (the int8 ones are TABLE_FORMATS rows). Default int8 (a step per row): the smallest file; the
-# tied decoder's rounding costs 0.1-0.4% of PTB perplexity, which int8_g64 (+5% file) cuts about
-# 3x and fp16 (2x file) removes (README, packed parity).
-EMBEDDING_OPTIONS = ("int8", "int8_g64", "fp16", "fp32")
-DEFAULT_EMBEDDINGS = "int8"
+# (the int8 ones are TABLE_FORMATS rows). Default int8_col (a step per row and a scale per column):
+# the per-row format's size; per-row steps alone cost 0.1-0.4% of PTB perplexity through the
+# tied decoder, which the column scales cut (README, packed parity); int8_g64 costs 5% more
+# file, fp16 twice the file, for no rounding of the table at all in fp32.
+EMBEDDING_OPTIONS = ("int8_col", "int8", "int8_g64", "fp16", "fp32")
+DEFAULT_EMBEDDINGS = "int8_col"
 _OPTION_TABLES = ("embeddings.word_embeddings", "embeddings.position_embeddings")
 
 
@@ -87,7 +88,7 @@ def pack_bert(
     (`packed.schemes`) of the quantization it was trained with, or as `scheme` for all (e.g.
     `w1a1` to benchmark binary weights trained with real inputs). Embedding tables trained
     binarized are stored as `binary` tables; the word and position tables otherwise as
-    `embeddings` says (`int8_g64` or `int8`: that `TABLE_FORMATS` row, or plain fp16 / fp32). Every other tensor
+    `embeddings` says (`int8_col`, `int8` or `int8_g64`: that `TABLE_FORMATS` row, or plain fp16 / fp32). Every other tensor
     is kept (as fp16 when `fp16`)."""
     if embeddings not in EMBEDDING_OPTIONS:
         raise ConfigurationError(f"bitmaps-export: embeddings must be one of {list(EMBEDDING_OPTIONS)}, got {embeddings!r}")

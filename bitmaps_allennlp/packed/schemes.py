@@ -18,7 +18,15 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 import torch
 
-from bitmaps_runtime.formats import BIAS, SCHEME_SPECS, TABLE_GROUP, TABLE_SPECS, TensorSpec, table_groups  # noqa: F401 (BIAS re-exported)
+from bitmaps_runtime.formats import (  # noqa: F401 (BIAS re-exported)
+    BIAS,
+    SCHEME_SPECS,
+    TABLE_COLUMN_EXPONENT,
+    TABLE_GROUP,
+    TABLE_SPECS,
+    TensorSpec,
+    table_groups,
+)
 
 from bitmaps_allennlp.kernels import reference
 from bitmaps_allennlp.quantization.bit_packing import pack_signs, pack_ternary, unpack_signs
@@ -184,6 +192,25 @@ def _unpack_int8_group_table(stored: Dict[str, torch.Tensor], dim: int) -> torch
     return stored["q"].float() * stored["step"].float().repeat_interleave(TABLE_GROUP, dim=1)[:, :dim]
 
 
+def table_column_scales(table: torch.Tensor, exponent: float = TABLE_COLUMN_EXPONENT) -> torch.Tensor:
+    """`int8_col`'s scale per column of a `(rows, dim)` table, max |column| ** `exponent`
+    (`formats.TABLE_COLUMN_EXPONENT`; another only to measure the choice); a zero column keeps 1."""
+    peak = table.detach().float().abs().amax(dim=0)
+    return torch.where(peak > 0, peak.pow(exponent), torch.ones_like(peak))
+
+
+def _pack_int8_column_table(table: torch.Tensor, exponent: float = TABLE_COLUMN_EXPONENT) -> Dict[str, np.ndarray]:
+    table = table.detach().float().cpu()
+    column = table_column_scales(table, exponent)
+    levels, step = quantize_int8_rows(table / column)
+    return {"q": levels.to(torch.int8).numpy(), "step": step.reshape(-1).numpy(), "column": column.numpy()}
+
+
+def _unpack_int8_column_table(stored: Dict[str, torch.Tensor], dim: int) -> torch.Tensor:
+    # this order of products is the C++ core's (encoder.cpp, table_row)
+    return stored["q"].float() * stored["step"].float()[:, None] * stored["column"].float()[None, :]
+
+
 def _unpack_binary_table(stored: Dict[str, torch.Tensor], dim: int) -> torch.Tensor:
     return unpack_signs(stored["packed_weight"], dim) * stored["scale"].float()[:, None]
 
@@ -194,6 +221,12 @@ _TABLE_SIDES = {
         _pack_int8_group_table,
         _unpack_int8_group_table,
         "absmax int8 per group of 64 values of a row (the same rule per group), an export option for any model",
+    ),
+    "int8_col": (
+        _pack_int8_column_table,
+        _unpack_int8_column_table,
+        "absmax int8 per row after dividing each column by sqrt(max |column|), stored with those column scales "
+        "(the default export; README, packed parity)",
     ),
     "binary": (
         _pack_binary,

@@ -98,8 +98,16 @@ class PackedEncoder:
                 stored = {s.role: take(f"{table}.{s.role}") for s in spec.tensors}
                 data = stored.get("q", stored.get("packed_weight"))
                 scale = stored.get("step", stored.get("scale"))
+                column = (_f32(stored["column"]),) if "column" in stored else ()
                 self._build(
-                    "model_table", short, spec.native_id, entry["rows"], entry["dim"], np.ascontiguousarray(data), _f32(scale).reshape(-1)
+                    "model_table",
+                    short,
+                    spec.native_id,
+                    entry["rows"],
+                    entry["dim"],
+                    np.ascontiguousarray(data),
+                    _f32(scale).reshape(-1),
+                    *column,
                 )
             else:
                 weight = take(f"{table}.weight")

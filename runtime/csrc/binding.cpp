@@ -225,28 +225,32 @@ PyObject* model_new(PyObject*, PyObject* args) {
 }
 
 PyObject* model_table(PyObject*, PyObject* args) {
-  PyObject *capsule, *data_obj, *scale_obj;
+  PyObject *capsule, *data_obj, *scale_obj, *column_obj = Py_None;
   const char* name;
   int format;
   long long rows, dim;
-  if (!PyArg_ParseTuple(args, "OsiLLOO", &capsule, &name, &format, &rows, &dim, &data_obj, &scale_obj)) return nullptr;
+  if (!PyArg_ParseTuple(args, "OsiLLOO|O", &capsule, &name, &format, &rows, &dim, &data_obj, &scale_obj, &column_obj))
+    return nullptr;
   ModelHandle* handle = handle_of(capsule);
   if (handle == nullptr) return nullptr;
   const auto lock = lock_model(handle);
-  static const char kinds[] = {'f', 'h', 'b', 'u', 'b'};  // the stored element per TableFormat id
+  static const char kinds[] = {'f', 'h', 'b', 'u', 'b', 'b'};  // the stored element per TableFormat id
   if (format < 0 || format >= static_cast<int>(sizeof kinds)) {  // set_table's message names the ids
     built(bitmaps::set_table(handle->model, name, format, rows, dim, nullptr, 0, nullptr, 0));
     return nullptr;
   }
-  Buffer data, scale;
+  Buffer data, scale, column;
   if (!data.get(data_obj, "table", kinds[format], 2, false)) return nullptr;
-  const bool scaled = format >= 2;
+  const bool scaled = format >= 2, by_column = column_obj != Py_None;
   if (scaled && !scale.get(scale_obj, "table scale", 'f', 1, false)) return nullptr;
+  if (by_column && !column.get(column_obj, "table column scale", 'f', 1, false)) return nullptr;
   if (!built(bitmaps::set_table(handle->model, name, format, rows, dim, data.data<void>(), data.size(),
-                                scaled ? scale.data<float>() : nullptr, scaled ? scale.size() : 0)))
+                                scaled ? scale.data<float>() : nullptr, scaled ? scale.size() : 0,
+                                by_column ? column.data<float>() : nullptr, by_column ? column.size() : 0)))
     return nullptr;
   keep<void>(handle, data_obj, data);
   if (scaled) keep<float>(handle, scale_obj, scale);
+  if (by_column) keep<float>(handle, column_obj, column);
   Py_RETURN_NONE;
 }
 
@@ -553,7 +557,7 @@ PyMethodDef kMethods[] = {
      "layer_new(scheme, in, out, weight, scale_or_None, bias_or_None, input_alpha, input_beta): one linear of any scheme"},
     {"layer_forward", layer_forward, METH_VARARGS, "layer_forward(layer, x, out, threads): the linear on x, as the encoder runs it"},
     {"model_new", model_new, METH_VARARGS, "model_new(hidden, heads, intermediate, vocab, max_positions, type_vocab, eps, activation, bi_attention, layers)"},
-    {"model_table", model_table, METH_VARARGS, "model_table(model, 'word'|'position', format, rows, dim, data, scale_or_None)"},
+    {"model_table", model_table, METH_VARARGS, "model_table(model, 'word'|'position', format, rows, dim, data, scale_or_None[, column_scale])"},
     {"model_vector", model_vector, METH_VARARGS, "model_vector(model, name, layer, array)"},
     {"model_linear", model_linear, METH_VARARGS, "model_linear(model, layer, slot, scheme, in, out, weight, scale, bias, input_alpha, input_beta)"},
     {"model_quantizers", model_quantizers, METH_VARARGS, "model_quantizers(model, layer, q_mode, q_alpha, q_beta, ... for k, v, probs)"},

@@ -53,6 +53,12 @@ void table_row(const Table& t, int64_t r, float* out) {
       for (int64_t k = 0; k < d; ++k) out[k] = static_cast<float>(row[k]) * t.scale[r];
       break;
     }
+    case TableFormat::kInt8Columns: {
+      // (q * step) * column, in the torch reference's order (packed/schemes.py)
+      const int8_t* row = static_cast<const int8_t*>(t.data) + r * d;
+      for (int64_t k = 0; k < d; ++k) out[k] = static_cast<float>(row[k]) * t.scale[r] * t.column[k];
+      break;
+    }
     case TableFormat::kInt8Groups: {
       const int8_t* row = static_cast<const int8_t*>(t.data) + r * d;
       const float* step = t.scale + r * table_groups(d);

@@ -12,8 +12,9 @@
 
 namespace bitmaps {
 
-// kInt8Groups: a step per group of kTableGroup values of a row (bitmaps_runtime/formats.py TABLE_GROUP)
-enum class TableFormat : int32_t { kF32 = 0, kF16 = 1, kInt8 = 2, kBinary = 3, kInt8Groups = 4 };
+// kInt8Groups: a step per group of kTableGroup values of a row (bitmaps_runtime/formats.py TABLE_GROUP);
+// kInt8Columns: a step per row times a scale per column (formats.py TABLE_COLUMN_EXPONENT)
+enum class TableFormat : int32_t { kF32 = 0, kF16 = 1, kInt8 = 2, kBinary = 3, kInt8Groups = 4, kInt8Columns = 5 };
 constexpr int64_t kTableGroup = 64;
 inline int64_t table_groups(int64_t dim) { return (dim + kTableGroup - 1) / kTableGroup; }
 
@@ -22,6 +23,7 @@ struct Table {
   int64_t rows = 0, dim = 0;
   const void* data = nullptr;   // f32 / f16 (uint16 bits) / int8 levels / sign words
   const float* scale = nullptr; // int8: step per row (int8 groups: per group); binary: scale per row
+  const float* column = nullptr; // int8 columns: scale per column (dim), else null
 };
 
 // The quantizer in front of an attention product (bitmaps_allennlp/modules/activation_quantizer.py).

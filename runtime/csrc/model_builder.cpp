@@ -35,20 +35,26 @@ std::string init_model(EncoderModel& m, int64_t hidden, int64_t heads, int64_t i
 }
 
 std::string set_table(EncoderModel& m, const std::string& which, int format, int64_t rows, int64_t dim, const void* data,
-                      int64_t data_size, const float* scale, int64_t scale_size) {
+                      int64_t data_size, const float* scale, int64_t scale_size, const float* column, int64_t column_size) {
   if (which != "word" && which != "position") return "table must be 'word' or 'position'";
-  if (format < 0 || format > 4) return "table format must be 0 (f32), 1 (f16), 2 (int8), 3 (binary) or 4 (int8 groups)";
+  if (format < 0 || format > 5)
+    return "table format must be 0 (f32), 1 (f16), 2 (int8), 3 (binary), 4 (int8 groups) or 5 (int8 columns)";
+  const auto kind = static_cast<TableFormat>(format);
   if (rows <= 0 || dim != m.hidden) return "table " + which + " must have hidden_size columns";
-  const int64_t columns = format == 3 ? words_per_row(dim) : dim;
+  const int64_t columns = kind == TableFormat::kBinary ? words_per_row(dim) : dim;
   if (data == nullptr || data_size != rows * columns)
     return "table " + which + " holds " + std::to_string(data_size) + " values, expected " + std::to_string(rows * columns);
-  const int64_t scales = format == 4 ? rows * table_groups(dim) : rows;
+  const int64_t scales = kind == TableFormat::kInt8Groups ? rows * table_groups(dim) : rows;
   if (format >= 2 && (scale == nullptr || scale_size != scales))
-    return "table " + which + (format == 4 ? " needs a step per group of 64 values" : " needs a scale per row");
+    return "table " + which + (kind == TableFormat::kInt8Groups ? " needs a step per group of 64 values" : " needs a scale per row");
+  const bool by_column = kind == TableFormat::kInt8Columns;
+  if (by_column && (column == nullptr || column_size != dim)) return "table " + which + " needs a scale per column";
+  if (!by_column && column != nullptr) return "table " + which + ": only format 5 (int8 columns) takes column scales";
   Table table;
-  table.format = static_cast<TableFormat>(format);
+  table.format = kind;
   table.rows = rows, table.dim = dim, table.data = data;
   table.scale = format >= 2 ? scale : nullptr;
+  table.column = by_column ? column : nullptr;
   (which == "word" ? m.word : m.position) = table;
   return "";
 }

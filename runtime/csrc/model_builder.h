@@ -14,9 +14,11 @@ std::string init_model(EncoderModel& m, int64_t hidden, int64_t heads, int64_t i
                        int64_t max_positions, int64_t type_vocab, double eps, int activation, bool bi_attention,
                        int64_t layers);
 // which: "word" or "position"; format: TableFormat; data: rows x dim values (binary: rows x words);
-// scale: one per row for int8 and binary tables, else null
+// scale: one per row for int8 and binary tables (per group for int8 groups), else null;
+// column: one per column for int8 columns, else null
 std::string set_table(EncoderModel& m, const std::string& which, int format, int64_t rows, int64_t dim, const void* data,
-                      int64_t data_size, const float* scale, int64_t scale_size);
+                      int64_t data_size, const float* scale, int64_t scale_size, const float* column = nullptr,
+                      int64_t column_size = 0);
 // "token_type" (type_vocab x hidden), "decoder_bias" (vocab), "<embeddings|attention|output|head>.<weight|bias>"
 std::string set_vector(EncoderModel& m, const std::string& name, int64_t layer, const float* data, int64_t size);
 // One linear on its own, checked: the fields of `w` on success (else `w` is unchanged); `name`

@@ -93,7 +93,8 @@ std::string replay(EncoderModel& m, const std::string& function, const std::vect
                       a[9].i);
   if (function == "model_table")
     return set_table(m, a[0].s, static_cast<int>(a[1].i), a[2].i, a[3].i, a[4].data(), a[4].count(), f(a[5]),
-                     a[5].tag == 'a' ? a[5].count() : 0);
+                     a[5].tag == 'a' ? a[5].count() : 0, a.size() > 6 ? f(a[6]) : nullptr,
+                     a.size() > 6 && a[6].tag == 'a' ? a[6].count() : 0);
   if (function == "model_vector") return set_vector(m, a[0].s, a[1].i, f(a[2]), a[2].count());
   if (function == "model_linear")
     return set_linear(m, a[0].i, a[1].s, static_cast<int>(a[2].i), a[3].i, a[4].i, a[5].data(), a[5].count(), f(a[6]),

@@ -257,7 +257,7 @@ def test_a_packed_archive_reads_its_packed_file_from_inside_only(packed_file, tr
         load_archive(str(unpacked))
 
 
-@pytest.mark.parametrize("embeddings", ["int8_g64", "int8", "fp16"])
+@pytest.mark.parametrize("embeddings", ["int8_g64", "int8", "int8_col", "fp16"])
 def test_quantized_embedding_tables_are_what_the_model_computes_with(embeddings, trained_archives, corpus_path, tmp_path):
     """An int8 (fp16) table export computes exactly what the source model computes with its word
     and position tables replaced by their int8 (fp16) values: the tied decoder included. (The tiny
@@ -272,7 +272,11 @@ def test_quantized_embedding_tables_are_what_the_model_computes_with(embeddings,
     embedding_module = source.model._encoder.bert.embeddings
     with torch.no_grad():
         for table in (embedding_module.word_embeddings, embedding_module.position_embeddings):
-            if embeddings.startswith("int8"):
+            if embeddings == "int8_col":  # per row after dividing each column by sqrt(its max |value|)
+                column = table.weight.abs().amax(dim=0).sqrt()
+                levels, step = quantize_int8_rows(table.weight / column)
+                table.weight.copy_(levels * step * column)
+            elif embeddings.startswith("int8"):
                 levels, step = quantize_int8_rows(table.weight)
                 table.weight.copy_(levels * step)
             else:
@@ -283,7 +287,8 @@ def test_quantized_embedding_tables_are_what_the_model_computes_with(embeddings,
     rows, dim = config.vocab_size + config.max_position_embeddings, config.hidden_size
     per_row = dim + 4 if embeddings.startswith("int8") else dim * 2  # int8 entries and one fp32 step per row
     token_types = config.type_vocab_size * dim * 4  # not an option table: kept as it is
-    assert sizes.stored["embeddings"] == rows * per_row + token_types
+    columns = 2 * dim * 4 if embeddings == "int8_col" else 0  # a scale per column, word and position tables
+    assert sizes.stored["embeddings"] == rows * per_row + columns + token_types
     assert full_sizes.stored["embeddings"] == rows * dim * 4 + token_types
 
 
@@ -332,3 +337,30 @@ def test_int8_group_tables_quantize_each_group_of_64_on_its_own():
     unpacked = TABLE_FORMATS["int8_g64"].unpack({k: torch.from_numpy(v) for k, v in stored.items()}, 150)
     per_row = TABLE_FORMATS["int8"].unpack({k: torch.from_numpy(v) for k, v in TABLE_FORMATS["int8"].pack(table).items()}, 150)
     assert (unpacked - table).abs()[0, 64:].max() < 0.02 < (per_row - table).abs()[0, 64:].max()
+
+
+def test_int8_column_tables_even_out_rows_that_an_outlier_column_dominates():
+    """`int8_col`: every row of a table with one large column (as BERT word tables have) keeps its
+    small values far more precisely than per-row steps do, for one fp32 scale per column; a zero
+    column keeps scale 1, and the stored values are the per-row rule's on the divided table."""
+    from bitmaps_allennlp.packed.schemes import TABLE_FORMATS
+    from bitmaps_allennlp.quantization.int8 import quantize_int8_rows
+
+    torch.manual_seed(0)
+    table = torch.randn(50, 96) * 0.05
+    table[:, 7] *= 100.0  # an outlier dimension, large in every row
+    table[:, 9] = 0.0
+    stored = TABLE_FORMATS["int8_col"].pack(table)
+    assert stored["q"].shape == (50, 96) and stored["step"].shape == (50,) and stored["column"].shape == (96,)
+    column = table.abs().amax(dim=0).sqrt()
+    column[9] = 1.0
+    assert np.array_equal(stored["column"], column.numpy())
+    levels, step = quantize_int8_rows(table / column)
+    assert np.array_equal(stored["q"], levels.numpy().astype(np.int8)) and np.array_equal(stored["step"], step.reshape(-1).numpy())
+    unpack = lambda name: TABLE_FORMATS[name].unpack(
+        {k: torch.from_numpy(v) for k, v in TABLE_FORMATS[name].pack(table).items()}, 96
+    )
+    by_column, per_row = unpack("int8_col"), unpack("int8")
+    others = [c for c in range(96) if c != 7]
+    assert (by_column - table)[:, others].pow(2).mean() * 4 < (per_row - table)[:, others].pow(2).mean()
+    assert torch.equal(by_column[:, 9], torch.zeros(50))

@@ -285,7 +285,7 @@ def test_an_int8_table_round_trips():
     [
         (lambda p: p.tables.update({"embeddings.extra": p.tables[WORD]}), "tables.embeddings.extra is not an embedding table"),
         (lambda p: p.tables[WORD].update(rows=7), "\\(rows, dim\\) = \\(7, 70\\), the config implies \\(6, 70\\)"),
-        (lambda p: p.tables[WORD].update(format="int4"), "format is 'int4', expected one of \\['binary', 'int8', 'int8_g64'\\]"),
+        (lambda p: p.tables[WORD].update(format="int4"), "format is 'int4', expected one of \\['binary', 'int8', 'int8_col', 'int8_g64'\\]"),
         (lambda p: p.tables[WORD].update(bits=4), "bits is 4; format int8 stores 8"),
         (lambda p: p.tables[WORD].pop("bits"), "must be an object with exactly"),
         (lambda p: p.tensors.pop(f"{WORD}.step"), "step' has shape None, expected \\[6\\]"),

@@ -136,7 +136,7 @@ def test_int8_schemes_are_exact_where_torch_takes_the_same_float_path(variant, p
     assert (got - expected).abs().max() < 1e-4
 
 
-@pytest.mark.parametrize("embeddings,fp16", [("int8_g64", False), ("int8", False), ("fp16", False), ("fp32", True)])
+@pytest.mark.parametrize("embeddings,fp16", [("int8_g64", False), ("int8", False), ("int8_col", False), ("fp16", False), ("fp32", True)])
 def test_table_formats_and_fp16_tensors(embeddings, fp16):
     # width 96: two int8 groups per row, the second one short
     bert, head = _model("w1a32", hidden=96)
@@ -152,6 +152,21 @@ def test_table_formats_and_fp16_tensors(embeddings, fp16):
     got = torch.from_numpy(runtime.hidden_states(ids.numpy(), mask.numpy()))
     assert torch.allclose(got[real], expected[real], atol=1e-4, rtol=1e-4)
     assert torch.allclose(torch.from_numpy(runtime.logits(got[real].numpy())), expected_logits, atol=1e-4, rtol=1e-4)
+
+
+def test_the_core_checks_column_scales_against_the_table_format():
+    bert, head = _model("w1a32", hidden=96)
+    packed = _packed(bert, head, embeddings="int8_col")
+    runtime = PackedEncoder(packed)
+    word = "embeddings.word_embeddings"
+    q, step, column = (packed.tensors[f"{word}.{role}"] for role in ("q", "step", "column"))
+    rows = q.shape[0]
+    with pytest.raises(ValueError, match="table word needs a scale per column"):
+        runtime._build("model_table", "word", 5, rows, 96, q, step)
+    with pytest.raises(ValueError, match="table word needs a scale per column"):
+        runtime._build("model_table", "word", 5, rows, 96, q, step, column[:-1].copy())
+    with pytest.raises(ValueError, match="only format 5 \\(int8 columns\\) takes column scales"):
+        runtime._build("model_table", "word", 2, rows, 96, q, step, column)
 
 
 def test_threads_and_batch_composition_do_not_change_a_row():
