@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packed parity on every recipe: trains the teacher and each distillation recipe, exports each
-# with `bitmaps-export` (the default `--embeddings int8_col`, and `int8`, `int8_g64` and `fp32`),
+# with `bitmaps-export` (the default `--embeddings int8`, and `int8_col`, `int8_g64`, `fp16`, `fp32`),
 # and evaluates source and packed archives with `allennlp evaluate` on the
 # same files and masks.
 # STEPS=N: a SHORT budget (N steps per epoch, 1 epoch; the configs otherwise), whose perplexities
@@ -33,7 +33,8 @@ recipe() {  # recipe CONFIG NAME INIT
   train "training_configs/$1.jsonnet" "$RUNS/$2" "$budget, \"model.teacher\": \"$RUNS/teacher/model.tar.gz\", \"model.initializer.regexes.0.1.weights_file_path\": \"$3\""
   [ -f "$RUNS/$2/packed.tar.gz" ] || "$ALLENNLP" bitmaps-export "$RUNS/$2/model.tar.gz" "$RUNS/$2/packed.tar.gz"
   [ -f "$RUNS/$2/packed_fp32.tar.gz" ] || "$ALLENNLP" bitmaps-export "$RUNS/$2/model.tar.gz" "$RUNS/$2/packed_fp32.tar.gz" --embeddings fp32
-  [ -f "$RUNS/$2/packed_int8.tar.gz" ] || "$ALLENNLP" bitmaps-export "$RUNS/$2/model.tar.gz" "$RUNS/$2/packed_int8.tar.gz" --embeddings int8
+  [ -f "$RUNS/$2/packed_fp16.tar.gz" ] || "$ALLENNLP" bitmaps-export "$RUNS/$2/model.tar.gz" "$RUNS/$2/packed_fp16.tar.gz" --embeddings fp16
+  [ -f "$RUNS/$2/packed_int8_col.tar.gz" ] || "$ALLENNLP" bitmaps-export "$RUNS/$2/model.tar.gz" "$RUNS/$2/packed_int8_col.tar.gz" --embeddings int8_col
   [ -f "$RUNS/$2/packed_int8_g64.tar.gz" ] || "$ALLENNLP" bitmaps-export "$RUNS/$2/model.tar.gz" "$RUNS/$2/packed_int8_g64.tar.gz" --embeddings int8_g64
 }
 recipe xnor_w1_distill xnor_w1 "$RUNS/teacher/best.th"
@@ -47,7 +48,8 @@ models=()
 for run in xnor_w1 bit_stage1 bitnet_b158 bibert_w1a1 bit_stage2; do
   models+=(--model "$run=$RUNS/$run/model.tar.gz" --overrides "$run=$whole")
   models+=(--model "$run, packed=$RUNS/$run/packed.tar.gz" --overrides "$run, packed=$whole")
-  models+=(--model "$run, packed int8 tables=$RUNS/$run/packed_int8.tar.gz" --overrides "$run, packed int8 tables=$whole")
+  models+=(--model "$run, packed int8_col tables=$RUNS/$run/packed_int8_col.tar.gz" --overrides "$run, packed int8_col tables=$whole")
+  models+=(--model "$run, packed fp16 tables=$RUNS/$run/packed_fp16.tar.gz" --overrides "$run, packed fp16 tables=$whole")
   models+=(--model "$run, packed fp32 tables=$RUNS/$run/packed_fp32.tar.gz" --overrides "$run, packed fp32 tables=$whole")
   models+=(--model "$run, packed int8_g64 tables=$RUNS/$run/packed_int8_g64.tar.gz" --overrides "$run, packed int8_g64 tables=$whole")
 done

@@ -22,8 +22,9 @@ from pareto import RECIPES  # noqa: E402
 
 SPLITS = {"WikiText-2_valid": "WikiText-2 valid", "WikiText-2_test": "WikiText-2 test", "PTB_valid": "PTB valid", "PTB_test": "PTB test"}
 # file-name suffix (perplexity_table's slug of "RECIPE, packed ...") -> the record's model
-VARIANTS = {"": "source", "_packed": "packed, int8_col tables (default)", "_packed_int8_tables": "packed, int8 tables",
-            "_packed_int8_g64_tables": "packed, int8_g64 tables", "_packed_fp32_tables": "packed, fp32 tables"}
+VARIANTS = {"": "source", "_packed": "packed, int8 tables (default)", "_packed_int8_col_tables": "packed, int8_col tables",
+            "_packed_int8_g64_tables": "packed, int8_g64 tables", "_packed_fp16_tables": "packed, fp16 tables",
+            "_packed_fp32_tables": "packed, fp32 tables"}
 
 
 def three_digits(value: float, source: float) -> "tuple[bool, bool]":
@@ -86,16 +87,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=Path)
     parser.add_argument("output", type=Path)
+    parser.add_argument("--what", help="what the records are, if not packed_parity.sh's runs (e.g. the real-budget runs)")
     args = parser.parse_args()
     from bitmaps_runtime.native import backend
     from timing import cpu_name
 
     records = collect(args.runs)
     result = {
-        "what": "packed parity on recipe archives (bash scripts/packed_parity.sh): each recipe trained with its "
-                "config's budget, exported with bitmaps-export (default --embeddings int8_col, and int8, int8_g64, fp32), "
+        "what": args.what or ("packed parity on recipe archives (bash scripts/packed_parity.sh): each recipe trained with its "
+                "config's budget, exported with bitmaps-export (default --embeddings int8, and int8_col, int8_g64, fp16, fp32), "
                 "evaluated with allennlp evaluate on the whole files (deterministic masks); packed archives run "
-                "on the C++ runtime (engine auto)",
+                "on the C++ runtime (engine auto)"),
         "cpu": cpu_name(),
         "kernel_path": backend(),
         "recipes_done": sorted({r["recipe"] for r in records}),

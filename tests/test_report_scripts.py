@@ -29,7 +29,7 @@ def test_parity_records_are_collected_from_the_table_folder(tmp_path):
         "bit_stage1__WikiText-2_test": 160.0,
         "bit_stage1_packed__WikiText-2_test": 160.55,
         "bit_stage1_packed_fp32_tables__WikiText-2_test": 160.0,
-        "bit_stage1_packed_int8_tables__WikiText-2_test": 160.26,
+        "bit_stage1_packed_int8_col_tables__WikiText-2_test": 160.26,
         "teacher__WikiText-2_test": 70.0,  # not a recipe: left out
         "bit_stage1__results": 1.0,  # not a split: left out
     }.items():
@@ -37,12 +37,12 @@ def test_parity_records_are_collected_from_the_table_folder(tmp_path):
     records = parity_results.collect(tmp_path)
     assert {(r["recipe"], r["model"], r["data"], r["perplexity"], r["bits"]) for r in records} == {
         ("bit_stage1", "source", "WikiText-2 test", 160.0, "W1A8"),
-        ("bit_stage1", "packed, int8_col tables (default)", "WikiText-2 test", 160.55, "W1A8"),
-        ("bit_stage1", "packed, int8 tables", "WikiText-2 test", 160.26, "W1A8"),
+        ("bit_stage1", "packed, int8 tables (default)", "WikiText-2 test", 160.55, "W1A8"),
+        ("bit_stage1", "packed, int8_col tables", "WikiText-2 test", 160.26, "W1A8"),
         ("bit_stage1", "packed, fp32 tables", "WikiText-2 test", 160.0, "W1A8"),
     }
     judged = {r["model"]: (r["rounded_to_3_digits_equal"], r["within_half_unit_of_3rd_digit"]) for r in records if r["model"] != "source"}
-    assert judged == {"packed, int8_col tables (default)": (False, False), "packed, int8 tables": (True, True),
+    assert judged == {"packed, int8 tables (default)": (False, False), "packed, int8_col tables": (True, True),
                       "packed, fp32 tables": (True, True)}
     assert "(+0.34%)" in parity_results.table(records)
 

@@ -226,7 +226,7 @@ _TABLE_SIDES = {
         _pack_int8_column_table,
         _unpack_int8_column_table,
         "absmax int8 per row after dividing each column by sqrt(max |column|), stored with those column scales "
-        "(the default export; README, packed parity)",
+        "(an export option for any model; README, packed parity)",
     ),
     "binary": (
         _pack_binary,
