@@ -12,9 +12,8 @@ its fixed one, to show the choice. Writes the figures as JSON.
         ../shared/data/wikitext-2/train.txt --json results/table_rounding.json
 """
 import argparse
-import json
+import logging
 import sys
-import tarfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,42 +23,26 @@ from atomic_json import write_json  # noqa: E402
 TABLES = ("embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight")
 
 
-def _archive_tables(archive: Path):
+def _archive_tables_and_frequencies(archive: Path, corpus: Path):
+    """The trained word and position tables, and each wordpiece's frequency in `corpus` as the
+    archive's own reader tokenizes it."""
     import torch
+    from allennlp.models.archival import load_archive
 
-    with tarfile.open(archive) as tar:
-        config = json.load(tar.extractfile("config.json"))
-        member = tar.extractfile("weights.th")
-        if member is None:
-            sys.exit(f"{archive}: no weights.th (a trained model archive, not a packed one, is expected)")
-        state = torch.load(member, map_location="cpu", weights_only=True)
+    import bitmaps_allennlp  # noqa: F401  (registers the model types)
+
+    loaded = load_archive(str(archive))
+    state = loaded.model.state_dict()
     tables = {}
     for suffix in TABLES:
         keys = [k for k in state if k.endswith(suffix)]
         if not keys:
-            sys.exit(f"{archive}: weights.th has no *{suffix}")
-        tables[suffix.split(".")[1]] = state[keys[0]].float()
-    return config, tables
-
-
-def _frequencies(config, corpus: Path, rows: int):
-    import torch
-    import transformers
-    from allennlp.common import cached_transformers
-
-    transformers.logging.set_verbosity_error()  # counting wordpieces of long lines, not feeding them to a model
-
-    reader = config.get("validation_dataset_reader") or config["dataset_reader"]
-    tokenizer = cached_transformers.get_tokenizer(reader["model_name"])
-    unknown = reader.get("unknown_word", "<unk>")
-    counts = torch.zeros(rows)
-    with open(corpus, encoding="utf-8") as lines:
-        for line in lines:
-            if unknown:
-                line = line.replace(unknown, tokenizer.unk_token)
-            ids = tokenizer(line, add_special_tokens=False)["input_ids"]
-            counts += torch.bincount(torch.tensor(ids, dtype=torch.long), minlength=rows)[:rows].float()
-    return counts / counts.sum()
+            sys.exit(f"{archive}: the model has no *{suffix} (a trained model archive, not a packed one, is expected)")
+        tables[suffix.split(".")[1]] = state[keys[0]].detach().float()
+    rows = tables["word_embeddings"].shape[0]
+    ids = torch.tensor(list(loaded.validation_dataset_reader.wordpiece_ids(str(corpus))), dtype=torch.long)
+    counts = torch.bincount(ids, minlength=rows)[:rows].float()
+    return tables, counts / counts.sum()
 
 
 def main() -> None:
@@ -69,15 +52,15 @@ def main() -> None:
     parser.add_argument("--exponents", type=float, nargs="*", default=[0.25, 0.75, 1.0])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    logging.disable(logging.WARNING)
     for path in (args.archive, args.corpus):
         if not path.is_file():
             sys.exit(f"{path}: no such file")
     import torch
 
-    from bitmaps_allennlp.packed.schemes import TABLE_FORMATS, TABLE_COLUMN_EXPONENT, _pack_int8_column_table
+    from bitmaps_allennlp.packed.schemes import TABLE_FORMATS, TABLE_COLUMN_EXPONENT
 
-    config, tables = _archive_tables(args.archive)
-    frequency = _frequencies(config, args.corpus, tables["word_embeddings"].shape[0])
+    tables, frequency = _archive_tables_and_frequencies(args.archive, args.corpus)
 
     def unpacked(name, table, pack):
         stored = {k: torch.from_numpy(v) for k, v in pack(table).items()}
@@ -86,7 +69,7 @@ def main() -> None:
     variants = {name: (name, TABLE_FORMATS[name].pack) for name in ("int8", "int8_g64", "int8_col")}
     for exponent in args.exponents:
         if exponent != TABLE_COLUMN_EXPONENT:
-            variants[f"int8_col, exponent {exponent:g}"] = ("int8_col", lambda t, e=exponent: _pack_int8_column_table(t, e))
+            variants[f"int8_col, exponent {exponent:g}"] = ("int8_col", lambda t, e=exponent: TABLE_FORMATS["int8_col"].pack(t, e))
     word = tables["word_embeddings"]
     peak_ratio = word.abs().amax(dim=1) / word.pow(2).mean(dim=1).sqrt().clamp_min(1e-30)
     frequent = frequency.topk(8).indices.tolist()

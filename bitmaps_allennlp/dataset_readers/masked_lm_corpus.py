@@ -114,10 +114,7 @@ class MaskedLmCorpusReader(DatasetReader):
         )
 
     def _read(self, file_path: str) -> Iterable[Instance]:
-        local_path = cached_path(file_path)
-        if not os.path.isfile(local_path):
-            raise ConfigurationError(f"bitmaps_masked_lm_corpus: no such data file: {file_path}")
-        blocks = self._blocks(self._wordpiece_ids(local_path, file_path))
+        blocks = self._blocks(self.wordpiece_ids(file_path))
         # checked before sharding, so every distributed worker and data-loader process agrees:
         # an empty file would otherwise train for 0 steps or evaluate to a perplexity of NaN
         first = next(blocks, None)
@@ -128,9 +125,14 @@ class MaskedLmCorpusReader(DatasetReader):
         for block_index, content_ids in self.shard_iterable(enumerate(itertools.chain([first], blocks))):
             yield self._block_to_instance(block_index, content_ids)
 
-    def _wordpiece_ids(self, path: str, shown_path: str) -> Iterator[int]:
+    def wordpiece_ids(self, file_path: str) -> Iterator[int]:
+        """The corpus's wordpiece ids, in order, as this reader reads them (blank lines skipped,
+        the corpus's unknown word mapped to the tokenizer's), before blocking and masking."""
+        local_path = cached_path(file_path)
+        if not os.path.isfile(local_path):
+            raise ConfigurationError(f"bitmaps_masked_lm_corpus: no such data file: {file_path}")
         batch: List[str] = []
-        for line in _text_lines(path, shown_path):
+        for line in _text_lines(local_path, file_path):
             line = line.strip()
             if not line:
                 continue

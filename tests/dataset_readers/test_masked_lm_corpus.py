@@ -33,6 +33,8 @@ def test_blocks_pack_the_whole_file_with_cls_and_sep(tiny_bert_dir, corpus_path)
         packed.extend(targets[1:-1].tolist())
     assert packed == expected
     assert all(len(_arrays(i)[2]) == 16 for i in instances[:-1])
+    # what the blocks are cut from, also on its own (scripts/table_rounding.py counts it)
+    assert list(reader.wordpiece_ids(str(corpus_path))) == expected
 
 
 def test_unk_becomes_the_tokenizer_unknown_token_and_is_never_a_target(tiny_bert_dir, corpus_path):
