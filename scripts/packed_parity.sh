@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Packed parity on every recipe: trains the teacher and each distillation recipe, exports each
-# with `bitmaps-export` (the default `--embeddings int8`, and `int8_col`, `int8_g64`, `fp16`, `fp32`),
+# with `bitmaps-export` (the default `--embeddings int8`, and `int8_col`, `int8_g64`, `fp16`, `fp32`;
+# the *_int8_tables recipes train their tables int8, which every export stores as trained),
 # and evaluates source and packed archives with `allennlp evaluate` on the
 # same files and masks.
 # STEPS=N: a SHORT budget (N steps per epoch, 1 epoch; the configs otherwise), whose perplexities
@@ -39,13 +40,15 @@ recipe() {  # recipe CONFIG NAME INIT
 }
 recipe xnor_w1_distill xnor_w1 "$RUNS/teacher/best.th"
 recipe bit_stage1_w1a8 bit_stage1 "$RUNS/teacher/best.th"
+recipe bit_stage1_w1a8_int8_tables bit_stage1_int8_tables "$RUNS/teacher/best.th"
 recipe bitnet_b158_w158a8 bitnet_b158 "$RUNS/teacher/best.th"
 recipe bibert_w1a1 bibert_w1a1 "$RUNS/teacher/best.th"
 recipe bit_stage2_w1a1 bit_stage2 "$RUNS/bit_stage1/model.tar.gz"
+recipe bit_stage2_w1a1_int8_tables bit_stage2_int8_tables "$RUNS/bit_stage1/model.tar.gz"
 # the whole files: training capped validation at 64 blocks, which the archives remember
 whole='{"validation_dataset_reader.max_instances": null}'
 models=()
-for run in xnor_w1 bit_stage1 bitnet_b158 bibert_w1a1 bit_stage2; do
+for run in xnor_w1 bit_stage1 bit_stage1_int8_tables bitnet_b158 bibert_w1a1 bit_stage2 bit_stage2_int8_tables; do
   models+=(--model "$run=$RUNS/$run/model.tar.gz" --overrides "$run=$whole")
   models+=(--model "$run, packed=$RUNS/$run/packed.tar.gz" --overrides "$run, packed=$whole")
   models+=(--model "$run, packed int8_col tables=$RUNS/$run/packed_int8_col.tar.gz" --overrides "$run, packed int8_col tables=$whole")

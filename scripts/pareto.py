@@ -47,9 +47,11 @@ from perplexity_table import SPLITS, evaluate  # noqa: E402
 RECIPES = {
     "xnor_w1": ("XNOR W1 (BWN weights)", "W1A32"),
     "bit_stage1": ("BiT stage 1", "W1A8"),
+    "bit_stage1_int8_tables": ("BiT stage 1, int8 tables trained", "W1A8"),
     "bitnet_b158": ("BitNet b1.58", "W1.58A8"),
     "bibert_w1a1": ("BiBERT", "W1A1"),
     "bit_stage2": ("BiT stage 2", "W1A1"),
+    "bit_stage2_int8_tables": ("BiT stage 2, int8 tables trained", "W1A1"),
 }
 TEST_SPLITS = ["WikiText-2 test", "PTB test"]
 WHOLE_FILES = '{"validation_dataset_reader.max_instances": null}'

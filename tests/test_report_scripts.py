@@ -1,5 +1,6 @@
 """The report scripts' own logic (the measurements they wrap are tested elsewhere): Pareto fronts,
-collecting parity evaluations, the fp16 baseline's rounding, the real-budget runs' report."""
+collecting parity evaluations, the fp16 baseline's rounding, the real-budget runs' report, the
+table-sensitivity variants."""
 import argparse
 import json
 import sys
@@ -14,6 +15,7 @@ import baselines  # noqa: E402
 import long_results  # noqa: E402
 import parity_results  # noqa: E402
 import pareto  # noqa: E402
+import table_sensitivity  # noqa: E402
 
 
 def test_pareto_front_keeps_only_undominated_points():
@@ -155,3 +157,22 @@ def test_pareto_stand_in_needs_the_run_and_both_test_records(tmp_path):
         args = argparse.Namespace(stand_ins=[spec], long_results=results)
         with pytest.raises(SystemExit, match=message):
             pareto._stand_ins(args, {})
+
+
+def test_table_sensitivity_variants_round_only_what_they_name():
+    from bitmaps_allennlp.quantization.int8 import quantize_int8_rows
+
+    torch.manual_seed(0)
+    word, position = torch.randn(20, 16), torch.randn(8, 16)
+    int8 = lambda t: torch.mul(*quantize_int8_rows(t))
+    tables = {name: table_sensitivity._variant_tables(name, word, position, mask_id=3) for name in table_sensitivity.VARIANTS}
+    assert all(torch.equal(a, b) for a, b in zip(tables["fp32"], (word, position)))
+    assert torch.equal(tables["int8_word"][0], int8(word)) and torch.equal(tables["int8_word"][1], position)
+    assert torch.equal(tables["int8_both"][1], int8(position))
+    changed = (tables["int8_mask_row"][0] != word).any(dim=1)
+    assert changed.tolist() == [i == 3 for i in range(20)]
+    assert torch.equal(tables["fp16_position"][1], position.half().float())
+    noisy = table_sensitivity._variant_tables("noise1", word, position, mask_id=3)
+    step = word.abs().amax(dim=1, keepdim=True) / 127
+    assert 0 < (noisy[0] - word).abs().max() and ((noisy[0] - word).abs() <= step / 2 + 1e-7).all()
+    assert torch.equal(noisy[1], table_sensitivity._variant_tables("noise1", word, position, 3)[1])

@@ -27,7 +27,7 @@ class BitmapsExport(Subcommand):
             choices=EMBEDDING_OPTIONS,
             default=DEFAULT_EMBEDDINGS,
             help="how to store the word and position embedding tables (and so the tied MLM decoder) unless they "
-            f"were trained binarized: absmax int8 per row (int8), the same with a scale per column (int8_col), per "
+            f"were trained quantized (binary or int8, stored as trained): absmax int8 per row (int8), the same with a scale per column (int8_col), per "
             f"group of 64 values (int8_g64), fp16 or fp32 "
             f"(default: {DEFAULT_EMBEDDINGS})",
         )

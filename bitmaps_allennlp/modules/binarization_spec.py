@@ -10,6 +10,7 @@ from allennlp.common.checks import ConfigurationError
 from bitmaps_runtime.formats import BERT_LAYER_LINEARS, attention_problem
 
 from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
+from bitmaps_allennlp.modules.weight_quantizer import LINEAR_WEIGHT_MODES
 
 # component name -> attribute path inside one `transformers` BertLayer (the packed format's table)
 BERT_LAYER_COMPONENTS: Dict[str, str] = BERT_LAYER_LINEARS
@@ -62,17 +63,31 @@ class BinarizationSpec:
             raise ConfigurationError(
                 f"component_overrides: {not_binarized} are not in binarized_components; add them there"
             )
+        if defaults.weights not in LINEAR_WEIGHT_MODES:
+            raise ConfigurationError(
+                f"weights: {defaults.weights!r} applies to embedding tables only (set it in component_overrides."
+                f"word_embeddings / position_embeddings); linears take {list(LINEAR_WEIGHT_MODES)}"
+            )
         components = {}
         for name in binarized_components:
+            override = component_overrides.get(name, {})
             base = defaults
             if name in EMBEDDING_COMPONENTS:
                 # an embedding is a lookup: there are no input activations to quantize
                 base = replace(defaults, activations="real")
-                if component_overrides.get(name, {}).get("activations", "real") != "real":
+                if override.get("activations", "real") != "real":
                     raise ConfigurationError(
                         f"component_overrides.{name}.activations: embeddings have no input activations to quantize"
                     )
-            components[name] = base.updated(component_overrides.get(name, {}), f"component_overrides.{name}")
+                if override.get("weights") == "int8":
+                    # the defaults' scale and centering describe the linears' 1-bit weights
+                    base = ComponentQuantization()
+            elif override.get("weights", base.weights) not in LINEAR_WEIGHT_MODES:
+                raise ConfigurationError(
+                    f"component_overrides.{name}.weights: {override['weights']!r} applies to embedding tables only; "
+                    f"{name} takes {list(LINEAR_WEIGHT_MODES)}"
+                )
+            components[name] = base.updated(override, f"component_overrides.{name}")
         problem = attention_problem(attention, attention_activations, attention_probs)
         if problem is not None:
             raise ConfigurationError(problem)

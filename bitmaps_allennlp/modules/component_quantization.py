@@ -17,7 +17,8 @@ class ComponentQuantization:
     # Parameters
 
     weights : `str`, optional (default = `"binary"`)
-        `"binary"` (1 bit) or `"ternary"` (BitNet b1.58 absmean, 1.58 bits).
+        `"binary"` (1 bit) or `"ternary"` (BitNet b1.58 absmean, 1.58 bits); embedding tables also
+        `"int8"` (absmax per row, stored exactly by the packed `int8` table format).
     weight_scale : `str`, optional (default = `"mean_abs"`)
         `"mean_abs"` per output channel, `"per_tensor"`, or `"learned"`.
     center_weights : `bool`, optional (default = `False`)
@@ -42,9 +43,13 @@ class ComponentQuantization:
         check_weight_scale(self.weight_scale, f"{key}weight_scale")
         check_estimator(self.estimator, f"{key}estimator")
         check_activation_mode(self.activations, f"{key}activations")
+        if self.weights != "binary" and self.center_weights:
+            raise ConfigurationError(f"{key}center_weights: centering applies to binary weights, not {self.weights}")
+        if self.weights == "int8" and self.weight_scale != "mean_abs":
+            raise ConfigurationError(
+                f"{key}weight_scale: int8 weights take one absmax step per row; {self.weight_scale!r} does not apply"
+            )
         if self.weights == "ternary":
-            if self.center_weights:
-                raise ConfigurationError(f"{key}center_weights: centering applies to binary weights, not ternary")
             if self.activations in ONE_BIT_ACTIVATIONS:
                 raise ConfigurationError(
                     f"{key}activations: ternary weights take 'real' or 'int8' activations "

@@ -9,8 +9,8 @@ from bitmaps_allennlp.modules.quantized_linear import QuantizedLinear
 
 # bits each weight takes when packed into 64-bit words: a sign bit, or a 2-bit ternary code
 # (log2(3) = 1.58 bits is the entropy bound; 2-bit packing is what kernels such as bitnet.cpp's
-# I2_S use)
-PACKED_BITS = {"binary": 1, "ternary": 2}
+# I2_S use); an int8 table's bytes, as the packed `int8` table format stores them
+PACKED_BITS = {"binary": 1, "ternary": 2, "int8": 8}
 
 
 @dataclass

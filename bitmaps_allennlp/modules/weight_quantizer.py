@@ -6,9 +6,13 @@ How the forward pass turns a latent full-precision weight matrix into the low-bi
   maximises the information a 1-bit weight carries), else 0.
 - `ternary`: BitNet b1.58's absmean quantizer, W~ = gamma * clip(round(W / gamma), -1, 1) with
   gamma = mean |W| (per tensor by default in the recipes), 1.58 bits per weight.
+- `int8`: absmax int8 per row (`quantization.int8`, the rule the packed `int8` table format
+  stores), for embedding tables only: trained this way, a table exports to 8 bits without any
+  rounding the model has not seen (a W1A1 model's perplexity moves by a percent under the
+  rounding of its input tables alone; README, packed parity).
 
 The latent weight is what the optimizer updates (BinaryConnect); gradients reach it through the
-chosen sign estimator (binary) or the identity (ternary rounding).
+chosen sign estimator (binary) or the identity (ternary and int8 rounding).
 """
 from typing import TYPE_CHECKING, Tuple
 
@@ -19,11 +23,14 @@ from allennlp.common.checks import ConfigurationError
 
 from bitmaps_allennlp.modules.sign_ste import check_estimator, sign_ste
 from bitmaps_allennlp.modules.weight_scale import check_weight_scale, mean_abs_scale, per_tensor_scale
+from bitmaps_allennlp.quantization.int8 import fake_quantize_int8_rows
 
 if TYPE_CHECKING:  # component_quantization imports this module's checks
     from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
 
-WEIGHT_MODES: Tuple[str, ...] = ("binary", "ternary")
+WEIGHT_MODES: Tuple[str, ...] = ("binary", "ternary", "int8")
+# the modes a linear (and the head's transform) can take: each has a packed scheme
+LINEAR_WEIGHT_MODES: Tuple[str, ...] = ("binary", "ternary")
 
 # keeps ternary rounding finite for an all-zero matrix
 _EPSILON = 1e-8
@@ -41,7 +48,8 @@ class WeightQuantizer(nn.Module):
     out_features : `int`
         Rows of the weight matrix (the size of a learned per-channel scale).
     weights : `str`, optional (default = `"binary"`)
-        `"binary"` or `"ternary"`.
+        `"binary"`, `"ternary"` or `"int8"` (absmax per row; `weight_scale` and centering do not
+        apply).
     weight_scale : `str`, optional (default = `"mean_abs"`)
         `"mean_abs"` (per output channel, recomputed every step), `"per_tensor"`, or `"learned"`
         (a per-channel parameter, initialised from mean |W| on the first forward pass, so that it
@@ -64,8 +72,10 @@ class WeightQuantizer(nn.Module):
         check_weight_mode(weights)
         check_weight_scale(weight_scale)
         check_estimator(estimator)
-        if weights == "ternary" and center_weights:
-            raise ConfigurationError("center_weights applies to binary weights, not ternary")
+        if weights != "binary" and center_weights:
+            raise ConfigurationError(f"center_weights applies to binary weights, not {weights}")
+        if weights == "int8" and weight_scale != "mean_abs":
+            raise ConfigurationError(f"int8 weights take one absmax step per row; weight_scale {weight_scale!r} does not apply")
         self.weights = weights
         self.weight_scale = weight_scale
         self.center_weights = center_weights
@@ -102,6 +112,8 @@ class WeightQuantizer(nn.Module):
         return mean_abs_scale(self.centered(weight))
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        if self.weights == "int8":
+            return fake_quantize_int8_rows(weight)
         if self.weights == "ternary":
             levels, gamma = self._ternary_levels(weight, self.scale_of(weight))
             # identity gradient through the rounding (BitNet's STE)

@@ -13,7 +13,7 @@ from bitmaps_allennlp.modules.quantized_linear import QuantizedLinear
 from bitmaps_allennlp.modules.quantized_self_attention import QuantizedSelfAttention
 from bitmaps_allennlp.packed.file_format import PackedModelFile
 from bitmaps_allennlp.packed.packed_bert import HEAD_PREFIX
-from bitmaps_allennlp.packed.schemes import TABLE_FORMATS, PackedScheme, UnknownScheme, scheme_for, scheme_named
+from bitmaps_allennlp.packed.schemes import TABLE_FORMATS, TRAINED_TABLE_FORMATS, PackedScheme, UnknownScheme, scheme_for, scheme_named
 
 
 @dataclass
@@ -64,19 +64,21 @@ def _attention_knobs(bert) -> Dict[str, str]:
 
 def _check_exportable(bert) -> None:
     for name, module in bert.named_modules():
-        if isinstance(module, QuantizedEmbedding) and module.quantization.weights != "binary":
+        if isinstance(module, QuantizedEmbedding) and module.quantization.weights not in TRAINED_TABLE_FORMATS:
             raise ConfigurationError(
                 f"bitmaps-export: {name} is a {module.quantization.weights} embedding table; the packed "
-                f"table formats are {sorted(TABLE_FORMATS)} (binary tables as trained, int8 as an option)"
+                f"table formats are {sorted(TABLE_FORMATS)} (binary and int8 tables as trained, the int8 "
+                "formats as an option)"
             )
 
 
-# `--embeddings`: how the word and position tables are stored unless they were trained binarized
+# `--embeddings`: how the word and position tables are stored unless they were trained quantized
 # (the int8 ones are TABLE_FORMATS rows). Default int8 (a step per row): the smallest file; the
 # tied decoder's rounding costs 0.1-0.4% of PTB perplexity. int8_col (the same size) halves that
 # on models with real or 8-bit activations but scored worse on a W1A1 model, whose perplexity
 # moves by tenths of a percent under any change of the tables (fp16 included); int8_g64 costs 5%
-# more file, fp16 twice the file (README, packed parity).
+# more file, fp16 twice the file (README, packed parity). Tables trained int8 (`weights: "int8"`)
+# are stored as trained, which gives the source's perplexity at int8's size.
 EMBEDDING_OPTIONS = ("int8", "int8_col", "int8_g64", "fp16", "fp32")
 DEFAULT_EMBEDDINGS = "int8"
 _OPTION_TABLES = ("embeddings.word_embeddings", "embeddings.position_embeddings")
@@ -88,7 +90,7 @@ def pack_bert(
     """Every `QuantizedLinear` of a `transformers` BERT encoder is stored as the packed scheme
     (`packed.schemes`) of the quantization it was trained with, or as `scheme` for all (e.g.
     `w1a1` to benchmark binary weights trained with real inputs). Embedding tables trained
-    binarized are stored as `binary` tables; the word and position tables otherwise as
+    binarized or int8 (`weights: "int8"`) are stored as trained (`TRAINED_TABLE_FORMATS`); the word and position tables otherwise as
     `embeddings` says (`int8_col`, `int8` or `int8_g64`: that `TABLE_FORMATS` row, or plain fp16 / fp32). Every other tensor
     is kept (as fp16 when `fp16`)."""
     if embeddings not in EMBEDDING_OPTIONS:
@@ -144,9 +146,9 @@ def _pack_tables(bert, embeddings: str, tensors: Dict[str, np.ndarray], sizes: P
     for name in _OPTION_TABLES + ("embeddings.token_type_embeddings",):
         module = bert.get_submodule(name)
         with torch.no_grad():
-            if isinstance(module, QuantizedEmbedding):
-                table_format = TABLE_FORMATS["binary"]
-                stored = table_format.pack(module)
+            if isinstance(module, QuantizedEmbedding):  # as trained, whatever --embeddings says
+                table_format = TABLE_FORMATS[TRAINED_TABLE_FORMATS[module.quantization.weights]]
+                stored = table_format.pack(module if table_format.name == "binary" else module.weight)
             elif embeddings in TABLE_FORMATS and name in _OPTION_TABLES:
                 table_format = TABLE_FORMATS[embeddings]
                 stored = table_format.pack(module.weight)

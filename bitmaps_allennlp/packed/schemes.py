@@ -237,3 +237,6 @@ _TABLE_SIDES = {
 TABLE_FORMATS: Dict[str, TableFormat] = {
     name: TableFormat(name, spec.bits_per_weight, spec.tensors, *_TABLE_SIDES[name]) for name, spec in TABLE_SPECS.items()
 }
+# the format a table trained quantized (`QuantizedEmbedding`, its `weights` knob) is stored in: the
+# one whose unpacked values are the trained table's, so the export adds no rounding
+TRAINED_TABLE_FORMATS: Dict[str, str] = {"binary": "binary", "int8": "int8"}

@@ -54,7 +54,8 @@ class BinaryBertEmbedder(TokenEmbedder):
         `position_embeddings` (the tied MLM decoder then uses the quantized word table), and
         `mlm_head` (the head's dense transform).
     weights : `str`, optional (default = `"binary"`)
-        `"binary"` (alpha * sign) or `"ternary"` (BitNet b1.58 absmean).
+        `"binary"` (alpha * sign) or `"ternary"` (BitNet b1.58 absmean); for the embedding tables
+        also `"int8"` (absmax per row, in `component_overrides`), which exports exactly.
     weight_scale : `str`, optional (default = `"mean_abs"`)
         `"mean_abs"` (XNOR-Net/BWN analytic per-channel scale), `"per_tensor"` or `"learned"`.
     center_weights : `bool`, optional (default = `False`)

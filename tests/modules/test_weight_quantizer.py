@@ -50,3 +50,18 @@ def test_bad_knobs_name_their_key():
         WeightQuantizer(2, weights="quaternary")
     with pytest.raises(ConfigurationError, match="center_weights"):
         WeightQuantizer(2, weights="ternary", center_weights=True)
+    with pytest.raises(ConfigurationError, match="center_weights applies to binary weights, not int8"):
+        WeightQuantizer(2, weights="int8", center_weights=True)
+    with pytest.raises(ConfigurationError, match="weight_scale 'per_tensor' does not apply"):
+        WeightQuantizer(2, weights="int8", weight_scale="per_tensor")
+
+
+def test_int8_tables_are_absmax_rows_with_the_identity_gradient():
+    # row 0: step = 2.54 / 127 = 0.02: 1.27 -> 64 levels, -0.01 -> -0, 0.3 -> 15
+    weight = torch.tensor([[2.54, 1.27, -0.01, 0.3], [0.0, 0.0, 0.0, 0.0]], requires_grad=True)
+    out = WeightQuantizer(2, weights="int8")(weight)
+    step = torch.full((1,), 1.0) / (torch.full((1,), 127.0) / torch.full((1,), 2.54))
+    assert out[0].tolist() == (torch.tensor([127.0, 64.0, -0.0, 15.0]) * step).tolist()
+    assert out[1].tolist() == [0.0, 0.0, 0.0, 0.0]  # an all-zero row stays zero
+    out.backward(torch.ones_like(weight) * 3)
+    assert weight.grad.tolist() == [[3.0] * 4] * 2

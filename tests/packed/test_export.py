@@ -315,6 +315,40 @@ def test_binarized_embedding_tables_and_head_export_as_trained(tiny_bert_dir, co
     assert torch.equal(_top_ids(source, tensors), _top_ids(packed, tensors))
 
 
+def test_int8_trained_tables_export_exactly_whatever_embeddings_says(tiny_bert_dir, corpus_path, valid_corpus_path, tmp_path):
+    """Word and position tables trained int8 (`weights: "int8"`, absmax per row) are stored in the
+    `int8` table format, which holds the trained values exactly: the packed W1A1 model (1-bit
+    inputs, which a rounding of its input tables the training never saw would move) computes the
+    source's logits, with `--embeddings fp32` asked for and ignored for those tables."""
+    from bitmaps_runtime.archive import load_packed_archive
+
+    config = tiny_masked_lm_config(
+        tiny_bert_dir, corpus_path, valid_corpus_path, activations="sign", center_weights=True,
+        binarized_components=["query", "key", "value", "attention_output", "ffn_in", "ffn_out", "word_embeddings", "position_embeddings"],
+        component_overrides={"word_embeddings": {"weights": "int8"}, "position_embeddings": {"weights": "int8"}},
+    )
+    config["trainer"]["num_epochs"] = 1
+    train_model(Params(config), serialization_dir=str(tmp_path / "run"))
+    output = tmp_path / "packed.tar.gz"
+    sizes = export_archive(tmp_path / "run" / "model.tar.gz", output, embeddings="fp32")
+    source, packed = load_archive(tmp_path / "run" / "model.tar.gz"), load_archive(output)
+    expected, got = _masked_logits(source, packed, corpus_path)
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
+    tensors = _batch(source, corpus_path)
+    assert torch.equal(_top_ids(source, tensors), _top_ids(packed, tensors))
+    bert_config = source.model._encoder.config
+    rows, dim = bert_config.vocab_size + bert_config.max_position_embeddings, bert_config.hidden_size
+    assert sizes.stored["embeddings"] == rows * (dim + 4) + bert_config.type_vocab_size * dim * 4
+    # the stored tables are the trained quantizer's values, bit for bit
+    for name in ("word_embeddings", "position_embeddings"):
+        with torch.no_grad():
+            trained = getattr(source.model._encoder.bert.embeddings, name).quantized_weight()
+        assert torch.equal(getattr(packed.model._bert.embeddings, name).weight, trained)
+    tables = load_packed_archive(output).packed.tables
+    assert {name: tables[f"embeddings.{name}"]["format"] for name in ("word_embeddings", "position_embeddings")} == {
+        "word_embeddings": "int8", "position_embeddings": "int8"}
+
+
 def _top_ids(archive, tensors):
     with torch.no_grad():
         return archive.model(**tensors)["top_ids"]
