@@ -42,3 +42,5 @@ train training_configs/bitnet_b158_w158a8.jsonnet "$RUNS/bitnet_b158" "$budget, 
 train training_configs/dense_small_distill.jsonnet "$RUNS/dense_small" "$budget, $from_teacher" dense
 train training_configs/bit_stage1_w1a8.jsonnet "$RUNS/bit_stage1" "$budget, $from_teacher"
 train training_configs/bit_stage2_w1a1.jsonnet "$RUNS/bit_stage2" "$budget, \"model.teacher\": \"$RUNS/bit_stage1/model.tar.gz\", \"model.initializer.regexes.0.1.weights_file_path\": \"$RUNS/bit_stage1/model.tar.gz\""
+# the same with its word and position tables trained int8 (packed parity at 8 bits; README)
+train training_configs/bit_stage2_w1a1_int8_tables.jsonnet "$RUNS/bit_stage2_int8_tables" "$budget, \"model.teacher\": \"$RUNS/bit_stage1/model.tar.gz\", \"model.initializer.regexes.0.1.weights_file_path\": \"$RUNS/bit_stage1/model.tar.gz\""
