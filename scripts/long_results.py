@@ -29,7 +29,7 @@ from baselines import training_record  # noqa: E402
 from pareto import RECIPES, whole_file_perplexities  # noqa: E402
 
 # run folder of long_runs.sh -> the run folder its teacher is (None: the fp32 teacher)
-TEACHERS = {"bit_stage1": None, "bitnet_b158": None, "bit_stage2": "bit_stage1"}
+TEACHERS = {"bit_stage1": None, "bitnet_b158": None, "bit_stage2": "bit_stage1", "bit_stage2_int8_tables": "bit_stage1"}
 # the accuracy issue's targets: WikiText-2 test perplexity / that of the teacher distilled from
 TARGETS = {"W1A8": 1.15, "W1.58A8": 1.10, "W1A1": 2.5}
 TARGET_DATA = "wikitext-2 test"
@@ -100,7 +100,9 @@ def record_run(record: Dict) -> Optional[str]:
         return record["run"]
     if record["model"].startswith("teacher"):
         return "teacher"
-    return next((run for run in TEACHERS if record["model"].startswith(RECIPES[run][0] + ",")), None)
+    # the longest label that starts the record's: "BiT stage 2, int8 tables trained, ..." is not "BiT stage 2"'s
+    matches = [run for run in TEACHERS if record["model"].startswith(RECIPES[run][0] + ",")]
+    return max(matches, key=lambda run: len(RECIPES[run][0]), default=None)
 
 
 def merge_earlier(previous: Dict, runs: List[Dict], records: List[Dict]) -> Tuple[List[Dict], List[Dict]]:

@@ -176,3 +176,10 @@ def test_table_sensitivity_variants_round_only_what_they_name():
     step = word.abs().amax(dim=1, keepdim=True) / 127
     assert 0 < (noisy[0] - word).abs().max() and ((noisy[0] - word).abs() <= step / 2 + 1e-7).all()
     assert torch.equal(noisy[1], table_sensitivity._variant_tables("noise1", word, position, 3)[1])
+
+
+def test_long_runs_records_find_their_run_by_the_longest_label():
+    assert long_results.record_run({"model": "BiT stage 2, 2000 steps"}) == "bit_stage2"
+    assert long_results.record_run({"model": "BiT stage 2, int8 tables trained, 2000 steps"}) == "bit_stage2_int8_tables"
+    assert long_results.record_run({"model": "teacher (fp32)"}) == "teacher"
+    assert long_results.record_run({"model": "dense 2-layer student"}) is None
