@@ -8,15 +8,18 @@ archive. Sizes depend on the recipe's quantization, not on how long it trained.
     python scripts/archive_sizes.py "XNOR W1A32=runs/xnor_w1/model.tar.gz" ... --json results/archive_sizes.json
 """
 import argparse
-import json
 import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 
-import bitmaps_allennlp  # noqa: F401  (registers the model types)
-from bitmaps_allennlp.commands.packed_archive import export_archive
-from bitmaps_allennlp.packed.export import EMBEDDING_OPTIONS
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from atomic_json import write_json  # noqa: E402
+
+import bitmaps_allennlp  # noqa: F401,E402  (registers the model types)
+from bitmaps_allennlp.commands.packed_archive import export_archive  # noqa: E402
+from bitmaps_allennlp.packed.export import EMBEDDING_OPTIONS  # noqa: E402
 
 
 def main() -> None:
@@ -50,7 +53,7 @@ def main() -> None:
                 flush=True,
             )
     if args.json:
-        Path(args.json).write_text(json.dumps({"what": __doc__.strip().splitlines()[0], "rows": rows}, indent=2))
+        write_json(args.json, {"what": __doc__.strip().splitlines()[0], "rows": rows})
 
 
 if __name__ == "__main__":
