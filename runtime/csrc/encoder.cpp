@@ -167,19 +167,25 @@ void quantize_head(const KernelTable& kernels, const ActQuant& quant, const floa
 struct HeadScratch {
   HeadOperand q, k, v, p;
   std::vector<float> scores, key_panels, value_panels;
-  std::vector<uint64_t> prob_bits, value_columns, key_quads;
+  std::vector<uint64_t> prob_bits, value_columns, key_groups;
   std::vector<int32_t> dots;
   std::vector<int32_t> column_counts;
 };
 
 // out (rows x n) = k - 2 popcount(a_i ^ b_j) for packed rows a and b of `words` words: on the
-// column-quad kernel where the path has one (b rearranged into `quads`, a few hundred words per
-// head), which counts four columns per vector; attention's rows are one or two words, where the
-// plain kernel's scalar popcount per word and column had made the scores cost more than float ones.
+// column-octet kernel where the path has one (AVX-512's native popcount, eight columns a vector),
+// else the column-quad one (four), with b rearranged into `groups` (a few hundred words per
+// head); attention's rows are one or two words, where the plain kernel's scalar popcount per word
+// and column had made the scores cost more than float ones.
 void xnor_products(const KernelTable& kernels, const uint64_t* a, const uint64_t* b, int64_t rows, int64_t n,
-                   int64_t words, int64_t k, int32_t* out, std::vector<uint64_t>& quads) {
+                   int64_t words, int64_t k, int32_t* out, std::vector<uint64_t>& groups) {
+  if (kernels.xnor_octets_gemm) {
+    uint64_t* b8 = grow(groups, column_groups(n, 8) * words * 8);
+    to_column_groups(b, n, words, 8, b8);
+    return kernels.xnor_octets_gemm(a, b8, out, 0, rows, 0, n, n, words, k);
+  }
   if (!kernels.xnor_gemm_quads) return kernels.xnor_gemm(a, b, out, 0, rows, 0, n, n, words, k);
-  uint64_t* b4 = grow(quads, column_quads(n) * words * 4);
+  uint64_t* b4 = grow(groups, column_quads(n) * words * 4);
   to_column_quads(b, n, words, b4);
   kernels.xnor_gemm_quads(a, b4, out, 0, rows, 0, n, n, words, k);
 }
@@ -249,7 +255,7 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
     // 1-bit Q and K: the exact integer dots of the packed signs (the kernel table's XNOR-popcount
     // GEMM: this file has no popcount instruction), times the scales
     int32_t* dots = grow(s.dots, seq * seq);
-    xnor_products(kernels, s.q.bits.data(), s.k.bits.data(), seq, seq, words, d, dots, s.key_quads);
+    xnor_products(kernels, s.q.bits.data(), s.k.bits.data(), seq, seq, words, d, dots, s.key_groups);
     const float alphas = layer.q.alpha * layer.k.alpha;
     if (fused_two_set)
       kernels.two_set_attention_bits(dots, seq, seq, d, alphas, root, padded ? mask : nullptr, layer.probs.alpha,
@@ -319,7 +325,7 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
     // arithmetic the compiler vectorizes
     const float scale = prob_scale * layer.v.alpha;
     int32_t* xnor = grow(s.dots, seq * d);
-    xnor_products(kernels, bits, columns, seq, d, key_words, seq, xnor, s.key_quads);
+    xnor_products(kernels, bits, columns, seq, d, key_words, seq, xnor, s.key_groups);
     std::vector<int32_t>& negatives_in_column = s.column_counts;
     negatives_in_column.assign(static_cast<size_t>(d), 0);
     for (int64_t c = 0; c < d; ++c)
