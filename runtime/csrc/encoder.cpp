@@ -245,10 +245,6 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
   quantize_head(kernels, layer.q, Q, H, seq, d, s.q, !(sign_qk || elastic_qk));
   quantize_head(kernels, layer.k, K, H, seq, d, s.k, !(sign_qk || elastic_qk));
   quantize_head(kernels, layer.v, V, H, seq, d, s.v, !packed_context);
-  // BiT's attention (elastic Q and K, two-set weights, 1-bit V) on a path with the fused kernel:
-  // from the dots straight to the weights' bits, no float scores or probabilities written
-  const bool fused_two_set = elastic_qk && !model.bi_attention && layer.probs.mode == Quantizer::kTwoSet &&
-                             packed_context && kernels.two_set_attention_bits && d <= kMaxTwoSetHeadDim;
   float* scores = grow(s.scores, seq * seq);
   float divisor = 1.f;  // what the scores are still to be divided by
   if (sign_qk || elastic_qk) {
@@ -257,10 +253,7 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
     int32_t* dots = grow(s.dots, seq * seq);
     xnor_products(kernels, s.q.bits.data(), s.k.bits.data(), seq, seq, words, d, dots, s.key_groups);
     const float alphas = layer.q.alpha * layer.k.alpha;
-    if (fused_two_set)
-      kernels.two_set_attention_bits(dots, seq, seq, d, alphas, root, padded ? mask : nullptr, layer.probs.alpha,
-                                     layer.probs.beta, grow(s.p.bits, seq * words_per_row(seq)));
-    for (int64_t i = 0; i < seq && !fused_two_set; ++i) {
+    for (int64_t i = 0; i < seq; ++i) {
       const int32_t* d = dots + i * seq;
       float* row = scores + i * seq;
       if (sign_qk)
@@ -286,14 +279,14 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
         for (int64_t j = 0; j < seq; ++j)
           if (mask[j] == 0) row[j] = 0.f;
     }
-  } else if (!fused_two_set) {
+  } else {
     kernels.softmax_rows(scores, seq, seq, divisor, padded ? mask : nullptr);
   }
   const ActQuant& probs = layer.probs;
   float prob_scale = 1.f;
   if (!model.bi_attention && probs.mode != Quantizer::kReal) {
     // the packed context below reads the quantizer's bits; the float one reads its values
-    if (!fused_two_set) quantize_head(kernels, probs, scores, seq, seq, seq, s.p, !packed_context);
+    quantize_head(kernels, probs, scores, seq, seq, seq, s.p, !packed_context);
     if (probs.mode == Quantizer::kTwoSet) prob_scale = probs.alpha;
     if (!packed_context) std::memcpy(scores, s.p.values.data(), static_cast<size_t>(seq * seq) * sizeof(float));
   }

@@ -106,19 +106,7 @@ struct KernelTable {
   void (*w158a8_linear)(const int8_t* q, const int32_t* rowsum, const float* inv_scale, const uint8_t* wlut_u,
                         const uint8_t* wlut_v, const float* half_gamma, const float* bias, float* y, int64_t m0,
                         int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t groups);
-  // BiT's attention weights from 1-bit Q and K: rows x n int32 dots (each in [-d, d] with d's
-  // parity, d <= kMaxTwoSetHeadDim), scores float(dot) * alphas / root, softmax over the keys
-  // that mask (nullable) does not mark 0, padded keys weighing 0, then the two-set quantizer's
-  // bits (elastic_negative with alpha, beta) into out (rows x words_per_row(n)): what the encoder's
-  // scaling, softmax_rows and pack_elastic compute, but for the order of each row's sum. A row
-  // with every key padded gets every weight 0. Null on paths without it, where the encoder takes
-  // those three steps.
-  void (*two_set_attention_bits)(const int32_t* dots, int64_t rows, int64_t n, int64_t d, float alphas, float root,
-                                 const int32_t* mask, float alpha, float beta, uint64_t* out);
 };
-
-// The largest head width two_set_attention_bits takes (d + 1 levels of score).
-constexpr int64_t kMaxTwoSetHeadDim = 64;
 
 // Whether the path reads W1A1 weights in the nibble layout: LinearWeights::prepare builds that
 // layout (2 bits per weight beside the 1-bit words) only for such a path, so the paths without

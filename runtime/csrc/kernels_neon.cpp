@@ -25,7 +25,6 @@
 #include "int8_lut.h"
 #include "kernels.h"
 #include "softmax_rows.h"
-#include "two_set_attention.h"
 #include "gemm_panels.h"
 #include "scalar_spans.h"
 #include "xnor_tile.h"
@@ -396,8 +395,7 @@ const KernelTable& neon_kernels() {
                                     quantize_rows_int8_neon, w1a8_linear, LutFormat::kPlanes,
                                     sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_shifted, row_max8>,
                                     nullptr, pack_elastic, build_plane_luts, nullptr, nullptr, nullptr,
-                                    layer_norm_rows_with<>, nullptr, nullptr, nullptr,
-                                    two_set_attention_rows<TwoSetPortable<exp_shifted>>};
+                                    layer_norm_rows_with<>};
   return table;
 }
 

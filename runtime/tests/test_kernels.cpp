@@ -513,70 +513,6 @@ void test_schemes(const KernelTable& kt) {
   expect(!broken.prepare(&error, kt) && error != nullptr, "missing words refused");
 }
 
-// two_set_attention_bits against the element-wise steps it replaces on the same path (scores,
-// softmax_rows, pack_elastic): the same bits wherever the probability is not within 1e-4 of the
-// quantizer's boundary (the row sums differ in order only), on head widths with one and with
-// several chunks of levels, an odd one, a partial vector of keys, padded keys, and a negative
-// scale; a row with every key padded gets the bits of weight 0.
-void test_two_set_attention(const KernelTable& kt) {
-  if (!kt.two_set_attention_bits) return;
-  const std::string isa = kt.isa;
-  std::mt19937 rng(11);
-  const int64_t rows = 6, n = 70, words = words_per_row(n);
-  std::vector<int32_t> mask(static_cast<size_t>(n), 1);
-  for (int64_t j = 61; j < n; ++j) mask[j] = 0;
-  for (int64_t d : {7, 32, 64}) {
-    for (float alphas : {0.9f, 2.5f, -1.3f}) {
-      std::vector<int32_t> dots(static_cast<size_t>(rows * n));
-      std::uniform_int_distribution<int> count(0, static_cast<int>(d));
-      for (auto& v : dots) v = static_cast<int32_t>(d) - 2 * count(rng);
-      const float root = static_cast<float>(std::sqrt(static_cast<double>(d)));
-      for (const int32_t* m : {static_cast<const int32_t*>(nullptr), static_cast<const int32_t*>(mask.data())}) {
-        int64_t decided = 0, set = 0;
-        bool same = true;
-        // boundaries (weight alpha / 2) around the mean weight 1 / n, so that some level lies near one
-        for (float alpha : {0.01f, 0.02f, 0.03f, 0.05f}) {
-          const float beta = 0.f;
-          std::vector<float> p(dots.size());
-          for (size_t t = 0; t < dots.size(); ++t) p[t] = static_cast<float>(dots[t]) * alphas / root;
-          kt.softmax_rows(p.data(), rows, n, 1.f, m);
-          std::vector<uint64_t> want(static_cast<size_t>(rows * words)), got(want.size(), ~uint64_t{0});
-          kt.pack_elastic(p.data(), rows, n, n, alpha, beta, true, want.data());
-          kt.two_set_attention_bits(dots.data(), rows, n, d, alphas, root, m, alpha, beta, got.data());
-          for (int64_t i = 0; i < rows; ++i)
-            for (int64_t w = 0; w < words; ++w) {
-              const uint64_t differ = want[i * words + w] ^ got[i * words + w];
-              for (int b = 0; b < 64; ++b) {
-                const int64_t j = w * 64 + b;
-                if (j >= n) {
-                  same &= ((got[i * words + w] >> b) & 1) == 0;  // no bits past the keys
-                  continue;
-                }
-                const float scaled = (p[i * n + j] - beta) / alpha;
-                if (std::fabs(scaled - 0.5f) <= 1e-4f) continue;
-                ++decided;
-                set += (want[i * words + w] >> b) & 1;
-                same &= ((differ >> b) & 1) == 0;
-              }
-            }
-        }
-        expect(same && set > 0 && set < decided,
-               isa + " two_set_attention_bits, d " + std::to_string(d) + ", alphas " + std::to_string(alphas) +
-                   (m ? ", padded keys" : "") + ": " + std::to_string(set) + " of " + std::to_string(decided) + " set");
-      }
-    }
-  }
-  // every key padded: every weight 0, so every bit is elastic_negative(0)
-  const std::vector<int32_t> none(static_cast<size_t>(n), 0), dots(static_cast<size_t>(n), 2);
-  for (float beta : {0.f, -1.f}) {
-    std::vector<uint64_t> got(static_cast<size_t>(words), 0x5555);
-    kt.two_set_attention_bits(dots.data(), 1, n, 32, 1.f, 5.f, none.data(), 0.03f, beta, got.data());
-    const uint64_t all = elastic_negative(0.f, 0.03f, beta, true) ? ~uint64_t{0} : 0;
-    expect(got[0] == all && got[1] == (all & ((uint64_t{1} << (n - 64)) - 1)),
-           isa + " two_set_attention_bits, every key padded (beta " + std::to_string(beta) + ")");
-  }
-}
-
 }  // namespace
 
 #if defined(BITMAPS_HAVE_AVX512)
@@ -598,7 +534,6 @@ int main() {
     if (forced && *forced && std::string(forced) != "auto" && std::string(forced) != table->isa) continue;
     test_table(*table);
     test_float_kernels(*table);
-    test_two_set_attention(*table);
     test_schemes(*table);
     ++tested;
     std::printf("kernel path %s: tested\n", table->isa);
