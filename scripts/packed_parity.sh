@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Packed parity on every recipe: trains the teacher and each distillation recipe, exports each
-# with `bitmaps-export` (the default `--embeddings int8`, and `int8_col`, `int8_g64`, `fp16`, `fp32`;
-# the *_int8_tables recipes train their tables int8, which every export stores as trained),
-# and evaluates source and packed archives with `allennlp evaluate` on the
-# same files and masks.
+# with `bitmaps-export` (the default export; EXPORTS="fp32 int8_g64 ..." adds an export per
+# --embeddings value), and evaluates source and packed archives with `allennlp evaluate` on the
+# same files and masks. The recipes train their word and position tables int8 (lib.recipe), which
+# every export stores as trained, so the extra exports matter only for a model trained with
+# tables="fp32" (results/packed_parity_full_fp32_tables.json: the recipes as they trained before).
 # STEPS=N: a SHORT budget (N steps per epoch, 1 epoch; the configs otherwise), whose perplexities
 # measure parity only (does the packed file compute what the trained model computes?), on
 # WikiText-2 valid and test. STEPS=full: the configs' own budgets (README's recipe table, about
 # 2 hours on 2 CPU cores), on WikiText-2 and PTB, valid and test.
-# Usage: bash scripts/packed_parity.sh [RUNS_DIR] [STEPS]   (default: runs/parity 20)
+# Usage: [EXPORTS="..."] bash scripts/packed_parity.sh [RUNS_DIR] [STEPS] [RESULT_JSON]
+#   (default: runs/parity 20; the result results/packed_parity.json, results/packed_parity_full.json for STEPS=full)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/parity}
@@ -33,30 +35,26 @@ train training_configs/teacher_minilm_mlm.jsonnet "$RUNS/teacher" "$budget"
 recipe() {  # recipe CONFIG NAME INIT
   train "training_configs/$1.jsonnet" "$RUNS/$2" "$budget, \"model.teacher\": \"$RUNS/teacher/model.tar.gz\", \"model.initializer.regexes.0.1.weights_file_path\": \"$3\""
   [ -f "$RUNS/$2/packed.tar.gz" ] || "$ALLENNLP" bitmaps-export "$RUNS/$2/model.tar.gz" "$RUNS/$2/packed.tar.gz"
-  [ -f "$RUNS/$2/packed_fp32.tar.gz" ] || "$ALLENNLP" bitmaps-export "$RUNS/$2/model.tar.gz" "$RUNS/$2/packed_fp32.tar.gz" --embeddings fp32
-  [ -f "$RUNS/$2/packed_fp16.tar.gz" ] || "$ALLENNLP" bitmaps-export "$RUNS/$2/model.tar.gz" "$RUNS/$2/packed_fp16.tar.gz" --embeddings fp16
-  [ -f "$RUNS/$2/packed_int8_col.tar.gz" ] || "$ALLENNLP" bitmaps-export "$RUNS/$2/model.tar.gz" "$RUNS/$2/packed_int8_col.tar.gz" --embeddings int8_col
-  [ -f "$RUNS/$2/packed_int8_g64.tar.gz" ] || "$ALLENNLP" bitmaps-export "$RUNS/$2/model.tar.gz" "$RUNS/$2/packed_int8_g64.tar.gz" --embeddings int8_g64
+  for e in ${EXPORTS:-}; do
+    [ -f "$RUNS/$2/packed_$e.tar.gz" ] || "$ALLENNLP" bitmaps-export "$RUNS/$2/model.tar.gz" "$RUNS/$2/packed_$e.tar.gz" --embeddings "$e"
+  done
 }
 recipe xnor_w1_distill xnor_w1 "$RUNS/teacher/best.th"
 recipe bit_stage1_w1a8 bit_stage1 "$RUNS/teacher/best.th"
-recipe bit_stage1_w1a8_int8_tables bit_stage1_int8_tables "$RUNS/teacher/best.th"
 recipe bitnet_b158_w158a8 bitnet_b158 "$RUNS/teacher/best.th"
 recipe bibert_w1a1 bibert_w1a1 "$RUNS/teacher/best.th"
 recipe bit_stage2_w1a1 bit_stage2 "$RUNS/bit_stage1/model.tar.gz"
-recipe bit_stage2_w1a1_int8_tables bit_stage2_int8_tables "$RUNS/bit_stage1/model.tar.gz"
 # the whole files: training capped validation at 64 blocks, which the archives remember
 whole='{"validation_dataset_reader.max_instances": null}'
 models=()
-for run in xnor_w1 bit_stage1 bit_stage1_int8_tables bitnet_b158 bibert_w1a1 bit_stage2 bit_stage2_int8_tables; do
+for run in xnor_w1 bit_stage1 bitnet_b158 bibert_w1a1 bit_stage2; do
   models+=(--model "$run=$RUNS/$run/model.tar.gz" --overrides "$run=$whole")
   models+=(--model "$run, packed=$RUNS/$run/packed.tar.gz" --overrides "$run, packed=$whole")
-  models+=(--model "$run, packed int8_col tables=$RUNS/$run/packed_int8_col.tar.gz" --overrides "$run, packed int8_col tables=$whole")
-  models+=(--model "$run, packed fp16 tables=$RUNS/$run/packed_fp16.tar.gz" --overrides "$run, packed fp16 tables=$whole")
-  models+=(--model "$run, packed fp32 tables=$RUNS/$run/packed_fp32.tar.gz" --overrides "$run, packed fp32 tables=$whole")
-  models+=(--model "$run, packed int8_g64 tables=$RUNS/$run/packed_int8_g64.tar.gz" --overrides "$run, packed int8_g64 tables=$whole")
+  for e in ${EXPORTS:-}; do
+    models+=(--model "$run, packed $e tables=$RUNS/$run/packed_$e.tar.gz" --overrides "$run, packed $e tables=$whole")
+  done
 done
 "$PYTHON" scripts/perplexity_table.py --out "$RUNS/table" "${splits[@]}" "${models[@]}"
 # every evaluation in the table folder as records, with bits and training provenance
-if [ "$STEPS" = full ]; then result=results/packed_parity_full.json; else result=results/packed_parity.json; fi
-"$PYTHON" scripts/parity_results.py "$RUNS" "$result"
+if [ "$STEPS" = full ]; then default=results/packed_parity_full.json; else default=results/packed_parity.json; fi
+"$PYTHON" scripts/parity_results.py "$RUNS" "${3:-$default}"

@@ -43,7 +43,8 @@ from baselines import export_onnx_int8, fp16, torch_int8, training_record  # noq
 from bench_runtime import ort_session  # noqa: E402
 from perplexity_table import SPLITS, evaluate  # noqa: E402
 
-# run folder -> (label, bits): the recipes of scripts/packed_parity.sh
+# run folder -> (label, bits): the recipes of scripts/packed_parity.sh (the *_int8_tables folders:
+# records from before every recipe trained int8 tables, when two configs did so beside the others)
 RECIPES = {
     "xnor_w1": ("XNOR W1 (BWN weights)", "W1A32"),
     "bit_stage1": ("BiT stage 1", "W1A8"),

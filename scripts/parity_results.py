@@ -95,9 +95,9 @@ def main() -> None:
     records = collect(args.runs)
     result = {
         "what": args.what or ("packed parity on recipe archives (bash scripts/packed_parity.sh): each recipe trained with its "
-                "config's budget, exported with bitmaps-export (default --embeddings int8, and int8_col, int8_g64, fp16, fp32), "
-                "evaluated with allennlp evaluate on the whole files (deterministic masks); packed archives run "
-                "on the C++ runtime (engine auto)"),
+                "config's budget (word and position tables trained int8, lib.recipe's default), exported with bitmaps-export "
+                "(the default export, and one per EXPORTS --embeddings value), evaluated with allennlp evaluate on the whole "
+                "files (deterministic masks); packed archives run on the C++ runtime (engine auto)"),
         "cpu": cpu_name(),
         "kernel_path": backend(),
         "recipes_done": sorted({r["recipe"] for r in records}),

@@ -129,3 +129,41 @@ def test_every_config_is_covered():
         "bitnet_b158_w158a8",
         "dense_small_distill",
     }
+
+
+def _tokens_embedder(config: Dict[str, Any]) -> Dict[str, Any]:
+    return config["model"]["text_field_embedder"]["token_embedders"]["tokens"]
+
+
+RECIPES = ["xnor_w1_distill", "bit_stage1_w1a8", "bit_stage2_w1a1", "bitnet_b158_w158a8", "bibert_w1a1"]
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipes_train_their_tables_int8_as_the_default_export_stores_them(name):
+    tokens = _tokens_embedder(Params.from_file(str(CONFIG_DIR / f"{name}.jsonnet")).as_dict(quiet=True))
+    for table in ("word_embeddings", "position_embeddings"):
+        assert table in tokens["binarized_components"]
+        assert tokens["component_overrides"][table] == {"weights": "int8"}
+    # the recipe's own overrides survive beside the tables'
+    if name == "bit_stage2_w1a1":
+        assert tokens["component_overrides"]["ffn_out"] == {"activations": "two_set"}
+
+
+def _recipe_snippet(tables: str) -> str:
+    return (
+        'local lib = import "lib/distillation.libsonnet";\n'
+        f'lib.recipe(knobs={{ weights: "binary" }}, loss_weights={{ soft_ce: 1.0 }}, init_from="w.th", tables="{tables}")'
+    )
+
+
+def test_a_recipe_keeps_fp32_tables_when_told_and_names_a_bad_choice():
+    import json
+
+    import _jsonnet
+
+    fp32 = _tokens_embedder(json.loads(_jsonnet.evaluate_snippet("recipe", _recipe_snippet("fp32"), jpathdir=str(CONFIG_DIR))))
+    assert "component_overrides" not in fp32 and "binarized_components" not in fp32
+    dense = _tokens_embedder(Params.from_file(str(CONFIG_DIR / "dense_small_distill.jsonnet")).as_dict(quiet=True))
+    assert "component_overrides" not in dense
+    with pytest.raises(RuntimeError, match='tables must be "int8" or "fp32", got "fp16"'):
+        _jsonnet.evaluate_snippet("recipe", _recipe_snippet("fp16"), jpathdir=str(CONFIG_DIR))

@@ -9,4 +9,5 @@ lib.recipe(
   knobs={ binarize: false, num_hidden_layers: 2 },
   loss_weights={ soft_ce: 1.0, hidden: 1.0 },
   init_from="runs/teacher/best.th",
+  tables="fp32",  // full precision throughout: the float model a binarized one must beat
 )

@@ -1,6 +1,6 @@
 // XNOR-Net / BWN weights only (W1, real activations): every encoder linear is alpha * sign(W)
-// with the analytic per-channel alpha = mean|W|; activations, attention and embeddings stay
-// full precision. Distilled from the teacher's MLM distribution and hidden states (TinyBERT's
+// with the analytic per-channel alpha = mean|W|; activations and attention stay full precision,
+// the word and position tables train int8 (every recipe's default, lib.recipe). Distilled from the teacher's MLM distribution and hidden states (TinyBERT's
 // layer-wise recipe, one-to-one layer map), plus the MLM loss.
 local lib = import "lib/distillation.libsonnet";
 

@@ -1,5 +1,6 @@
 """From a trained encoder and head to the tensors of a packed model file. (The packed layer
 knows nothing of the AllenNLP models: `commands/packed_archive.py` unwraps a trained archive.)"""
+import logging
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
@@ -14,6 +15,8 @@ from bitmaps_allennlp.modules.quantized_self_attention import QuantizedSelfAtten
 from bitmaps_allennlp.packed.file_format import PackedModelFile
 from bitmaps_allennlp.packed.packed_bert import HEAD_PREFIX
 from bitmaps_allennlp.packed.schemes import TABLE_FORMATS, TRAINED_TABLE_FORMATS, PackedScheme, UnknownScheme, scheme_for, scheme_named
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -143,6 +146,7 @@ def _pack_linear(name: str, module: QuantizedLinear, scheme: Optional[str], fp16
 
 def _pack_tables(bert, embeddings: str, tensors: Dict[str, np.ndarray], sizes: PartSizes) -> Dict[str, Dict]:
     tables: Dict[str, Dict] = {}
+    rounded = []  # fp32-trained tables that the export rounds
     for name in _OPTION_TABLES + ("embeddings.token_type_embeddings",):
         module = bert.get_submodule(name)
         with torch.no_grad():
@@ -152,13 +156,23 @@ def _pack_tables(bert, embeddings: str, tensors: Dict[str, np.ndarray], sizes: P
             elif embeddings in TABLE_FORMATS and name in _OPTION_TABLES:
                 table_format = TABLE_FORMATS[embeddings]
                 stored = table_format.pack(module.weight)
+                rounded.append(name)
             else:
+                if embeddings == "fp16" and name in _OPTION_TABLES:
+                    rounded.append(name)
                 continue
         rows, dim = module.weight.shape
         tables[name] = {"rows": rows, "dim": dim, "format": table_format.name, "bits": table_format.bits_per_weight}
         for role, array in stored.items():
             tensors[f"{name}.{role}"] = array
         sizes.add("embeddings", sum(a.nbytes for a in stored.values()), module.weight.numel() * 4)
+    if rounded:
+        # the rounding the training never saw: say so where the user chose it (or took the default)
+        logger.warning(
+            "bitmaps-export: %s trained in fp32 and stored as %s (--embeddings %s): the packed model's perplexity can "
+            "differ from the source's by tenths of a percent, more with 1-bit activations (README, packed parity). "
+            "Train the tables int8 (the recipes' default) for an export that computes what was trained, or export "
+            "with --embeddings fp32.", " and ".join(rounded), embeddings, embeddings)
     return tables
 
 

@@ -1,3 +1,4 @@
+import logging
 import tarfile
 
 import pytest
@@ -258,16 +259,22 @@ def test_a_packed_archive_reads_its_packed_file_from_inside_only(packed_file, tr
 
 
 @pytest.mark.parametrize("embeddings", ["int8_g64", "int8", "int8_col", "fp16"])
-def test_quantized_embedding_tables_are_what_the_model_computes_with(embeddings, trained_archives, corpus_path, tmp_path):
+def test_quantized_embedding_tables_are_what_the_model_computes_with(embeddings, trained_archives, corpus_path, tmp_path, caplog):
     """An int8 (fp16) table export computes exactly what the source model computes with its word
     and position tables replaced by their int8 (fp16) values: the tied decoder included. (The tiny
-    model's 32 columns make one int8_g64 group per row: the groups are tested below.)"""
+    model's 32 columns make one int8_g64 group per row: the groups are tested below.) The export
+    warns that it rounds tables trained in fp32; the fp32 export does not."""
     from bitmaps_allennlp.quantization.int8 import quantize_int8_rows
 
     output = tmp_path / "packed.tar.gz"
-    sizes = export_archive(trained_archives["w1a8"], output, embeddings=embeddings)
+    with caplog.at_level(logging.WARNING, logger="bitmaps_allennlp.packed.export"):
+        sizes = export_archive(trained_archives["w1a8"], output, embeddings=embeddings)
+    assert f"embeddings.word_embeddings and embeddings.position_embeddings trained in fp32 and stored as {embeddings}" in caplog.text
+    caplog.clear()
     full = tmp_path / "full.tar.gz"
-    full_sizes = export_archive(trained_archives["w1a8"], full, embeddings="fp32")
+    with caplog.at_level(logging.WARNING, logger="bitmaps_allennlp.packed.export"):
+        full_sizes = export_archive(trained_archives["w1a8"], full, embeddings="fp32")
+    assert "trained in fp32 and stored as" not in caplog.text
     source, packed = load_archive(trained_archives["w1a8"]), load_archive(output)
     embedding_module = source.model._encoder.bert.embeddings
     with torch.no_grad():
@@ -315,7 +322,7 @@ def test_binarized_embedding_tables_and_head_export_as_trained(tiny_bert_dir, co
     assert torch.equal(_top_ids(source, tensors), _top_ids(packed, tensors))
 
 
-def test_int8_trained_tables_export_exactly_whatever_embeddings_says(tiny_bert_dir, corpus_path, valid_corpus_path, tmp_path):
+def test_int8_trained_tables_export_exactly_whatever_embeddings_says(tiny_bert_dir, corpus_path, valid_corpus_path, tmp_path, caplog):
     """Word and position tables trained int8 (`weights: "int8"`, absmax per row) are stored in the
     `int8` table format, which holds the trained values exactly: the packed W1A1 model (1-bit
     inputs, which a rounding of its input tables the training never saw would move) computes the
@@ -334,6 +341,10 @@ def test_int8_trained_tables_export_exactly_whatever_embeddings_says(tiny_bert_d
     source, packed = load_archive(tmp_path / "run" / "model.tar.gz"), load_archive(output)
     expected, got = _masked_logits(source, packed, corpus_path)
     assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
+    # nothing is rounded at export, so the default export has nothing to warn of
+    with caplog.at_level(logging.WARNING, logger="bitmaps_allennlp.packed.export"):
+        export_archive(tmp_path / "run" / "model.tar.gz", tmp_path / "default.tar.gz")
+    assert "trained in fp32" not in caplog.text
     tensors = _batch(source, corpus_path)
     assert torch.equal(_top_ids(source, tensors), _top_ids(packed, tensors))
     bert_config = source.model._encoder.config

@@ -8,28 +8,25 @@
   data_dir:: "../shared/data/wikitext-2",
   teacher:: "runs/teacher/model.tar.gz",
 
-  // `config` (a recipe) with its word and position tables trained as absmax int8 per row
-  // (`weights: "int8"`; the tied MLM decoder reads the same int8 word table). The export stores
-  // such tables as they are (the packed `int8` table format), so the packed file computes what
-  // was trained at the size of the default export, where rounding fp32-trained tables at export
-  // moves PTB perplexity by 0.2-0.4% (by up to 1.8% on a W1A1 model; README, packed parity).
-  int8_tables(config):: config + {
-    model+: {
-      text_field_embedder+: {
-        token_embedders+: {
-          tokens+: {
-            local tables = ["word_embeddings", "position_embeddings"],
-            local linears = ["query", "key", "value", "attention_output", "ffn_in", "ffn_out"],
-            binarized_components: (if "binarized_components" in super then super.binarized_components else linears) + tables,
-            component_overrides+: { [t]: { weights: "int8" } for t in tables },
-          },
-        },
-      },
+  // The word and position tables of every recipe train as absmax int8 per row (`weights: "int8"`;
+  // the tied MLM decoder reads the same int8 word table), the format the default export stores.
+  // The export keeps such tables as they are (the packed `int8` table format), so the packed file
+  // computes what was trained, where rounding fp32-trained tables at export moves PTB perplexity
+  // by 0.1-0.4% (by up to 1.8% on a W1A1 model, whose first layer binarizes the tables' sum;
+  // README, packed parity). tables="fp32" keeps them full precision, as the recipes trained
+  // before (their README figures say which).
+  table_weights:: { int8: "int8", fp32: null },
+  tables_as(tables, tokens)::
+    assert std.objectHas($.table_weights, tables) : 'lib.recipe: tables must be "int8" or "fp32", got "%s"' % tables;
+    if $.table_weights[tables] == null then tokens else tokens + {
+      local names = ["word_embeddings", "position_embeddings"],
+      local linears = ["query", "key", "value", "attention_output", "ffn_in", "ffn_out"],
+      binarized_components: (if "binarized_components" in super then super.binarized_components else linears) + names,
+      component_overrides+: { [t]: { weights: $.table_weights[tables] } for t in names },
     },
-  },
 
   recipe(knobs, loss_weights, init_from, steps_per_epoch=100, num_epochs=2, lr=2e-4, batch_size=16,
-         distillation={}):: {
+         distillation={}, tables="int8"):: {
     local encoder = $.encoder,
     local reader = { type: "bitmaps_masked_lm_corpus", model_name: encoder, max_length: 128 },
     dataset_reader: reader,
@@ -43,7 +40,7 @@
       loss_weights: loss_weights,
       text_field_embedder: {
         token_embedders: {
-          tokens: { type: "bitmaps_binary_bert", model_name: encoder, binarize: true } + knobs,
+          tokens: $.tables_as(tables, { type: "bitmaps_binary_bert", model_name: encoder, binarize: true } + knobs),
         },
       },
       // Latent weights start from init_from (a weights file or an archive); quantizer

@@ -1,0 +1,91 @@
+#!/usr/bin/env python
+"""
+Trained packed archives on the C++ runtime against the peer a user would pick instead, the
+teacher's encoder in ONNX Runtime int8 (`quantize_dynamic`, per channel), in ONE process: batch 1
+x seq 128 encoder forwards on 1 thread, every model timed once per round (median of --calls
+forwards), the order rotating between rounds. Unlike bench_runtime.py's random weights, the
+archives carry their trained quantizers (BiT's elastic attention, say), so every code path a
+recipe takes is timed. scripts/pareto.py measures the same latencies beside perplexity and size;
+this is the quick check after a runtime change. Writes --json (medians, spreads, ratios to ONNX
+Runtime int8, CPU, kernel path) and prints a table.
+
+    python benchmarks/packed_vs_ort.py --teacher runs/recipes_full/teacher/model.tar.gz \
+        --archive "BiT stage 2=runs/recipes_i8/bit_stage2/packed.tar.gz" --json benchmarks/results/packed_vs_ort.json
+"""
+import argparse
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: no spinning OpenMP workers
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO / "scripts"))
+from atomic_json import write_json  # noqa: E402
+from baselines import export_onnx_int8  # noqa: E402
+from bench_runtime import ort_session  # noqa: E402
+from timing import cpu_name  # noqa: E402
+
+PEER = "teacher, ONNX Runtime int8"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--teacher", type=Path, required=True, help="the fp32 teacher archive (its encoder goes to ONNX Runtime int8)")
+    parser.add_argument("--archive", action="append", required=True, help="NAME=PACKED.tar.gz")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument("--json", type=Path, required=True)
+    args = parser.parse_args()
+    from allennlp.models.archival import load_archive
+    import bitmaps_allennlp  # noqa: F401  registers the classes the teacher archive names
+    from bitmaps_runtime.archive import load_packed_archive
+    from bitmaps_runtime.encoder import PackedEncoder
+    from bitmaps_runtime.native import backend
+
+    ids = np.random.default_rng(0).integers(1000, 30000, (1, 128))
+    mask = np.ones((1, 128), np.int32)
+    runners = {}
+    for entry in args.archive:
+        name, _, path = entry.partition("=")
+        if not path or not Path(path).is_file():
+            parser.error(f"--archive expects NAME=PATH to a packed archive, got {entry!r}")
+        encoder = PackedEncoder(load_packed_archive(path).packed, source=path)
+        runners[name] = lambda encoder=encoder: encoder.hidden_states(ids, mask, threads=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        bert = load_archive(str(args.teacher)).model.eval()._encoder.bert
+        session = ort_session(export_onnx_int8(bert, Path(tmp)), 1)
+        mask64 = mask.astype(np.int64)  # the exported graph takes int64 inputs
+        runners[PEER] = lambda: session.run(None, {"input_ids": ids, "attention_mask": mask64})
+        samples = {name: [] for name in runners}
+        names = list(runners)
+        for run in runners.values():
+            run()  # warm-up: buffers, weight layouts, ONNX Runtime's first-call work
+        for r in range(args.rounds):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                times = []
+                for _ in range(args.calls):
+                    start = time.perf_counter()
+                    runners[name]()
+                    times.append((time.perf_counter() - start) * 1e3)
+                samples[name].append(statistics.median(times))
+    peer = statistics.median(samples[PEER])
+    rows = {name: {"median_ms": statistics.median(ms), "spread_ms": [min(ms), max(ms)], "rounds_ms": ms,
+                   "speedup_vs_ort_int8": peer / statistics.median(ms)} for name, ms in samples.items()}
+    write_json(args.json, {"what": __doc__.strip().split("\n\n")[0], "cpu": cpu_name(), "kernel_path": backend(),
+                           "batch": 1, "seq": 128, "threads": 1, "rounds": args.rounds, "calls": args.calls,
+                           "teacher": str(args.teacher), "archives": dict(a.partition("=")[::2] for a in args.archive), "models": rows})
+    print(f"{cpu_name()}, kernel path {backend()}, batch 1 x 128, 1 thread, medians of {args.rounds} rounds:")
+    for name, row in rows.items():
+        print(f"  {name:40s} {row['median_ms']:7.2f} ms  (rounds {row['spread_ms'][0]:.2f}-{row['spread_ms'][1]:.2f}; "
+              f"{row['speedup_vs_ort_int8']:.2f}x ONNX Runtime int8)")
+
+
+if __name__ == "__main__":
+    main()
