@@ -10,9 +10,11 @@
 // W1A8: an int8 GEMM on vpdpbusd. The weight bits, read from the table-lookup layout, become
 //   bytes 0/1 with one bit shuffle (vpshufbitqmb) and one masked move; one dpbusd then does
 //   16 columns x 4 multiply-adds, exactly, with no tables to build per row.
-// Activation packing, int8 quantization, W1A32 and attention's 1-bit products on column quads reuse the
-// AVX2 kernels (dispatch.cpp assembles the table): the row-layout popcount below had made BiT stage 2's
-// 1-bit attention take 3.4 ms of a MiniLM forward on Zen 4, the AVX2 quads 1.8 ms. The softmax runs
+// Activation packing, int8 quantization and W1A32 reuse the AVX2 kernels (dispatch.cpp assembles the
+// table). Attention's 1-bit products run on the column octets below (encoder.cpp's xnor_products):
+// the row-layout popcount had made BiT stage 2's 1-bit attention take 3.4 ms of a MiniLM forward on
+// Zen 4, the AVX2 column quads 1.8 ms, and the octets took a trained BiT stage 2 forward from 5.06
+// to 4.79 ms (benchmarks/results/archive_revisions_zen4_octets_bit_stage2_1t.json). The softmax runs
 // float_avx512.h's 512-bit loops.
 #include <immintrin.h>
 
