@@ -6,6 +6,8 @@
 # weights of encoder_revisions.sh do not reach a code path (BiT's quantized attention, say), this
 # times it on the model that takes it. Saves OUT (default
 # benchmarks/results/archive_revisions.json: rounds, each revision's median, the CPU, the path).
+# ARCHIVE may also be a packed model file (MODEL.safetensors: benchmarks/profile_runtime.py
+# --recipe-knobs --write DIR writes the W1A1 recipes' quantizers on random weights).
 # Usage: ROUNDS=7 CALLS=15 THREADS=1 [BITMAPS_KERNELS=avx2] [OUT=...] \
 #          bash benchmarks/archive_revisions.sh ARCHIVE REV [REV...]     (e.g. runs/x/packed.tar.gz 22cab54 WORKTREE)
 set -euo pipefail
@@ -30,7 +32,11 @@ from bitmaps_runtime.archive import load_packed_archive
 from bitmaps_runtime.encoder import PackedEncoder
 from bitmaps_runtime.native import backend
 archive, threads, calls = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-encoder = PackedEncoder(load_packed_archive(archive).packed)
+if archive.endswith(".safetensors"):  # a packed model file (profile_runtime.py --write)
+    from bitmaps_runtime.file_format import read_packed_model
+    encoder = PackedEncoder(read_packed_model(archive))
+else:
+    encoder = PackedEncoder(load_packed_archive(archive).packed)
 ids = np.random.default_rng(0).integers(1000, 30000, (1, 128))
 mask = np.ones((1, 128), np.int32)
 encoder.hidden_states(ids, mask, threads=threads)  # warm-up: buffers, weight layouts

@@ -11,6 +11,8 @@ Runtime int8, CPU, kernel path) and prints a table.
 
     python benchmarks/packed_vs_ort.py --teacher runs/recipes_full/teacher/model.tar.gz \
         --archive "BiT stage 2=runs/recipes_i8/bit_stage2/packed.tar.gz" --json benchmarks/results/packed_vs_ort.json
+    python benchmarks/packed_vs_ort.py --teacher-shape minilm \
+        --archive "BiT stage 2 quantizers=DIR/minilm_bit_stage2_w1a1.safetensors" --json ...   # profile_runtime.py --write DIR
 """
 import argparse
 import os
@@ -29,7 +31,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "scripts"))
 from atomic_json import write_json  # noqa: E402
 from baselines import export_onnx_int8  # noqa: E402
-from bench_runtime import ort_session  # noqa: E402
+from bench_runtime import SHAPES, _bert, ort_session  # noqa: E402
 from timing import cpu_name  # noqa: E402
 
 PEER = "teacher, ONNX Runtime int8"
@@ -37,8 +39,13 @@ PEER = "teacher, ONNX Runtime int8"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--teacher", type=Path, required=True, help="the fp32 teacher archive (its encoder goes to ONNX Runtime int8)")
-    parser.add_argument("--archive", action="append", required=True, help="NAME=PACKED.tar.gz")
+    teacher = parser.add_mutually_exclusive_group(required=True)
+    teacher.add_argument("--teacher", type=Path, help="the fp32 teacher archive (its encoder goes to ONNX Runtime int8)")
+    teacher.add_argument("--teacher-shape", choices=list(SHAPES),
+                         help="instead, a random-weight encoder of this shape (bench_runtime.py's): ONNX Runtime's "
+                              "int8 time does not depend on the weights' values, so it stands for a teacher of that shape")
+    parser.add_argument("--archive", action="append", required=True,
+                        help="NAME=PACKED.tar.gz, or NAME=MODEL.safetensors (a packed model file: profile_runtime.py --write)")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--json", type=Path, required=True)
@@ -47,6 +54,7 @@ def main() -> None:
     import bitmaps_allennlp  # noqa: F401  registers the classes the teacher archive names
     from bitmaps_runtime.archive import load_packed_archive
     from bitmaps_runtime.encoder import PackedEncoder
+    from bitmaps_runtime.file_format import read_packed_model
     from bitmaps_runtime.native import backend
 
     ids = np.random.default_rng(0).integers(1000, 30000, (1, 128))
@@ -55,11 +63,12 @@ def main() -> None:
     for entry in args.archive:
         name, _, path = entry.partition("=")
         if not path or not Path(path).is_file():
-            parser.error(f"--archive expects NAME=PATH to a packed archive, got {entry!r}")
-        encoder = PackedEncoder(load_packed_archive(path).packed, source=path)
+            parser.error(f"--archive expects NAME=PATH to a packed archive or model file, got {entry!r}")
+        packed = read_packed_model(path) if path.endswith(".safetensors") else load_packed_archive(path).packed
+        encoder = PackedEncoder(packed, source=path)
         runners[name] = lambda encoder=encoder: encoder.hidden_states(ids, mask, threads=1)
     with tempfile.TemporaryDirectory() as tmp:
-        bert = load_archive(str(args.teacher)).model.eval()._encoder.bert
+        bert = load_archive(str(args.teacher)).model.eval()._encoder.bert if args.teacher else _bert(args.teacher_shape)
         session = ort_session(export_onnx_int8(bert, Path(tmp)), 1)
         mask64 = mask.astype(np.int64)  # the exported graph takes int64 inputs
         runners[PEER] = lambda: session.run(None, {"input_ids": ids, "attention_mask": mask64})
@@ -80,7 +89,7 @@ def main() -> None:
                    "speedup_vs_ort_int8": peer / statistics.median(ms)} for name, ms in samples.items()}
     write_json(args.json, {"what": __doc__.strip().split("\n\n")[0], "cpu": cpu_name(), "kernel_path": backend(),
                            "batch": 1, "seq": 128, "threads": 1, "rounds": args.rounds, "calls": args.calls,
-                           "teacher": str(args.teacher), "archives": dict(a.partition("=")[::2] for a in args.archive), "models": rows})
+                           "teacher": str(args.teacher) if args.teacher else f"random weights, {args.teacher_shape} shape", "archives": dict(a.partition("=")[::2] for a in args.archive), "models": rows})
     print(f"{cpu_name()}, kernel path {backend()}, batch 1 x 128, 1 thread, medians of {args.rounds} rounds:")
     for name, row in rows.items():
         print(f"  {name:40s} {row['median_ms']:7.2f} ms  (rounds {row['spread_ms'][0]:.2f}-{row['spread_ms'][1]:.2f}; "

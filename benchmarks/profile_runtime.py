@@ -10,6 +10,7 @@ Writes benchmarks/results/runtime_profile.json.
         --out benchmarks/results/recipe_profile.json   # trained packed archives instead
     python benchmarks/profile_runtime.py --recipe-knobs --shapes minilm \
         --out benchmarks/results/recipe_knobs_profile.json   # random weights, the W1A1 recipes' quantizers
+        [--write DIR]   # and their files, which benchmarks/archive_revisions.sh times per revision
 
 --recipe-knobs times what the W1A1 recipes' quantized attention costs without a trained archive:
 random weights with BiT stage 2's and BiBERT's quantizers (the timings do not depend on the weights'
@@ -41,14 +42,13 @@ RECIPE_KNOBS = {
 }
 
 
-def recipe_encoder(shape: str, recipe: str):
-    """A packed encoder of `shape` with random weights and `recipe`'s quantizers."""
+def recipe_model(shape: str, recipe: str):
+    """A packed model of `shape` with random weights and `recipe`'s quantizers."""
     import torch
     from bitmaps_allennlp.modules.bert_binarization import binarize_bert_encoder
     from bitmaps_allennlp.modules.binarization_spec import BinarizationSpec
     from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
     from bitmaps_allennlp.packed.export import pack_bert
-    from bitmaps_runtime.encoder import PackedEncoder
 
     defaults, overrides, attention = RECIPE_KNOBS[recipe]
     model = bench_runtime._bert(shape)
@@ -57,7 +57,14 @@ def recipe_encoder(shape: str, recipe: str):
     ids = torch.randint(1000, 30000, (2, 128), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         model(input_ids=ids, attention_mask=torch.ones_like(ids))  # data-initialised scales (BiT's alpha)
-    return PackedEncoder(pack_bert(model)[0])
+    return pack_bert(model)[0]
+
+
+def recipe_encoder(shape: str, recipe: str):
+    """A packed encoder of `shape` with random weights and `recipe`'s quantizers."""
+    from bitmaps_runtime.encoder import PackedEncoder
+
+    return PackedEncoder(recipe_model(shape, recipe))
 
 
 def main() -> None:
@@ -67,6 +74,8 @@ def main() -> None:
     parser.add_argument("--archive", action="append", default=[], help="NAME=PACKED.tar.gz: profile these instead")
     parser.add_argument("--recipe-knobs", action="store_true", help="profile random-weight encoders with the W1A1 recipes' quantizers instead")
     parser.add_argument("--out", default="benchmarks/results/runtime_profile.json")
+    parser.add_argument("--write", type=Path, help="with --recipe-knobs: also write each model to DIR/SHAPE_RECIPE.safetensors "
+                        "(for benchmarks/archive_revisions.sh)")
     args = parser.parse_args()
     from bitmaps_runtime.encoder import PackedEncoder
     from bitmaps_runtime.file_format import read_packed_model
@@ -100,7 +109,13 @@ def main() -> None:
     if args.recipe_knobs:
         for shape in args.shapes:
             for recipe in RECIPE_KNOBS:
-                profile(recipe_encoder(shape, recipe), shape=shape, recipe=recipe)
+                packed = recipe_model(shape, recipe)
+                if args.write:
+                    from bitmaps_allennlp.packed.file_format import write_packed_model
+
+                    args.write.mkdir(parents=True, exist_ok=True)
+                    write_packed_model(packed, args.write / f"{shape}_{recipe}.safetensors")
+                profile(PackedEncoder(packed), shape=shape, recipe=recipe)
         args.shapes = []
     for shape in args.shapes:
         with tempfile.TemporaryDirectory() as tmp:

@@ -1,6 +1,7 @@
 #include "encoder.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -151,7 +152,7 @@ void quantize_head(const KernelTable& kernels, const ActQuant& quant, const floa
     case Quantizer::kTwoSet: {
       const bool two_set = quant.mode == Quantizer::kTwoSet;
       uint64_t* bits = grow(out.bits, rows * words);
-      kernels.pack_elastic(x, rows, d, stride, quant.alpha, quant.beta, two_set, bits);
+      kernels.pack_elastic(x, rows, d, stride, quant.cut, two_set, bits);
       if (need_values)
         for (int64_t r = 0; r < rows; ++r)
           for (int64_t k = 0; k < d; ++k) {
@@ -247,13 +248,21 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
   quantize_head(kernels, layer.v, V, H, seq, d, s.v, !packed_context);
   float* scores = grow(s.scores, seq * seq);
   float divisor = 1.f;  // what the scores are still to be divided by
+  const int64_t key_words = words_per_row(seq);
+  // BiT's two-set weights, b = 1 bits (seq x key_words), when the path's fused kernel made them
+  // from the dots: no score, softmax or probability quantizer below
+  bool weights_packed = false;
   if (sign_qk || elastic_qk) {
     // 1-bit Q and K: the exact integer dots of the packed signs (the kernel table's XNOR-popcount
     // GEMM: this file has no popcount instruction), times the scales
     int32_t* dots = grow(s.dots, seq * seq);
     xnor_products(kernels, s.q.bits.data(), s.k.bits.data(), seq, seq, words, d, dots, s.key_groups);
     const float alphas = layer.q.alpha * layer.k.alpha;
-    for (int64_t i = 0; i < seq; ++i) {
+    if (elastic_qk && packed_context && !model.bi_attention && layer.probs.mode == Quantizer::kTwoSet &&
+        kernels.two_set_attention)
+      weights_packed = kernels.two_set_attention(dots, seq, seq, d, alphas, root, padded ? mask : nullptr,
+                                                 layer.probs.cut, grow(s.prob_bits, seq * key_words));
+    for (int64_t i = 0; i < seq && !weights_packed; ++i) {
       const int32_t* d = dots + i * seq;
       float* row = scores + i * seq;
       if (sign_qk)
@@ -267,7 +276,9 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
   }
   // attention weights over the keys; padded keys get 0 before the probability quantizer, which
   // sees the whole row as the training module's does. Unpadded sequences skip the mask tests.
-  if (model.bi_attention) {
+  if (weights_packed) {
+    // the fused kernel's bits stand for the weights and their quantizer
+  } else if (model.bi_attention) {
     for (int64_t i = 0; i < seq; ++i) {
       float* row = scores + i * seq;
       // x / 1 is x: 1-bit scores skip the division, which had cost more than their XNOR products
@@ -284,27 +295,28 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
   }
   const ActQuant& probs = layer.probs;
   float prob_scale = 1.f;
-  if (!model.bi_attention && probs.mode != Quantizer::kReal) {
+  if (!model.bi_attention && probs.mode == Quantizer::kTwoSet) prob_scale = probs.alpha;
+  if (!weights_packed && !model.bi_attention && probs.mode != Quantizer::kReal) {
     // the packed context below reads the quantizer's bits; the float one reads its values
     quantize_head(kernels, probs, scores, seq, seq, seq, s.p, !packed_context);
-    if (probs.mode == Quantizer::kTwoSet) prob_scale = probs.alpha;
     if (!packed_context) std::memcpy(scores, s.p.values.data(), static_cast<size_t>(seq * seq) * sizeof(float));
   }
   if (packed_context) {
     // {0, c} weights against 1-bit V (+-alpha_v): sum_j b_ij s_jd counted on packed operands,
     // popcount(b_i) - 2 popcount(b_i & neg_d), with neg_d the keys whose V sign is -1 in column d
-    const int64_t key_words = words_per_row(seq);
     uint64_t* bits = grow(s.prob_bits, seq * key_words);
     uint64_t* columns = grow(s.value_columns, d * key_words);  // V's sign bits, one row per column
-    std::memset(bits, 0, static_cast<size_t>(seq * key_words) * sizeof(uint64_t));
     std::memset(columns, 0, static_cast<size_t>(d * key_words) * sizeof(uint64_t));
-    if (!model.bi_attention && probs.mode == Quantizer::kTwoSet) {
+    if (weights_packed) {
+      // made by the fused kernel above
+    } else if (!model.bi_attention && probs.mode == Quantizer::kTwoSet) {
       // the probability quantizer's own bits mark b = 0: b = 1 is their complement on the seq keys
       const uint64_t last = seq % 64 ? (uint64_t{1} << (seq % 64)) - 1 : ~uint64_t{0};
       for (int64_t i = 0; i < seq; ++i)
         for (int64_t w = 0; w < key_words; ++w)
           bits[i * key_words + w] = ~s.p.bits[i * key_words + w] & (w + 1 == key_words ? last : ~uint64_t{0});
     } else {
+      std::memset(bits, 0, static_cast<size_t>(seq * key_words) * sizeof(uint64_t));
       for (int64_t i = 0; i < seq; ++i)
         for (int64_t j = 0; j < seq; ++j)
           if (scores[i * seq + j] != 0.f) bits[i * key_words + (j >> 6)] |= uint64_t{1} << (j & 63);
@@ -385,6 +397,24 @@ void Profile::add(const char* phase, double value) {
   seconds.emplace_back(phase, value);
 }
 
+bool gelu_two_set_cut(const KernelTable& kernels, float alpha, float beta, float* cut) {
+  *cut = NAN;
+  if (!(alpha > 0.f) || !std::isfinite(alpha) || !std::isfinite(beta)) return false;
+  const float value_cut = elastic_cut(alpha, beta, true);  // the GELU values the binarizer marks lie below it
+  auto gelu = [&](float h) {
+    kernels.gelu(&h, 1);  // a lone value goes through the path's vector polynomial (kernels.h)
+    return h;
+  };
+  // GELU(h) <= 0 for h <= 0; the path's is 0.5 h (1 + erf(h / sqrt 2)) with erf clamped at -4,
+  // so far left (h < -5.7) it is 0.5 h times one constant, <= 0 when GELU(-8) is, and nearer it
+  // errs by about 1e-6 at most: every h <= 0 is marked when the cut on values is above the margin
+  constexpr float kMargin = 1e-3f;
+  if (!(value_cut > kMargin) || !(gelu(-8.f) <= 0.f)) return false;
+  if (gelu(FLT_MAX) < value_cut) return false;  // every value marked: no cut on the rising branch
+  *cut = lowest_above([&](float h) { return gelu(h) < value_cut; }, 0.f, FLT_MAX);
+  return true;
+}
+
 bool EncoderModel::prepare(const KernelTable& kernels, const char** error, std::vector<char>* where) {
   auto fail = [&](const std::string& text) {
     where->assign(text.begin(), text.end());
@@ -410,6 +440,15 @@ bool EncoderModel::prepare(const KernelTable& kernels, const char** error, std::
       return false;
     if (!layer.attention_norm.weight || !layer.output_norm.weight)
       return fail("layer " + std::to_string(l) + ": a LayerNorm is missing");
+    for (ActQuant* quant : {&layer.q, &layer.k, &layer.v, &layer.probs}) {
+      if (quant->mode != Quantizer::kElastic && quant->mode != Quantizer::kTwoSet) continue;
+      if (!(quant->alpha > 0.f) || !std::isfinite(quant->alpha) || !std::isfinite(quant->beta))
+        return fail("layer " + std::to_string(l) + ": an elastic or two-set quantizer needs a positive finite alpha and a finite beta");
+      quant->cut = elastic_cut(quant->alpha, quant->beta, quant->mode == Quantizer::kTwoSet);
+    }
+    layer.ffn_out_gelu_cut = NAN;
+    if (activation == Activation::kGelu && layer.ffn_out.scheme == Scheme::kW1A1TwoSet)
+      gelu_two_set_cut(kernels, layer.ffn_out.input_alpha, layer.ffn_out.input_beta, &layer.ffn_out_gelu_cut);
   }
   if (has_head) {
     if (!prepare_linear(head_dense, hidden, hidden, "head dense", -1, kernels, error, where)) return false;
@@ -469,10 +508,15 @@ void encoder_forward(const EncoderModel& model, const KernelTable& kernels, cons
     // A 1-bit FFN-down reads GELU(h) only through its binarizer (signs and mean |GELU(h)|, or BiT's
     // levels): GELU runs inside its input packing, row by row, and is never stored. Other
     // activations (no kernel-table entry) and other schemes activate in place first.
+    // A two-set FFN-down whose binarizer of GELU(h) is a cut on h (gelu_two_set_cut) compares h
+    // with it and computes no GELU at all.
     const bool fused = model.activation == Activation::kGelu && layer.ffn_out.binary_inputs();
+    const bool cut = fused && !std::isnan(layer.ffn_out_gelu_cut);
     {
-      Phase phase(ws.profile, fused ? "GELU + FFN-down input packing" : "GELU");
-      if (fused)
+      Phase phase(ws.profile, cut ? "FFN-down input packing (GELU's cut)" : fused ? "GELU + FFN-down input packing" : "GELU");
+      if (cut)
+        prepare_binary_inputs_below(kernels, layer.ffn_out, inner, rows, threads, ws.linear, layer.ffn_out_gelu_cut);
+      else if (fused)
         prepare_binary_inputs_activated(kernels, layer.ffn_out, inner, rows, threads, ws.linear, kernels.gelu, kGeluWork);
       else
         activate(kernels, inner, rows * I, model.activation, threads);

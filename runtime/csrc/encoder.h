@@ -4,6 +4,7 @@
 // scheme's linear, and the MLM head. No Python, no torch: the binding fills an EncoderModel
 // with pointers into the packed file's tensors, which must outlive it.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -32,6 +33,7 @@ enum class Quantizer : int32_t { kReal = 0, kInt8 = 1, kSign = 2, kElastic = 3, 
 struct ActQuant {
   Quantizer mode = Quantizer::kReal;
   float alpha = 1.f, beta = 0.f;  // elastic / two-set: |alpha| clamped as training uses it
+  float cut = 0.f;                // derived by EncoderModel::prepare: elastic_cut(alpha, beta, two-set)
 };
 
 enum class Activation : int32_t { kGelu = 0, kGeluTanh = 1, kRelu = 2 };
@@ -45,7 +47,19 @@ struct Layer {
   LinearWeights query, key, value, attention_output, ffn_in, ffn_out;
   Norm attention_norm, output_norm;
   ActQuant q, k, v, probs;
+  // derived by EncoderModel::prepare: a two-set FFN-down behind GELU whose bits are h below this
+  // cut (gelu_two_set_cut), else NaN
+  float ffn_out_gelu_cut = NAN;
 };
+
+// For BiT's two-set binarizer of GELU(h) (ffn-down's input): the cut c with the binarizer's bit
+// set exactly where h < c, when there is one, computed with the path's own GELU. GELU falls from 0
+// to its minimum (about -0.17 at h = -0.75) and rises after it, so there is one when every value
+// of the falling branch is marked (the binarizer's own cut on GELU's values lies above them, with
+// a margin for the path's erf, which is not exactly -1 far left); then c is where the rising
+// branch crosses that cut (the binarizer is monotone and the path's GELU rises there). BiT's
+// trained and initial quantizers have it (beta + alpha / 2 above 0); false, with *cut NaN, if not.
+bool gelu_two_set_cut(const KernelTable& kernels, float alpha, float beta, float* cut);
 
 struct EncoderModel {
   int64_t hidden = 0, heads = 0, intermediate = 0, vocab = 0, max_positions = 0, type_vocab = 0;

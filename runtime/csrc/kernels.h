@@ -8,6 +8,7 @@
 // Every compute kernel works on a tile of output rows [m0, m1) x columns [n0, n1) of an output
 // with n columns, so the threading layer can split the work without the kernels knowing.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -74,9 +75,10 @@ struct KernelTable {
   // operands; null on paths without it, where callers use xnor_gemm on the plain layout.
   void (*xnor_gemm_quads)(const uint64_t* a, const uint64_t* b4, int32_t* out, int64_t m0, int64_t m1, int64_t n0,
                           int64_t n1, int64_t n, int64_t words, int64_t k);
-  // pack_signs for BiT's elastic binarizer: bit set where elastic_negative(x, alpha, beta, two_set)
-  void (*pack_elastic)(const float* x, int64_t rows, int64_t k, int64_t ldx, float alpha, float beta, bool two_set,
-                       uint64_t* out);
+  // pack_signs for BiT's elastic binarizer, by its cut (elastic_cut below): bit set where
+  // below_cut(x, cut, two_set), which is elastic_negative(x, alpha, beta, two_set) for
+  // cut = elastic_cut(alpha, beta, two_set); one compare per value, no division
+  void (*pack_elastic)(const float* x, int64_t rows, int64_t k, int64_t ldx, float cut, bool two_set, uint64_t* out);
   // The tables w1a8_linear reads, as int8_lut.h's build_luts defines them (null where
   // w1a8_tables is kNone): per instruction set, since building them had cost a third of a
   // W1A8 layer's lookups at k = 1536.
@@ -106,7 +108,21 @@ struct KernelTable {
   void (*w158a8_linear)(const int8_t* q, const int32_t* rowsum, const float* inv_scale, const uint8_t* wlut_u,
                         const uint8_t* wlut_v, const float* half_gamma, const float* bias, float* y, int64_t m0,
                         int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t groups);
+  // BiT's two-set attention weights straight from 1-bit scores (two_set_attention_avx512.h): for
+  // rows x n integer dots of 1-bit Q and K rows of d bits, the bits b = 1 of the two-set
+  // binarizer (its cut) on softmax(dot * alphas / root) over the keys (mask: nullable, 0 = padded
+  // key), words_per_row(n) words a row, bit for bit what this path's element-wise steps give
+  // (the scores, softmax_rows, pack_elastic). False, with the bits unspecified, where it does not
+  // apply (d >= kMaxTwoSetHeadDim, a row whose keys are all padded): the caller runs those steps.
+  // Null on paths without it (the element-wise steps stay the reference).
+  bool (*two_set_attention)(const int32_t* dots, int64_t rows, int64_t n, int64_t d, float alphas, float root,
+                            const int32_t* mask, float cut, uint64_t* bits);
+  // The W1A1 linears' epilogue (scale_dots.h) at this path's width; null where the portable
+  // core's own copy is as wide (scalar, NEON).
+  void (*scale_dots)(const int32_t* dots, const int32_t* add, float factor, const float* scale, const float* bias,
+                     float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n);
 };
+constexpr int64_t kMaxTwoSetHeadDim = 127;
 
 // Whether the path reads W1A1 weights in the nibble layout: LinearWeights::prepare builds that
 // layout (2 bits per weight beside the 1-bit words) only for such a path, so the paths without
@@ -152,6 +168,49 @@ inline int64_t words_per_row(int64_t k) { return (k + 63) / 64; }
 inline bool elastic_negative(float x, float alpha, float beta, bool two_set) {
   const float scaled = (x - beta) / alpha;
   return two_set ? scaled <= 0.5f : !(scaled >= 0.f);
+}
+
+// Floats in their numeric order as integers (-0 and +0 alike, -inf and +inf at the ends, NaN
+// outside them), and back: for searching a monotone predicate over every float.
+inline int64_t float_order(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u & 0x80000000u ? -static_cast<int64_t>(u & 0x7fffffffu) : static_cast<int64_t>(u);
+}
+inline float float_at_order(int64_t key) {
+  const uint32_t u = key < 0 ? static_cast<uint32_t>(-key) | 0x80000000u : static_cast<uint32_t>(key);
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// The smallest float in (from, to] where `below` is false, for a predicate that is true at `from`,
+// false at `to` and monotone between them (true, then false): 32 halvings of the float order.
+template <typename Below>
+float lowest_above(Below below, float from, float to) {
+  int64_t lo = float_order(from), hi = float_order(to);
+  while (hi - lo > 1) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (below(float_at_order(mid))) lo = mid;
+    else hi = mid;
+  }
+  return float_at_order(hi);
+}
+
+// x below a cut: two-set x < cut (false for NaN), elastic !(x >= cut) (true for NaN), the NaN
+// cases of elastic_negative's two compares.
+inline bool below_cut(float x, float cut, bool two_set) { return two_set ? x < cut : !(x >= cut); }
+
+// The cut of BiT's binarizer, so that below_cut(x, elastic_cut(alpha, beta, t), t) ==
+// elastic_negative(x, alpha, beta, t) for every float x: with alpha > 0 and alpha, beta finite
+// (the model builder checks), (x - beta) / alpha is two correctly rounded operations, each
+// monotone in x, so the values it marks are every float below the smallest one it does not mark
+// (-inf is marked, +inf is not). Packing then compares instead of dividing per value; with the
+// FFN-down's GELU cut (encoder.h) this took BiT stage 2's quantizers on a MiniLM from 4.63 to 3.86 ms
+// a forward on Zen 4, avx512_vnni (7.23 to 6.47 ms on avx2), 1 thread
+// (benchmarks/results/archive_revisions_zen4_*cuts_bit_stage2_knobs_1t.json).
+inline float elastic_cut(float alpha, float beta, bool two_set) {
+  return lowest_above([&](float x) { return elastic_negative(x, alpha, beta, two_set); }, -INFINITY, INFINITY);
 }
 
 

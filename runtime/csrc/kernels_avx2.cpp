@@ -7,6 +7,7 @@
 #include "avx2_reduce.h"
 #include "float_avx2.h"
 #include "kernels.h"
+#include "scale_dots.h"
 #include "softmax_rows.h"
 #include "layer_norm_rows.h"
 #include "lut_tile_avx2.h"
@@ -46,25 +47,23 @@ void pack_signs(const float* x, int64_t rows, int64_t k, int64_t ldx, uint64_t* 
   }
 }
 
-// elastic_negative on 8 values at a time, in its float operations: (x - beta) / alpha, then
-// scaled <= 0.5 (two-set; false for NaN) or !(scaled >= 0) (elastic; true for NaN)
-void pack_elastic(const float* x, int64_t rows, int64_t k, int64_t ldx, float alpha, float beta, bool two_set,
-                  uint64_t* out) {
+// below_cut (kernels.h) on 8 values at a time: x < cut (two-set; false for NaN) or !(x >= cut)
+// (elastic; true for NaN)
+void pack_elastic(const float* x, int64_t rows, int64_t k, int64_t ldx, float cut, bool two_set, uint64_t* out) {
   const int64_t words = words_per_row(k);
-  const __m256 a = _mm256_set1_ps(alpha), b = _mm256_set1_ps(beta), half = _mm256_set1_ps(0.5f),
-               zero = _mm256_setzero_ps();
+  const __m256 c = _mm256_set1_ps(cut);
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * ldx;
     for (int64_t w = 0; w < words; ++w) {
       const int64_t base = w * 64, vectors = std::min<int64_t>(k - base, 64) / 8;  // attention heads: 32 values
       uint64_t bits = 0;
       for (int64_t v = 0; v < vectors; ++v) {
-        const __m256 scaled = _mm256_div_ps(_mm256_sub_ps(_mm256_loadu_ps(row + base + 8 * v), b), a);
-        const __m256 negative = two_set ? _mm256_cmp_ps(scaled, half, _CMP_LE_OQ) : _mm256_cmp_ps(scaled, zero, _CMP_NGE_UQ);
-        bits |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_ps(negative))) << (8 * v);
+        const __m256 value = _mm256_loadu_ps(row + base + 8 * v);
+        const __m256 below = two_set ? _mm256_cmp_ps(value, c, _CMP_LT_OQ) : _mm256_cmp_ps(value, c, _CMP_NGE_UQ);
+        bits |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_ps(below))) << (8 * v);
       }
       const int64_t done = base + 8 * vectors;
-      if (done < std::min(k, base + 64)) bits |= elastic_span(row, done, std::min(k, base + 64), alpha, beta, two_set) << (8 * vectors);
+      if (done < std::min(k, base + 64)) bits |= elastic_span(row, done, std::min(k, base + 64), cut, two_set) << (8 * vectors);
       out[r * words + w] = bits;
     }
   }
@@ -391,6 +390,7 @@ const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm_2x4, xnor_linear
                                   sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_shifted, row_max8>,
                                   xnor_gemm_quads, pack_elastic, build_luts_avx2, build_xnor_luts_avx2,
                                   xnor_lut_gemm_avx2, xnor_lut_linear_avx2,
-                                  layer_norm_rows_with<sum_parts8, normalize8>};
+                                  layer_norm_rows_with<sum_parts8, normalize8>, nullptr, nullptr, nullptr, nullptr,
+                                  scale_dots_rows};
 
 }  // namespace bitmaps

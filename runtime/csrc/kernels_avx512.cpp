@@ -8,7 +8,9 @@
 #include "float_avx2.h"
 #include "float_avx512.h"
 #include "kernels.h"
+#include "scale_dots.h"
 #include "softmax_rows.h"
+#include "two_set_attention_avx512.h"
 #include "layer_norm_rows.h"
 #include "lut_tile_avx2.h"
 #include "quantize_avx2.h"
@@ -147,6 +149,7 @@ const KernelTable kAvx512Kernels = {"avx512", pack_signs, xnor_gemm_tiles<Counte
                                   binary_weight_linear, quantize_rows_int8_avx2, lut_linear_avx2, LutFormat::kSplit6,
                                   sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_shifted16, row_max16>,
                                   nullptr, pack_elastic_rows, build_luts_avx2, nullptr, nullptr, nullptr,
-                                  layer_norm_rows_with<sum_parts8, normalize8>};
+                                  layer_norm_rows_with<sum_parts8, normalize8>, nullptr, nullptr, nullptr,
+                                  two_set_attention_avx512, scale_dots_rows};
 
 }  // namespace bitmaps

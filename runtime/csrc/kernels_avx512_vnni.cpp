@@ -25,7 +25,9 @@
 #include "float_avx512.h"
 #include "int8_lut.h"
 #include "kernels.h"
+#include "scale_dots.h"
 #include "softmax_rows.h"
+#include "two_set_attention_avx512.h"
 
 namespace bitmaps {
 namespace {
@@ -310,7 +312,7 @@ const KernelTable& avx512_vnni_kernels(const KernelTable& avx2) {
                                     avx2.sgemm_nt, avx2.sgemm_nn, avx2.sgemm_panel, avx2.unpack_panel, avx2.gelu,
                                     softmax_rows_with<exp_shifted16, row_max16>, avx2.xnor_gemm_quads, avx2.pack_elastic, nullptr, nullptr, nullptr, nullptr,
                                     avx2.layer_norm_rows, xnor_octets_gemm, xnor_octets_linear,
-                                    w158a8_linear};
+                                    w158a8_linear, two_set_attention_avx512, scale_dots_rows};
   return table;
 }
 

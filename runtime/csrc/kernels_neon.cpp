@@ -58,26 +58,23 @@ void pack_signs(const float* x, int64_t rows, int64_t k, int64_t ldx, uint64_t* 
   }
 }
 
-// elastic_negative (kernels.h) on 4 values at a time, in its float operations: (x - beta) / alpha
-// (a true vector divide on AArch64), then scaled <= 0.5 (two-set; false for NaN) or
-// !(scaled >= 0) (elastic; true for NaN)
-void pack_elastic(const float* x, int64_t rows, int64_t k, int64_t ldx, float alpha, float beta, bool two_set,
-                  uint64_t* out) {
+// below_cut (kernels.h) on 4 values at a time: x < cut (two-set; false for NaN) or !(x >= cut)
+// (elastic; true for NaN)
+void pack_elastic(const float* x, int64_t rows, int64_t k, int64_t ldx, float cut, bool two_set, uint64_t* out) {
   const int64_t words = words_per_row(k);
   const uint32x4_t weights = {1u, 2u, 4u, 8u};
-  const float32x4_t a = vdupq_n_f32(alpha), b = vdupq_n_f32(beta);
+  const float32x4_t c = vdupq_n_f32(cut);
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * ldx;
     for (int64_t w = 0; w < words; ++w) {
       const int64_t base = w * 64, end = k < base + 64 ? k : base + 64, quads = (end - base) / 4;
       uint64_t bits = 0;
       for (int64_t q = 0; q < quads; ++q) {
-        const float32x4_t scaled = vdivq_f32(vsubq_f32(vld1q_f32(row + base + 4 * q), b), a);
-        const uint32x4_t negative = two_set ? vcleq_f32(scaled, vdupq_n_f32(0.5f))
-                                            : vmvnq_u32(vcgeq_f32(scaled, vdupq_n_f32(0.f)));
-        bits |= static_cast<uint64_t>(vaddvq_u32(vandq_u32(negative, weights))) << (4 * q);
+        const float32x4_t value = vld1q_f32(row + base + 4 * q);
+        const uint32x4_t below = two_set ? vcltq_f32(value, c) : vmvnq_u32(vcgeq_f32(value, c));
+        bits |= static_cast<uint64_t>(vaddvq_u32(vandq_u32(below, weights))) << (4 * q);
       }
-      if (base + 4 * quads < end) bits |= elastic_span(row, base + 4 * quads, end, alpha, beta, two_set) << (4 * quads);
+      if (base + 4 * quads < end) bits |= elastic_span(row, base + 4 * quads, end, cut, two_set) << (4 * quads);
       out[r * words + w] = bits;
     }
   }

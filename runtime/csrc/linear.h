@@ -41,6 +41,7 @@ struct LinearWeights {
   const float* bias = nullptr;      // nullable
   const float* dense = nullptr;     // kDense: out x in
   float input_alpha = 1.f, input_beta = 0.f;  // BiT's learned input quantizer (|alpha| as used)
+  float input_cut = 0.f;  // derived by prepare(): elastic_cut(input_alpha, input_beta, two-set)
   // derived once by prepare(): W1A8's table-lookup layout per plane, the epilogue's scales
   std::vector<uint8_t> lut;
   std::vector<float> epilogue_scale;
@@ -81,6 +82,12 @@ void run_linear(const KernelTable& kernels, const LinearWeights& w, const float*
 // need the activated values, so GELU cannot be skipped, but they need not be stored. Follow it
 // with run_linear(..., inputs_prepared = true). `activation_work`: its cost per element in tiles.h
 // units. Returns false, preparing nothing, for a layer whose inputs are not 1-bit.
+// Prepares a two-set layer's inputs (binary_inputs()) from x's values below `cut` (kernels.h
+// below_cut, two-set), where the layer's binarizer of activation(x) is that compare on x: the
+// encoder's FFN-down behind GELU (gelu_two_set_cut in encoder.h), so that no GELU is computed.
+// Follow it with run_linear(..., inputs_prepared = true).
+void prepare_binary_inputs_below(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m,
+                                 int threads, LinearScratch& s, float cut);
 bool prepare_binary_inputs_activated(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m,
                                      int threads, LinearScratch& s, void (*activation)(float*, int64_t),
                                      int64_t activation_work);

@@ -1,5 +1,7 @@
 #include "model_builder.h"
 
+#include <cmath>
+
 namespace bitmaps {
 namespace {
 
@@ -128,7 +130,9 @@ std::string set_quantizers(EncoderModel& m, int64_t layer, const int modes[4], c
   ActQuant* slots[4] = {&l.q, &l.k, &l.v, &l.probs};
   for (int i = 0; i < 4; ++i) {
     if (modes[i] < 0 || modes[i] > 4) return "quantizer mode must be 0..4";
-    if (modes[i] >= 3 && !(alpha[i] > 0)) return "an elastic or two-set quantizer needs a positive alpha";
+    if (modes[i] >= 3 && (!(static_cast<float>(alpha[i]) > 0.f) || !std::isfinite(static_cast<float>(alpha[i])) ||
+                          !std::isfinite(static_cast<float>(beta[i]))))
+      return "an elastic or two-set quantizer needs a positive finite alpha and a finite beta (as float32)";
     *slots[i] = {static_cast<Quantizer>(modes[i]), static_cast<float>(alpha[i]), static_cast<float>(beta[i])};
   }
   return "";

@@ -3,6 +3,7 @@
 // words, partial tiles and rows on an int8 rounding boundary. Exit status 0 when all pass.
 #include <algorithm>
 #include <array>
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -183,7 +184,7 @@ void test_table(const KernelTable& kt) {
       if (c.k > 2) e[2] = std::nanf("");
       std::vector<uint64_t> bits(static_cast<size_t>(c.m * words));
       for (bool two_set : {false, true}) {
-        kt.pack_elastic(e.data(), c.m, c.k, c.k, alpha, beta, two_set, bits.data());
+        kt.pack_elastic(e.data(), c.m, c.k, c.k, elastic_cut(alpha, beta, two_set), two_set, bits.data());
         bool elastic_ok = true;
         for (int64_t i = 0; i < c.m; ++i)
           for (int64_t t = 0; t < words * 64; ++t) {
@@ -513,6 +514,109 @@ void test_schemes(const KernelTable& kt) {
   expect(!broken.prepare(&error, kt) && error != nullptr, "missing words refused");
 }
 
+// BiT's binarizer as a cut (kernels.h elastic_cut): below_cut agrees with elastic_negative on
+// every value tried: random ones, each float within 300 of the cut in float order, the rule's own
+// boundaries, zeros, infinities, subnormals and NaN; for quantizers from tiny to huge alpha.
+void test_elastic_cut() {
+  std::mt19937 rng(7);
+  const float alphas[] = {1e-30f, 1e-6f, 0.05f, 0.75f, 1.f, 3.f, 1e6f, 1e30f};
+  const float betas[] = {0.f, -0.25f, 0.3f, -1e-20f, 7e5f, -3e30f};
+  std::vector<float> x = random_floats(rng, 2000);
+  for (auto& v : x) v *= 4.f;
+  for (float a : alphas)
+    for (float b : betas)
+      for (bool two_set : {false, true}) {
+        const float cut = elastic_cut(a, b, two_set);
+        std::vector<float> values = x;
+        for (int64_t t = -300; t <= 300; ++t) values.push_back(float_at_order(float_order(cut) + t));
+        for (float v : {b, b + 0.5f * a, b - 0.5f * a, 0.f, -0.f, INFINITY, -INFINITY, FLT_MAX, -FLT_MAX, 1e-45f,
+                        -1e-45f, 1e-39f, std::nanf("")})
+          values.push_back(v);
+        int64_t wrong = 0;
+        for (float v : values) wrong += below_cut(v, cut, two_set) != elastic_negative(v, a, b, two_set);
+        expect(wrong == 0, "elastic_cut alpha " + std::to_string(a) + " beta " + std::to_string(b) +
+                               (two_set ? " two-set: " : " elastic: ") + std::to_string(wrong) + " values disagree");
+      }
+}
+
+// The FFN-down's GELU cut (encoder.h gelu_two_set_cut) on the path's own GELU: h below it exactly
+// where the two-set binarizer marks GELU(h), on normal values, far-left ones and every float
+// within 2,000 of the cut; and no cut where the binarizer marks part of GELU's falling branch.
+void test_gelu_cut(const KernelTable& kt) {
+  std::mt19937 rng(11);
+  std::vector<float> h = random_floats(rng, 200000);
+  for (auto& v : h) v *= 3.f;
+  for (float v : {-5.f, -5.7f, -8.f, -100.f, -1e4f, -1e20f, -FLT_MAX, 0.f, -0.f, 1e-30f, FLT_MAX}) h.push_back(v);
+  const float quantizers[][2] = {{0.3f, 0.f}, {0.5f, -0.1f}, {1.f, 0.2f}, {0.02f, 0.001f}, {2.f, 3.f}};
+  for (const auto& q : quantizers) {
+    float cut = 0.f;
+    const std::string what = "gelu_two_set_cut alpha " + std::to_string(q[0]) + " beta " + std::to_string(q[1]) + " on " + kt.isa;
+    expect(gelu_two_set_cut(kt, q[0], q[1], &cut), what + ": no cut");
+    std::vector<float> values = h;
+    for (int64_t t = -2000; t <= 2000; ++t) values.push_back(float_at_order(float_order(cut) + t));
+    std::vector<float> activated = values;
+    kt.gelu(activated.data(), static_cast<int64_t>(activated.size()));
+    int64_t wrong = 0;
+    for (size_t i = 0; i < values.size(); ++i)
+      wrong += below_cut(values[i], cut, true) != elastic_negative(activated[i], q[0], q[1], true);
+    expect(wrong == 0, what + ": " + std::to_string(wrong) + " values disagree with GELU then the binarizer");
+  }
+  // beta + alpha / 2 below 0: part of the falling branch is left unmarked, so no cut on h
+  float cut = 0.f;
+  expect(!gelu_two_set_cut(kt, 0.2f, -0.15f, &cut) && std::isnan(cut), std::string("gelu_two_set_cut without a cut on ") + kt.isa);
+}
+
+// The fused two-set attention weights (KernelTable::two_set_attention) against the path's own
+// element-wise steps (scores, softmax_rows, the two-set cut): the same bits, on head dimensions
+// with one to three chunks of levels, rows that are not whole vectors, padded keys (the highest
+// dots among them), scales small and large and cuts from keep-all to keep-none; false for a row
+// whose keys are all padded.
+void test_two_set_attention(const KernelTable& kt) {
+  if (!kt.two_set_attention) return;
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<uint64_t> random_word;
+  for (int64_t d : {7, 32, 64}) {
+    const float root = static_cast<float>(std::sqrt(static_cast<double>(d)));
+    for (int64_t n : {128, 37, 200}) {
+      const int64_t rows = 9, words = words_per_row(n);
+      std::vector<int32_t> dots(static_cast<size_t>(rows * n));
+      const uint64_t low = d == 64 ? ~uint64_t{0} : (uint64_t{1} << d) - 1;
+      std::vector<uint64_t> keys(static_cast<size_t>(n));
+      for (auto& k : keys) k = random_word(rng) & low;
+      for (int64_t i = 0; i < rows; ++i) {
+        const uint64_t q = random_word(rng) & low;
+        for (int64_t j = 0; j < n; ++j) dots[i * n + j] = static_cast<int32_t>(d - 2 * __builtin_popcountll(q ^ keys[j]));
+      }
+      dots[3] = static_cast<int32_t>(d);  // a key with every bit matching: the highest level
+      std::vector<int32_t> mask(static_cast<size_t>(n), 1);
+      for (int64_t j = 0; j < n; j += 3) mask[j] = 0;  // key 3, the highest, among the padded
+      for (const int32_t* m : {static_cast<const int32_t*>(nullptr), static_cast<const int32_t*>(mask.data())})
+        for (float alphas : {0.05f, 0.7f, 3.f}) {
+          std::vector<float> p(static_cast<size_t>(rows * n));
+          for (int64_t t = 0; t < rows * n; ++t) p[t] = static_cast<float>(dots[t]) * alphas / root;
+          kt.softmax_rows(p.data(), rows, n, 1.f, m);
+          std::vector<float> sorted = p;
+          std::sort(sorted.begin(), sorted.end());
+          for (float cut : {1e-30f, sorted[sorted.size() * 3 / 10], sorted[sorted.size() * 7 / 10],
+                            sorted[sorted.size() * 95 / 100], 2.f}) {
+            std::vector<uint64_t> want(static_cast<size_t>(rows * words), 0), got(want.size(), ~uint64_t{0});
+            for (int64_t i = 0; i < rows; ++i)
+              for (int64_t j = 0; j < n; ++j)
+                if (!below_cut(p[i * n + j], cut, true)) want[i * words + j / 64] |= uint64_t{1} << (j % 64);
+            const bool ran = kt.two_set_attention(dots.data(), rows, n, d, alphas, root, m, cut, got.data());
+            expect(ran && got == want, std::string("two_set_attention on ") + kt.isa + ", d " + std::to_string(d) + ", n " +
+                                           std::to_string(n) + (m ? ", padded" : "") + ", alphas " + std::to_string(alphas) +
+                                           ", cut " + std::to_string(cut));
+          }
+        }
+      std::vector<int32_t> none(static_cast<size_t>(n), 0);
+      std::vector<uint64_t> bits(static_cast<size_t>(rows * words));
+      expect(!kt.two_set_attention(dots.data(), rows, n, d, 0.7f, root, none.data(), 0.01f, bits.data()),
+             std::string("two_set_attention with every key padded on ") + kt.isa);
+    }
+  }
+}
+
 }  // namespace
 
 #if defined(BITMAPS_HAVE_AVX512)
@@ -528,6 +632,7 @@ int main() {
                                 " exponentials or maxima differ from exp8 or a loop");
   }
 #endif
+  test_elastic_cut();
   const char* forced = std::getenv("BITMAPS_KERNELS");
   int tested = 0;
   for (const KernelTable* table : available_kernels()) {
@@ -535,6 +640,8 @@ int main() {
     test_table(*table);
     test_float_kernels(*table);
     test_schemes(*table);
+    test_gelu_cut(*table);
+    test_two_set_attention(*table);
     ++tested;
     std::printf("kernel path %s: tested\n", table->isa);
   }
