@@ -165,6 +165,19 @@ void quantize_head(const KernelTable& kernels, const ActQuant& quant, const floa
   }
 }
 
+// KernelTable::transpose_bits, or its portable loop where the path has none for the shape: visits
+// only the set bits.
+void transpose_bits(const KernelTable& kernels, const uint64_t* rows, int64_t n, int64_t words, int64_t d,
+                    uint64_t* out) {
+  if (kernels.transpose_bits && kernels.transpose_bits(rows, n, words, d, out)) return;
+  const int64_t key_words = words_per_row(n);
+  std::memset(out, 0, static_cast<size_t>(d * key_words) * sizeof(uint64_t));
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t w = 0; w < words; ++w)
+      for (uint64_t set = rows[j * words + w]; set != 0; set &= set - 1)
+        out[(w * 64 + __builtin_ctzll(set)) * key_words + (j >> 6)] |= uint64_t{1} << (j & 63);
+}
+
 struct HeadScratch {
   HeadOperand q, k, v, p;
   std::vector<float> scores, key_panels, value_panels;
@@ -306,7 +319,6 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
     // popcount(b_i) - 2 popcount(b_i & neg_d), with neg_d the keys whose V sign is -1 in column d
     uint64_t* bits = grow(s.prob_bits, seq * key_words);
     uint64_t* columns = grow(s.value_columns, d * key_words);  // V's sign bits, one row per column
-    std::memset(columns, 0, static_cast<size_t>(d * key_words) * sizeof(uint64_t));
     if (weights_packed) {
       // made by the fused kernel above
     } else if (!model.bi_attention && probs.mode == Quantizer::kTwoSet) {
@@ -321,10 +333,7 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
         for (int64_t j = 0; j < seq; ++j)
           if (scores[i * seq + j] != 0.f) bits[i * key_words + (j >> 6)] |= uint64_t{1} << (j & 63);
     }
-    for (int64_t j = 0; j < seq; ++j)  // transpose V's sign bits: visit only the set ones
-      for (int64_t w = 0; w < words; ++w)
-        for (uint64_t set = s.v.bits[j * words + w]; set != 0; set &= set - 1)
-          columns[(w * 64 + __builtin_ctzll(set)) * key_words + (j >> 6)] |= uint64_t{1} << (j & 63);
+    transpose_bits(kernels, s.v.bits.data(), seq, words, d, columns);
     // popcount(b) - 2 popcount(b & n) = popcount(b ^ n) - popcount(n), and the XNOR GEMM over the
     // seq key bits gives seq - 2 popcount(b ^ n): one kernel call for the whole head, then int32
     // arithmetic the compiler vectorizes

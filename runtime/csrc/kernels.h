@@ -121,6 +121,11 @@ struct KernelTable {
   // core's own copy is as wide (scalar, NEON).
   void (*scale_dots)(const int32_t* dots, const int32_t* add, float factor, const float* scale, const float* bias,
                      float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n);
+  // A bit matrix turned: for n rows of `words` words holding d bits, bit j of out row c
+  // (words_per_row(n) words a row, every word written) = bit c of row j. False where the path's
+  // kernel does not take the shape (bits_avx512.h: one word a row); null on paths without one.
+  // Either way the caller's portable loop (encoder.cpp transpose_bits) does it.
+  bool (*transpose_bits)(const uint64_t* rows, int64_t n, int64_t words, int64_t d, uint64_t* out);
 };
 constexpr int64_t kMaxTwoSetHeadDim = 127;
 

@@ -22,6 +22,7 @@
 #include <type_traits>
 
 #include "avx2_reduce.h"
+#include "bits_avx512.h"
 #include "float_avx512.h"
 #include "int8_lut.h"
 #include "kernels.h"
@@ -310,9 +311,9 @@ const KernelTable& avx512_vnni_kernels(const KernelTable& avx2) {
   static const KernelTable table = {"avx512_vnni", avx2.pack_signs, xnor_gemm, xnor_linear,
                                     avx2.binary_weight_linear, avx2.quantize_rows_int8, w1a8_linear, LutFormat::kNone,
                                     avx2.sgemm_nt, avx2.sgemm_nn, avx2.sgemm_panel, avx2.unpack_panel, avx2.gelu,
-                                    softmax_rows_with<exp_shifted16, row_max16>, avx2.xnor_gemm_quads, avx2.pack_elastic, nullptr, nullptr, nullptr, nullptr,
+                                    softmax_rows_with<exp_shifted16, row_max16>, avx2.xnor_gemm_quads, pack_elastic16, nullptr, nullptr, nullptr, nullptr,
                                     avx2.layer_norm_rows, xnor_octets_gemm, xnor_octets_linear,
-                                    w158a8_linear, two_set_attention_avx512, scale_dots_rows};
+                                    w158a8_linear, two_set_attention_avx512, scale_dots_rows, transpose_bits16};
   return table;
 }
 

@@ -617,6 +617,32 @@ void test_two_set_attention(const KernelTable& kt) {
   }
 }
 
+// KernelTable::transpose_bits against the definition, where the path has it: every word written
+// (a stale buffer), rows not a whole word, d in one or both lane widths; several-word rows
+// either refused or right.
+void test_transpose_bits(const KernelTable& kt) {
+  if (!kt.transpose_bits) return;
+  std::mt19937 rng(9);
+  std::uniform_int_distribution<uint64_t> random_word;
+  for (int64_t d : {1, 7, 32, 33, 64, 100})
+    for (int64_t n : {1, 37, 64, 128, 200}) {
+      const int64_t words = words_per_row(d), key_words = words_per_row(n);
+      std::vector<uint64_t> rows(static_cast<size_t>(n * words));
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t w = 0; w < words; ++w) {
+          const int64_t bits = std::min<int64_t>(64, d - 64 * w);
+          rows[j * words + w] = random_word(rng) & (bits == 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1);
+        }
+      std::vector<uint64_t> want(static_cast<size_t>(d * key_words), 0), got(want.size(), ~uint64_t{0});
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t c = 0; c < d; ++c)
+          if ((rows[j * words + c / 64] >> (c % 64)) & 1) want[c * key_words + j / 64] |= uint64_t{1} << (j % 64);
+      const bool ran = kt.transpose_bits(rows.data(), n, words, d, got.data());
+      expect(ran ? got == want : words > 1, std::string("transpose_bits on ") + kt.isa + ", d " + std::to_string(d) +
+                                                ", n " + std::to_string(n) + (ran ? "" : ": refused one-word rows"));
+    }
+}
+
 }  // namespace
 
 #if defined(BITMAPS_HAVE_AVX512)
@@ -642,6 +668,7 @@ int main() {
     test_schemes(*table);
     test_gelu_cut(*table);
     test_two_set_attention(*table);
+    test_transpose_bits(*table);
     ++tested;
     std::printf("kernel path %s: tested\n", table->isa);
   }

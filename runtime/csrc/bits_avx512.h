@@ -1,0 +1,86 @@
+// Sign bits made and rearranged in 512-bit registers (AVX-512F/BW), for the files compiled with
+// AVX-512 flags. In an anonymous namespace, like float_avx512.h: each file compiles its own copy.
+//   pack_elastic16: KernelTable::pack_elastic, 16 compares to a mask register at a time (the AVX2
+//     loop moves each compare's sign bits out with a movemask; no scalar tail here);
+//   transpose_bits16: KernelTable::transpose_bits for rows of one word, the bit matrix of V's signs
+//     turned into one row per column for attention's packed context, by test-into-mask: the
+//     portable loop visits each set bit with a dependent or into memory (2 us of a MiniLM head).
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "kernels.h"
+
+namespace bitmaps {
+namespace {
+
+inline __mmask16 first_lanes16(int64_t count) {
+  return count >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << count) - 1u);
+}
+
+void pack_elastic16(const float* x, int64_t rows, int64_t k, int64_t ldx, float cut, bool two_set, uint64_t* out) {
+  const int64_t words = words_per_row(k);
+  const __m512 c = _mm512_set1_ps(cut);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * ldx;
+    for (int64_t w = 0; w < words; ++w) {
+      uint64_t bits = 0;
+      for (int64_t v = 0; v < 4 && 64 * w + 16 * v < k; ++v) {
+        const int64_t at = 64 * w + 16 * v;
+        const __mmask16 live = first_lanes16(k - at);
+        const __m512 value = _mm512_maskz_loadu_ps(live, row + at);
+        // below_cut: x < cut (two-set; false for NaN), !(x >= cut) (elastic; true for NaN)
+        const __mmask16 below = two_set ? _mm512_mask_cmp_ps_mask(live, value, c, _CMP_LT_OQ)
+                                        : _mm512_mask_cmp_ps_mask(live, value, c, _CMP_NGE_UQ);
+        bits |= static_cast<uint64_t>(below) << (16 * v);
+      }
+      out[r * words + w] = bits;
+    }
+  }
+}
+
+// Bit j of out row c (words_per_row(n) words a row) = bit c of row j, for n rows of one word each
+// holding d <= 64 bits; false (nothing written) for rows of several words.
+bool transpose_bits16(const uint64_t* rows, int64_t n, int64_t words, int64_t d, uint64_t* out) {
+  if (words != 1 || d > 64) return false;
+  const int64_t key_words = words_per_row(n);
+  for (int64_t w = 0; w < key_words; ++w) {
+    const int64_t base = 64 * w, count = n - base < 64 ? n - base : 64;
+    if (d <= 32) {
+      // 16 rows a vector in 32-bit lanes (their low halves): 4 vectors hold the word's 64 rows
+      __m512i v[4];
+      for (int q = 0; q < 4; ++q) {
+        const int64_t from = 16 * q;
+        const __mmask8 lo = from < count ? static_cast<__mmask8>(first_lanes16(count - from) & 0xFF) : 0;
+        const __mmask8 hi = from + 8 < count ? static_cast<__mmask8>(first_lanes16(count - from - 8) & 0xFF) : 0;
+        const __m256i a = _mm512_cvtepi64_epi32(_mm512_maskz_loadu_epi64(lo, rows + base + from));
+        const __m256i b = _mm512_cvtepi64_epi32(_mm512_maskz_loadu_epi64(hi, rows + base + from + 8));
+        v[q] = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+      }
+      for (int64_t c = 0; c < d; ++c) {
+        const __m512i bit = _mm512_set1_epi32(static_cast<int>(1u << c));
+        uint64_t word = 0;
+        for (int q = 0; q < 4; ++q) word |= static_cast<uint64_t>(_mm512_test_epi32_mask(v[q], bit)) << (16 * q);
+        out[c * key_words + w] = word;
+      }
+    } else {
+      __m512i v[8];  // 8 rows a vector in 64-bit lanes
+      for (int q = 0; q < 8; ++q) {
+        const int64_t from = 8 * q;
+        const __mmask8 live = from < count ? static_cast<__mmask8>(first_lanes16(count - from) & 0xFF) : 0;
+        v[q] = _mm512_maskz_loadu_epi64(live, rows + base + from);
+      }
+      for (int64_t c = 0; c < d; ++c) {
+        const __m512i bit = _mm512_set1_epi64(static_cast<long long>(uint64_t{1} << c));
+        uint64_t word = 0;
+        for (int q = 0; q < 8; ++q) word |= static_cast<uint64_t>(_mm512_test_epi64_mask(v[q], bit)) << (8 * q);
+        out[c * key_words + w] = word;
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace
+}  // namespace bitmaps
