@@ -1,4 +1,5 @@
-// How the runtime splits a product over the thread pool: tiles of 16 rows x 64 columns. `work`
+// How the runtime splits a product over the thread pool: tiles of 16 rows x col_block columns
+// (64 unless the caller says; linear.cpp's BiT linears take whole rows when there are many). `work`
 // counts inner-loop operations (a float add, or one 64-bit XOR-popcount); below ~1M of them,
 // waking the pool (tens of microseconds on a busy machine) costs more than it saves, so the
 // caller's thread does it all. Never call from inside a parallel_for task (the pool runs one job
@@ -14,8 +15,8 @@ namespace bitmaps {
 constexpr int64_t kSerialWork = int64_t{1} << 20;
 
 template <typename Fn>
-void run_tiles(int64_t m, int64_t n, int64_t work, int threads, Fn fn) {
-  const int64_t row_block = 16, col_block = 64;
+void run_tiles(int64_t m, int64_t n, int64_t work, int threads, Fn fn, int64_t col_block = 64) {
+  const int64_t row_block = 16;
   const int64_t row_tiles = (m + row_block - 1) / row_block, col_tiles = (n + col_block - 1) / col_block;
   if (work < kSerialWork) threads = 1;
   parallel_for(row_tiles * col_tiles, threads, [&](int64_t task) {
