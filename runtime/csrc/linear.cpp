@@ -43,12 +43,6 @@ void pack_binary_rows(const KernelTable& kernels, const LinearWeights& w, const 
     kernels.pack_elastic(x, rows, k, k, w.input_cut, w.scheme == Scheme::kW1A1TwoSet, bits);
 }
 
-// From this many tiles of 16 rows on, linear_front's tasks take whole rows: with 16 x 64 tiles
-// the two threads wrote neighbouring column blocks of the same output rows, and a BiT linear at
-// k = 384 ran 1.2x faster on 2 threads than on 1 (whole rows: 1.7-1.9x, and 1 thread 6% faster,
-// 128 x 384 x 1536 on Zen 4). Fewer rows keep the column tiles, so that short inputs still split.
-constexpr int64_t kWholeRowTiles = 4;
-
 void linear_front(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m, float* y,
                   int threads, LinearScratch& s, bool inputs_prepared) {
   const bool two_set = w.scheme == Scheme::kW1A1TwoSet;
@@ -76,7 +70,7 @@ void linear_front(const KernelTable& kernels, const LinearWeights& w, const floa
     const float factor = two_set ? 0.5f : 1.f;
     (kernels.scale_dots ? kernels.scale_dots : scale_dots_rows)(dots, sums, factor, w.epilogue_scale.data(), w.bias,
                                                                 y + m0 * n, 0, rows, n0, n1, n);
-  }, m >= kWholeRowTiles * 16 ? n : 64);
+  }, column_block(m, n));
 }
 
 }  // namespace
@@ -170,7 +164,7 @@ void linear_w1a1(const KernelTable& kernels, const float* x, int64_t m, int64_t 
       kernels.xnor_octets_linear(bits, octets, beta, alpha, bias, y, m0, m1, n0, n1, n, words, k);
     else
       kernels.xnor_linear(bits, w, beta, alpha, bias, y, m0, m1, n0, n1, n, words, k);
-  });
+  }, column_block(m, n));
 }
 
 void prepare_binary_inputs_below(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m,
@@ -248,7 +242,7 @@ void linear_w1a8_prepared(const KernelTable& kernels, int64_t m, int64_t k, cons
   run_tiles(m, n, m * n * groups, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     kernels.w1a8_linear(s.luts.data(), s.q.data(), s.rowsum.data(), s.row_scale.data(), wlut, alpha, bias, y, m0, m1,
                         n0, n1, n, groups);
-  });
+  });  // 64-column tiles: whole rows measured 2% slower here (MiniLM W1A8, Zen 4, 1 and 2 threads)
 }
 
 void linear_dense(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const float* w, const float* bias,
@@ -313,7 +307,7 @@ void run_linear(const KernelTable& kernels, const LinearWeights& w, const float*
         return run_tiles(m, n, m * n * lut_groups(k), threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
           kernels.w158a8_linear(s.q.data(), s.rowsum.data(), s.row_scale.data(), lut, lut + plane_lut,
                                 w.epilogue_scale.data(), w.bias, y, m0, m1, n0, n1, n, lut_groups(k));
-        });
+        }, column_block(m, n));
       }
       // x @ (gamma t).T + b = plane_u(x, gamma / 2) + plane_v(x, gamma / 2) + b
       float* second = grow(s.plane_out, m * n);
