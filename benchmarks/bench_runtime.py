@@ -164,6 +164,15 @@ def prepare(shape: str, directory: Path) -> Dict[str, int]:
     return sizes
 
 
+def packed_model(path: str):
+    """The packed model of a packed archive (`bitmaps-export`) or of a packed model file
+    (`.safetensors`, as `prepare` and profile_runtime.py --write write them)."""
+    from bitmaps_runtime.archive import load_packed_archive
+    from bitmaps_runtime.file_format import read_packed_model
+
+    return read_packed_model(path) if str(path).endswith(".safetensors") else load_packed_archive(path).packed
+
+
 def packed_variants(paths: List[str]) -> List[str]:
     """The packed variants, each on every kernel path of `paths` (named scheme@path when there are
     several)."""

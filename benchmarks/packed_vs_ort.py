@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "scripts"))
 from atomic_json import write_json  # noqa: E402
 from baselines import export_onnx_int8  # noqa: E402
-from bench_runtime import SHAPES, _bert, ort_session  # noqa: E402
+from bench_runtime import SHAPES, _bert, ort_session, packed_model  # noqa: E402
 from timing import cpu_name  # noqa: E402
 
 PEER = "teacher, ONNX Runtime int8"
@@ -52,9 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     from allennlp.models.archival import load_archive
     import bitmaps_allennlp  # noqa: F401  registers the classes the teacher archive names
-    from bitmaps_runtime.archive import load_packed_archive
     from bitmaps_runtime.encoder import PackedEncoder
-    from bitmaps_runtime.file_format import read_packed_model
     from bitmaps_runtime.native import backend
 
     ids = np.random.default_rng(0).integers(1000, 30000, (1, 128))
@@ -64,8 +62,7 @@ def main() -> None:
         name, _, path = entry.partition("=")
         if not path or not Path(path).is_file():
             parser.error(f"--archive expects NAME=PATH to a packed archive or model file, got {entry!r}")
-        packed = read_packed_model(path) if path.endswith(".safetensors") else load_packed_archive(path).packed
-        encoder = PackedEncoder(packed, source=path)
+        encoder = PackedEncoder(packed_model(path), source=path)
         runners[name] = lambda encoder=encoder: encoder.hidden_states(ids, mask, threads=1)
     with tempfile.TemporaryDirectory() as tmp:
         bert = load_archive(str(args.teacher)).model.eval()._encoder.bert if args.teacher else _bert(args.teacher_shape)
