@@ -71,7 +71,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", nargs="+", default=["minilm", "bert-base"], choices=list(bench_runtime.SHAPES))
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
-    parser.add_argument("--archive", action="append", default=[], help="NAME=PACKED.tar.gz: profile these instead")
+    parser.add_argument("--archive", action="append", default=[],
+                        help="NAME=PACKED.tar.gz or NAME=MODEL.safetensors (a packed model file): profile these instead")
     parser.add_argument("--recipe-knobs", action="store_true", help="profile random-weight encoders with the W1A1 recipes' quantizers instead")
     parser.add_argument("--out", default="benchmarks/results/runtime_profile.json")
     parser.add_argument("--write", type=Path, help="with --recipe-knobs: also write each model to DIR/SHAPE_RECIPE.safetensors "
@@ -98,13 +99,11 @@ def main() -> None:
             print(labels, f"{threads} thread(s) {total * 1e3:.1f} ms", {k: round(v, 1) for k, v in phases.items()}, flush=True)
 
     if args.archive:
-        from bitmaps_runtime.archive import load_packed_archive
-
         for entry in args.archive:
             name, _, path = entry.partition("=")
             if not path:
                 parser.error(f"--archive expects NAME=PATH, got {entry!r}")
-            profile(PackedEncoder(load_packed_archive(path).packed), archive=name, path=path)
+            profile(PackedEncoder(bench_runtime.packed_model(path)), archive=name, path=path)
         args.shapes = []
     if args.recipe_knobs:
         for shape in args.shapes:
