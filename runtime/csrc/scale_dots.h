@@ -2,10 +2,11 @@
 // float(dots[i * n + j] + add[j]) * factor * scale[j] (+ bias[j]); add null: no addend (XNOR and
 // BiT's elastic inputs, factor 1), else BiT's two-set inputs (add = the weights' sums, factor 0.5).
 // KernelTable::scale_dots is this loop compiled by an instruction-set file with its flags, so it
-// runs at that width: the portable core's base flags vectorize it 4 floats at a time, which had
-// cost half as much as the XNOR products of a 128 x 384 x 384 BiT linear on Zen 4. Every width
-// computes the same floats (the same operations in the same order). In an anonymous namespace,
-// like float_avx2.h: each file that includes it compiles its own copy.
+// runs at that width rather than the portable core's 4 floats (measured alone on Zen 4 that did
+// not change a 128 x 384 x 1536 BiT linear's time: its epilogue's cost was the m x n dot buffer,
+// which linear.cpp now keeps per task). Every width computes the same floats (the same
+// operations in the same order). In an anonymous namespace, like float_avx2.h: each file that
+// includes it compiles its own copy.
 #pragma once
 #include <cstdint>
 
