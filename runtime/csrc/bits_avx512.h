@@ -10,14 +10,11 @@
 
 #include <cstdint>
 
+#include "float_avx512.h"
 #include "kernels.h"
 
 namespace bitmaps {
 namespace {
-
-inline __mmask16 first_lanes16(int64_t count) {
-  return count >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << count) - 1u);
-}
 
 void pack_elastic16(const float* x, int64_t rows, int64_t k, int64_t ldx, float cut, bool two_set, uint64_t* out) {
   const int64_t words = words_per_row(k);
@@ -28,7 +25,7 @@ void pack_elastic16(const float* x, int64_t rows, int64_t k, int64_t ldx, float 
       uint64_t bits = 0;
       for (int64_t v = 0; v < 4 && 64 * w + 16 * v < k; ++v) {
         const int64_t at = 64 * w + 16 * v;
-        const __mmask16 live = first_lanes16(k - at);
+        const __mmask16 live = tail_mask(k - at);
         const __m512 value = _mm512_maskz_loadu_ps(live, row + at);
         // below_cut: x < cut (two-set; false for NaN), !(x >= cut) (elastic; true for NaN)
         const __mmask16 below = two_set ? _mm512_mask_cmp_ps_mask(live, value, c, _CMP_LT_OQ)
@@ -52,8 +49,8 @@ bool transpose_bits16(const uint64_t* rows, int64_t n, int64_t words, int64_t d,
       __m512i v[4];
       for (int q = 0; q < 4; ++q) {
         const int64_t from = 16 * q;
-        const __mmask8 lo = from < count ? static_cast<__mmask8>(first_lanes16(count - from) & 0xFF) : 0;
-        const __mmask8 hi = from + 8 < count ? static_cast<__mmask8>(first_lanes16(count - from - 8) & 0xFF) : 0;
+        const __mmask8 lo = from < count ? static_cast<__mmask8>(tail_mask(count - from) & 0xFF) : 0;
+        const __mmask8 hi = from + 8 < count ? static_cast<__mmask8>(tail_mask(count - from - 8) & 0xFF) : 0;
         const __m256i a = _mm512_cvtepi64_epi32(_mm512_maskz_loadu_epi64(lo, rows + base + from));
         const __m256i b = _mm512_cvtepi64_epi32(_mm512_maskz_loadu_epi64(hi, rows + base + from + 8));
         v[q] = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
@@ -68,7 +65,7 @@ bool transpose_bits16(const uint64_t* rows, int64_t n, int64_t words, int64_t d,
       __m512i v[8];  // 8 rows a vector in 64-bit lanes
       for (int q = 0; q < 8; ++q) {
         const int64_t from = 8 * q;
-        const __mmask8 live = from < count ? static_cast<__mmask8>(first_lanes16(count - from) & 0xFF) : 0;
+        const __mmask8 live = from < count ? static_cast<__mmask8>(tail_mask(count - from) & 0xFF) : 0;
         v[q] = _mm512_maskz_loadu_epi64(live, rows + base + from);
       }
       for (int64_t c = 0; c < d; ++c) {

@@ -32,7 +32,10 @@ inline __m512 exp16(__m512 x) {
   return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
 
-inline __mmask16 tail_mask(int64_t left) { return static_cast<__mmask16>((1u << left) - 1u); }
+// the first `left` of 16 lanes (all 16 from 16 on): the masks of every AVX-512 file's partial vectors
+inline __mmask16 tail_mask(int64_t left) {
+  return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+}
 
 // x[i] = exp(x[i] - shift), returning the sum; the tail through the same exp16 (masked), so a
 // value's exp does not depend on where it sits in the row.

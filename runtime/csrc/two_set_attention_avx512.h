@@ -41,10 +41,6 @@ inline uint64_t span_bits(int64_t from, int64_t to) {
   return below_to & ~((uint64_t{1} << from) - 1);
 }
 
-inline __mmask16 keys_in_row(int64_t n, int64_t j) {
-  return n - j >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - j)) - 1u);
-}
-
 // the table entries of 16 keys' levels: chunk c of 32 levels by one two-register permute each
 inline __m512 level_values(const float* table, __m512i level, int64_t chunks) {
   __m512 e = _mm512_permutex2var_ps(_mm512_load_ps(table), level, _mm512_load_ps(table + 16));
@@ -77,7 +73,7 @@ bool two_set_attention_avx512(const int32_t* dots, int64_t rows, int64_t n, int6
     // the highest live level
     __m512i high = _mm512_set1_epi32(INT_MIN);
     for (int64_t j = 0; j < n; j += 16) {
-      __mmask16 live = keys_in_row(n, j);
+      __mmask16 live = tail_mask(n - j);
       if (mask) live = _mm512_mask_cmpneq_epi32_mask(live, _mm512_maskz_loadu_epi32(live, mask + j), _mm512_setzero_si512());
       high = _mm512_mask_max_epi32(high, live, high, _mm512_maskz_loadu_epi32(live, row + j));
     }
@@ -99,7 +95,7 @@ bool two_set_attention_avx512(const int32_t* dots, int64_t rows, int64_t n, int6
       total = _mm512_add_ps(total, level_values(table, level, chunks));
     }
     if (j < n) {
-      const __mmask16 m = keys_in_row(n, j);
+      const __mmask16 m = tail_mask(n - j);
       const __m512i level = _mm512_srli_epi32(_mm512_add_epi32(_mm512_maskz_loadu_epi32(m, row + j), offset), 1);
       total = _mm512_mask_add_ps(total, m, total, level_values(table, level, chunks));
     }
@@ -139,7 +135,7 @@ bool two_set_attention_avx512(const int32_t* dots, int64_t rows, int64_t n, int6
     for (int64_t w = 0; w < words; ++w) {
       uint64_t word = 0;
       for (j = 64 * w; j < std::min(n, 64 * w + 64); j += 16) {
-        const __mmask16 in_row = keys_in_row(n, j);
+        const __mmask16 in_row = tail_mask(n - j);
         __mmask16 keep = _mm512_mask_cmpge_epi32_mask(in_row, _mm512_maskz_loadu_epi32(in_row, row + j), threshold);
         if (mask) {
           const __mmask16 padded = _mm512_mask_cmpeq_epi32_mask(in_row, _mm512_maskz_loadu_epi32(in_row, mask + j), _mm512_setzero_si512());
