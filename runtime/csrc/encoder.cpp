@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "bit_row_sums.h"
 #include "buffers.h"
 #include "gemm_panels.h"
 #include "int8_lut.h"
@@ -178,9 +179,21 @@ void transpose_bits(const KernelTable& kernels, const uint64_t* rows, int64_t n,
         out[(w * 64 + __builtin_ctzll(set)) * key_words + (j >> 6)] |= uint64_t{1} << (j & 63);
 }
 
+// Whether every a[i] * b[j] is finite and stays nonzero divided by `root` (float rounding is
+// monotone, so the extremes bound every product and quotient; a NaN fails the tests).
+bool positive_finite_products(const float* a, const float* b, int64_t n, float root) {
+  float a_low = INFINITY, a_high = 0.f, b_low = INFINITY, b_high = 0.f;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!(a[i] > 0.f && b[i] > 0.f)) return false;
+    a_low = std::min(a_low, a[i]), a_high = std::max(a_high, a[i]);
+    b_low = std::min(b_low, b[i]), b_high = std::max(b_high, b[i]);
+  }
+  return a_low * b_low / root > 0.f && std::isfinite(a_high * b_high);
+}
+
 struct HeadScratch {
   HeadOperand q, k, v, p;
-  std::vector<float> scores, key_panels, value_panels;
+  std::vector<float> scores, key_panels, value_panels, subset_sums;
   std::vector<uint64_t> prob_bits, value_columns, key_groups;
   std::vector<int32_t> dots;
   std::vector<int32_t> column_counts;
@@ -265,6 +278,8 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
   // BiT's two-set weights, b = 1 bits (seq x key_words), when the path's fused kernel made them
   // from the dots: no score, softmax or probability quantizer below
   bool weights_packed = false;
+  // Bi-Attention's weight signs straight from the sign dots, in `scores`: below
+  bool signs_ready = false;
   if (sign_qk || elastic_qk) {
     // 1-bit Q and K: the exact integer dots of the packed signs (the kernel table's XNOR-popcount
     // GEMM: this file has no popcount instruction), times the scales
@@ -275,7 +290,17 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
         kernels.two_set_attention)
       weights_packed = kernels.two_set_attention(dots, seq, seq, d, alphas, root, padded ? mask : nullptr,
                                                  layer.probs.cut, grow(s.prob_bits, seq * key_words));
-    for (int64_t i = 0; i < seq && !weights_packed; ++i) {
+    // Bi-Attention keeps 1[score >= 0] of score = dot * (q_i k_j) / root, and the row scales (mean
+    // |x|) are >= 0: where no product q_i k_j is infinite, NaN or so small that a negative score
+    // rounds to -0, the weight is 1[dot >= 0], so the dot's sign stands for the score's: one
+    // conversion instead of a multiply and a divide per score. Other scales keep the float
+    // arithmetic's answers below.
+    if (sign_qk && model.bi_attention &&
+        positive_finite_products(s.q.row_scale.data(), s.k.row_scale.data(), seq, root)) {
+      for (int64_t i = 0; i < seq * seq; ++i) scores[i] = static_cast<float>(dots[i]);
+      signs_ready = true;
+    }
+    for (int64_t i = 0; i < seq && !weights_packed && !signs_ready; ++i) {
       const int32_t* d = dots + i * seq;
       float* row = scores + i * seq;
       if (sign_qk)
@@ -292,17 +317,25 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
   if (weights_packed) {
     // the fused kernel's bits stand for the weights and their quantizer
   } else if (model.bi_attention) {
+    // weights 1[score >= 0], 0 on padded keys, as bits (s.prob_bits): -1 marks a weight of 0 for
+    // pack_signs (whose bits mark x < 0; -0.0 is not), and the weights are the other keys
     for (int64_t i = 0; i < seq; ++i) {
       float* row = scores + i * seq;
       // x / 1 is x: 1-bit scores skip the division, which had cost more than their XNOR products
-      if (divisor == 1.f)
-        for (int64_t j = 0; j < seq; ++j) row[j] = row[j] >= 0.f ? 1.f : 0.f;
-      else
-        for (int64_t j = 0; j < seq; ++j) row[j] = row[j] / divisor >= 0.f ? 1.f : 0.f;
+      if (!signs_ready && divisor == 1.f)
+        for (int64_t j = 0; j < seq; ++j) row[j] = row[j] >= 0.f ? 1.f : -1.f;
+      else if (!signs_ready)
+        for (int64_t j = 0; j < seq; ++j) row[j] = row[j] / divisor >= 0.f ? 1.f : -1.f;
       if (padded)
         for (int64_t j = 0; j < seq; ++j)
-          if (mask[j] == 0) row[j] = 0.f;
+          if (mask[j] == 0) row[j] = -1.f;
     }
+    uint64_t* bits = grow(s.prob_bits, seq * key_words);
+    kernels.pack_signs(scores, seq, seq, seq, bits, nullptr);
+    const uint64_t last = seq % 64 ? (uint64_t{1} << (seq % 64)) - 1 : ~uint64_t{0};
+    for (int64_t i = 0; i < seq; ++i)
+      for (int64_t w = 0; w < key_words; ++w)
+        bits[i * key_words + w] = ~bits[i * key_words + w] & (w + 1 == key_words ? last : ~uint64_t{0});
   } else {
     kernels.softmax_rows(scores, seq, seq, divisor, padded ? mask : nullptr);
   }
@@ -319,19 +352,14 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
     // popcount(b_i) - 2 popcount(b_i & neg_d), with neg_d the keys whose V sign is -1 in column d
     uint64_t* bits = grow(s.prob_bits, seq * key_words);
     uint64_t* columns = grow(s.value_columns, d * key_words);  // V's sign bits, one row per column
-    if (weights_packed) {
-      // made by the fused kernel above
-    } else if (!model.bi_attention && probs.mode == Quantizer::kTwoSet) {
+    if (weights_packed || model.bi_attention) {
+      // made by the fused kernel or the Bi-Attention step above
+    } else if (probs.mode == Quantizer::kTwoSet) {
       // the probability quantizer's own bits mark b = 0: b = 1 is their complement on the seq keys
       const uint64_t last = seq % 64 ? (uint64_t{1} << (seq % 64)) - 1 : ~uint64_t{0};
       for (int64_t i = 0; i < seq; ++i)
         for (int64_t w = 0; w < key_words; ++w)
           bits[i * key_words + w] = ~s.p.bits[i * key_words + w] & (w + 1 == key_words ? last : ~uint64_t{0});
-    } else {
-      std::memset(bits, 0, static_cast<size_t>(seq * key_words) * sizeof(uint64_t));
-      for (int64_t i = 0; i < seq; ++i)
-        for (int64_t j = 0; j < seq; ++j)
-          if (scores[i * seq + j] != 0.f) bits[i * key_words + (j >> 6)] |= uint64_t{1} << (j & 63);
     }
     transpose_bits(kernels, s.v.bits.data(), seq, words, d, columns);
     // popcount(b) - 2 popcount(b & n) = popcount(b ^ n) - popcount(n), and the XNOR GEMM over the
@@ -351,6 +379,13 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
       float* out = context + i * H;
       for (int64_t c = 0; c < d; ++c) out[c] = static_cast<float>(((keys - x[c]) >> 1) - negatives[c]) * scale;
     }
+    return;
+  }
+  if (model.bi_attention) {
+    // 0/1 weights against V's values: each context row the sum of the value rows its bits select
+    float* table = grow(s.subset_sums, bit_row_sums_scratch(seq, d));
+    (kernels.bit_row_sums ? kernels.bit_row_sums : bit_row_sums_portable)(
+        s.prob_bits.data(), seq, key_words, s.v.values.data(), d, seq, d, context, H, table);
     return;
   }
   kernels.sgemm_nn(scores, seq, s.v.values.data(), d, context, H, 0, seq, d, seq);

@@ -126,6 +126,11 @@ struct KernelTable {
   // kernel does not take the shape (bits_avx512.h: one word a row); null on paths without one.
   // Either way the caller's portable loop (encoder.cpp transpose_bits) does it.
   bool (*transpose_bits)(const uint64_t* rows, int64_t n, int64_t words, int64_t d, uint64_t* out);
+  // Rows of 0/1 weights (bits, key_words words a row) against n rows of d floats: out row i = the
+  // sum of the rows its bits select (bit_row_sums.h, at this path's width; `table`:
+  // bit_row_sums_scratch(n, d) floats). Null where the portable core's copy is as wide (scalar, NEON).
+  void (*bit_row_sums)(const uint64_t* bits, int64_t rows, int64_t key_words, const float* v, int64_t ldv, int64_t n,
+                       int64_t d, float* out, int64_t ldo, float* table);
 };
 constexpr int64_t kMaxTwoSetHeadDim = 127;
 

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "avx2_reduce.h"
+#include "bit_row_sums.h"
 #include "float_avx2.h"
 #include "kernels.h"
 #include "scale_dots.h"
@@ -391,6 +392,6 @@ const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm_2x4, xnor_linear
                                   xnor_gemm_quads, pack_elastic, build_luts_avx2, build_xnor_luts_avx2,
                                   xnor_lut_gemm_avx2, xnor_lut_linear_avx2,
                                   layer_norm_rows_with<sum_parts8, normalize8>, nullptr, nullptr, nullptr, nullptr,
-                                  scale_dots_rows};
+                                  scale_dots_rows, nullptr, bit_row_sums_portable};
 
 }  // namespace bitmaps

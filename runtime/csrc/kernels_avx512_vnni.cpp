@@ -22,6 +22,7 @@
 #include <type_traits>
 
 #include "avx2_reduce.h"
+#include "bit_row_sums.h"
 #include "bits_avx512.h"
 #include "float_avx512.h"
 #include "int8_lut.h"
@@ -313,7 +314,8 @@ const KernelTable& avx512_vnni_kernels(const KernelTable& avx2) {
                                     avx2.sgemm_nt, avx2.sgemm_nn, avx2.sgemm_panel, avx2.unpack_panel, avx2.gelu,
                                     softmax_rows_with<exp_shifted16, row_max16>, avx2.xnor_gemm_quads, pack_elastic16, nullptr, nullptr, nullptr, nullptr,
                                     avx2.layer_norm_rows, xnor_octets_gemm, xnor_octets_linear,
-                                    w158a8_linear, two_set_attention_avx512, scale_dots_rows, transpose_bits16};
+                                    w158a8_linear, two_set_attention_avx512, scale_dots_rows, transpose_bits16,
+                                    bit_row_sums_portable};
   return table;
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bit_row_sums.h"
 #include "dispatch.h"
 #include "encoder.h"
 #include "int8_lut.h"
@@ -643,6 +644,43 @@ void test_transpose_bits(const KernelTable& kt) {
     }
 }
 
+// KernelTable::bit_row_sums (or the portable copy the encoder falls back to) against sums in
+// double: widths in and out of the register specialisations (32, 64), keys not a whole group or
+// word, an odd number of rows; every output value written, nothing past d in a row.
+void test_bit_row_sums(const KernelTable& kt) {
+  const auto sums = kt.bit_row_sums ? kt.bit_row_sums : bit_row_sums_portable;
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<uint64_t> random_word;
+  for (int64_t d : {1, 8, 32, 40, 64, 160})
+    for (int64_t n : {1, 3, 37, 64, 130})
+      for (int64_t rows : {1, 5, 128}) {
+        const int64_t key_words = words_per_row(n), ldv = d + 3, ldo = d + 5;
+        const std::vector<float> v = random_floats(rng, n * ldv);
+        std::vector<uint64_t> bits(static_cast<size_t>(rows * key_words));
+        for (int64_t i = 0; i < rows; ++i)
+          for (int64_t w = 0; w < key_words; ++w) {
+            const int64_t keys = std::min<int64_t>(64, n - 64 * w);
+            bits[i * key_words + w] = random_word(rng) & (keys == 64 ? ~uint64_t{0} : (uint64_t{1} << keys) - 1);
+          }
+        std::vector<float> out(static_cast<size_t>(rows * ldo), NAN), table(static_cast<size_t>(bit_row_sums_scratch(n, d)));
+        sums(bits.data(), rows, key_words, v.data(), ldv, n, d, out.data(), ldo, table.data());
+        bool ok = true;
+        for (int64_t i = 0; i < rows; ++i)
+          for (int64_t c = 0; c < ldo; ++c) {
+            if (c >= d) {
+              ok &= std::isnan(out[i * ldo + c]);
+              continue;
+            }
+            double want = 0.0, scale = 0.0;
+            for (int64_t j = 0; j < n; ++j)
+              if ((bits[i * key_words + j / 64] >> (j % 64)) & 1) want += v[j * ldv + c], scale += std::fabs(v[j * ldv + c]);
+            ok &= std::fabs(out[i * ldo + c] - want) <= 1e-5 * (1.0 + scale);
+          }
+        expect(ok, std::string("bit_row_sums on ") + kt.isa + ", d " + std::to_string(d) + ", n " + std::to_string(n) +
+                       ", rows " + std::to_string(rows));
+      }
+}
+
 }  // namespace
 
 #if defined(BITMAPS_HAVE_AVX512)
@@ -669,6 +707,7 @@ int main() {
     test_gelu_cut(*table);
     test_two_set_attention(*table);
     test_transpose_bits(*table);
+    test_bit_row_sums(*table);
     ++tested;
     std::printf("kernel path %s: tested\n", table->isa);
   }

@@ -136,6 +136,23 @@ def test_int8_schemes_are_exact_where_torch_takes_the_same_float_path(variant, p
     assert (got - expected).abs().max() < 1e-4
 
 
+def test_bi_attention_on_zero_queries_weighs_every_real_key(path):
+    # a zero query row has sign bits of +1 but a zero scale: its scores are 0, so Bi-Attention
+    # weighs every real key, which the runtime's integer shortcut (weight = 1[dot >= 0]) would not
+    bert, head = _model("bibert_w1a1")
+    with torch.no_grad():
+        query = bert.encoder.layer[0].attention.self.query
+        query.weight.zero_()
+        query.bias.zero_()
+    packed = _packed(bert, head)
+    rebuilt, _ = build_packed_bert(packed)
+    ids, mask = _inputs(bert.config.vocab_size)
+    with torch.no_grad():
+        expected = rebuilt(input_ids=ids, attention_mask=mask).last_hidden_state
+    got = torch.from_numpy(PackedEncoder(packed).hidden_states(ids.numpy(), mask.numpy()))
+    assert (got - expected)[mask.bool()].abs().max() < 1e-4
+
+
 @pytest.mark.parametrize("embeddings,fp16", [("int8_g64", False), ("int8", False), ("int8_col", False), ("fp16", False), ("fp32", True)])
 def test_table_formats_and_fp16_tensors(embeddings, fp16):
     # width 96: two int8 groups per row, the second one short
