@@ -2,6 +2,7 @@
 // AVX-512 flags. In an anonymous namespace, like float_avx512.h: each file compiles its own copy.
 //   pack_elastic16: KernelTable::pack_elastic, 16 compares to a mask register at a time (the AVX2
 //     loop moves each compare's sign bits out with a movemask; no scalar tail here);
+//   pack_negative16: KernelTable::pack_negative, the same for integers (Bi-Attention's dots);
 //   transpose_bits16: KernelTable::transpose_bits for rows of one word, the bit matrix of V's signs
 //     turned into one row per column for attention's packed context, by test-into-mask: the
 //     portable loop visits each set bit with a dependent or into memory (2 us of a MiniLM head).
@@ -31,6 +32,24 @@ void pack_elastic16(const float* x, int64_t rows, int64_t k, int64_t ldx, float 
         const __mmask16 below = two_set ? _mm512_mask_cmp_ps_mask(live, value, c, _CMP_LT_OQ)
                                         : _mm512_mask_cmp_ps_mask(live, value, c, _CMP_NGE_UQ);
         bits |= static_cast<uint64_t>(below) << (16 * v);
+      }
+      out[r * words + w] = bits;
+    }
+  }
+}
+
+// KernelTable::pack_negative: 16 integer compares to a mask register at a time
+void pack_negative16(const int32_t* x, int64_t rows, int64_t n, uint64_t* out) {
+  const int64_t words = words_per_row(n);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t* row = x + r * n;
+    for (int64_t w = 0; w < words; ++w) {
+      uint64_t bits = 0;
+      for (int64_t v = 0; v < 4 && 64 * w + 16 * v < n; ++v) {
+        const int64_t at = 64 * w + 16 * v;
+        const __mmask16 live = tail_mask(n - at);
+        const __m512i value = _mm512_maskz_loadu_epi32(live, row + at);
+        bits |= static_cast<uint64_t>(_mm512_mask_cmplt_epi32_mask(live, value, _mm512_setzero_si512())) << (16 * v);
       }
       out[r * words + w] = bits;
     }

@@ -194,7 +194,7 @@ bool positive_finite_products(const float* a, const float* b, int64_t n, float r
 struct HeadScratch {
   HeadOperand q, k, v, p;
   std::vector<float> scores, key_panels, value_panels, subset_sums;
-  std::vector<uint64_t> prob_bits, value_columns, key_groups;
+  std::vector<uint64_t> prob_bits, value_columns, key_groups, key_bits;
   std::vector<int32_t> dots;
   std::vector<int32_t> column_counts;
 };
@@ -278,8 +278,8 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
   // BiT's two-set weights, b = 1 bits (seq x key_words), when the path's fused kernel made them
   // from the dots: no score, softmax or probability quantizer below
   bool weights_packed = false;
-  // Bi-Attention's weight signs straight from the sign dots, in `scores`: below
-  bool signs_ready = false;
+  // Bi-Attention's weight bits straight from the sign dots: below
+  bool bits_ready = false;
   if (sign_qk || elastic_qk) {
     // 1-bit Q and K: the exact integer dots of the packed signs (the kernel table's XNOR-popcount
     // GEMM: this file has no popcount instruction), times the scales
@@ -292,15 +292,15 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
                                                  layer.probs.cut, grow(s.prob_bits, seq * key_words));
     // Bi-Attention keeps 1[score >= 0] of score = dot * (q_i k_j) / root, and the row scales (mean
     // |x|) are >= 0: where no product q_i k_j is infinite, NaN or so small that a negative score
-    // rounds to -0, the weight is 1[dot >= 0], so the dot's sign stands for the score's: one
-    // conversion instead of a multiply and a divide per score. Other scales keep the float
-    // arithmetic's answers below.
+    // rounds to -0, the weight is 1[dot >= 0], so the dots' signs are the weights' bits: no
+    // multiply, divide or float at all. Other scales keep the float arithmetic's answers below.
     if (sign_qk && model.bi_attention &&
         positive_finite_products(s.q.row_scale.data(), s.k.row_scale.data(), seq, root)) {
-      for (int64_t i = 0; i < seq * seq; ++i) scores[i] = static_cast<float>(dots[i]);
-      signs_ready = true;
+      (kernels.pack_negative ? kernels.pack_negative : pack_negative_rows)(dots, seq, seq,
+                                                                           grow(s.prob_bits, seq * key_words));
+      bits_ready = true;
     }
-    for (int64_t i = 0; i < seq && !weights_packed && !signs_ready; ++i) {
+    for (int64_t i = 0; i < seq && !weights_packed && !bits_ready; ++i) {
       const int32_t* d = dots + i * seq;
       float* row = scores + i * seq;
       if (sign_qk)
@@ -317,25 +317,27 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
   if (weights_packed) {
     // the fused kernel's bits stand for the weights and their quantizer
   } else if (model.bi_attention) {
-    // weights 1[score >= 0], 0 on padded keys, as bits (s.prob_bits): -1 marks a weight of 0 for
-    // pack_signs (whose bits mark x < 0; -0.0 is not), and the weights are the other keys
-    for (int64_t i = 0; i < seq; ++i) {
-      float* row = scores + i * seq;
-      // x / 1 is x: 1-bit scores skip the division, which had cost more than their XNOR products
-      if (!signs_ready && divisor == 1.f)
-        for (int64_t j = 0; j < seq; ++j) row[j] = row[j] >= 0.f ? 1.f : -1.f;
-      else if (!signs_ready)
-        for (int64_t j = 0; j < seq; ++j) row[j] = row[j] / divisor >= 0.f ? 1.f : -1.f;
-      if (padded)
-        for (int64_t j = 0; j < seq; ++j)
-          if (mask[j] == 0) row[j] = -1.f;
-    }
+    // weights 1[score >= 0], 0 on padded keys, as bits (s.prob_bits): the complement of the
+    // negative scores' bits (pack_signs: x < 0, and NaN -1 here) on the real keys
     uint64_t* bits = grow(s.prob_bits, seq * key_words);
-    kernels.pack_signs(scores, seq, seq, seq, bits, nullptr);
-    const uint64_t last = seq % 64 ? (uint64_t{1} << (seq % 64)) - 1 : ~uint64_t{0};
+    if (!bits_ready) {
+      for (int64_t i = 0; i < seq; ++i) {
+        float* row = scores + i * seq;
+        // x / 1 is x: 1-bit scores skip the division, which had cost more than their XNOR products
+        if (divisor == 1.f)
+          for (int64_t j = 0; j < seq; ++j) row[j] = row[j] >= 0.f ? 1.f : -1.f;
+        else
+          for (int64_t j = 0; j < seq; ++j) row[j] = row[j] / divisor >= 0.f ? 1.f : -1.f;
+      }
+      kernels.pack_signs(scores, seq, seq, seq, bits, nullptr);
+    }
+    uint64_t* keys = grow(s.key_bits, key_words);  // the real keys
+    for (int64_t w = 0; w < key_words; ++w) {
+      keys[w] = 0;
+      for (int64_t j = 64 * w; j < seq && j < 64 * w + 64; ++j) keys[w] |= static_cast<uint64_t>(mask[j] != 0) << (j & 63);
+    }
     for (int64_t i = 0; i < seq; ++i)
-      for (int64_t w = 0; w < key_words; ++w)
-        bits[i * key_words + w] = ~bits[i * key_words + w] & (w + 1 == key_words ? last : ~uint64_t{0});
+      for (int64_t w = 0; w < key_words; ++w) bits[i * key_words + w] = ~bits[i * key_words + w] & keys[w];
   } else {
     kernels.softmax_rows(scores, seq, seq, divisor, padded ? mask : nullptr);
   }

@@ -131,6 +131,10 @@ struct KernelTable {
   // bit_row_sums_scratch(n, d) floats). Null where the portable core's copy is as wide (scalar, NEON).
   void (*bit_row_sums)(const uint64_t* bits, int64_t rows, int64_t key_words, const float* v, int64_t ldv, int64_t n,
                        int64_t d, float* out, int64_t ldo, float* table);
+  // pack_signs' bits for integers: bit j of out row r (words_per_row(n) words a row, the bits past
+  // n 0) set where x[r * n + j] < 0 (pack_negative_rows below is the definition and the fallback
+  // of paths without one)
+  void (*pack_negative)(const int32_t* x, int64_t rows, int64_t n, uint64_t* out);
 };
 constexpr int64_t kMaxTwoSetHeadDim = 127;
 
@@ -209,6 +213,16 @@ float lowest_above(Below below, float from, float to) {
 
 // x below a cut: two-set x < cut (false for NaN), elastic !(x >= cut) (true for NaN), the NaN
 // cases of elastic_negative's two compares.
+inline void pack_negative_rows(const int32_t* x, int64_t rows, int64_t n, uint64_t* out) {
+  const int64_t words = words_per_row(n);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t w = 0; w < words; ++w) {
+      uint64_t bits = 0;
+      for (int64_t j = 64 * w; j < n && j < 64 * w + 64; ++j) bits |= static_cast<uint64_t>(x[r * n + j] < 0) << (j & 63);
+      out[r * words + w] = bits;
+    }
+}
+
 inline bool below_cut(float x, float cut, bool two_set) { return two_set ? x < cut : !(x >= cut); }
 
 // The cut of BiT's binarizer, so that below_cut(x, elastic_cut(alpha, beta, t), t) ==

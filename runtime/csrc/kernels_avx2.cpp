@@ -48,6 +48,25 @@ void pack_signs(const float* x, int64_t rows, int64_t k, int64_t ldx, uint64_t* 
   }
 }
 
+// KernelTable::pack_negative: 8 integer compares moved out as sign bits at a time
+void pack_negative(const int32_t* x, int64_t rows, int64_t n, uint64_t* out) {
+  const int64_t words = words_per_row(n);
+  const __m256i zero = _mm256_setzero_si256();
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t* row = x + r * n;
+    for (int64_t w = 0; w < words; ++w) {
+      const int64_t base = w * 64, span = std::min<int64_t>(n - base, 64), vectors = span / 8;
+      uint64_t bits = 0;
+      for (int64_t b = 0; b < vectors; ++b) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + base + 8 * b));
+        bits |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(zero, v))))) << (8 * b);
+      }
+      for (int64_t j = 8 * vectors; j < span; ++j) bits |= static_cast<uint64_t>(row[base + j] < 0) << j;
+      out[r * words + w] = bits;
+    }
+  }
+}
+
 // below_cut (kernels.h) on 8 values at a time: x < cut (two-set; false for NaN) or !(x >= cut)
 // (elastic; true for NaN)
 void pack_elastic(const float* x, int64_t rows, int64_t k, int64_t ldx, float cut, bool two_set, uint64_t* out) {
@@ -392,6 +411,6 @@ const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm_2x4, xnor_linear
                                   xnor_gemm_quads, pack_elastic, build_luts_avx2, build_xnor_luts_avx2,
                                   xnor_lut_gemm_avx2, xnor_lut_linear_avx2,
                                   layer_norm_rows_with<sum_parts8, normalize8>, nullptr, nullptr, nullptr, nullptr,
-                                  scale_dots_rows, nullptr, bit_row_sums_portable};
+                                  scale_dots_rows, nullptr, bit_row_sums_portable, pack_negative};
 
 }  // namespace bitmaps

@@ -152,6 +152,7 @@ const KernelTable kAvx512Kernels = {"avx512", pack_signs, xnor_gemm_tiles<Counte
                                   sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_shifted16, row_max16>,
                                   nullptr, pack_elastic16, build_luts_avx2, nullptr, nullptr, nullptr,
                                   layer_norm_rows_with<sum_parts8, normalize8>, nullptr, nullptr, nullptr,
-                                  two_set_attention_avx512, scale_dots_rows, transpose_bits16, bit_row_sums_portable};
+                                  two_set_attention_avx512, scale_dots_rows, transpose_bits16, bit_row_sums_portable,
+                                  pack_negative16};
 
 }  // namespace bitmaps

@@ -315,7 +315,7 @@ const KernelTable& avx512_vnni_kernels(const KernelTable& avx2) {
                                     softmax_rows_with<exp_shifted16, row_max16>, avx2.xnor_gemm_quads, pack_elastic16, nullptr, nullptr, nullptr, nullptr,
                                     avx2.layer_norm_rows, xnor_octets_gemm, xnor_octets_linear,
                                     w158a8_linear, two_set_attention_avx512, scale_dots_rows, transpose_bits16,
-                                    bit_row_sums_portable};
+                                    bit_row_sums_portable, pack_negative16};
   return table;
 }
 

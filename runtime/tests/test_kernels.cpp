@@ -681,6 +681,29 @@ void test_bit_row_sums(const KernelTable& kt) {
       }
 }
 
+// KernelTable::pack_negative against its definition (kernels.h pack_negative_rows), which is
+// checked here too: rows not a whole word or vector, zeros and the extremes; every word written.
+void test_pack_negative(const KernelTable& kt) {
+  std::mt19937 rng(12);
+  std::uniform_int_distribution<int32_t> small(-3, 3);
+  for (int64_t n : {1, 7, 8, 37, 64, 100, 130})
+    for (int64_t rows : {1, 3}) {
+      std::vector<int32_t> x(static_cast<size_t>(rows * n));
+      for (auto& v : x) v = small(rng);
+      x[0] = INT32_MIN, x.back() = INT32_MAX;
+      const int64_t words = words_per_row(n);
+      std::vector<uint64_t> want(static_cast<size_t>(rows * words), 0), got(want.size(), ~uint64_t{0}), defined(want.size(), ~uint64_t{0});
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < n; ++j)
+          if (x[r * n + j] < 0) want[r * words + j / 64] |= uint64_t{1} << (j % 64);
+      pack_negative_rows(x.data(), rows, n, defined.data());
+      expect(defined == want, "pack_negative_rows, n " + std::to_string(n));
+      if (!kt.pack_negative) continue;
+      kt.pack_negative(x.data(), rows, n, got.data());
+      expect(got == want, std::string("pack_negative on ") + kt.isa + ", n " + std::to_string(n));
+    }
+}
+
 }  // namespace
 
 #if defined(BITMAPS_HAVE_AVX512)
@@ -708,6 +731,7 @@ int main() {
     test_two_set_attention(*table);
     test_transpose_bits(*table);
     test_bit_row_sums(*table);
+    test_pack_negative(*table);
     ++tested;
     std::printf("kernel path %s: tested\n", table->isa);
   }
