@@ -114,6 +114,8 @@ def training_record(archive_path: Path) -> Dict:
         if loader.get("batches_per_epoch") and trainer.get("num_epochs"):
             record["steps"] = loader["batches_per_epoch"] * trainer["num_epochs"]
         record["blocks_per_step"] = loader.get("batch_size")
+        if trainer.get("optimizer", {}).get("lr") is not None:
+            record["learning_rate"] = trainer["optimizer"]["lr"]  # peak: runs differ in it (long_runs.sh LR)
         record["block_length"] = config.get("dataset_reader", {}).get("max_length")
     if metrics_file.is_file():
         record["wall_time"] = json.loads(metrics_file.read_text()).get("training_duration")
