@@ -29,17 +29,20 @@ $(STAMP): $(INSTALL_INPUTS)
 	$(VENV)/bin/allennlp test-install
 	touch $(STAMP)
 
-# the C++ tests, without Python: every kernel path this CPU has against naive loops, and the encoder
-# end to end against a golden output of the torch reference (runtime/tests/make_golden.py)
+# the C++ tests, without Python: every kernel path this CPU has against naive loops, the encoder
+# end to end against a golden output of the torch reference (runtime/tests/make_golden.py), and
+# the thread pool (under ThreadSanitizer where the compiler has it)
 NATIVE_TEST := runtime/build/test_kernels
 GOLDEN := runtime/tests/golden/tiny_bit_w1a1.bin runtime/tests/golden/tiny_bit_w1a1_int8_col.bin
-NATIVE_SOURCES := runtime/tests/test_kernels.cpp runtime/tests/test_encoder_golden.cpp runtime/tests/build_native_tests.sh \
+NATIVE_SOURCES := runtime/tests/test_kernels.cpp runtime/tests/test_encoder_golden.cpp runtime/tests/test_thread_pool.cpp \
+	runtime/tests/build_native_tests.sh \
 	$(wildcard runtime/csrc/*.cpp runtime/csrc/*.h)
 $(NATIVE_TEST): $(NATIVE_SOURCES)
 	bash runtime/tests/build_native_tests.sh $@
 
 test-native: $(NATIVE_TEST)
 	$(NATIVE_TEST)
+	$(NATIVE_TEST)_pool
 	for fixture in $(GOLDEN); do $(NATIVE_TEST)_golden $$fixture || exit 1; done
 
 # the same tests for aarch64 (NEON), cross-compiled with Debian's toolchain and run under qemu:
@@ -54,6 +57,7 @@ test-arm: $(ARM_TEST)
 	@echo "the same on an ARMv8.0 core without the dot product (Cortex-A53): no neon_dotprod"
 	BITMAPS_EXPECT_PATHS=scalar,neon qemu-aarch64 -cpu cortex-a53 -L /usr/aarch64-linux-gnu $(ARM_TEST)
 	for fixture in $(GOLDEN); do qemu-aarch64 -L /usr/aarch64-linux-gnu $(ARM_TEST)_golden $$fixture || exit 1; done
+	qemu-aarch64 -L /usr/aarch64-linux-gnu $(ARM_TEST)_pool
 
 # make test runs the aarch64 tests when the cross toolchain and qemu are installed (.ci/run installs them)
 HAVE_ARM := $(shell command -v $(ARM_CXX) >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1 && echo yes)

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
@@ -44,8 +45,12 @@ bool spin_until(Done done, std::chrono::nanoseconds budget) {
 }
 
 // A job is published by bumping `generation_` (under `mutex_`, so a sleeping worker cannot miss
-// it); the first `participants_` workers join the caller in pulling task indices from an atomic
-// counter. Everything a job reads is written before its generation is released.
+// it); its low byte says how many workers join the caller in pulling task indices from an atomic
+// counter. Everything a job reads is written before its generation is released. The count rides
+// in the generation so that a worker reads both at once: a worker taking no part in one job can
+// be slow enough that the next job is published while it looks, and reading a separate count
+// then could pair the next job's count with this job's generation (ThreadSanitizer saw the
+// separate count's race, runtime/tests/test_thread_pool.cpp).
 class Pool {
  public:
   ~Pool() {
@@ -59,7 +64,7 @@ class Pool {
 
   void run(int64_t tasks, int threads, const std::function<void(int64_t)>& fn) {
     std::lock_guard<std::mutex> one_job_at_a_time(job_mutex_);
-    const int helpers = threads - 1;
+    const int helpers = std::min(threads - 1, kMaxHelpers);
     while (static_cast<int>(workers_.size()) < helpers) {
       const int index = static_cast<int>(workers_.size());
       workers_.emplace_back([this, index] { loop(index); });
@@ -69,9 +74,8 @@ class Pool {
       fn_ = &fn;
       tasks_ = tasks;
       next_.store(0);
-      participants_ = helpers;
       pending_.store(helpers);
-      generation_.fetch_add(1, std::memory_order_release);
+      generation_.store(((generation_.load() >> 8) + 1) << 8 | static_cast<uint64_t>(helpers), std::memory_order_release);
     }
     wake_.notify_all();
     work();
@@ -95,7 +99,7 @@ class Pool {
       }
       if (stopping_.load()) return;
       seen = generation_.load(std::memory_order_acquire);
-      if (index >= participants_) continue;
+      if (index >= static_cast<int>(seen & 0xff)) continue;  // not one of this job's helpers
       work();
       if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lock(mutex_);  // the caller may be about to sleep on done_
@@ -111,9 +115,9 @@ class Pool {
   const std::function<void(int64_t)>* fn_ = nullptr;
   std::atomic<int64_t> next_{0};
   int64_t tasks_ = 0;
-  int participants_ = 0;
   std::atomic<int> pending_{0};
-  std::atomic<uint64_t> generation_{0};
+  std::atomic<uint64_t> generation_{0};  // job number << 8 | its helpers
+  static constexpr int kMaxHelpers = 255;
   std::atomic<bool> stopping_{false};
 };
 

@@ -4,7 +4,8 @@
 # The target is the compiler's: CXX=aarch64-linux-gnu-g++ builds the aarch64 (NEON) test, linked
 # statically so that qemu-aarch64 runs it (make test-arm).
 # Usage: [CXX=...] bash runtime/tests/build_native_tests.sh OUTPUT [EXTRA_LINK_FLAGS...]
-# Builds OUTPUT (the kernel tests) and OUTPUT_golden (the encoder against runtime/tests/golden/).
+# Builds OUTPUT (the kernel tests), OUTPUT_golden (the encoder against runtime/tests/golden/) and
+# OUTPUT_pool (the thread pool).
 set -euo pipefail
 out=$1
 shift
@@ -60,4 +61,12 @@ done
 tests=("${base[@]}" -O2)
 "$cxx" "${tests[@]}" "${defines[@]}" "$here/tests/test_kernels.cpp" "${kernel_test_objects[@]}" "${objs[@]}" -pthread "$@" -o "$out"
 "$cxx" "${tests[@]}" "${defines[@]}" "$here/tests/test_encoder_golden.cpp" "${objs[@]}" -pthread "$@" -o "${out}_golden"
-echo "built $out and ${out}_golden for $target"
+# OUTPUT_pool: the thread pool alone (test_thread_pool.cpp), with ThreadSanitizer where this
+# compiler links it (not for the static aarch64 build)
+tsan=()
+if echo 'int main() { return 0; }' | "$cxx" -x c++ -fsanitize=thread "$@" -o "$objects/tsan_probe" - 2>/dev/null; then
+  tsan=(-fsanitize=thread -g -O1)
+fi
+"$cxx" -std=c++17 -O2 "${tsan[@]}" -I"$here/csrc" "$here/tests/test_thread_pool.cpp" "$here/csrc/thread_pool.cpp" \
+  -pthread "$@" -o "${out}_pool"
+echo "built $out, ${out}_golden and ${out}_pool${tsan:+ (ThreadSanitizer)} for $target"
