@@ -15,6 +15,7 @@ import baselines  # noqa: E402
 import long_results  # noqa: E402
 import parity_results  # noqa: E402
 import pareto  # noqa: E402
+import run_curves  # noqa: E402
 import table_sensitivity  # noqa: E402
 
 
@@ -106,6 +107,25 @@ def test_long_runs_report_curves_status_and_target_ratios(tmp_path):
     assert ptb["ratio_to_teacher"] == round(500.0 / 380.0, 4) and "target_met" not in ptb
     assert {r["model"] for r in records if "teacher" in r["model"]} == {"teacher (fp32)"}
     assert "**no**" not in long_results.markdown(curves, records) and "in progress" in long_results.markdown(curves, records)
+
+
+def test_run_curves_report_each_runs_learning_rate_and_status(tmp_path, monkeypatch):
+    _run_folder(tmp_path / "a", 2, True, [209.6, 167.3])
+    _run_folder(tmp_path / "b", 8, False, [131.7])
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    config["trainer"]["optimizer"] = {"type": "huggingface_adamw", "lr": 1e-3}
+    (tmp_path / "b" / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "curves.json"
+    monkeypatch.setattr(sys, "argv", ["run_curves.py", "--run", f"config lr={tmp_path / 'a'}",
+                                      "--run", f"lr 1e-3={tmp_path / 'b'}", "--json", str(out)])
+    run_curves.main()
+    runs = json.loads(out.read_text())["runs"]
+    assert [(r["label"], r["status"]) for r in runs] == [("config lr", "finished"), ("lr 1e-3", "in progress: 1 of 8 epochs")]
+    assert "learning_rate" not in runs[0]["trained"] and runs[1]["trained"]["learning_rate"] == 1e-3
+    assert [row["validation_perplexity"] for row in runs[0]["curve"]] == [209.6, 167.3]
+    monkeypatch.setattr(sys, "argv", ["run_curves.py", "--run", str(tmp_path / "a"), "--json", str(out)])
+    with pytest.raises(SystemExit, match="expected LABEL=FOLDER"):
+        run_curves.main()
 
 
 def test_long_runs_report_keeps_earlier_sessions_runs():
