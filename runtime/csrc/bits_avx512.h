@@ -17,43 +17,37 @@
 namespace bitmaps {
 namespace {
 
-void pack_elastic16(const float* x, int64_t rows, int64_t k, int64_t ldx, float cut, bool two_set, uint64_t* out) {
+// Rows of k values into bits, 16 lanes at a time: mask(row, at, live) gives the bits of the live
+// lanes of the 16 values from `at` of that row (no scalar tail: masked loads)
+template <typename Mask>
+inline void pack_rows16(int64_t rows, int64_t k, uint64_t* out, Mask mask) {
   const int64_t words = words_per_row(k);
-  const __m512 c = _mm512_set1_ps(cut);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = x + r * ldx;
+  for (int64_t r = 0; r < rows; ++r)
     for (int64_t w = 0; w < words; ++w) {
       uint64_t bits = 0;
       for (int64_t v = 0; v < 4 && 64 * w + 16 * v < k; ++v) {
         const int64_t at = 64 * w + 16 * v;
-        const __mmask16 live = tail_mask(k - at);
-        const __m512 value = _mm512_maskz_loadu_ps(live, row + at);
-        // below_cut: x < cut (two-set; false for NaN), !(x >= cut) (elastic; true for NaN)
-        const __mmask16 below = two_set ? _mm512_mask_cmp_ps_mask(live, value, c, _CMP_LT_OQ)
-                                        : _mm512_mask_cmp_ps_mask(live, value, c, _CMP_NGE_UQ);
-        bits |= static_cast<uint64_t>(below) << (16 * v);
+        bits |= static_cast<uint64_t>(mask(r, at, tail_mask(k - at))) << (16 * v);
       }
       out[r * words + w] = bits;
     }
-  }
+}
+
+void pack_elastic16(const float* x, int64_t rows, int64_t k, int64_t ldx, float cut, bool two_set, uint64_t* out) {
+  const __m512 c = _mm512_set1_ps(cut);
+  pack_rows16(rows, k, out, [&](int64_t r, int64_t at, __mmask16 live) {
+    const __m512 value = _mm512_maskz_loadu_ps(live, x + r * ldx + at);
+    // below_cut: x < cut (two-set; false for NaN), !(x >= cut) (elastic; true for NaN)
+    return two_set ? _mm512_mask_cmp_ps_mask(live, value, c, _CMP_LT_OQ)
+                   : _mm512_mask_cmp_ps_mask(live, value, c, _CMP_NGE_UQ);
+  });
 }
 
 // KernelTable::pack_negative: 16 integer compares to a mask register at a time
 void pack_negative16(const int32_t* x, int64_t rows, int64_t n, uint64_t* out) {
-  const int64_t words = words_per_row(n);
-  for (int64_t r = 0; r < rows; ++r) {
-    const int32_t* row = x + r * n;
-    for (int64_t w = 0; w < words; ++w) {
-      uint64_t bits = 0;
-      for (int64_t v = 0; v < 4 && 64 * w + 16 * v < n; ++v) {
-        const int64_t at = 64 * w + 16 * v;
-        const __mmask16 live = tail_mask(n - at);
-        const __m512i value = _mm512_maskz_loadu_epi32(live, row + at);
-        bits |= static_cast<uint64_t>(_mm512_mask_cmplt_epi32_mask(live, value, _mm512_setzero_si512())) << (16 * v);
-      }
-      out[r * words + w] = bits;
-    }
-  }
+  pack_rows16(rows, n, out, [&](int64_t r, int64_t at, __mmask16 live) {
+    return _mm512_mask_cmplt_epi32_mask(live, _mm512_maskz_loadu_epi32(live, x + r * n + at), _mm512_setzero_si512());
+  });
 }
 
 // Bit j of out row c (words_per_row(n) words a row) = bit c of row j, for n rows of one word each
