@@ -111,6 +111,13 @@ def _file_bytes(write: Callable[[Path], None], folder: Path, name: str) -> int:
     return path.stat().st_size
 
 
+def _run_label(recipe: str, trained: Dict) -> str:
+    """A trained run's label: its recipe, budget and, where recorded, peak learning rate (the
+    real-budget runs differ in it: scripts/long_runs.sh LR)."""
+    lr = trained.get("learning_rate")
+    return f"{recipe}, {trained.get('steps')} steps" + (f", lr {lr:g}" if lr is not None else "")
+
+
 def _models(args, folder: Path) -> Tuple[List[Dict], Dict[str, Dict[str, Callable]]]:
     """The models (without latency yet) and, per model, the runners whose fastest is its latency."""
     import torch
@@ -127,7 +134,7 @@ def _models(args, folder: Path) -> Tuple[List[Dict], Dict[str, Dict[str, Callabl
                 print(f"{runs_dir / run}: not trained and exported yet, left out")
             continue
         provenance = training_record(trained)
-        label = f"{recipe}, {provenance.get('steps')} steps"
+        label = _run_label(recipe, provenance)
         model = load_archive(str(trained)).model.eval()
         models.append({"model": f"{label} (trained, torch)", "bits": bits, "kind": "recipe as trained",
                        "perplexity": whole_file_perplexities(run, trained, cache, args.data_dir),
@@ -197,7 +204,7 @@ def _stand_ins(args, runners: Dict[str, Dict[str, Callable]]) -> List[Dict]:
             sys.exit(f"{args.long_results}: run {run!r} has no record for {', '.join(missing)}")
         recipe, bits = RECIPES[run]
         trained = records[0]["trained"]
-        name = f"{recipe}, {trained.get('steps')} steps (packed stand-in)"
+        name = f"{_run_label(recipe, trained)} (packed stand-in)"
         runners[name] = {"bitmaps_runtime": _packed_runner(packed_path)}
         models.append({"model": name, "bits": bits, "kind": "packed stand-in", "perplexity": perplexity,
                        "file_bytes": packed_path.stat().st_size, "trained": trained,

@@ -179,6 +179,13 @@ def test_pareto_stand_in_needs_the_run_and_both_test_records(tmp_path):
             pareto._stand_ins(args, {})
 
 
+def test_pareto_labels_name_the_learning_rate_where_recorded():
+    # the real-budget runs differ in peak learning rate (long_runs.sh LR): two runs of one recipe
+    # must not share a label, and a record from before the field still gets one
+    assert pareto._run_label("BiT stage 1", {"steps": 2000, "learning_rate": 0.001}) == "BiT stage 1, 2000 steps, lr 0.001"
+    assert pareto._run_label("BitNet b1.58", {"steps": 2000}) == "BitNet b1.58, 2000 steps"
+
+
 def test_table_sensitivity_variants_round_only_what_they_name():
     from bitmaps_allennlp.quantization.int8 import quantize_int8_rows
 
