@@ -12,15 +12,21 @@
 namespace bitmaps {
 namespace {
 
+// Whether the path runs W1A1 products by table lookup on w's inputs (xnor_lut.h: table-lookup
+// kernels, a nibble layout, k < 32768): the inputs' tables are then built with their bits.
+bool reads_xnor_tables(const KernelTable& kernels, const LinearWeights& w) {
+  return kernels.xnor_lut_linear && w.nibble_layout() != nullptr && w.in < 32768;
+}
+
 // Packs 1-bit inputs (pack(r0, r1) writes rows [r0, r1) into s.bits) and, where the path runs W1A1
-// by table lookup (xnor_lut.h: table-lookup kernels, a nibble layout, k < 32768), builds their
-// tables in the same task, while the block's bits are in L1: one pass over the pool, not two.
-// Returns the tables or null. `prepared`: the previous call on this scratch left both.
-// `extra_work`: per element, for a pack that does more than pack (prepare_binary_inputs_activated).
+// by table lookup, builds their tables in the same task, while the block's bits are in L1: one pass
+// over the pool, not two. Returns the tables or null. `prepared`: the previous call on this scratch
+// left both. `extra_work`: per element, for a pack that does more than pack (an activation).
 template <typename Pack>
-const uint8_t* prepare_binary_inputs(const KernelTable& kernels, int64_t m, int64_t k, const uint8_t* nibbles,
-                                     int threads, LinearScratch& s, bool prepared, Pack pack, int64_t extra_work = 0) {
-  const bool tables = kernels.xnor_lut_linear && nibbles != nullptr && k < 32768;
+const uint8_t* prepare_binary_inputs(const KernelTable& kernels, const LinearWeights& w, int64_t m, int threads,
+                                     LinearScratch& s, bool prepared, Pack pack, int64_t extra_work = 0) {
+  const int64_t k = w.in;
+  const bool tables = reads_xnor_tables(kernels, w);
   if (prepared) return tables ? s.xnor_luts.data() : nullptr;
   const int64_t words = words_per_row(k);
   uint8_t* luts = tables ? grow(s.xnor_luts, xnor_lut_bytes(m, k)) : nullptr;
@@ -43,33 +49,71 @@ void pack_binary_rows(const KernelTable& kernels, const LinearWeights& w, const 
     kernels.pack_elastic(x, rows, k, k, w.input_cut, w.scheme == Scheme::kW1A1TwoSet, bits);
 }
 
-void linear_front(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m, float* y,
-                  int threads, LinearScratch& s, bool inputs_prepared) {
+// Rows [r0, r1) of a 1-bit-input layer's inputs, made as `inputs` says (BinaryInputs), into bits
+// and row_scale at those rows: the one place for the three ways, read by the preparations below
+// and by run_by_rows.
+void pack_input_rows(const KernelTable& kernels, const LinearWeights& w, const BinaryInputs& inputs, const float* x,
+                     int64_t r0, int64_t r1, uint64_t* bits, float* row_scale) {
+  const int64_t k = w.in, words = words_per_row(k);
+  if (!std::isnan(inputs.below))
+    return kernels.pack_elastic(x + r0 * k, r1 - r0, k, k, inputs.below, true, bits + r0 * words);
+  if (!inputs.activation) return pack_binary_rows(kernels, w, x + r0 * k, r1 - r0, bits + r0 * words, row_scale + r0);
+  thread_local std::vector<float> row;
+  float* activated = grow(row, k);
+  for (int64_t r = r0; r < r1; ++r) {
+    std::copy(x + r * k, x + (r + 1) * k, activated);
+    inputs.activation(activated, k);
+    pack_binary_rows(kernels, w, activated, 1, bits + r * words, row_scale + r);
+  }
+}
+
+// Rows [m0, m1) x columns [n0, n1) of a 1-bit-input layer's output y (m x out), from the block's
+// packed inputs: `bits`, `row_scale` and (where the path reads them) `luts` start at row m0. The
+// one place that picks the product kernel by scheme and layout.
+void binary_input_tile(const KernelTable& kernels, const LinearWeights& w, const uint64_t* bits, const float* row_scale,
+                       const uint8_t* luts, float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const int64_t k = w.in, n = w.out, words = words_per_row(k), rows = m1 - m0;
+  float* out = y + m0 * n;
+  if (w.scheme == Scheme::kW1A1) {
+    if (luts)
+      return kernels.xnor_lut_linear(luts, w.nibble_layout(), row_scale, w.scale, w.bias, out, 0, rows, n0, n1, n, words, k);
+    if (w.octet_layout() && kernels.xnor_octets_linear)
+      return kernels.xnor_octets_linear(bits, w.octet_layout(), row_scale, w.scale, w.bias, out, 0, rows, n0, n1, n, words, k);
+    return kernels.xnor_linear(bits, w.words, row_scale, w.scale, w.bias, out, 0, rows, n0, n1, n, words, k);
+  }
+  // a tile's dots go through a buffer of its rows only, which stays in cache until the epilogue
+  // reads it: an m x n buffer (786 KB for 128 x 1536) had sent every dot out of L2 and back, and
+  // made the epilogue cost half as much as the products (Zen 4, 128 x 384 x 1536 linear)
+  thread_local std::vector<int32_t> tile;
+  int32_t* dots = grow(tile, rows * n);
+  if (luts)
+    kernels.xnor_lut_gemm(luts, w.nibbles.data(), dots, 0, rows, n0, n1, n, words, k);
+  else if (w.octet_layout() && kernels.xnor_octets_gemm)
+    kernels.xnor_octets_gemm(bits, w.octet_layout(), dots, 0, rows, n0, n1, n, words, k);
+  else
+    kernels.xnor_gemm(bits, w.words, dots, 0, rows, n0, n1, n, words, k);
+  // two-set: sum_k b_k w_k = (sum_k s_k w_k + sum_k w_k) / 2, exact in integers
   const bool two_set = w.scheme == Scheme::kW1A1TwoSet;
+  const int32_t* sums = two_set ? w.weight_sums.data() : nullptr;
+  const float factor = two_set ? 0.5f : 1.f;
+  (kernels.scale_dots ? kernels.scale_dots : scale_dots_rows)(dots, sums, factor, w.epilogue_scale.data(), w.bias,
+                                                              out, 0, rows, n0, n1, n);
+}
+
+// A 1-bit-input layer (run_linear's cases for them): the inputs packed over the pool (or left
+// by the previous call), then the product in tiles.
+void linear_binary_inputs(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m, float* y,
+                          int threads, LinearScratch& s, bool inputs_prepared) {
   const int64_t k = w.in, n = w.out, words = words_per_row(k);
   uint64_t* bits = grow(s.bits, m * words);
-  const uint8_t* luts = prepare_binary_inputs(kernels, m, k, w.nibble_layout(), threads, s, inputs_prepared,
-                                              [&](int64_t r0, int64_t r1) {
-    pack_binary_rows(kernels, w, x + r0 * k, r1 - r0, bits + r0 * words, nullptr);
+  float* row_scale = grow(s.row_scale, m);
+  const uint8_t* luts = prepare_binary_inputs(kernels, w, m, threads, s, inputs_prepared, [&](int64_t r0, int64_t r1) {
+    pack_input_rows(kernels, w, BinaryInputs{}, x, r0, r1, bits, row_scale);
   });
+  // work in float-add units: one 64-bit XOR-popcount word takes about as long as 16 adds
   run_tiles(m, n, m * n * words * 16, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-    // a tile's dots go through a buffer of its rows only, which stays in cache until the epilogue
-    // reads it: an m x n buffer (786 KB for 128 x 1536) had sent every dot out of L2 and back, and
-    // made the epilogue cost half as much as the products (Zen 4, 128 x 384 x 1536 linear)
-    thread_local std::vector<int32_t> tile;
-    int32_t* dots = grow(tile, (m1 - m0) * n);
-    const int64_t rows = m1 - m0;
-    if (luts)
-      kernels.xnor_lut_gemm(luts + xnor_lut_bytes(m0, k), w.nibbles.data(), dots, 0, rows, n0, n1, n, words, k);
-    else if (w.octet_layout() && kernels.xnor_octets_gemm)
-      kernels.xnor_octets_gemm(bits + m0 * words, w.octet_layout(), dots, 0, rows, n0, n1, n, words, k);
-    else
-      kernels.xnor_gemm(bits + m0 * words, w.words, dots, 0, rows, n0, n1, n, words, k);
-    // two-set: sum_k b_k w_k = (sum_k s_k w_k + sum_k w_k) / 2, exact in integers
-    const int32_t* sums = two_set ? w.weight_sums.data() : nullptr;
-    const float factor = two_set ? 0.5f : 1.f;
-    (kernels.scale_dots ? kernels.scale_dots : scale_dots_rows)(dots, sums, factor, w.epilogue_scale.data(), w.bias,
-                                                                y + m0 * n, 0, rows, n0, n1, n);
+    binary_input_tile(kernels, w, bits + m0 * words, row_scale + m0, luts ? luts + xnor_lut_bytes(m0, k) : nullptr, y, m0,
+                      m1, n0, n1);
   }, column_block(m, n));
 }
 
@@ -144,35 +188,14 @@ void linear_w1a32(const KernelTable& kernels, const float* x, int64_t m, int64_t
   });
 }
 
-void linear_w1a1(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const uint64_t* w,
-                 const float* alpha, const float* bias, int64_t n, float* y, int threads, LinearScratch& s,
-                 const uint8_t* nibbles, bool inputs_prepared, const uint64_t* octets) {
-  const int64_t words = words_per_row(k);
-  uint64_t* bits = grow(s.bits, m * words);
-  float* beta = grow(s.row_scale, m);
-  // binarize-and-pack the inputs with their mean |x| scale, then the popcount GEMM with the
-  // scales and bias in its epilogue
-  const uint8_t* luts = prepare_binary_inputs(kernels, m, k, nibbles, threads, s, inputs_prepared,
-                                              [&](int64_t r0, int64_t r1) {
-    kernels.pack_signs(x + r0 * k, r1 - r0, k, k, bits + r0 * words, beta + r0);
-  });
-  // work in float-add units: one 64-bit XOR-popcount word takes about as long as 16 adds
-  run_tiles(m, n, m * n * words * 16, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-    if (luts)
-      kernels.xnor_lut_linear(luts, nibbles, beta, alpha, bias, y, m0, m1, n0, n1, n, words, k);
-    else if (octets && kernels.xnor_octets_linear)
-      kernels.xnor_octets_linear(bits, octets, beta, alpha, bias, y, m0, m1, n0, n1, n, words, k);
-    else
-      kernels.xnor_linear(bits, w, beta, alpha, bias, y, m0, m1, n0, n1, n, words, k);
-  }, column_block(m, n));
-}
-
 void prepare_binary_inputs_below(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m,
                                  int threads, LinearScratch& s, float cut) {
-  const int64_t k = w.in, words = words_per_row(k);
-  uint64_t* bits = grow(s.bits, m * words);
-  prepare_binary_inputs(kernels, m, k, w.nibble_layout(), threads, s, false, [&](int64_t r0, int64_t r1) {
-    kernels.pack_elastic(x + r0 * k, r1 - r0, k, k, cut, true, bits + r0 * words);
+  BinaryInputs inputs;
+  inputs.below = cut;
+  uint64_t* bits = grow(s.bits, m * words_per_row(w.in));
+  float* row_scale = grow(s.row_scale, m);
+  prepare_binary_inputs(kernels, w, m, threads, s, false, [&](int64_t r0, int64_t r1) {
+    pack_input_rows(kernels, w, inputs, x, r0, r1, bits, row_scale);
   });
 }
 
@@ -180,19 +203,45 @@ bool prepare_binary_inputs_activated(const KernelTable& kernels, const LinearWei
                                      int threads, LinearScratch& s, void (*activation)(float*, int64_t),
                                      int64_t activation_work) {
   if (!w.binary_inputs()) return false;
-  const int64_t k = w.in, words = words_per_row(k);
-  uint64_t* bits = grow(s.bits, m * words);
-  float* beta = grow(s.row_scale, m);
-  prepare_binary_inputs(kernels, m, k, w.nibble_layout(), threads, s, false, [&](int64_t r0, int64_t r1) {
-    thread_local std::vector<float> row;
-    float* activated = grow(row, k);
-    for (int64_t r = r0; r < r1; ++r) {
-      std::copy(x + r * k, x + (r + 1) * k, activated);
-      activation(activated, k);
-      pack_binary_rows(kernels, w, activated, 1, bits + r * words, beta + r);
-    }
+  BinaryInputs inputs;
+  inputs.activation = activation, inputs.activation_work = activation_work;
+  uint64_t* bits = grow(s.bits, m * words_per_row(w.in));
+  float* row_scale = grow(s.row_scale, m);
+  prepare_binary_inputs(kernels, w, m, threads, s, false, [&](int64_t r0, int64_t r1) {
+    pack_input_rows(kernels, w, inputs, x, r0, r1, bits, row_scale);
   }, activation_work);
   return true;
+}
+
+bool runs_by_rows(const LinearWeights& w, int64_t m) { return w.binary_inputs() && column_block(m, w.out) == w.out; }
+
+void run_by_rows(const KernelTable& kernels, const LinearWeights* const* layers, float* const* ys, int count,
+                 const float* x, int64_t m, int threads, const BinaryInputs& inputs,
+                 const std::function<void(int64_t, int64_t)>& after) {
+  int64_t work = 0;
+  for (int i = 0; i < count; ++i) {
+    const LinearWeights& w = *layers[i];
+    work += m * w.out * words_per_row(w.in) * 16 + m * w.in * ((reads_xnor_tables(kernels, w) ? 5 : 1) + inputs.activation_work);
+  }
+  // one task per layer and block of 16 rows, each packing its own inputs (BiT's Q, K and V each
+  // have their own binarizer; where they share one, packing 16 rows again costs a few percent of
+  // their product): three times the tasks of whole blocks, which the threads share more evenly.
+  // Layer by layer, so that consecutive tasks read the same weights from L1.
+  const int64_t blocks = (m + 15) / 16;
+  parallel_for(blocks * count, work < kSerialWork ? 1 : threads, [&](int64_t task) {
+    // the block's inputs live in this task only: no scratch shared between the tasks
+    thread_local std::vector<uint64_t> bits;
+    thread_local std::vector<float> row_scale;
+    thread_local std::vector<uint8_t> luts;
+    const int64_t layer = task / blocks, r0 = task % blocks * 16, r1 = std::min(m, r0 + 16), rows = r1 - r0;
+    const LinearWeights& w = *layers[layer];
+    const int64_t k = w.in, words = words_per_row(k);
+    const bool tables = reads_xnor_tables(kernels, w);
+    pack_input_rows(kernels, w, inputs, x + r0 * k, 0, rows, grow(bits, rows * words), grow(row_scale, rows));
+    if (tables) kernels.build_xnor_luts(bits.data(), rows, words, grow(luts, xnor_lut_bytes(rows, k)));
+    binary_input_tile(kernels, w, bits.data(), row_scale.data(), tables ? luts.data() : nullptr, ys[layer], r0, r1, 0, w.out);
+    if (after && count == 1) after(r0, r1);
+  });
 }
 
 namespace {
@@ -287,15 +336,13 @@ void run_linear(const KernelTable& kernels, const LinearWeights& w, const float*
       return linear_dense(kernels, x, m, k, w.dense, w.bias, n, y, threads);
     case Scheme::kW1A32:
       return linear_w1a32(kernels, x, m, k, w.words, w.scale, w.bias, n, y, threads, w.panel_bits.data());
-    case Scheme::kW1A1:
-      return linear_w1a1(kernels, x, m, k, w.words, w.scale, w.bias, n, y, threads, s, w.nibble_layout(),
-                         inputs_prepared, w.octet_layout());
     case Scheme::kW1A8:
       if (!inputs_prepared) prepare_w1a8_inputs(kernels, x, m, k, threads, s);
       return linear_w1a8_prepared(kernels, m, k, w.lut.data(), w.scale, w.bias, n, y, threads, s);
+    case Scheme::kW1A1:
     case Scheme::kW1A1Elastic:
     case Scheme::kW1A1TwoSet:
-      return linear_front(kernels, w, x, m, y, threads, s, inputs_prepared);
+      return linear_binary_inputs(kernels, w, x, m, y, threads, s, inputs_prepared);
     case Scheme::kW158A32:
     case Scheme::kW158A8: {
       const int64_t plane_lut = lut_column_blocks(n) * lut_groups(k) * 16;

@@ -3,8 +3,10 @@
 // layer_forward). The scheme ids are SCHEME_SPECS' `native_id`s (runtime/bitmaps_runtime/formats.py);
 // `kDense` is a linear the export left in floating point.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "kernels.h"
@@ -92,6 +94,29 @@ bool prepare_binary_inputs_activated(const KernelTable& kernels, const LinearWei
                                      int threads, LinearScratch& s, void (*activation)(float*, int64_t),
                                      int64_t activation_work);
 
+// How a 1-bit-input layer's input rows are made: its binarizer on x (the default), on
+// activation(x) (as prepare_binary_inputs_activated), or two-set bits of x below a cut (as
+// prepare_binary_inputs_below).
+struct BinaryInputs {
+  void (*activation)(float*, int64_t) = nullptr;
+  int64_t activation_work = 0;  // its cost per element in tiles.h units
+  float below = NAN;
+};
+
+// Whether run_by_rows runs `w` on m rows: a layer with 1-bit inputs whose tiles are whole rows
+// (tiles.h column_block).
+bool runs_by_rows(const LinearWeights& w, int64_t m);
+
+// Runs `count` layers on the same m rows of x (Q, K and V; or one layer) as one job, one task per
+// block of 16 rows and layer: each makes its block's inputs as `inputs` says, computes those rows
+// of the layer's output ys[i] and, with one layer, calls after(r0, r1) (if set) on rows still in
+// cache. Bit for bit run_linear on each layer in turn and then `after` on every row; but one
+// barrier on the pool where those were one each, and no packing on one thread. Every layer must
+// satisfy runs_by_rows and read m x layers[0]->in x; `after` needs count == 1.
+void run_by_rows(const KernelTable& kernels, const LinearWeights* const* layers, float* const* ys, int count,
+                 const float* x, int64_t m, int threads, const BinaryInputs& inputs = {},
+                 const std::function<void(int64_t, int64_t)>& after = nullptr);
+
 // Whether `b` quantizes its input exactly as `a` does, so one preparation serves both, on inputs
 // of the same width: the int8 schemes (absmax per row has no parameters), and the 1-bit-input
 // schemes with the same binarizer, the same learned parameters (bit for bit) and the same choice
@@ -114,12 +139,6 @@ void linear_w1a32(const KernelTable& kernels, const float* x, int64_t m, int64_t
                   const uint16_t* panel_bits = nullptr);
 // The panel layout of n x k sign words (LinearWeights::panel_bits): ceil(n / 16) * k entries.
 void build_panel_bits(const uint64_t* w, int64_t n, int64_t k, uint16_t* out);
-// nibbles (nullable): the weight in the nibble layout (xnor_lut.h), used where the path has
-// table-lookup W1A1 kernels; octets (nullable): in column octets, used where the path has octet
-// kernels; inputs_prepared as in run_linear
-void linear_w1a1(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const uint64_t* w,
-                 const float* alpha, const float* bias, int64_t n, float* y, int threads, LinearScratch& scratch,
-                 const uint8_t* nibbles = nullptr, bool inputs_prepared = false, const uint64_t* octets = nullptr);
 // Quantizes x once (q, step, rowsum and, when the path uses them, lookup tables) into scratch.
 void prepare_w1a8_inputs(const KernelTable& kernels, const float* x, int64_t m, int64_t k, int threads,
                          LinearScratch& scratch);

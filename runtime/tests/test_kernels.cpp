@@ -518,6 +518,79 @@ void test_schemes(const KernelTable& kt) {
 // BiT's binarizer as a cut (kernels.h elastic_cut): below_cut agrees with elastic_negative on
 // every value tried: random ones, each float within 300 of the cut in float order, the rule's own
 // boundaries, zeros, infinities, subnormals and NaN; for quantizers from tiny to huge alpha.
+// run_by_rows (the encoder's linears by blocks of rows) against run_linear on each layer: bit for
+// bit, on 70 rows (a last block of 6), for Q/K/V-like groups with shared and own binarizers and
+// outputs of two widths, for inputs made below a cut or through an activation, and with a step
+// after each block, on 1 and 2 threads
+void test_run_by_rows(const KernelTable& kt) {
+  std::mt19937 rng(17);
+  const int64_t m = 70, k = 100, n = 70, narrow = 40;
+  auto x = random_floats(rng, m * k), w = random_floats(rng, 3 * n * k), scale = random_floats(rng, n), bias = random_floats(rng, n);
+  for (auto& s : scale) s = std::fabs(s) + 0.1f;
+  auto wb = pack(w, 3 * n, k);
+  const char* error = nullptr;
+  for (Scheme scheme : {Scheme::kW1A1, Scheme::kW1A1Elastic, Scheme::kW1A1TwoSet}) {
+    const std::string what = std::string(kt.isa) + " run_by_rows, scheme " + std::to_string(static_cast<int>(scheme));
+    LinearWeights layers[3];
+    for (int i = 0; i < 3; ++i) {
+      LinearWeights& layer = layers[i];
+      layer.scheme = scheme, layer.in = k, layer.out = i == 1 ? narrow : n, layer.words = wb.data() + i * n * words_per_row(k),
+      layer.scale = scale.data(), layer.bias = bias.data(), layer.input_alpha = 0.7f, layer.input_beta = i == 2 ? 0.3f : 0.1f;
+      expect(layer.prepare(&error, kt), "prepare " + what);
+      expect(runs_by_rows(layer, m) && !runs_by_rows(layer, 21), what + ": by rows from 64 rows on");
+    }
+    std::vector<std::vector<float>> expected(3), got(3);
+    for (int i = 0; i < 3; ++i) {
+      LinearScratch fresh;
+      expected[i].resize(static_cast<size_t>(m * layers[i].out));
+      run_linear(kt, layers[i], x.data(), m, expected[i].data(), 1, fresh);
+    }
+    const LinearWeights* group[] = {&layers[0], &layers[1], &layers[2]};
+    for (int threads : {1, 2}) {
+      for (int i = 0; i < 3; ++i) got[i].assign(expected[i].size(), NAN);
+      float* outputs[] = {got[0].data(), got[1].data(), got[2].data()};
+      run_by_rows(kt, group, outputs, 3, x.data(), m, threads);
+      expect(got == expected, what + ", three layers, " + std::to_string(threads) + " thread(s)");
+      // a step after each block sees that block's rows finished, once
+      std::vector<int> visits(static_cast<size_t>(m), 0);
+      std::vector<float> after(expected[0].size(), NAN);
+      float* one[] = {after.data()};
+      run_by_rows(kt, group, one, 1, x.data(), m, threads, {}, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          ++visits[r];
+          for (int64_t j = 0; j < n; ++j) after[r * n + j] = after[r * n + j] == expected[0][r * n + j] ? 1.f : 0.f;
+        }
+      });
+      expect(std::all_of(visits.begin(), visits.end(), [](int v) { return v == 1; }) &&
+                 std::all_of(after.begin(), after.end(), [](float v) { return v == 1.f; }),
+             what + ", the step after each block, " + std::to_string(threads) + " thread(s)");
+    }
+    // inputs made through an activation, or below a cut (two-set), as the preparations make them
+    std::vector<float> prepared(expected[0].size()), by_rows(expected[0].size());
+    float* one[] = {by_rows.data()};
+    BinaryInputs activated;
+    activated.activation = kt.gelu, activated.activation_work = 16;
+    LinearScratch scratch;
+    expect(prepare_binary_inputs_activated(kt, layers[0], x.data(), m, 2, scratch, kt.gelu, 16), what + ": activated");
+    run_linear(kt, layers[0], x.data(), m, prepared.data(), 2, scratch, true);
+    run_by_rows(kt, group, one, 1, x.data(), m, 2, activated);
+    expect(by_rows == prepared, what + ", inputs through an activation");
+    if (scheme == Scheme::kW1A1TwoSet) {
+      BinaryInputs below;
+      below.below = 0.25f;
+      LinearScratch cut_scratch;
+      prepare_binary_inputs_below(kt, layers[0], x.data(), m, 2, cut_scratch, 0.25f);
+      run_linear(kt, layers[0], x.data(), m, prepared.data(), 2, cut_scratch, true);
+      run_by_rows(kt, group, one, 1, x.data(), m, 2, below);
+      expect(by_rows == prepared, what + ", inputs below a cut");
+    }
+  }
+  LinearWeights int8_inputs;
+  int8_inputs.scheme = Scheme::kW1A8, int8_inputs.in = k, int8_inputs.out = n, int8_inputs.words = wb.data(),
+  int8_inputs.scale = scale.data(), int8_inputs.bias = bias.data();
+  expect(int8_inputs.prepare(&error, kt) && !runs_by_rows(int8_inputs, m), std::string(kt.isa) + " no run_by_rows for int8 inputs");
+}
+
 void test_elastic_cut() {
   std::mt19937 rng(7);
   const float alphas[] = {1e-30f, 1e-6f, 0.05f, 0.75f, 1.f, 3.f, 1e6f, 1e30f};
@@ -727,6 +800,7 @@ int main() {
     test_table(*table);
     test_float_kernels(*table);
     test_schemes(*table);
+    test_run_by_rows(*table);
     test_gelu_cut(*table);
     test_two_set_attention(*table);
     test_transpose_bits(*table);
