@@ -2,8 +2,11 @@
 """
 How the runtime scales from 1 to 2 threads, round by round: the packed W1A1 and W1A8 encoders of
 bench_runtime.py (random weights), batch 1 x 128, 1 and 2 threads timed in turn in one process
-(one warm-up call, then one timed call per variant and round). The per-round ratios show whether a
-low median comes from every round or from some rounds only (a busy or shared second core).
+(one warm-up call, then the median of --calls timed calls per variant and round). The per-round
+ratios show whether a low median comes from every round or from some rounds only (a busy or shared
+second core: on the project's VMs the second vCPU has bursts of tens of milliseconds in which a
+2-thread call runs slower than a 1-thread one, so a round of one call per variant is at the mercy
+of one burst).
 Writes benchmarks/results/thread_scaling.json.
 
     python benchmarks/thread_scaling.py --shape minilm --rounds 15
@@ -33,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", default="minilm", choices=list(bench_runtime.SHAPES))
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--calls", type=int, default=10, help="timed calls per variant and round; a round keeps their median")
     parser.add_argument("--model", action="append", default=[],
                         help="NAME=PACKED.tar.gz or NAME=MODEL.safetensors: time these instead of the random-weight variants")
     parser.add_argument("--out", default="benchmarks/results/thread_scaling.json")
@@ -61,9 +65,12 @@ def main() -> None:
         for _ in range(args.rounds):
             for key, run in runs.items():
                 run(ids, mask)
-                start = time.perf_counter()
-                run(ids, mask)
-                times[key].append((time.perf_counter() - start) * 1e3)
+                calls = []
+                for _ in range(args.calls):
+                    start = time.perf_counter()
+                    run(ids, mask)
+                    calls.append((time.perf_counter() - start) * 1e3)
+                times[key].append(float(np.median(calls)))
     records = []
     for v in variants:
         one, two = np.array(times[(v, 1)]), np.array(times[(v, 2)])
@@ -75,7 +82,8 @@ def main() -> None:
               f"{np.median(one) / np.median(two):.2f}; per round {sorted((one / two).round(2).tolist())}")
     write_json(Path(args.out), {"cpu": cpu_name(), "kernel_path": backend(), "shape": None if args.model else args.shape,
                                 "models": dict(m.partition("=")[::2] for m in args.model) or None, "batch": 1,
-                                "seq": 128, "rounds": args.rounds, "records": records})
+                                "seq": 128, "rounds": args.rounds, "calls_per_round": args.calls,
+                                "records": records})
 
 
 if __name__ == "__main__":

@@ -539,9 +539,9 @@ void encoder_forward(const EncoderModel& model, const KernelTable& kernels, cons
     // Where the linears have 1-bit inputs and whole-row tiles, each block of 16 rows goes through
     // its input packing, its products and the residual + LayerNorm after them in one task
     // (run_by_rows): per layer five jobs on the pool instead of ten, and no packing on one thread.
-    // On 2 threads that took the trained BiT stage 2 MiniLM (batch 1 x 128, Zen 4) from 1.98 to
-    // 1.83 ms, its 1-thread time unchanged (3.19 ms): the barriers, the threads' uneven last tasks
-    // and the packing on one thread had cost a tenth of the 2-thread forward.
+    // On 2 threads that took the trained BiT stage 2 MiniLM (batch 1 x 128, Zen 4) from 1.95 to
+    // 1.85 ms, its 1-thread time unchanged (benchmarks/results/thread_scaling_zen4_w1a1_8764722):
+    // the barriers, the threads' uneven last tasks and the packing on one thread.
     if (runs_by_rows(layer.query, rows) && runs_by_rows(layer.key, rows) && runs_by_rows(layer.value, rows)) {
       Phase phase(ws.profile, "Q, K, V linears (by rows)");
       const LinearWeights* qkv[] = {&layer.query, &layer.key, &layer.value};
