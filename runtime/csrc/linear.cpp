@@ -223,17 +223,17 @@ void run_by_rows(const KernelTable& kernels, const LinearWeights* const* layers,
     const LinearWeights& w = *layers[i];
     work += m * w.out * words_per_row(w.in) * 16 + m * w.in * ((reads_xnor_tables(kernels, w) ? 5 : 1) + inputs.activation_work);
   }
-  // one task per layer and block of 16 rows, each packing its own inputs (BiT's Q, K and V each
+  // one task per block of 16 rows and layer, each packing its own inputs (BiT's Q, K and V each
   // have their own binarizer; where they share one, packing 16 rows again costs a few percent of
-  // their product): three times the tasks of whole blocks, which the threads share more evenly.
-  // Layer by layer, so that consecutive tasks read the same weights from L1.
+  // their product). A fixed split by rows (parallel_for_fixed): a thread takes the same blocks in
+  // every such job, so the rows one job writes are read by the next on the same core.
   const int64_t blocks = (m + 15) / 16;
-  parallel_for(blocks * count, work < kSerialWork ? 1 : threads, [&](int64_t task) {
+  parallel_for_fixed(blocks * count, work < kSerialWork ? 1 : threads, [&](int64_t task) {
     // the block's inputs live in this task only: no scratch shared between the tasks
     thread_local std::vector<uint64_t> bits;
     thread_local std::vector<float> row_scale;
     thread_local std::vector<uint8_t> luts;
-    const int64_t layer = task / blocks, r0 = task % blocks * 16, r1 = std::min(m, r0 + 16), rows = r1 - r0;
+    const int64_t layer = task % count, r0 = task / count * 16, r1 = std::min(m, r0 + 16), rows = r1 - r0;
     const LinearWeights& w = *layers[layer];
     const int64_t k = w.in, words = words_per_row(k);
     const bool tables = reads_xnor_tables(kernels, w);

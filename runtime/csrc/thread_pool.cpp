@@ -62,7 +62,7 @@ class Pool {
     for (auto& worker : workers_) worker.join();
   }
 
-  void run(int64_t tasks, int threads, const std::function<void(int64_t)>& fn) {
+  void run(int64_t tasks, int threads, const std::function<void(int64_t)>& fn, bool fixed) {
     std::lock_guard<std::mutex> one_job_at_a_time(job_mutex_);
     const int helpers = std::min(threads - 1, kMaxHelpers);
     while (static_cast<int>(workers_.size()) < helpers) {
@@ -73,19 +73,26 @@ class Pool {
       std::lock_guard<std::mutex> lock(mutex_);
       fn_ = &fn;
       tasks_ = tasks;
+      fixed_ = fixed;
+      participants_ = helpers + 1;
       next_.store(0);
       pending_.store(helpers);
       generation_.store(((generation_.load() >> 8) + 1) << 8 | static_cast<uint64_t>(helpers), std::memory_order_release);
     }
     wake_.notify_all();
-    work();
+    work(0);
     if (spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; }, spin_)) return;
     std::unique_lock<std::mutex> lock(mutex_);
     done_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
   }
 
  private:
-  void work() {
+  void work(int participant) {
+    if (fixed_) {
+      const int64_t end = tasks_ * (participant + 1) / participants_;
+      for (int64_t task = tasks_ * participant / participants_; task < end; ++task) (*fn_)(task);
+      return;
+    }
     for (int64_t task = next_.fetch_add(1); task < tasks_; task = next_.fetch_add(1)) (*fn_)(task);
   }
 
@@ -100,7 +107,7 @@ class Pool {
       if (stopping_.load()) return;
       seen = generation_.load(std::memory_order_acquire);
       if (index >= static_cast<int>(seen & 0xff)) continue;  // not one of this job's helpers
-      work();
+      work(index + 1);
       if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lock(mutex_);  // the caller may be about to sleep on done_
         done_.notify_one();
@@ -115,6 +122,8 @@ class Pool {
   const std::function<void(int64_t)>* fn_ = nullptr;
   std::atomic<int64_t> next_{0};
   int64_t tasks_ = 0;
+  bool fixed_ = false;  // parallel_for_fixed's split, over participants_ (the caller and the helpers)
+  int participants_ = 1;
   std::atomic<int> pending_{0};
   std::atomic<uint64_t> generation_{0};  // job number << 8 | its helpers
   static constexpr int kMaxHelpers = 255;
@@ -128,13 +137,25 @@ Pool& pool() {
 
 }  // namespace
 
-void parallel_for(int64_t tasks, int threads, const std::function<void(int64_t)>& fn) {
+namespace {
+
+void run_job(int64_t tasks, int threads, const std::function<void(int64_t)>& fn, bool fixed) {
   if (threads > tasks) threads = static_cast<int>(tasks);
   if (threads <= 1) {
     for (int64_t task = 0; task < tasks; ++task) fn(task);
     return;
   }
-  pool().run(tasks, threads, fn);
+  pool().run(tasks, threads, fn, fixed);
+}
+
+}  // namespace
+
+void parallel_for(int64_t tasks, int threads, const std::function<void(int64_t)>& fn) {
+  run_job(tasks, threads, fn, false);
+}
+
+void parallel_for_fixed(int64_t tasks, int threads, const std::function<void(int64_t)>& fn) {
+  run_job(tasks, threads, fn, true);
 }
 
 }  // namespace bitmaps
