@@ -14,8 +14,8 @@ void parallel_for(int64_t tasks, int threads, const std::function<void(int64_t)>
 // worker j participant j + 1, so consecutive jobs of one shape give a task to the same thread.
 // For jobs whose tasks read what the same task of the job before wrote (the encoder's blocks of
 // rows): the data stays in that core's cache. On this project's VMs a cache line written on one
-// vCPU and read on the other was costly enough that 2-thread linears fed by a 1-thread step ran
-// 1.1x their 1-thread time. No stealing: a helper that is late makes the job late.
+// vCPU and read on the other was costly enough that a 2-thread linear fed by a 1-thread step ran
+// barely faster than on 1 thread. No stealing: a helper that is late makes the job late.
 void parallel_for_fixed(int64_t tasks, int threads, const std::function<void(int64_t)>& fn);
 
 }  // namespace bitmaps
