@@ -100,16 +100,25 @@ void binary_input_tile(const KernelTable& kernels, const LinearWeights& w, const
                                                               out, 0, rows, n0, n1, n);
 }
 
+// A 1-bit-input layer's inputs made as `inputs` says over the pool, into s (bits, row_scale and
+// the tables where the path reads them), unless `prepared`; returns the tables or null.
+const uint8_t* prepare_inputs(const KernelTable& kernels, const LinearWeights& w, const BinaryInputs& inputs,
+                              const float* x, int64_t m, int threads, LinearScratch& s, bool prepared) {
+  uint64_t* bits = grow(s.bits, m * words_per_row(w.in));
+  float* row_scale = grow(s.row_scale, m);
+  return prepare_binary_inputs(kernels, w, m, threads, s, prepared, [&](int64_t r0, int64_t r1) {
+    pack_input_rows(kernels, w, inputs, x, r0, r1, bits, row_scale);
+  }, inputs.activation_work);
+}
+
 // A 1-bit-input layer (run_linear's cases for them): the inputs packed over the pool (or left
 // by the previous call), then the product in tiles.
 void linear_binary_inputs(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m, float* y,
                           int threads, LinearScratch& s, bool inputs_prepared) {
   const int64_t k = w.in, n = w.out, words = words_per_row(k);
-  uint64_t* bits = grow(s.bits, m * words);
-  float* row_scale = grow(s.row_scale, m);
-  const uint8_t* luts = prepare_binary_inputs(kernels, w, m, threads, s, inputs_prepared, [&](int64_t r0, int64_t r1) {
-    pack_input_rows(kernels, w, BinaryInputs{}, x, r0, r1, bits, row_scale);
-  });
+  const uint8_t* luts = prepare_inputs(kernels, w, BinaryInputs{}, x, m, threads, s, inputs_prepared);
+  const uint64_t* bits = s.bits.data();
+  const float* row_scale = s.row_scale.data();
   // work in float-add units: one 64-bit XOR-popcount word takes about as long as 16 adds
   run_tiles(m, n, m * n * words * 16, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     binary_input_tile(kernels, w, bits + m0 * words, row_scale + m0, luts ? luts + xnor_lut_bytes(m0, k) : nullptr, y, m0,
@@ -192,11 +201,7 @@ void prepare_binary_inputs_below(const KernelTable& kernels, const LinearWeights
                                  int threads, LinearScratch& s, float cut) {
   BinaryInputs inputs;
   inputs.below = cut;
-  uint64_t* bits = grow(s.bits, m * words_per_row(w.in));
-  float* row_scale = grow(s.row_scale, m);
-  prepare_binary_inputs(kernels, w, m, threads, s, false, [&](int64_t r0, int64_t r1) {
-    pack_input_rows(kernels, w, inputs, x, r0, r1, bits, row_scale);
-  });
+  prepare_inputs(kernels, w, inputs, x, m, threads, s, false);
 }
 
 bool prepare_binary_inputs_activated(const KernelTable& kernels, const LinearWeights& w, const float* x, int64_t m,
@@ -205,11 +210,7 @@ bool prepare_binary_inputs_activated(const KernelTable& kernels, const LinearWei
   if (!w.binary_inputs()) return false;
   BinaryInputs inputs;
   inputs.activation = activation, inputs.activation_work = activation_work;
-  uint64_t* bits = grow(s.bits, m * words_per_row(w.in));
-  float* row_scale = grow(s.row_scale, m);
-  prepare_binary_inputs(kernels, w, m, threads, s, false, [&](int64_t r0, int64_t r1) {
-    pack_input_rows(kernels, w, inputs, x, r0, r1, bits, row_scale);
-  }, activation_work);
+  prepare_inputs(kernels, w, inputs, x, m, threads, s, false);
   return true;
 }
 
