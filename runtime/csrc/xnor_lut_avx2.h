@@ -46,13 +46,15 @@ void build_xnor_luts_avx2(const uint64_t* a, int64_t rows, int64_t words, uint8_
 // one shuffle per row and block; byte counters gain at most 4 per group and are widened every 62
 // groups into the even and odd bytes' int16 lanes (and + shift instead of unpacking), which the
 // nibble layout's byte order (nibble_byte) makes columns in order. Counts reach at most k
-// (< 32768). Two groups per iteration: groups come in multiples of 16.
+// (< 32768). Two groups per iteration: groups come in multiples of 16. Not inlined: inlined into
+// xnor_lut_dots, the compiler kept the int16 counters in registers too and spilled byte counters
+// inside the loop (a 16 x 384 x 384 product 6.1 -> 4.5 us with this, the 3-row tiles and the
+// counters set by the first chunk, Zen 4 on this path).
 template <int R, int C>
-inline void xnor_lut_counts(const uint8_t* const* luts, const uint8_t* nibbles, int64_t groups, __m256i* even,
+__attribute__((noinline)) void xnor_lut_counts(const uint8_t* const* luts, const uint8_t* nibbles, int64_t groups, __m256i* even,
                             __m256i* odd) {
   const __m256i zero = _mm256_setzero_si256(), low_bytes = _mm256_set1_epi16(0xff);
   __m256i bytes[R * C];
-  for (int t = 0; t < R * C; ++t) even[t] = odd[t] = zero;
   for (int64_t g0 = 0; g0 < groups; g0 += 62) {
     const int64_t g1 = std::min<int64_t>(groups, g0 + 62);
 #pragma GCC unroll 8
@@ -76,9 +78,11 @@ inline void xnor_lut_counts(const uint8_t* const* luts, const uint8_t* nibbles, 
       }
     }
 #pragma GCC unroll 8
-    for (int t = 0; t < R * C; ++t) {
-      even[t] = _mm256_add_epi16(even[t], _mm256_and_si256(bytes[t], low_bytes));
-      odd[t] = _mm256_add_epi16(odd[t], _mm256_srli_epi16(bytes[t], 8));
+    for (int t = 0; t < R * C; ++t) {  // the first chunk sets the counters: zeroing them first had
+      // compiled to two string stores per call, a sixth of a 4 x 64 tile's time at k = 384
+      const __m256i low = _mm256_and_si256(bytes[t], low_bytes), high = _mm256_srli_epi16(bytes[t], 8);
+      even[t] = g0 ? _mm256_add_epi16(even[t], low) : low;
+      odd[t] = g0 ? _mm256_add_epi16(odd[t], high) : high;
     }
   }
 }
@@ -109,17 +113,23 @@ inline void xnor_lut_rows(const uint8_t* const* luts, const uint8_t* nibbles, in
   xnor_lut_dots<R, 1>(luts, nibbles, groups, k, sink);
 }
 
-// Tiles of 4 rows x 64 columns over rows [m0, m1) x columns [n0, n1) (n0 a multiple of 32, as
-// run_tiles cuts them, else the first block is recomputed in part). store(i, j0, dots) gets
+// Rows per tile when `left` rows remain: 3 x 64 columns keep their six byte counters, two index
+// vectors and a table in the 16 vector registers, where 4 x 64 spilled three counters to the stack
+// and ran a third slower per shuffle at k = 384 (the same at k = 1536); four when exactly four are
+// left, since 2 x 64 tiles run slower still (fewer shuffles per load).
+inline int xnor_lut_tile_rows(int64_t left) { return left == 4 ? 4 : static_cast<int>(std::min<int64_t>(3, left)); }
+
+// Tiles of 3 (or 4) rows x 64 columns over rows [m0, m1) x columns [n0, n1) (n0 a multiple of 32,
+// as run_tiles cuts them, else the first block is recomputed in part). store(i, j0, dots) gets
 // columns j0..j0+7 (eight int32 k - 2 * popcount; the caller keeps only those inside [n0, n1)).
 template <typename Store>
 void xnor_lut_tiles(const uint8_t* luts, const uint8_t* nibbles, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                     int64_t words, int64_t k, Store store) {
   const int64_t groups = words * 16;
-  for (int64_t i = m0; i < m1; i += 4) {
-    const int rows = static_cast<int>(std::min<int64_t>(4, m1 - i));
+  for (int64_t i = m0, rows = 0; i < m1; i += rows) {
+    rows = xnor_lut_tile_rows(m1 - i);
     const uint8_t* row_luts[4];
-    for (int r = 0; r < 4; ++r) row_luts[r] = luts + (i + std::min(r, rows - 1)) * groups * 16;
+    for (int r = 0; r < 4; ++r) row_luts[r] = luts + (i + std::min<int64_t>(r, rows - 1)) * groups * 16;
     for (int64_t block = n0 / 32; block * 32 < n1; block += 2) {
       const int blocks = (block + 1) * 32 < n1 ? 2 : 1;
       const uint8_t* w = nibbles + block * groups * 32;
