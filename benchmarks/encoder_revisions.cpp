@@ -110,6 +110,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s minilm|bert-base THREADS CALLS SCHEME_ID...\n", argv[0]);
     return 2;
   }
+  // the path BITMAPS_KERNELS names, as the Python runtime takes it (the C++ core alone picks the
+  // CPU's best): without this the AVX2 figures asked for were the default path's
+  const char* forced = std::getenv("BITMAPS_KERNELS");
+  if (forced && *forced && !set_active_kernels(forced)) {
+    std::fprintf(stderr, "kernel path %s is not available here\n", forced);
+    return 2;
+  }
   const std::string shape = argv[1];
   const int64_t hidden = shape == "minilm" ? 384 : 768, layers = shape == "minilm" ? 6 : 12;
   const int threads = std::atoi(argv[2]), calls = std::atoi(argv[3]);
