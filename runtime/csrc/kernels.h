@@ -108,10 +108,10 @@ struct KernelTable {
   void (*w158a8_linear)(const int8_t* q, const int32_t* rowsum, const float* inv_scale, const uint8_t* wlut_u,
                         const uint8_t* wlut_v, const float* half_gamma, const float* bias, float* y, int64_t m0,
                         int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t groups);
-  // BiT's two-set attention weights straight from 1-bit scores (two_set_attention_avx512.h): for
-  // rows x n integer dots of 1-bit Q and K rows of d bits, the bits b = 1 of the two-set
-  // binarizer (its cut) on softmax(dot * alphas / root) over the keys (mask: nullable, 0 = padded
-  // key), words_per_row(n) words a row, bit for bit what this path's element-wise steps give
+  // BiT's two-set attention weights straight from 1-bit scores (two_set_attention_avx512.h,
+  // two_set_attention_avx2.h): for rows x n integer dots of 1-bit Q and K rows of d bits, the bits
+  // b = 1 of the two-set binarizer (its cut) on softmax(dot * alphas / root) over the keys (mask:
+  // nullable, 0 = padded key), words_per_row(n) words a row, bit for bit what this path's element-wise steps give
   // (the scores, softmax_rows, pack_elastic). False, with the bits unspecified, where it does not
   // apply (d >= kMaxTwoSetHeadDim, a row whose keys are all padded): the caller runs those steps.
   // Null on paths without it (the element-wise steps stay the reference).

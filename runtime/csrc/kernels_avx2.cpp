@@ -14,6 +14,7 @@
 #include "lut_tile_avx2.h"
 #include "quantize_avx2.h"
 #include "scalar_spans.h"
+#include "two_set_attention_avx2.h"
 #include "xnor_lut_avx2.h"
 #include "xnor_tile.h"
 
@@ -410,7 +411,7 @@ const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm_2x4, xnor_linear
                                   sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_shifted, row_max8>,
                                   xnor_gemm_quads, pack_elastic, build_luts_avx2, build_xnor_luts_avx2,
                                   xnor_lut_gemm_avx2, xnor_lut_linear_avx2,
-                                  layer_norm_rows_with<sum_parts8, normalize8>, nullptr, nullptr, nullptr, nullptr,
-                                  scale_dots_rows, nullptr, bit_row_sums_portable, pack_negative};
+                                  layer_norm_rows_with<sum_parts8, normalize8>, nullptr, nullptr, nullptr,
+                                  two_set_attention_avx2, scale_dots_rows, nullptr, bit_row_sums_portable, pack_negative};
 
 }  // namespace bitmaps

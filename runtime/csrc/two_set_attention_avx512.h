@@ -28,18 +28,10 @@
 
 #include "float_avx512.h"
 #include "kernels.h"
+#include "two_set_levels.h"
 
 namespace bitmaps {
 namespace {
-
-constexpr int64_t kLevelWords = (kMaxTwoSetHeadDim + 1 + 63) / 64;
-
-// bits [from, to) of a word (none when from >= to)
-inline uint64_t span_bits(int64_t from, int64_t to) {
-  if (from >= to) return 0;
-  const uint64_t below_to = to >= 64 ? ~uint64_t{0} : (uint64_t{1} << to) - 1;
-  return below_to & ~((uint64_t{1} << from) - 1);
-}
 
 // the table entries of 16 keys' levels: chunk c of 32 levels by one two-register permute each
 inline __m512 level_values(const float* table, __m512i level, int64_t chunks) {
@@ -111,15 +103,8 @@ bool two_set_attention_avx512(const int32_t* dots, int64_t rows, int64_t n, int6
     for (int64_t t = 0; t < slots; t += 16)
       kept[t >> 6] |= static_cast<uint64_t>(static_cast<uint16_t>(
           _mm512_cmp_ps_mask(_mm512_mul_ps(_mm512_load_ps(table + t), scale), c, _CMP_NLT_UQ))) << (t & 63);
-    for (int64_t w = 0; w < kLevelWords; ++w) kept[w] &= span_bits(0, levels - 64 * w);  // the slots past the levels
-    int64_t first = levels;
-    for (int64_t w = 0; w < kLevelWords && first == levels; ++w)
-      if (kept[w]) first = 64 * w + __builtin_ctzll(kept[w]);
-    bool run = true;
-    for (int64_t w = 0; w < kLevelWords; ++w) {
-      const int64_t from = std::max<int64_t>(first - 64 * w, 0), to = std::min<int64_t>(levels - 64 * w, 64);
-      run &= kept[w] == span_bits(from, to);
-    }
+    const int64_t first = kept_run(kept, levels);
+    const bool run = first >= 0;
     const bool padded_kept = !below_cut(0.f * inverse, cut, true);
     if (!run) {
       for (int64_t w = 0; w < words; ++w) out[w] = 0;
