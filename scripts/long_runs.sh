@@ -31,9 +31,10 @@ EPOCHS=${EPOCHS:-8}  # of 250 steps; EPOCHS=4 is half the budget, for a session 
 budget='"data_loader.batches_per_epoch": 250, "trainer.num_epochs": '"$EPOCHS"', "trainer.learning_rate_scheduler.warmup_steps": 200,
   "validation_dataset_reader.max_instances": 640, "trainer.checkpointer.keep_most_recent_by_count": 1,
   "model.text_field_embedder.token_embedders.tokens.compile_layers": true'
-# LR=5e-4 overrides the configs' peak learning rate (2e-4, lib.recipe): at 200 steps it took BiT
-# stage 1 from 167.3 to 128.1 validation perplexity (README, real budgets). Resume a run with the
-# LR it started with: --recover refuses a configuration that differs from the run's config.json.
+# LR=5e-4 overrides the configs' peak learning rate (lib.recipe: 1e-3 since 2026-12-06, 2e-4
+# before; the runs in results/long_runs_lr1e-3.json set LR=1e-3 when 2e-4 was the default). Resume
+# a run with the LR it started with: --recover refuses a configuration that differs from the run's
+# config.json.
 if [ -n "${LR:-}" ]; then budget+=', "trainer.optimizer.lr": '"$LR"; fi
 
 train() {  # train CONFIG DIR OVERRIDES [dense]: skips a finished run, resumes an interrupted one; then
