@@ -135,6 +135,13 @@ struct KernelTable {
   // n 0) set where x[r * n + j] < 0 (pack_negative_rows below is the definition and the fallback
   // of paths without one)
   void (*pack_negative)(const int32_t* x, int64_t rows, int64_t n, uint64_t* out);
+  // The table-lookup W1A1 product with scale_dots' epilogue in its tiles (BiT's elastic and
+  // two-set inputs): y[i * n + j] = float(dot + add[j]) * factor * scale[j] (+ bias[j]), the same
+  // floats as xnor_lut_gemm then scale_dots, without the int32 dots stored and read again. Null
+  // on paths without it (the two calls stay).
+  void (*xnor_lut_scaled)(const uint8_t* luts, const uint8_t* nibbles, const int32_t* add, float factor,
+                          const float* scale, const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0,
+                          int64_t n1, int64_t n, int64_t words, int64_t k);
 };
 constexpr int64_t kMaxTwoSetHeadDim = 127;
 

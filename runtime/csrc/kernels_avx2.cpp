@@ -412,6 +412,7 @@ const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm_2x4, xnor_linear
                                   xnor_gemm_quads, pack_elastic, build_luts_avx2, build_xnor_luts_avx2,
                                   xnor_lut_gemm_avx2, xnor_lut_linear_avx2,
                                   layer_norm_rows_with<sum_parts8, normalize8>, nullptr, nullptr, nullptr,
-                                  two_set_attention_avx2, scale_dots_rows, nullptr, bit_row_sums_portable, pack_negative};
+                                  two_set_attention_avx2, scale_dots_rows, nullptr, bit_row_sums_portable, pack_negative,
+                                  xnor_lut_scaled_avx2};
 
 }  // namespace bitmaps

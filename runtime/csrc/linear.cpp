@@ -81,6 +81,13 @@ void binary_input_tile(const KernelTable& kernels, const LinearWeights& w, const
       return kernels.xnor_octets_linear(bits, w.octet_layout(), row_scale, w.scale, w.bias, out, 0, rows, n0, n1, n, words, k);
     return kernels.xnor_linear(bits, w.words, row_scale, w.scale, w.bias, out, 0, rows, n0, n1, n, words, k);
   }
+  // two-set: sum_k b_k w_k = (sum_k s_k w_k + sum_k w_k) / 2, exact in integers
+  const bool two_set = w.scheme == Scheme::kW1A1TwoSet;
+  const int32_t* sums = two_set ? w.weight_sums.data() : nullptr;
+  const float factor = two_set ? 0.5f : 1.f;
+  if (luts && kernels.xnor_lut_scaled)
+    return kernels.xnor_lut_scaled(luts, w.nibble_layout(), sums, factor, w.epilogue_scale.data(), w.bias, out, 0, rows,
+                                   n0, n1, n, words, k);
   // a tile's dots go through a buffer of its rows only, which stays in cache until the epilogue
   // reads it: an m x n buffer (786 KB for 128 x 1536) had sent every dot out of L2 and back, and
   // made the epilogue cost half as much as the products (Zen 4, 128 x 384 x 1536 linear)
@@ -92,10 +99,6 @@ void binary_input_tile(const KernelTable& kernels, const LinearWeights& w, const
     kernels.xnor_octets_gemm(bits, w.octet_layout(), dots, 0, rows, n0, n1, n, words, k);
   else
     kernels.xnor_gemm(bits, w.words, dots, 0, rows, n0, n1, n, words, k);
-  // two-set: sum_k b_k w_k = (sum_k s_k w_k + sum_k w_k) / 2, exact in integers
-  const bool two_set = w.scheme == Scheme::kW1A1TwoSet;
-  const int32_t* sums = two_set ? w.weight_sums.data() : nullptr;
-  const float factor = two_set ? 0.5f : 1.f;
   (kernels.scale_dots ? kernels.scale_dots : scale_dots_rows)(dots, sums, factor, w.epilogue_scale.data(), w.bias,
                                                               out, 0, rows, n0, n1, n);
 }

@@ -172,5 +172,29 @@ void xnor_lut_linear_avx2(const uint8_t* luts, const uint8_t* nibbles, const flo
   });
 }
 
+// xnor_lut_gemm then scale_dots (scale_dots.h) in one: each tile's 8 columns scaled from the
+// counters' registers in scale_dots_rows' operations and order
+void xnor_lut_scaled_avx2(const uint8_t* luts, const uint8_t* nibbles, const int32_t* add, float factor,
+                          const float* scale, const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0,
+                          int64_t n1, int64_t n, int64_t words, int64_t k) {
+  const __m256 f = _mm256_set1_ps(factor);
+  xnor_lut_tiles(luts, nibbles, m0, m1, n0, n1, words, k, [&](int64_t i, int64_t j0, __m256i dots) {
+    if (j0 >= n0 && j0 + 8 <= n1) {
+      if (add) dots = _mm256_add_epi32(dots, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(add + j0)));
+      __m256 out = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(dots), f), _mm256_loadu_ps(scale + j0));
+      if (bias) out = _mm256_add_ps(out, _mm256_loadu_ps(bias + j0));
+      return _mm256_storeu_ps(y + i * n + j0, out);
+    }
+    alignas(32) int32_t d[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(d), dots);
+    for (int t = 0; t < 8; ++t) {
+      const int64_t j = j0 + t;
+      if (j < n0 || j >= n1) continue;
+      const float v = static_cast<float>(add ? d[t] + add[j] : d[t]) * factor * scale[j];
+      y[i * n + j] = bias ? v + bias[j] : v;
+    }
+  });
+}
+
 }  // namespace
 }  // namespace bitmaps

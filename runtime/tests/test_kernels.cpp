@@ -19,6 +19,7 @@
 #include "int8_lut.h"
 #include "layer_norm_rows.h"
 #include "linear.h"
+#include "scale_dots.h"
 #include "xnor_lut.h"
 
 using namespace bitmaps;
@@ -172,6 +173,23 @@ void test_table(const KernelTable& kt) {
                            : ldots[i * c.n + j] == -7 && ly[i * c.n + j] == -7.f;
           }
         expect(same, "xnor lut == plain, inside the tile only " + shape);
+        if (kt.xnor_lut_scaled) {
+          // the fused epilogue: the floats of the product then scale_dots_rows, bit for bit, with and
+          // without the two-set addend and the bias, inside the tile only
+          std::vector<int32_t> add(static_cast<size_t>(c.n));
+          for (int64_t j = 0; j < c.n; ++j) add[j] = static_cast<int32_t>(j % 11) - 5;
+          for (const bool two_set : {false, true})
+            for (const float* b : {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())}) {
+              const int32_t* a = two_set ? add.data() : nullptr;
+              const float factor = two_set ? 0.5f : 1.f;
+              std::vector<float> want(y.size(), -7.f), got(y.size(), -7.f);
+              scale_dots_rows(ldots.data(), a, factor, alpha.data(), b, want.data(), tile[0], tile[1], tile[2], tile[3], c.n);
+              kt.xnor_lut_scaled(luts.data(), nibbles.data(), a, factor, alpha.data(), b, got.data(), tile[0], tile[1],
+                                 tile[2], tile[3], c.n, words, c.k);
+              expect(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0,
+                     "xnor lut scaled == gemm + scale_dots " + shape + (two_set ? ", two-set" : "") + (b ? ", bias" : ""));
+            }
+        }
       }
     }
 
