@@ -67,8 +67,8 @@ bool two_set_attention_avx2(const int32_t* dots, int64_t rows, int64_t n, int64_
   for (int64_t t = 0; t < slots; ++t) scores[t] = static_cast<float>(2 * (t < levels ? t : d) - d) * alphas / root;
   for (int64_t t = 0; t < levels; ++t)
     if (!std::isfinite(scores[t])) return false;
-  // per row maximum met: the vector exponentials (slots) and std::exp's (levels), one block each,
-  // whole vectors so that every block starts aligned
+  // per row maximum met: the vector exponentials and, where the row has a tail, std::exp's, slots
+  // entries each, so that every block starts aligned
   const int64_t block = 2 * slots;
   thread_local std::vector<float> storage;
   thread_local std::vector<int64_t> filled;
@@ -103,7 +103,8 @@ bool two_set_attention_avx2(const int32_t* dots, int64_t rows, int64_t n, int64_
     if (!filled[top_level]) {
       std::memcpy(vector_table, scores, static_cast<size_t>(slots) * sizeof(float));
       exp_shifted(vector_table, slots, scores[top_level]);  // slots: whole vectors, exp8 on each
-      for (int64_t t = 0; t < slots; ++t) scalar_table[t] = std::exp(scores[t] - scores[top_level]);
+      if (whole < n)  // read only for the tail keys
+        for (int64_t t = 0; t < slots; ++t) scalar_table[t] = std::exp(scores[t] - scores[top_level]);
       filled[top_level] = 1;
     }
     // the sum as exp_shifted adds it (every key, padded or not), then softmax_rows' subtraction of
