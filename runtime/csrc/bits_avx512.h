@@ -22,8 +22,15 @@ namespace {
 template <typename Mask>
 inline void pack_rows16(int64_t rows, int64_t k, uint64_t* out, Mask mask) {
   const int64_t words = words_per_row(k);
+  const __mmask16 all = static_cast<__mmask16>(0xFFFF);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t w = 0; w < words; ++w) {
+      if (64 * w + 64 <= k) {  // a whole word: unmasked loads, the four masks joined in mask registers
+        const __mmask32 low = _mm512_kunpackw(mask(r, 64 * w + 16, all), mask(r, 64 * w, all));
+        const __mmask32 high = _mm512_kunpackw(mask(r, 64 * w + 48, all), mask(r, 64 * w + 32, all));
+        out[r * words + w] = _cvtmask64_u64(_mm512_kunpackd(high, low));
+        continue;
+      }
       uint64_t bits = 0;
       for (int64_t v = 0; v < 4 && 64 * w + 16 * v < k; ++v) {
         const int64_t at = 64 * w + 16 * v;

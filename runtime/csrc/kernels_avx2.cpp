@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include "avx2_reduce.h"
 #include "bit_row_sums.h"
@@ -70,24 +73,75 @@ void pack_negative(const int32_t* x, int64_t rows, int64_t n, uint64_t* out) {
 
 // below_cut (kernels.h) on 8 values at a time: x < cut (two-set; false for NaN) or !(x >= cut)
 // (elastic; true for NaN)
-void pack_elastic(const float* x, int64_t rows, int64_t k, int64_t ldx, float cut, bool two_set, uint64_t* out) {
+// 32 compares to 32 bits at a time: the masks narrowed by two saturating packs into bytes (and
+// their lanes put back in order) for one byte movemask, where a movemask, shift and or per 8
+// values had run at about 3 values a cycle (Zen 4 on this path)
+template <bool kTwoSet>
+void pack_elastic_with(const float* x, int64_t rows, int64_t k, int64_t ldx, float cut, uint64_t* out) {
   const int64_t words = words_per_row(k);
   const __m256 c = _mm256_set1_ps(cut);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const auto below = [c](const float* p) {
+    const __m256 value = _mm256_loadu_ps(p);
+    return _mm256_castps_si256(kTwoSet ? _mm256_cmp_ps(value, c, _CMP_LT_OQ) : _mm256_cmp_ps(value, c, _CMP_NGE_UQ));
+  };
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * ldx;
     for (int64_t w = 0; w < words; ++w) {
-      const int64_t base = w * 64, vectors = std::min<int64_t>(k - base, 64) / 8;  // attention heads: 32 values
+      const int64_t base = w * 64, span = std::min<int64_t>(k - base, 64);  // attention heads: 32 values
       uint64_t bits = 0;
-      for (int64_t v = 0; v < vectors; ++v) {
-        const __m256 value = _mm256_loadu_ps(row + base + 8 * v);
-        const __m256 below = two_set ? _mm256_cmp_ps(value, c, _CMP_LT_OQ) : _mm256_cmp_ps(value, c, _CMP_NGE_UQ);
-        bits |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_ps(below))) << (8 * v);
+      int64_t t = 0;
+      for (; t + 32 <= span; t += 32) {
+        const float* p = row + base + t;
+        const __m256i low = _mm256_packs_epi32(below(p), below(p + 8)), high = _mm256_packs_epi32(below(p + 16), below(p + 24));
+        const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(low, high), order);
+        bits |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_epi8(bytes))) << t;
       }
-      const int64_t done = base + 8 * vectors;
-      if (done < std::min(k, base + 64)) bits |= elastic_span(row, done, std::min(k, base + 64), cut, two_set) << (8 * vectors);
+      for (; t + 8 <= span; t += 8)
+        bits |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(below(row + base + t))))) << t;
+      if (t < span) bits |= elastic_span(row, base + t, base + span, cut, kTwoSet) << t;
       out[r * words + w] = bits;
     }
   }
+}
+
+void pack_elastic(const float* x, int64_t rows, int64_t k, int64_t ldx, float cut, bool two_set, uint64_t* out) {
+  (two_set ? pack_elastic_with<true> : pack_elastic_with<false>)(x, rows, k, ldx, cut, out);
+}
+
+// KernelTable::transpose_bits for rows of one word (d <= 64 bits), the bit matrix of V's signs
+// turned into one row per column for attention's packed context: each column's bits of 8 rows (32-
+// bit lanes, d <= 32) or 4 (64-bit lanes) at a time are their lanes' sign bits (movemask), the
+// lanes doubled between columns from the highest column down. The portable loop visits each set
+// bit with a dependent or into memory, 2 us of a MiniLM head (bits_avx512.h does the same with
+// mask registers). False for longer rows.
+template <int kLaneBits>
+void transpose_word(const uint64_t* rows, int64_t count, int64_t d, int64_t key_words, int64_t w, uint64_t* out) {
+  using Lane = std::conditional_t<kLaneBits == 32, uint32_t, uint64_t>;
+  constexpr int kLanes = 256 / kLaneBits, kVectors = 64 / kLanes;
+  alignas(32) Lane values[64] = {};  // bit d - 1 at the top of each lane
+  for (int64_t j = 0; j < count; ++j) values[j] = static_cast<Lane>(rows[j]) << (kLaneBits - d);
+  __m256i v[kVectors];
+  for (int q = 0; q < kVectors; ++q) v[q] = _mm256_load_si256(reinterpret_cast<const __m256i*>(values + kLanes * q));
+  for (int64_t c = d - 1; c >= 0; --c) {
+    uint64_t word = 0;
+    for (int q = 0; q < kVectors; ++q) {
+      const int signs = kLaneBits == 32 ? _mm256_movemask_ps(_mm256_castsi256_ps(v[q])) : _mm256_movemask_pd(_mm256_castsi256_pd(v[q]));
+      word |= static_cast<uint64_t>(static_cast<uint32_t>(signs)) << (kLanes * q);
+      v[q] = kLaneBits == 32 ? _mm256_add_epi32(v[q], v[q]) : _mm256_add_epi64(v[q], v[q]);
+    }
+    out[c * key_words + w] = word;
+  }
+}
+
+bool transpose_bits8(const uint64_t* rows, int64_t n, int64_t words, int64_t d, uint64_t* out) {
+  if (words != 1 || d < 1 || d > 64) return false;
+  const int64_t key_words = words_per_row(n);
+  for (int64_t w = 0; w < key_words; ++w) {
+    const int64_t count = std::min<int64_t>(n - 64 * w, 64);
+    (d <= 32 ? transpose_word<32> : transpose_word<64>)(rows + 64 * w, count, d, key_words, w, out);
+  }
+  return true;
 }
 
 // Per-byte popcount with a nibble lookup (pshufb), Mula, Kurz & Lemire (2018).
@@ -258,40 +312,47 @@ inline void xnor_quad_counts(const uint64_t* const* a, const uint64_t* const* b4
   for (int t = 0; t < R * C; ++t) counts[t] = wide[t];
 }
 
-// Rows of at most 32 bits (attention heads of up to 32 dimensions, in one word whose upper half is
-// zero padding in both operands): the low halves of eight columns' words in one vector, counted
-// into eight int32 lanes by two multiply-adds, with no per-tile sums; the general tiles spend half
-// their popcount on the padding and had made MiniLM's 1-bit scores cost 0.8-1.1 ms per forward.
-template <typename Store>
-inline __attribute__((always_inline)) void xnor_half_word_tiles(const uint64_t* a, const uint64_t* b4, int64_t m0, int64_t m1, int64_t q0, int64_t q1,
-                          int64_t k, Store store) {
-  const __m256i total = _mm256_set1_epi32(static_cast<int>(k));
-  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
-  // the columns' low halves, eight to a vector, once for all rows
-  thread_local std::vector<uint32_t> compact;
-  const int64_t octets = (q1 - q0 + 1) / 2;
-  compact.assign(static_cast<size_t>(octets * 8), 0u);
-  for (int64_t q = q0; q < q1; ++q)
-    for (int t = 0; t < 4; ++t) compact[static_cast<size_t>((q - q0) * 4 + t)] = static_cast<uint32_t>(b4[4 * q + t]);
-  const __m256i* columns = reinterpret_cast<const __m256i*>(compact.data());
-  for (int64_t i = m0; i < m1; ++i) {
-    const __m256i av = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(a[i])));
-    for (int64_t o = 0; o < octets; ++o) {
-      // k - 2 * popcount per 32-bit lane: the bytes' counts summed by pairs, then pairs of pairs
-      const __m256i x = _mm256_xor_si256(av, _mm256_loadu_si256(columns + o));
-      const __m256i counts = _mm256_madd_epi16(_mm256_maddubs_epi16(popcount_bytes(x), ones8), ones16);
-      const __m256i d = _mm256_sub_epi32(total, _mm256_slli_epi32(counts, 1));
-      const int64_t q = q0 + 2 * o;
-      store(i, 4 * q, _mm256_castsi256_si128(d));
-      if (q + 1 < q1) store(i, 4 * q + 4, _mm256_extracti128_si256(d, 1));
-    }
+// Rows of at most 32 bits (attention heads of up to 32 dimensions: one word each, whose upper
+// half is zero padding in both operands) by table lookup, as the W1A1 linears (xnor_lut_avx2.h)
+// but over the 8 groups of the low halves only: the tables of a's rows [m0, m1), the columns' low
+// halves in the nibble layout, then the same 4 x 64 tiles. Per head of 128 x 128 scores about a
+// third of the XOR-popcount tiles it replaces (xor, nibble split, two shuffles and two
+// multiply-adds per eight dots), building both operands included.
+void xnor_half_word_lut(const uint64_t* a, const uint64_t* b4, int32_t* out, int64_t m0, int64_t m1, int64_t n0,
+                        int64_t n1, int64_t n, int64_t k) {
+  constexpr int64_t groups = 8;
+  thread_local std::vector<uint64_t> halves;  // a's low halves, two rows a word
+  thread_local std::vector<uint8_t> luts, nibbles;
+  const int64_t rows = m1 - m0, words = (rows + 1) / 2;
+  halves.assign(static_cast<size_t>(words), 0);
+  uint8_t* bytes = reinterpret_cast<uint8_t*>(halves.data());
+  for (int64_t i = 0; i < rows; ++i) {
+    const uint32_t low = static_cast<uint32_t>(a[m0 + i]);
+    std::memcpy(bytes + 4 * i, &low, sizeof low);
   }
+  luts.resize(static_cast<size_t>(words * 2 * groups * 16));
+  build_xnor_luts_avx2(halves.data(), words, 1, luts.data());  // 16 groups a word: 8 a row
+  // the nibble layout of columns [n0, n1)'s blocks, at their places among n's blocks
+  const int64_t first = n0 / 32, last = (n1 + 31) / 32;
+  nibbles.resize(static_cast<size_t>(last * groups * 32));
+  std::memset(nibbles.data() + first * groups * 32, 0, static_cast<size_t>((last - first) * groups * 32));
+  for (int64_t j = first * 32; j < n1; ++j) {
+    const uint32_t column = static_cast<uint32_t>(b4[j]);  // one word a row: the quads are the columns in order
+    uint8_t* to = nibbles.data() + (j / 32) * groups * 32 + nibble_byte(static_cast<int>(j % 32));
+    for (int64_t g = 0; g < groups; ++g) to[g * 32] = static_cast<uint8_t>((column >> (4 * g)) & 15);
+  }
+  xnor_lut_tiles(luts.data(), nibbles.data(), 0, rows, n0, n1, groups, k, [=](int64_t i, int64_t j0, __m256i dots, auto inside) {
+    if constexpr (decltype(inside)::value)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + (m0 + i) * n + j0), dots);
+    else
+      store_dots(out + (m0 + i) * n, j0, n0, n1, dots);
+  });
 }
 
 // The quad tiles over rows [m0, m1) x columns [n0, n1): 2 rows x 2 quads, then the edges.
-// Always inlined, as the half-word tiles: once this file grew (the table-lookup kernels), GCC's
-// unit-growth limit stopped inlining them into their one caller, and attention's 1-bit scores ran
-// at 12-15 instead of 9.5 us per head (benchmarks/attention_kernels.sh, most rounds).
+// Always inlined: once this file grew (the table-lookup kernels), GCC's unit-growth limit stopped
+// inlining them into their one caller, and attention's 1-bit scores ran at 12-15 instead of 9.5 us
+// per head (benchmarks/attention_kernels.sh, most rounds).
 // store(i, j0, dots) gets columns j0..j0+3 (dots: four int32 k - 2 * popcount; the caller keeps
 // only columns inside [n0, n1)).
 template <typename Store>
@@ -305,7 +366,6 @@ inline __attribute__((always_inline)) void xnor_quad_tiles(const uint64_t* a, co
     store(i, 4 * q, _mm_sub_epi32(_mm256_castsi256_si128(total), _mm_slli_epi32(low, 1)));
   };
   const int64_t q0 = n0 / 4, q1 = column_quads(n1);
-  if (words == 1 && k <= 32) return xnor_half_word_tiles(a, b4, m0, m1, q0, q1, k, store);
   int64_t i = m0;
   for (; i < m1; i += 2) {
     const bool pair = i + 1 < m1;
@@ -338,6 +398,7 @@ inline __attribute__((always_inline)) void xnor_quad_tiles(const uint64_t* a, co
 
 void xnor_gemm_quads(const uint64_t* a, const uint64_t* b4, int32_t* out, int64_t m0, int64_t m1, int64_t n0,
                      int64_t n1, int64_t n, int64_t words, int64_t k) {
+  if (words == 1 && k <= 32) return xnor_half_word_lut(a, b4, out, m0, m1, n0, n1, n, k);
   xnor_quad_tiles(a, b4, m0, m1, n0, n1, words, k,
                   [&](int64_t i, int64_t j0, __m128i dots) { store_dots(out + i * n, j0, n0, n1, dots); });
 }
@@ -412,7 +473,7 @@ const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm_2x4, xnor_linear
                                   xnor_gemm_quads, pack_elastic, build_luts_avx2, build_xnor_luts_avx2,
                                   xnor_lut_gemm_avx2, xnor_lut_linear_avx2,
                                   layer_norm_rows_with<sum_parts8, normalize8>, nullptr, nullptr, nullptr,
-                                  two_set_attention_avx2, scale_dots_rows, nullptr, bit_row_sums_portable, pack_negative,
+                                  two_set_attention_avx2, scale_dots_rows, transpose_bits8, bit_row_sums_portable, pack_negative,
                                   xnor_lut_scaled_avx2};
 
 }  // namespace bitmaps

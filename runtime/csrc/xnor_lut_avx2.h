@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "xnor_lut.h"
 
@@ -87,13 +88,67 @@ __attribute__((noinline)) void xnor_lut_counts(const uint8_t* const* luts, const
   }
 }
 
+// xnor_lut_counts<4, 2> in assembly: GCC spilled three of its eight byte counters to the stack
+// (and copied counters between registers when it kept them), so the loop ran below the shuffle
+// ports' rate. Here the eight counters, two index vectors, the table and one product stay in 12
+// registers: per group 2 index loads, 4 table broadcasts, 8 shuffles and 8 byte adds, two groups
+// per iteration over a negative offset that counts up to 0 (its flags end the loop). The same
+// counts, widened the same way.
+#define BITMAPS_LUT_ROW(r, bytes)                                \
+  "vbroadcasti128 " #bytes "(%[t" #r "],%[off]), %[table]\n\t" \
+  "vpshufb %[x0], %[table], %[product]\n\t"                     \
+  "vpaddb %[product], %[c" #r "0], %[c" #r "0]\n\t"             \
+  "vpshufb %[x1], %[table], %[product]\n\t"                     \
+  "vpaddb %[product], %[c" #r "1], %[c" #r "1]\n\t"
+#define BITMAPS_LUT_GROUP(bytes, index_bytes)                    \
+  "vmovdqu " #index_bytes "(%[i0],%[off],2), %[x0]\n\t"         \
+  "vmovdqu " #index_bytes "(%[i1],%[off],2), %[x1]\n\t"         \
+  BITMAPS_LUT_ROW(0, bytes) BITMAPS_LUT_ROW(1, bytes) BITMAPS_LUT_ROW(2, bytes) BITMAPS_LUT_ROW(3, bytes)
+
+__attribute__((noinline)) void xnor_lut_counts_4x64(const uint8_t* const* luts, const uint8_t* nibbles, int64_t groups,
+                                                    __m256i* even, __m256i* odd) {
+  const __m256i low_bytes = _mm256_set1_epi16(0xff);
+  for (int64_t g0 = 0; g0 < groups; g0 += 62) {  // groups and chunks are even (groups: 16 a word)
+    const int64_t g1 = std::min<int64_t>(groups, g0 + 62);
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    __m256i x0, x1, table, product;
+    // pointers at the chunk's end, read at offset 16 * (g - g1) bytes (tables) and twice that (indices)
+    const uint8_t *i0 = nibbles + g1 * 32, *i1 = nibbles + (groups + g1) * 32;
+    const uint8_t *t0 = luts[0] + g1 * 16, *t1 = luts[1] + g1 * 16, *t2 = luts[2] + g1 * 16, *t3 = luts[3] + g1 * 16;
+    int64_t off = (g0 - g1) * 16;
+    __asm__(
+        "1:\n\t"
+        BITMAPS_LUT_GROUP(0, 0)
+        BITMAPS_LUT_GROUP(16, 32)
+        "add $32, %[off]\n\t"
+        "jnz 1b\n\t"
+        : [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11), [c20] "+x"(c20), [c21] "+x"(c21),
+          [c30] "+x"(c30), [c31] "+x"(c31), [off] "+r"(off), [x0] "=&x"(x0), [x1] "=&x"(x1), [table] "=&x"(table),
+          [product] "=&x"(product)
+        : [i0] "r"(i0), [i1] "r"(i1), [t0] "r"(t0), [t1] "r"(t1), [t2] "r"(t2), [t3] "r"(t3)
+        : "memory", "cc");
+    const __m256i bytes[8] = {c00, c01, c10, c11, c20, c21, c30, c31};
+#pragma GCC unroll 8
+    for (int t = 0; t < 8; ++t) {
+      const __m256i low = _mm256_and_si256(bytes[t], low_bytes), high = _mm256_srli_epi16(bytes[t], 8);
+      even[t] = g0 ? _mm256_add_epi16(even[t], low) : low;
+      odd[t] = g0 ? _mm256_add_epi16(odd[t], high) : high;
+    }
+  }
+}
+#undef BITMAPS_LUT_GROUP
+#undef BITMAPS_LUT_ROW
+
 // k - 2 * popcount for the same tile, handed to sink(r, c, e, dots) as eight int32 for columns
 // 8e..8e+7 of block c, straight from the counters' registers; exact in int16 arithmetic (the
 // result lies in [-k, k], the doubled count may wrap on the way).
 template <int R, int C, typename Sink>
 inline void xnor_lut_dots(const uint8_t* const* luts, const uint8_t* nibbles, int64_t groups, int64_t k, Sink sink) {
   __m256i even[R * C], odd[R * C];
-  xnor_lut_counts<R, C>(luts, nibbles, groups, even, odd);
+  if constexpr (R == 4 && C == 2)
+    xnor_lut_counts_4x64(luts, nibbles, groups, even, odd);
+  else
+    xnor_lut_counts<R, C>(luts, nibbles, groups, even, odd);
   const __m256i total = _mm256_set1_epi16(static_cast<int16_t>(k));
 #pragma GCC unroll 8
   for (int t = 0; t < R * C; ++t) {
@@ -113,19 +168,23 @@ inline void xnor_lut_rows(const uint8_t* const* luts, const uint8_t* nibbles, in
   xnor_lut_dots<R, 1>(luts, nibbles, groups, k, sink);
 }
 
-// Rows per tile when `left` rows remain: 3 x 64 columns keep their six byte counters, two index
-// vectors and a table in the 16 vector registers, where 4 x 64 spilled three counters to the stack
-// and ran a third slower per shuffle at k = 384 (the same at k = 1536); four when exactly four are
-// left, since 2 x 64 tiles run slower still (fewer shuffles per load).
-inline int xnor_lut_tile_rows(int64_t left) { return left == 4 ? 4 : static_cast<int>(std::min<int64_t>(3, left)); }
+// Rows per tile when `left` rows remain: 4 x 64 columns (xnor_lut_counts_4x64) while four are
+// left, then the rest in one tile of the compiled loop (2 x 64 tiles run slower: fewer shuffles
+// per load).
+inline int xnor_lut_tile_rows(int64_t left) { return static_cast<int>(std::min<int64_t>(4, left)); }
 
-// Tiles of 3 (or 4) rows x 64 columns over rows [m0, m1) x columns [n0, n1) (n0 a multiple of 32,
-// as run_tiles cuts them, else the first block is recomputed in part). store(i, j0, dots) gets
-// columns j0..j0+7 (eight int32 k - 2 * popcount; the caller keeps only those inside [n0, n1)).
+// Tiles of 4 (the last one fewer) rows x 64 columns over rows [m0, m1) x columns [n0, n1) (n0 a
+// multiple of 32, as run_tiles cuts them, else the first block is recomputed in part).
+// store(i, j0, dots, inside) gets columns j0..j0+7 (eight int32 k - 2 * popcount); `inside` is
+// std::true_type where all eight lie in [n0, n1), as in every tile but those at the edges, and
+// std::false_type where the caller keeps only those that do. Resolving that once per tile and
+// not per eight columns, with the callers' own options as template arguments, took the epilogue
+// of a 16 x 384 x 384 product from about a fifth of its time to a tenth (Zen 4 on this path).
+// `groups`: the tables' and nibbles' groups a row (xnor_lut.h: lut_groups(k), or 8 for the
+// half-word rows below), even.
 template <typename Store>
 void xnor_lut_tiles(const uint8_t* luts, const uint8_t* nibbles, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                    int64_t words, int64_t k, Store store) {
-  const int64_t groups = words * 16;
+                    int64_t groups, int64_t k, Store store) {
   for (int64_t i = m0, rows = 0; i < m1; i += rows) {
     rows = xnor_lut_tile_rows(m1 - i);
     const uint8_t* row_luts[4];
@@ -133,9 +192,15 @@ void xnor_lut_tiles(const uint8_t* luts, const uint8_t* nibbles, int64_t m0, int
     for (int64_t block = n0 / 32; block * 32 < n1; block += 2) {
       const int blocks = (block + 1) * 32 < n1 ? 2 : 1;
       const uint8_t* w = nibbles + block * groups * 32;
-      const auto sink = [&](int r, int c, int e, __m256i dots) {
+      if (rows == 4 && blocks == 2 && block * 32 >= n0 && (block + 2) * 32 <= n1) {
+        xnor_lut_dots<4, 2>(row_luts, w, groups, k, [=](int r, int c, int e, __m256i dots) {
+          store(i + r, (block + c) * 32 + 8 * e, dots, std::true_type{});
+        });
+        continue;
+      }
+      const auto sink = [=](int r, int c, int e, __m256i dots) {
         const int64_t j0 = (block + c) * 32 + 8 * e;
-        if (j0 < n1) store(i + r, j0, dots);
+        if (j0 < n1) store(i + r, j0, dots, std::false_type{});
       };
       switch (rows) {
         case 4: xnor_lut_rows<4>(row_luts, w, groups, k, blocks, sink); break;
@@ -149,40 +214,54 @@ void xnor_lut_tiles(const uint8_t* luts, const uint8_t* nibbles, int64_t m0, int
 
 void xnor_lut_gemm_avx2(const uint8_t* luts, const uint8_t* nibbles, int32_t* out, int64_t m0, int64_t m1, int64_t n0,
                         int64_t n1, int64_t n, int64_t words, int64_t k) {
-  xnor_lut_tiles(luts, nibbles, m0, m1, n0, n1, words, k,
-                 [&](int64_t i, int64_t j0, __m256i dots) { store_dots(out + i * n, j0, n0, n1, dots); });
+  xnor_lut_tiles(luts, nibbles, m0, m1, n0, n1, words * 16, k, [=](int64_t i, int64_t j0, __m256i dots, auto inside) {
+    if constexpr (decltype(inside)::value)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i * n + j0), dots);
+    else
+      store_dots(out + i * n, j0, n0, n1, dots);
+  });
 }
 
-void xnor_lut_linear_avx2(const uint8_t* luts, const uint8_t* nibbles, const float* beta, const float* alpha,
+template <bool kBias>
+void xnor_lut_linear_with(const uint8_t* luts, const uint8_t* nibbles, const float* beta, const float* alpha,
                           const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n,
                           int64_t words, int64_t k) {
-  xnor_lut_tiles(luts, nibbles, m0, m1, n0, n1, words, k, [&](int64_t i, int64_t j0, __m256i dots) {
+  xnor_lut_tiles(luts, nibbles, m0, m1, n0, n1, words * 16, k, [=](int64_t i, int64_t j0, __m256i dots, auto inside) {
     const __m256 dot = _mm256_cvtepi32_ps(dots);
-    if (j0 >= n0 && j0 + 8 <= n1) {  // xnor_linear's order of operations: (beta * alpha) * dot + bias
+    if (decltype(inside)::value || (j0 >= n0 && j0 + 8 <= n1)) {
+      // xnor_linear's order of operations: (beta * alpha) * dot + bias
       __m256 out = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(beta[i]), _mm256_loadu_ps(alpha + j0)), dot);
-      if (bias) out = _mm256_add_ps(out, _mm256_loadu_ps(bias + j0));
+      if (kBias) out = _mm256_add_ps(out, _mm256_loadu_ps(bias + j0));
       return _mm256_storeu_ps(y + i * n + j0, out);
     }
     alignas(32) float d[8];
     _mm256_store_ps(d, dot);
     for (int t = 0; t < 8; ++t) {
       const int64_t j = j0 + t;
-      if (j >= n0 && j < n1) y[i * n + j] = beta[i] * alpha[j] * d[t] + (bias ? bias[j] : 0.f);
+      if (j >= n0 && j < n1) y[i * n + j] = beta[i] * alpha[j] * d[t] + (kBias ? bias[j] : 0.f);
     }
   });
 }
 
+void xnor_lut_linear_avx2(const uint8_t* luts, const uint8_t* nibbles, const float* beta, const float* alpha,
+                          const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n,
+                          int64_t words, int64_t k) {
+  (bias ? xnor_lut_linear_with<true> : xnor_lut_linear_with<false>)(luts, nibbles, beta, alpha, bias, y, m0, m1, n0,
+                                                                     n1, n, words, k);
+}
+
 // xnor_lut_gemm then scale_dots (scale_dots.h) in one: each tile's 8 columns scaled from the
 // counters' registers in scale_dots_rows' operations and order
-void xnor_lut_scaled_avx2(const uint8_t* luts, const uint8_t* nibbles, const int32_t* add, float factor,
+template <bool kAdd, bool kBias>
+void xnor_lut_scaled_with(const uint8_t* luts, const uint8_t* nibbles, const int32_t* add, float factor,
                           const float* scale, const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0,
                           int64_t n1, int64_t n, int64_t words, int64_t k) {
   const __m256 f = _mm256_set1_ps(factor);
-  xnor_lut_tiles(luts, nibbles, m0, m1, n0, n1, words, k, [&](int64_t i, int64_t j0, __m256i dots) {
-    if (j0 >= n0 && j0 + 8 <= n1) {
-      if (add) dots = _mm256_add_epi32(dots, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(add + j0)));
+  xnor_lut_tiles(luts, nibbles, m0, m1, n0, n1, words * 16, k, [=](int64_t i, int64_t j0, __m256i dots, auto inside) {
+    if (decltype(inside)::value || (j0 >= n0 && j0 + 8 <= n1)) {
+      if (kAdd) dots = _mm256_add_epi32(dots, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(add + j0)));
       __m256 out = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(dots), f), _mm256_loadu_ps(scale + j0));
-      if (bias) out = _mm256_add_ps(out, _mm256_loadu_ps(bias + j0));
+      if (kBias) out = _mm256_add_ps(out, _mm256_loadu_ps(bias + j0));
       return _mm256_storeu_ps(y + i * n + j0, out);
     }
     alignas(32) int32_t d[8];
@@ -190,10 +269,18 @@ void xnor_lut_scaled_avx2(const uint8_t* luts, const uint8_t* nibbles, const int
     for (int t = 0; t < 8; ++t) {
       const int64_t j = j0 + t;
       if (j < n0 || j >= n1) continue;
-      const float v = static_cast<float>(add ? d[t] + add[j] : d[t]) * factor * scale[j];
-      y[i * n + j] = bias ? v + bias[j] : v;
+      const float v = static_cast<float>(kAdd ? d[t] + add[j] : d[t]) * factor * scale[j];
+      y[i * n + j] = kBias ? v + bias[j] : v;
     }
   });
+}
+
+void xnor_lut_scaled_avx2(const uint8_t* luts, const uint8_t* nibbles, const int32_t* add, float factor,
+                          const float* scale, const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0,
+                          int64_t n1, int64_t n, int64_t words, int64_t k) {
+  const auto run = add ? (bias ? xnor_lut_scaled_with<true, true> : xnor_lut_scaled_with<true, false>)
+                       : (bias ? xnor_lut_scaled_with<false, true> : xnor_lut_scaled_with<false, false>);
+  run(luts, nibbles, add, factor, scale, bias, y, m0, m1, n0, n1, n, words, k);
 }
 
 }  // namespace

@@ -38,7 +38,7 @@ void expect(bool ok, const std::string& what) {
 struct Case {
   int64_t m, k, n;
 };
-const Case kCases[] = {{1, 64, 1}, {4, 32, 6}, {3, 20, 9}, {3, 70, 5}, {17, 130, 33}, {16, 256, 64}, {40, 384, 97}, {5, 600, 9}, {6, 2100, 7}, {7, 1536, 130}};
+const Case kCases[] = {{1, 64, 1}, {4, 32, 6}, {3, 20, 9}, {3, 70, 5}, {17, 130, 33}, {16, 256, 64}, {40, 384, 97}, {5, 600, 9}, {6, 2100, 7}, {7, 1536, 130}, {9, 32, 130}};
 
 std::vector<float> random_floats(std::mt19937& rng, int64_t count) {
   std::normal_distribution<float> normal(0.f, 1.f);
