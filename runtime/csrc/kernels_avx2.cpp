@@ -73,14 +73,11 @@ void pack_negative(const int32_t* x, int64_t rows, int64_t n, uint64_t* out) {
 
 // below_cut (kernels.h) on 8 values at a time: x < cut (two-set; false for NaN) or !(x >= cut)
 // (elastic; true for NaN)
-// 32 compares to 32 bits at a time: the masks narrowed by two saturating packs into bytes (and
-// their lanes put back in order) for one byte movemask, where a movemask, shift and or per 8
-// values had run at about 3 values a cycle (Zen 4 on this path)
+// 32 compares to 32 bits at a time (mask_bits32)
 template <bool kTwoSet>
 void pack_elastic_with(const float* x, int64_t rows, int64_t k, int64_t ldx, float cut, uint64_t* out) {
   const int64_t words = words_per_row(k);
   const __m256 c = _mm256_set1_ps(cut);
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   const auto below = [c](const float* p) {
     const __m256 value = _mm256_loadu_ps(p);
     return _mm256_castps_si256(kTwoSet ? _mm256_cmp_ps(value, c, _CMP_LT_OQ) : _mm256_cmp_ps(value, c, _CMP_NGE_UQ));
@@ -93,9 +90,7 @@ void pack_elastic_with(const float* x, int64_t rows, int64_t k, int64_t ldx, flo
       int64_t t = 0;
       for (; t + 32 <= span; t += 32) {
         const float* p = row + base + t;
-        const __m256i low = _mm256_packs_epi32(below(p), below(p + 8)), high = _mm256_packs_epi32(below(p + 16), below(p + 24));
-        const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(low, high), order);
-        bits |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_epi8(bytes))) << t;
+        bits |= static_cast<uint64_t>(mask_bits32(below(p), below(p + 8), below(p + 16), below(p + 24))) << t;
       }
       for (; t + 8 <= span; t += 8)
         bits |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(below(row + base + t))))) << t;
