@@ -35,7 +35,9 @@ template <void (*SumParts)(const float*, int64_t, double, bool, double*) = sum_p
 void layer_norm_rows_with(float* x, int64_t rows, int64_t h, const float* weight, const float* bias, float eps) {
   const int64_t blocks = h / 8, sum_blocks = h / kNormParts;
   const auto total = [&](const float* row, double mean, bool squares) {
-    double part[kNormParts] = {};
+    double part[kNormParts];
+#pragma GCC unroll 32
+    for (int t = 0; t < kNormParts; ++t) part[t] = 0.0;  // stores, where `= {}` had compiled to a string store
     SumParts(row, sum_blocks, mean, squares, part);
     for (int64_t k = sum_blocks * kNormParts; k < h; ++k) {
       const double v = row[k];
@@ -45,14 +47,21 @@ void layer_norm_rows_with(float* x, int64_t rows, int64_t h, const float* weight
       for (int t = 0; t < width; ++t) part[t] += part[t + width];
     return part[0];
   };
-  for (int64_t r = 0; r < rows; ++r) {
-    float* row = x + r * h;
-    const double mean = total(row, 0.0, false) / static_cast<double>(h);
-    const double squares = total(row, mean, true);
-    const float inv = static_cast<float>(1.0 / std::sqrt(squares / static_cast<double>(h) + eps));
-    const float m = static_cast<float>(mean);
-    Normalize(row, blocks, m, inv, weight, bias);
-    for (int64_t k = blocks * 8; k < h; ++k) row[k] = (row[k] - m) * inv * weight[k] + bias[k];
+  // two rows at a time, each step for both: a row's steps form one long chain of dependent
+  // operations (sums, mean, squares, square root, division), which the core can overlap with the
+  // other row's (with the zeroed parts below, a 128 x 384 LayerNorm 710 -> 590 cycles a row, Zen 4, AVX2 path)
+  for (int64_t r = 0; r < rows; r += 2) {
+    const int pair = r + 1 < rows ? 2 : 1;
+    float* row[2] = {x + r * h, x + (r + pair - 1) * h};
+    double mean[2], squares[2];
+    for (int p = 0; p < pair; ++p) mean[p] = total(row[p], 0.0, false) / static_cast<double>(h);
+    for (int p = 0; p < pair; ++p) squares[p] = total(row[p], mean[p], true);
+    for (int p = 0; p < pair; ++p) {
+      const float inv = static_cast<float>(1.0 / std::sqrt(squares[p] / static_cast<double>(h) + eps));
+      const float m = static_cast<float>(mean[p]);
+      Normalize(row[p], blocks, m, inv, weight, bias);
+      for (int64_t k = blocks * 8; k < h; ++k) row[p][k] = (row[p][k] - m) * inv * weight[k] + bias[k];
+    }
   }
 }
 
