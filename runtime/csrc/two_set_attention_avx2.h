@@ -34,13 +34,17 @@ namespace {
 constexpr int64_t kPermuteChunks = 5;  // up to 40 levels by permutes, more by gathers
 
 // the table entries of 8 keys' levels: a permute per 8-entry chunk, and the chunks chosen by the
-// level's bits 3, 4 and 5 moved to the sign bit that blendv reads (a tree of blends: 33 levels,
-// MiniLM's d = 32, take 4 permutes, 3 shifts and 4 blends, where comparing the chunk number
-// with each chunk's had taken 5 permutes, 4 compares and 4 blends)
-inline __m256 level_values8(const float* table, __m256i level, int64_t chunks) {
+// level's bits 3, 4 and 5 moved to the sign bit that blendv reads (a tree of blends); a last chunk
+// that holds one level (33 levels: MiniLM's d = 32) is a broadcast, not a permute. 33 levels take
+// 4 permutes, a broadcast, 3 shifts and 4 blends, where comparing the chunk number with each
+// chunk's had taken 5 permutes, 4 compares and 4 blends; the permutes bound the loop.
+inline __attribute__((always_inline)) __m256 level_values8(const float* table, __m256i level, int64_t chunks, int64_t levels) {
   if (chunks > kPermuteChunks) return _mm256_i32gather_ps(table, level, 4);
-  const auto entries = [&](int64_t c) { return _mm256_permutevar8x32_ps(_mm256_load_ps(table + 8 * c), level); };
-  const auto bit = [&](int b) { return _mm256_castsi256_ps(_mm256_slli_epi32(level, 31 - b)); };
+  const auto entries = [&](int64_t c) __attribute__((always_inline)) {
+    if (c + 1 == chunks && levels == 8 * c + 1) return _mm256_broadcast_ss(table + 8 * c);
+    return _mm256_permutevar8x32_ps(_mm256_load_ps(table + 8 * c), level);
+  };
+  const auto bit = [&](int b) __attribute__((always_inline)) { return _mm256_castsi256_ps(_mm256_slli_epi32(level, 31 - b)); };
   __m256 e = entries(0);
   if (chunks == 1) return e;
   const __m256 b3 = bit(3);
@@ -70,7 +74,7 @@ inline int64_t kept_levels(const float* table, int64_t slots, int64_t levels, fl
 // accumulators stay in registers (indexed by a loop variable they had gone through the stack, a
 // store and a load on every add).
 template <int G>
-inline void level_sums(const int32_t* dots, int64_t n, int64_t whole, int64_t d, const float* const* tables, int64_t chunks,
+inline __attribute__((always_inline)) void level_sums(const int32_t* dots, int64_t n, int64_t whole, int64_t d, const float* const* tables, int64_t chunks,
                        __m256* totals) {
   const __m256i offset = _mm256_set1_epi32(static_cast<int>(d));
   __m256 sums[G];
@@ -81,7 +85,7 @@ inline void level_sums(const int32_t* dots, int64_t n, int64_t whole, int64_t d,
     for (int g = 0; g < G; ++g) {
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(dots + g * n + j));
       const __m256i level = _mm256_srli_epi32(_mm256_add_epi32(v, offset), 1);
-      sums[g] = _mm256_add_ps(sums[g], level_values8(tables[g], level, chunks));
+      sums[g] = _mm256_add_ps(sums[g], level_values8(tables[g], level, chunks, d + 1));
     }
   }
 #pragma GCC unroll 4
