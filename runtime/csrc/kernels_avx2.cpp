@@ -82,10 +82,22 @@ void pack_elastic_with(const float* x, int64_t rows, int64_t k, int64_t ldx, flo
     const __m256 value = _mm256_loadu_ps(p);
     return _mm256_castps_si256(kTwoSet ? _mm256_cmp_ps(value, c, _CMP_LT_OQ) : _mm256_cmp_ps(value, c, _CMP_NGE_UQ));
   };
+  if (k % 32 == 0) {  // whole groups of 32 (attention heads' rows, every MiniLM and BERT width): no tails
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = x + r * ldx;
+      for (int64_t w = 0; w < words; ++w) {
+        const float* p = row + 64 * w;
+        uint64_t bits = mask_bits32(below(p), below(p + 8), below(p + 16), below(p + 24));
+        if (64 * w + 64 <= k) bits |= static_cast<uint64_t>(mask_bits32(below(p + 32), below(p + 40), below(p + 48), below(p + 56))) << 32;
+        out[r * words + w] = bits;
+      }
+    }
+    return;
+  }
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * ldx;
     for (int64_t w = 0; w < words; ++w) {
-      const int64_t base = w * 64, span = std::min<int64_t>(k - base, 64);  // attention heads: 32 values
+      const int64_t base = w * 64, span = std::min<int64_t>(k - base, 64);
       uint64_t bits = 0;
       int64_t t = 0;
       for (; t + 32 <= span; t += 32) {
