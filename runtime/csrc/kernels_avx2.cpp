@@ -343,11 +343,8 @@ void xnor_half_word_lut(const uint64_t* a, const uint64_t* b4, int32_t* out, int
   const int64_t first = n0 / 32, last = (n1 + 31) / 32;
   nibbles.resize(static_cast<size_t>(last * groups * 32));
   std::memset(nibbles.data() + first * groups * 32, 0, static_cast<size_t>((last - first) * groups * 32));
-  for (int64_t j = first * 32; j < n1; ++j) {
-    const uint32_t column = static_cast<uint32_t>(b4[j]);  // one word a row: the quads are the columns in order
-    uint8_t* to = nibbles.data() + (j / 32) * groups * 32 + nibble_byte(static_cast<int>(j % 32));
-    for (int64_t g = 0; g < groups; ++g) to[g * 32] = static_cast<uint8_t>((column >> (4 * g)) & 15);
-  }
+  // one word a row: the column quads are the columns in order
+  xnor_nibble_columns(b4, first * 32, n1, 1, groups, nibbles.data());
   xnor_lut_tiles(luts.data(), nibbles.data(), 0, rows, n0, n1, groups, k, [=](int64_t i, int64_t j0, __m256i dots, auto inside) {
     if constexpr (decltype(inside)::value)
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + (m0 + i) * n + j0), dots);

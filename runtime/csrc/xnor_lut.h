@@ -30,13 +30,19 @@ inline int64_t xnor_nibble_bytes(int64_t n, int64_t k) { return lut_column_block
 // store-to-load forwarding: a third of the kernel's time at k = 384).
 constexpr int nibble_byte(int b) { return 16 * ((b % 16) / 8) + 2 * (b % 8) + b / 16; }
 
-// The nibble layout of n x words packed weights (xnor_nibble_bytes(n, k) bytes).
-inline void xnor_nibble_layout(const uint64_t* w, int64_t n, int64_t words, uint8_t* out) {
-  const int64_t groups = words * 16;
-  std::memset(out, 0, static_cast<size_t>(lut_column_blocks(n) * groups * 32));
-  for (int64_t j = 0; j < n; ++j)
+// Columns [j0, j1) of rows of `words` packed words in the nibble layout of `groups` groups a
+// column (the first `groups` nibbles of each row: all of them for weights, the low half's 8 for
+// attention's rows of at most 32 bits); the other bytes are left as they are.
+inline void xnor_nibble_columns(const uint64_t* w, int64_t j0, int64_t j1, int64_t words, int64_t groups, uint8_t* out) {
+  for (int64_t j = j0; j < j1; ++j)
     for (int64_t g = 0; g < groups; ++g)
       out[((j / 32) * groups + g) * 32 + nibble_byte(static_cast<int>(j % 32))] = static_cast<uint8_t>((w[j * words + g / 16] >> (4 * (g % 16))) & 15);
+}
+
+// The nibble layout of n x words packed weights (xnor_nibble_bytes(n, k) bytes).
+inline void xnor_nibble_layout(const uint64_t* w, int64_t n, int64_t words, uint8_t* out) {
+  std::memset(out, 0, static_cast<size_t>(lut_column_blocks(n) * words * 16 * 32));
+  xnor_nibble_columns(w, 0, n, words, words * 16, out);
 }
 
 // The tables of `rows` packed rows, in plain C++ (the SIMD paths build them in their own code).
