@@ -26,8 +26,8 @@ inline float hsum_ps(__m256 v) {
 
 // The compare masks (0 or -1) of 32 int32 or float lanes, four vectors in order, as one word: bit
 // 8q + l = lane l of vector q. Two saturating packs narrow them to bytes (interleaving the 128-bit
-// halves, which one permute puts back in order) for one byte movemask, where a movemask, shift and
-// or per vector of 8 had run at about 3 values a cycle (Zen 4, AVX2 path).
+// halves, which one permute puts back in order) for one byte movemask, where the loops had spent
+// a movemask, a shift and an or per vector of 8.
 inline uint32_t mask_bits32(__m256i a, __m256i b, __m256i c, __m256i d) {
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));

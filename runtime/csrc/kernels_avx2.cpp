@@ -322,9 +322,9 @@ inline void xnor_quad_counts(const uint64_t* const* a, const uint64_t* const* b4
 // Rows of at most 32 bits (attention heads of up to 32 dimensions: one word each, whose upper
 // half is zero padding in both operands) by table lookup, as the W1A1 linears (xnor_lut_avx2.h)
 // but over the 8 groups of the low halves only: the tables of a's rows [m0, m1), the columns' low
-// halves in the nibble layout, then the same 4 x 64 tiles. Per head of 128 x 128 scores about a
-// third of the XOR-popcount tiles it replaces (xor, nibble split, two shuffles and two
-// multiply-adds per eight dots), building both operands included.
+// halves in the nibble layout, then the same 4 x 64 tiles: one shuffle per 4 inputs x 32 dots,
+// where the XOR-popcount tiles it replaces spent a xor, a nibble split, two shuffles and two
+// multiply-adds per eight dots.
 void xnor_half_word_lut(const uint64_t* a, const uint64_t* b4, int32_t* out, int64_t m0, int64_t m1, int64_t n0,
                         int64_t n1, int64_t n, int64_t k) {
   constexpr int64_t groups = 8;

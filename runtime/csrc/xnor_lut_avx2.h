@@ -178,8 +178,8 @@ inline int xnor_lut_tile_rows(int64_t left) { return static_cast<int>(std::min<i
 // store(i, j0, dots, inside) gets columns j0..j0+7 (eight int32 k - 2 * popcount); `inside` is
 // std::true_type where all eight lie in [n0, n1), as in every tile but those at the edges, and
 // std::false_type where the caller keeps only those that do. Resolving that once per tile and
-// not per eight columns, with the callers' own options as template arguments, took the epilogue
-// of a 16 x 384 x 384 product from about a fifth of its time to a tenth (Zen 4 on this path).
+// not per eight columns, with the callers' own options as template arguments and values captured
+// by copy (by reference, every may-alias vector store made the compiler reload them).
 // `groups`: the tables' and nibbles' groups a row (xnor_lut.h: lut_groups(k), or 8 for the
 // half-word rows below), even.
 template <typename Store>
