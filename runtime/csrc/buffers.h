@@ -6,8 +6,8 @@
 
 namespace bitmaps {
 
-template <typename T>
-T* grow(std::vector<T>& buffer, int64_t size) {
+template <typename T, typename Allocator>
+T* grow(std::vector<T, Allocator>& buffer, int64_t size) {
   if (static_cast<int64_t>(buffer.size()) < size) buffer.resize(static_cast<size_t>(size));
   return buffer.data();
 }

@@ -122,10 +122,10 @@ void activate(const KernelTable& kernels, float* x, int64_t count, Activation ac
 // (rows x d) and, for the 1-bit modes, the levels' sign bits (rows x words) and each row's scale.
 // The 1-bit modes fill `values` only when asked: the packed products read the bits alone.
 struct HeadOperand {
-  std::vector<float> values, row_scale;
-  std::vector<uint64_t> bits;
-  std::vector<int8_t> q;
-  std::vector<int32_t> rowsum;
+  aligned_vector<float> values, row_scale;
+  aligned_vector<uint64_t> bits;
+  aligned_vector<int8_t> q;
+  aligned_vector<int32_t> rowsum;
 };
 
 void quantize_head(const KernelTable& kernels, const ActQuant& quant, const float* x, int64_t stride, int64_t rows,
@@ -199,10 +199,10 @@ bool positive_finite_products(const float* a, const float* b, int64_t n, float r
 
 struct HeadScratch {
   HeadOperand q, k, v, p;
-  std::vector<float> scores, key_panels, value_panels, subset_sums;
-  std::vector<uint64_t> prob_bits, value_columns, key_groups, key_bits;
-  std::vector<int32_t> dots;
-  std::vector<int32_t> column_counts;
+  aligned_vector<float> scores, key_panels, value_panels, subset_sums;
+  aligned_vector<uint64_t> prob_bits, value_columns, key_groups, key_bits;
+  aligned_vector<int32_t> dots;
+  aligned_vector<int32_t> column_counts;
 };
 
 // out (rows x n) = k - 2 popcount(a_i ^ b_j) for packed rows a and b of `words` words: on the
@@ -211,7 +211,7 @@ struct HeadScratch {
 // head); attention's rows are one or two words, where the plain kernel's scalar popcount per word
 // and column had made the scores cost more than float ones.
 void xnor_products(const KernelTable& kernels, const uint64_t* a, const uint64_t* b, int64_t rows, int64_t n,
-                   int64_t words, int64_t k, int32_t* out, std::vector<uint64_t>& groups) {
+                   int64_t words, int64_t k, int32_t* out, aligned_vector<uint64_t>& groups) {
   if (kernels.xnor_octets_gemm) {
     uint64_t* b8 = grow(groups, column_groups(n, 8) * words * 8);
     to_column_groups(b, n, words, 8, b8);
@@ -376,7 +376,7 @@ void attention_head(const EncoderModel& model, const Layer& layer, const KernelT
     const float scale = prob_scale * layer.v.alpha;
     int32_t* xnor = grow(s.dots, seq * d);
     xnor_products(kernels, bits, columns, seq, d, key_words, seq, xnor, s.key_groups);
-    std::vector<int32_t>& negatives_in_column = s.column_counts;
+    aligned_vector<int32_t>& negatives_in_column = s.column_counts;
     negatives_in_column.assign(static_cast<size_t>(d), 0);
     for (int64_t c = 0; c < d; ++c)
       for (int64_t w = 0; w < key_words; ++w)
@@ -636,7 +636,7 @@ void mlm_logits(const EncoderModel& model, const KernelTable& kernels, const flo
   // the decoder tied to the word table: blocks of table rows decoded to floats once, then a
   // float GEMM against every hidden row
   run_rows(vocab, 64, rows * vocab * H, threads, [&](int64_t j0, int64_t j1) {
-    thread_local std::vector<float> block;
+    thread_local aligned_vector<float> block;
     const float* table = nullptr;
     if (model.word.format == TableFormat::kF32) {
       table = static_cast<const float*>(model.word.data) + j0 * H;

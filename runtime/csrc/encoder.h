@@ -91,7 +91,7 @@ struct Profile {
 
 // Activations of one forward pass, grown to the largest batch and reused.
 struct Workspace {
-  std::vector<float> hidden2, q, k, v, context, projected, inner;
+  aligned_vector<float> hidden2, q, k, v, context, projected, inner;
   LinearScratch linear;
   Profile profile;
 };

@@ -5,11 +5,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "aligned.h"
+
 namespace bitmaps {
 namespace {
 
 inline float* panel_buffer(int64_t k) {
-  thread_local std::vector<float> buffer;
+  thread_local aligned_vector<float> buffer;
   if (static_cast<int64_t>(buffer.size()) < k * 16) buffer.resize(static_cast<size_t>(k * 16));
   return buffer.data();
 }

@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "aligned.h"
 #include "avx2_reduce.h"
 #include "bit_row_sums.h"
 #include "float_avx2.h"
@@ -328,8 +329,8 @@ inline void xnor_quad_counts(const uint64_t* const* a, const uint64_t* const* b4
 void xnor_half_word_lut(const uint64_t* a, const uint64_t* b4, int32_t* out, int64_t m0, int64_t m1, int64_t n0,
                         int64_t n1, int64_t n, int64_t k) {
   constexpr int64_t groups = 8;
-  thread_local std::vector<uint64_t> halves;  // a's low halves, two rows a word
-  thread_local std::vector<uint8_t> luts, nibbles;
+  thread_local aligned_vector<uint64_t> halves;  // a's low halves, two rows a word
+  thread_local aligned_vector<uint8_t> luts, nibbles;
   const int64_t rows = m1 - m0, words = (rows + 1) / 2;
   halves.assign(static_cast<size_t>(words), 0);
   uint8_t* bytes = reinterpret_cast<uint8_t*>(halves.data());

@@ -58,7 +58,7 @@ void pack_input_rows(const KernelTable& kernels, const LinearWeights& w, const B
   if (!std::isnan(inputs.below))
     return kernels.pack_elastic(x + r0 * k, r1 - r0, k, k, inputs.below, true, bits + r0 * words);
   if (!inputs.activation) return pack_binary_rows(kernels, w, x + r0 * k, r1 - r0, bits + r0 * words, row_scale + r0);
-  thread_local std::vector<float> row;
+  thread_local aligned_vector<float> row;
   float* activated = grow(row, k);
   for (int64_t r = r0; r < r1; ++r) {
     std::copy(x + r * k, x + (r + 1) * k, activated);
@@ -91,7 +91,7 @@ void binary_input_tile(const KernelTable& kernels, const LinearWeights& w, const
   // a tile's dots go through a buffer of its rows only, which stays in cache until the epilogue
   // reads it: an m x n buffer (786 KB for 128 x 1536) had sent every dot out of L2 and back, and
   // made the epilogue cost half as much as the products (Zen 4, 128 x 384 x 1536 linear)
-  thread_local std::vector<int32_t> tile;
+  thread_local aligned_vector<int32_t> tile;
   int32_t* dots = grow(tile, rows * n);
   if (luts)
     kernels.xnor_lut_gemm(luts, w.nibbles.data(), dots, 0, rows, n0, n1, n, words, k);
@@ -173,13 +173,13 @@ bool LinearWeights::prepare(const char** error, const KernelTable& kernels) {
     nibbles.assign(static_cast<size_t>(xnor_nibble_bytes(out, in)), 0);
     xnor_nibble_layout(words, out, nwords, nibbles.data());
   } else {
-    std::vector<uint8_t>().swap(nibbles);  // a model prepared again for another path frees it
+    aligned_vector<uint8_t>().swap(nibbles);  // a model prepared again for another path frees it
   }
   if (binary_inputs() && reads_octet_layout(kernels)) {
     octets.assign(static_cast<size_t>(column_groups(out, 8) * nwords * 8), 0);
     to_column_groups(words, out, nwords, 8, octets.data());
   } else {
-    std::vector<uint64_t>().swap(octets);
+    aligned_vector<uint64_t>().swap(octets);
   }
   if (uses_lut()) {
     const int64_t plane_bytes = lut_column_blocks(out) * lut_groups(in) * 16;
@@ -234,9 +234,9 @@ void run_by_rows(const KernelTable& kernels, const LinearWeights* const* layers,
   const int64_t blocks = (m + 15) / 16;
   parallel_for_fixed(blocks * count, work < kSerialWork ? 1 : threads, [&](int64_t task) {
     // the block's inputs live in this task only: no scratch shared between the tasks
-    thread_local std::vector<uint64_t> bits;
-    thread_local std::vector<float> row_scale;
-    thread_local std::vector<uint8_t> luts;
+    thread_local aligned_vector<uint64_t> bits;
+    thread_local aligned_vector<float> row_scale;
+    thread_local aligned_vector<uint8_t> luts;
     const int64_t layer = task % count, r0 = task / count * 16, r1 = std::min(m, r0 + 16), rows = r1 - r0;
     const LinearWeights& w = *layers[layer];
     const int64_t k = w.in, words = words_per_row(k);
@@ -282,7 +282,7 @@ void linear_w1a8_prepared(const KernelTable& kernels, int64_t m, int64_t k, cons
   const int64_t groups = lut_groups(k);
   if (luts_per_block(kernels, m, groups)) {
     run_rows(m, 16, m * n * groups, threads, [&](int64_t r0, int64_t r1) {
-      thread_local std::vector<uint8_t> block;
+      thread_local aligned_vector<uint8_t> block;
       uint8_t* luts = grow(block, (r1 - r0) * groups * 32);
       const int8_t* q = s.q.data() + r0 * groups * 4;
       kernels.build_luts(q, r1 - r0, groups, luts);
@@ -322,7 +322,7 @@ void build_panel_bits(const uint64_t* w, int64_t n, int64_t k, uint16_t* out) {
 void linear_w1a32_unpacked(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const uint16_t* panel_bits,
                            const float* alpha, const float* bias, int64_t n, float* y, int threads) {
   run_rows(n, 16, m * n * k, threads, [&](int64_t j0, int64_t j1) {
-    thread_local std::vector<float> buffer;
+    thread_local aligned_vector<float> buffer;
     float* panel = grow(buffer, k * 16);
     kernels.unpack_panel(panel_bits + (j0 / 16) * k, k, alpha + j0, static_cast<int>(j1 - j0), panel);
     kernels.sgemm_panel(x, k, panel, y + j0, n, 0, m, k, static_cast<int>(j1 - j0));

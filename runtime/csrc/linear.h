@@ -9,6 +9,7 @@
 #include <functional>
 #include <vector>
 
+#include "aligned.h"
 #include "kernels.h"
 
 namespace bitmaps {
@@ -27,12 +28,12 @@ constexpr int32_t kSchemeCount = 8;
 
 // Scratch that grows to the largest call and is then reused: no allocation per call once warm.
 struct LinearScratch {
-  std::vector<uint64_t> bits;
-  std::vector<float> row_scale;
-  std::vector<int32_t> dots, rowsum;
-  std::vector<int8_t> q;
-  std::vector<uint8_t> luts, xnor_luts;
-  std::vector<float> plane_out;
+  aligned_vector<uint64_t> bits;
+  aligned_vector<float> row_scale;
+  aligned_vector<int32_t> dots, rowsum;
+  aligned_vector<int8_t> q;
+  aligned_vector<uint8_t> luts, xnor_luts;
+  aligned_vector<float> plane_out;
 };
 
 struct LinearWeights {
@@ -45,19 +46,19 @@ struct LinearWeights {
   float input_alpha = 1.f, input_beta = 0.f;  // BiT's learned input quantizer (|alpha| as used)
   float input_cut = 0.f;  // derived by prepare(): elastic_cut(input_alpha, input_beta, two-set)
   // derived once by prepare(): W1A8's table-lookup layout per plane, the epilogue's scales
-  std::vector<uint8_t> lut;
-  std::vector<float> epilogue_scale;
-  std::vector<int32_t> weight_sums;
+  aligned_vector<uint8_t> lut;
+  aligned_vector<float> epilogue_scale;
+  aligned_vector<int32_t> weight_sums;
   // W1A32 / W1.58A32: the signs regrouped for the float GEMM, per plane, 16 channels at a time:
   // entry (g * in + t) holds bit t of channels 16g..16g+15 (bit j = channel 16g + j)
-  std::vector<uint16_t> panel_bits;
+  aligned_vector<uint16_t> panel_bits;
   // 1-bit inputs: the signs in the nibble layout (xnor_lut.h), built only when prepared for a path
   // that reads it (reads_nibble_layout); without it every path runs the XOR-popcount kernels
-  std::vector<uint8_t> nibbles;
+  aligned_vector<uint8_t> nibbles;
   const uint8_t* nibble_layout() const { return nibbles.empty() ? nullptr : nibbles.data(); }
   // 1-bit inputs: the signs in column octets (kernels.h), likewise only for a path that reads them
   // (reads_octet_layout)
-  std::vector<uint64_t> octets;
+  aligned_vector<uint64_t> octets;
   const uint64_t* octet_layout() const { return octets.empty() ? nullptr : octets.data(); }
 
   int planes() const { return scheme == Scheme::kW158A32 || scheme == Scheme::kW158A8 ? 2 : 1; }

@@ -23,8 +23,13 @@ inline int64_t column_block(int64_t m, int64_t n) { return m >= 4 * 16 ? n : 64;
 template <typename Fn>
 void run_tiles(int64_t m, int64_t n, int64_t work, int threads, Fn fn, int64_t col_block = 64) {
   const int64_t row_block = 16;
-  const int64_t row_tiles = (m + row_block - 1) / row_block, col_tiles = (n + col_block - 1) / col_block;
+  const int64_t row_tiles = (m + row_block - 1) / row_block;
   if (work < kSerialWork) threads = 1;
+  // one thread and one row tile: all columns in one tile. At M = 1 the calls and loop set-up of
+  // each 64-column tile were a fifth of a 768 x 3072 W1A1 layer (Zen 4, both x86 paths; at M <= 16
+  // W1A1 gained up to that, the other schemes within 2%: benchmarks/results/linear_zen4_*.json)
+  if (threads == 1 && row_tiles == 1) col_block = n;
+  const int64_t col_tiles = (n + col_block - 1) / col_block;
   parallel_for(row_tiles * col_tiles, threads, [&](int64_t task) {
     const int64_t r = task / col_tiles, c = task % col_tiles;
     fn(r * row_block, std::min(m, (r + 1) * row_block), c * col_block, std::min(n, (c + 1) * col_block));

@@ -23,6 +23,7 @@
 #include <cstring>
 #include <vector>
 
+#include "aligned.h"
 #include "avx2_reduce.h"
 #include "float_avx2.h"
 #include "kernels.h"
@@ -105,8 +106,8 @@ bool two_set_attention_avx2(const int32_t* dots, int64_t rows, int64_t n, int64_
   // per row maximum met: the vector exponentials and, where the row has a tail, std::exp's, slots
   // entries each, so that every block starts aligned
   const int64_t block = 2 * slots;
-  thread_local std::vector<float> storage;
-  thread_local std::vector<int64_t> filled;
+  thread_local aligned_vector<float> storage;
+  thread_local aligned_vector<int64_t> filled;
   if (storage.size() < static_cast<size_t>(levels * block + 8)) storage.assign(static_cast<size_t>(levels * block + 8), 0.f);
   float* tables = storage.data() + ((32 - reinterpret_cast<uintptr_t>(storage.data()) % 32) % 32) / sizeof(float);
   filled.assign(static_cast<size_t>(levels), 0);

@@ -26,6 +26,7 @@
 #include <cstring>
 #include <vector>
 
+#include "aligned.h"
 #include "float_avx512.h"
 #include "kernels.h"
 #include "two_set_levels.h"
@@ -53,8 +54,8 @@ bool two_set_attention_avx512(const int32_t* dots, int64_t rows, int64_t n, int6
   for (int64_t t = 0; t < levels; ++t)
     if (!std::isfinite(scores[t])) return false;
   // the exponential tables, one per row maximum met (the maximum is a level's score)
-  thread_local std::vector<float> storage;
-  thread_local std::vector<int64_t> filled;
+  thread_local aligned_vector<float> storage;
+  thread_local aligned_vector<int64_t> filled;
   if (storage.size() < static_cast<size_t>(levels * slots + 16)) storage.assign(static_cast<size_t>(levels * slots + 16), 0.f);
   float* tables = storage.data() + ((64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64) / sizeof(float);
   filled.assign(static_cast<size_t>(levels), 0);

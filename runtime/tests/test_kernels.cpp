@@ -802,6 +802,35 @@ void test_pack_negative(const KernelTable& kt) {
 int64_t avx512_softmax_loop_mismatches();
 #endif
 
+// The derived weight layouts and the layers' scratch start on a cache line (aligned.h): from
+// malloc's 16-byte alignment every 512-bit load of the octets spanned two lines, and a W1A1 layer
+// at one row ran a third slower or not depending on where its allocation fell.
+void test_layout_alignment(const KernelTable& kt) {
+  std::mt19937 rng(5);
+  const int64_t m = 3, k = 200, n = 40;
+  auto x = random_floats(rng, m * k), w = random_floats(rng, 2 * n * k), scale = random_floats(rng, n);
+  for (auto& s : scale) s = std::fabs(s) + 0.1f;
+  auto wb = pack(w, 2 * n, k);
+  auto on_line = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 64 == 0; };
+  std::vector<float> y(static_cast<size_t>(m * n));
+  for (Scheme scheme : {Scheme::kW1A1, Scheme::kW1A8, Scheme::kW1A32, Scheme::kW158A8}) {
+    LinearWeights layer;
+    layer.scheme = scheme, layer.in = k, layer.out = n, layer.words = wb.data(), layer.scale = scale.data();
+    const char* error = nullptr;
+    expect(layer.prepare(&error, kt), "prepare for the alignment test");
+    const std::string name = std::string(kt.isa) + " scheme " + std::to_string(static_cast<int>(scheme));
+    for (const void* p : {static_cast<const void*>(layer.octets.data()), static_cast<const void*>(layer.nibbles.data()),
+                          static_cast<const void*>(layer.lut.data()), static_cast<const void*>(layer.panel_bits.data()),
+                          static_cast<const void*>(layer.epilogue_scale.data())})
+      expect(p == nullptr || on_line(p), name + ": a derived weight layout does not start on a cache line");
+    LinearScratch scratch;
+    run_linear(kt, layer, x.data(), m, y.data(), 1, scratch);
+    for (const void* p : {static_cast<const void*>(scratch.bits.data()), static_cast<const void*>(scratch.xnor_luts.data()),
+                          static_cast<const void*>(scratch.q.data()), static_cast<const void*>(scratch.luts.data())})
+      expect(p == nullptr || on_line(p), name + ": a scratch buffer does not start on a cache line");
+  }
+}
+
 int main() {
 #if defined(BITMAPS_HAVE_AVX512)
   if (__builtin_cpu_supports("avx512f")) {
@@ -824,6 +853,7 @@ int main() {
     test_transpose_bits(*table);
     test_bit_row_sums(*table);
     test_pack_negative(*table);
+    test_layout_alignment(*table);
     ++tested;
     std::printf("kernel path %s: tested\n", table->isa);
   }
