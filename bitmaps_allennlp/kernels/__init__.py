@@ -100,14 +100,13 @@ def native_layer(
 def run_layer(layer, inputs: torch.Tensor, in_features: int, out_features: int) -> torch.Tensor:
     """A `native_layer` on `(..., in_features)` inputs for which `native_applies` (the caller checks:
     at M=1 each check shows)."""
-    flat = inputs.dim() != 2
-    x = inputs.reshape(-1, in_features) if flat else inputs
+    x = inputs if inputs.dim() == 2 else inputs.reshape(-1, in_features)
     if not x.is_contiguous():
         x = x.contiguous()
-    out = np.empty((x.size(0), out_features), dtype=np.float32)
+    out = np.empty((x.shape[0], out_features), dtype=np.float32)
     native_module().layer_forward(layer, x.numpy(), out, torch.get_num_threads())
     result = torch.from_numpy(out)
-    return result.reshape(*inputs.shape[:-1], out_features) if flat else result
+    return result if inputs.dim() == 2 else result.reshape(*inputs.shape[:-1], out_features)
 
 
 def _one_call(scheme: str, reference_fn, inputs, packed_weight, scale, bias, in_features) -> torch.Tensor:
