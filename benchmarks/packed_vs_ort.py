@@ -2,7 +2,7 @@
 """
 Trained packed archives on the C++ runtime against the peer a user would pick instead, the
 teacher's encoder in ONNX Runtime int8 (`quantize_dynamic`, per channel), in ONE process: batch 1
-x seq 128 encoder forwards on 1 thread, every model timed once per round (median of --calls
+x seq 128 (or each `--seq`) encoder forwards on 1 thread, every model timed once per round (median of --calls
 forwards), the order rotating between rounds. Unlike bench_runtime.py's random weights, the
 archives carry their trained quantizers (BiT's elastic attention, say), so every code path a
 recipe takes is timed. scripts/pareto.py measures the same latencies beside perplexity and size;
@@ -48,27 +48,38 @@ def main() -> None:
                         help="NAME=PACKED.tar.gz, or NAME=MODEL.safetensors (a packed model file: profile_runtime.py --write)")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument("--seq", type=int, nargs="+", default=[128],
+                        help="sequence lengths, each timed as its own model in the same rounds (a spoken command "
+                             "is some 8-16 wordpieces, a passage 128 or more)")
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args()
+    if any(seq < 1 or seq > 512 for seq in args.seq):
+        parser.error(f"--seq takes lengths from 1 to 512, got {args.seq}")
     from allennlp.models.archival import load_archive
     import bitmaps_allennlp  # noqa: F401  registers the classes the teacher archive names
     from bitmaps_runtime.encoder import PackedEncoder
     from bitmaps_runtime.native import backend
 
-    ids = np.random.default_rng(0).integers(1000, 30000, (1, 128))
-    mask = np.ones((1, 128), np.int32)
-    runners = {}
+    inputs = {seq: np.random.default_rng(0).integers(1000, 30000, (1, seq)) for seq in args.seq}
+    masks = {seq: np.ones((1, seq), np.int32) for seq in args.seq}
+    # one model per sequence length; names keep the plain NAME when one length is timed
+    label = (lambda name, seq: name) if len(args.seq) == 1 else (lambda name, seq: f"{name} @ seq {seq}")
+    runners, peers = {}, {}
     for entry in args.archive:
         name, _, path = entry.partition("=")
         if not path or not Path(path).is_file():
             parser.error(f"--archive expects NAME=PATH to a packed archive or model file, got {entry!r}")
         encoder = PackedEncoder(packed_model(path), source=path)
-        runners[name] = lambda encoder=encoder: encoder.hidden_states(ids, mask, threads=1)
+        for seq in args.seq:
+            runners[label(name, seq)] = lambda encoder=encoder, seq=seq: encoder.hidden_states(inputs[seq], masks[seq], threads=1)
     with tempfile.TemporaryDirectory() as tmp:
         bert = load_archive(str(args.teacher)).model.eval()._encoder.bert if args.teacher else _bert(args.teacher_shape)
         session = ort_session(export_onnx_int8(bert, Path(tmp)), 1)
-        mask64 = mask.astype(np.int64)  # the exported graph takes int64 inputs
-        runners[PEER] = lambda: session.run(None, {"input_ids": ids, "attention_mask": mask64})
+        for seq in args.seq:
+            mask64 = masks[seq].astype(np.int64)  # the exported graph takes int64 inputs
+            peers[seq] = label(PEER, seq)
+            runners[peers[seq]] = lambda seq=seq, mask64=mask64: session.run(
+                None, {"input_ids": inputs[seq], "attention_mask": mask64})
         samples = {name: [] for name in runners}
         names = list(runners)
         for run in runners.values():
@@ -81,16 +92,22 @@ def main() -> None:
                     runners[name]()
                     times.append((time.perf_counter() - start) * 1e3)
                 samples[name].append(statistics.median(times))
-    peer = statistics.median(samples[PEER])
-    rows = {name: {"median_ms": statistics.median(ms), "spread_ms": [min(ms), max(ms)], "rounds_ms": ms,
-                   "speedup_vs_ort_int8": peer / statistics.median(ms)} for name, ms in samples.items()}
+    seq_of = {label(name, seq): seq for name in [*(a.partition("=")[0] for a in args.archive), PEER] for seq in args.seq}
+    rows = {}
+    for name, ms in samples.items():
+        peer = statistics.median(samples[peers[seq_of[name]]])
+        rows[name] = {"seq": seq_of[name], "median_ms": statistics.median(ms), "spread_ms": [min(ms), max(ms)],
+                      "rounds_ms": ms, "speedup_vs_ort_int8": peer / statistics.median(ms)}
     write_json(args.json, {"what": __doc__.strip().split("\n\n")[0], "cpu": cpu_name(), "kernel_path": backend(),
-                           "batch": 1, "seq": 128, "threads": 1, "rounds": args.rounds, "calls": args.calls,
-                           "teacher": str(args.teacher) if args.teacher else f"random weights, {args.teacher_shape} shape", "archives": dict(a.partition("=")[::2] for a in args.archive), "models": rows})
-    print(f"{cpu_name()}, kernel path {backend()}, batch 1 x 128, 1 thread, medians of {args.rounds} rounds:")
+                           "batch": 1, "seq": args.seq[0] if len(args.seq) == 1 else args.seq, "threads": 1,
+                           "rounds": args.rounds, "calls": args.calls,
+                           "teacher": str(args.teacher) if args.teacher else f"random weights, {args.teacher_shape} shape",
+                           "archives": dict(a.partition("=")[::2] for a in args.archive), "models": rows})
+    lengths = ", ".join(map(str, args.seq))
+    print(f"{cpu_name()}, kernel path {backend()}, batch 1 x {lengths}, 1 thread, medians of {args.rounds} rounds:")
     for name, row in rows.items():
-        print(f"  {name:40s} {row['median_ms']:7.2f} ms  (rounds {row['spread_ms'][0]:.2f}-{row['spread_ms'][1]:.2f}; "
-              f"{row['speedup_vs_ort_int8']:.2f}x ONNX Runtime int8)")
+        print(f"  {name:48s} {row['median_ms']:7.2f} ms  (rounds {row['spread_ms'][0]:.2f}-{row['spread_ms'][1]:.2f}; "
+              f"{row['speedup_vs_ort_int8']:.2f}x ONNX Runtime int8 at seq {row['seq']})")
 
 
 if __name__ == "__main__":
