@@ -26,8 +26,8 @@ void run_tiles(int64_t m, int64_t n, int64_t work, int threads, Fn fn, int64_t c
   const int64_t row_tiles = (m + row_block - 1) / row_block;
   if (work < kSerialWork) threads = 1;
   // one thread and one row tile: all columns in one tile. At M = 1 the calls and loop set-up of
-  // each 64-column tile were a fifth of a 768 x 3072 W1A1 layer (Zen 4, both x86 paths; at M <= 16
-  // W1A1 gained up to that, the other schemes within 2%: benchmarks/results/linear_zen4_*.json)
+  // each 64-column tile were a measurable part of a W1A1 layer's time (Zen 4, both x86 paths); the
+  // other schemes did not change
   if (threads == 1 && row_tiles == 1) col_block = n;
   const int64_t col_tiles = (n + col_block - 1) / col_block;
   parallel_for(row_tiles * col_tiles, threads, [&](int64_t task) {

@@ -804,7 +804,7 @@ int64_t avx512_softmax_loop_mismatches();
 
 // The derived weight layouts and the layers' scratch start on a cache line (aligned.h): from
 // malloc's 16-byte alignment every 512-bit load of the octets spanned two lines, and a W1A1 layer
-// at one row ran a third slower or not depending on where its allocation fell.
+// at one row ran slower or not depending on where its allocation fell.
 void test_layout_alignment(const KernelTable& kt) {
   std::mt19937 rng(5);
   const int64_t m = 3, k = 200, n = 40;
