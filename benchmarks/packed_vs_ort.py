@@ -64,13 +64,14 @@ def main() -> None:
     masks = {seq: np.ones((1, seq), np.int32) for seq in args.seq}
     # one model per sequence length; names keep the plain NAME when one length is timed
     label = (lambda name, seq: name) if len(args.seq) == 1 else (lambda name, seq: f"{name} @ seq {seq}")
-    runners, peers = {}, {}
+    runners, peers, seq_of = {}, {}, {}
     for entry in args.archive:
         name, _, path = entry.partition("=")
         if not path or not Path(path).is_file():
             parser.error(f"--archive expects NAME=PATH to a packed archive or model file, got {entry!r}")
         encoder = PackedEncoder(packed_model(path), source=path)
         for seq in args.seq:
+            seq_of[label(name, seq)] = seq
             runners[label(name, seq)] = lambda encoder=encoder, seq=seq: encoder.hidden_states(inputs[seq], masks[seq], threads=1)
     with tempfile.TemporaryDirectory() as tmp:
         bert = load_archive(str(args.teacher)).model.eval()._encoder.bert if args.teacher else _bert(args.teacher_shape)
@@ -78,6 +79,7 @@ def main() -> None:
         for seq in args.seq:
             mask64 = masks[seq].astype(np.int64)  # the exported graph takes int64 inputs
             peers[seq] = label(PEER, seq)
+            seq_of[peers[seq]] = seq
             runners[peers[seq]] = lambda seq=seq, mask64=mask64: session.run(
                 None, {"input_ids": inputs[seq], "attention_mask": mask64})
         samples = {name: [] for name in runners}
@@ -92,7 +94,6 @@ def main() -> None:
                     runners[name]()
                     times.append((time.perf_counter() - start) * 1e3)
                 samples[name].append(statistics.median(times))
-    seq_of = {label(name, seq): seq for name in [*(a.partition("=")[0] for a in args.archive), PEER] for seq in args.seq}
     rows = {}
     for name, ms in samples.items():
         peer = statistics.median(samples[peers[seq_of[name]]])
