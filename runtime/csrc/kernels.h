@@ -142,6 +142,10 @@ struct KernelTable {
   void (*xnor_lut_scaled)(const uint8_t* luts, const uint8_t* nibbles, const int32_t* add, float factor,
                           const float* scale, const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0,
                           int64_t n1, int64_t n, int64_t words, int64_t k);
+  // The most rows a call of w1a8_linear / w158a8_linear gets (tiles of this many rows x 64
+  // columns, linear.cpp): 16, or more on a path whose kernel expands each column block's weight
+  // bits once per call and reads them back for every row.
+  int64_t w1a8_row_tile = 16;
 };
 constexpr int64_t kMaxTwoSetHeadDim = 127;
 

@@ -9,7 +9,12 @@
 //   without octets (a layer whose octets were not built).
 // W1A8: an int8 GEMM on vpdpbusd. The weight bits, read from the table-lookup layout, become
 //   bytes 0/1 with one bit shuffle (vpshufbitqmb) and one masked move; one dpbusd then does
-//   16 columns x 4 multiply-adds, exactly, with no tables to build per row.
+//   16 columns x 4 multiply-adds, exactly, with no tables to build per row. A call of 16 rows or
+//   more expands each 32-column block once and reads it back for all its rows (the callers give
+//   it up to 256 rows a call), so that the loop is dpbusd and broadcasts alone. With the
+//   accumulators as members (BlockSums below), that took trained 128-token MiniLM forwards on 1
+//   thread from 10.50 to 9.85 ms (BiT stage 1 W1A8) and from 11.45 to 9.79 ms (BitNet b1.58)
+//   (benchmarks/results/archive_revisions_zen4_w1a8_expand_once_*.json).
 // Activation packing, int8 quantization and W1A32 reuse the AVX2 kernels (dispatch.cpp assembles the
 // table). Attention's 1-bit products run on the column octets below (encoder.cpp's xnor_products):
 // the row-layout popcount had made BiT stage 2's 1-bit attention take 3.4 ms of a MiniLM forward on
@@ -21,7 +26,9 @@
 #include <cstring>
 #include <type_traits>
 
+#include "aligned.h"
 #include "avx2_reduce.h"
+#include "buffers.h"
 #include "bit_row_sums.h"
 #include "bits_avx512.h"
 #include "float_avx512.h"
@@ -230,34 +237,74 @@ inline int32_t load_group(const int8_t* q) {
   return v;
 }
 
-// R rows x one 32-column block, of one sign plane (Planes = 1: W1A8) or the sum of two (Planes =
-// 2: ternary W1.58A8, col2 its second plane). Two planes add as bytes before one dpbusd: with
+// One group's weights of a 32-column block as bytes, w0 for columns 0-15 and w1 for 16-31 (in the
+// shuffle's lane order): 0/1 for one sign plane (Planes = 1: W1A8), the sum of two, 0-2, for
+// ternary W1.58A8 (col2 its second plane). Two planes add as bytes before one dpbusd: with
 // s = 1 - 2 bit per plane, sum_k q (s_u + s_v) = 2 rowsum - 2 sum_k q (bit_u + bit_v), and
-// bit_u + bit_v (0-2) is an unsigned byte, so a ternary product costs one multiply-add per input
+// bit_u + bit_v is an unsigned byte, so a ternary product costs one multiply-add per input
 // where two planes had cost two (and the plane outputs are summed as integers, exactly).
+template <int Planes>
+inline void expand_group(const uint8_t* col, const uint8_t* col2, int64_t g, const W1a8Shuffle& shuffle, __m512i& w0,
+                         __m512i& w1) {
+  const __m512i ones = _mm512_set1_epi8(1);
+  const __m512i bits = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(col + g * 16)));
+  w0 = _mm512_maskz_mov_epi8(_mm512_bitshuffle_epi64_mask(bits, shuffle.low), ones);
+  w1 = _mm512_maskz_mov_epi8(_mm512_bitshuffle_epi64_mask(bits, shuffle.high), ones);
+  if constexpr (Planes == 2) {
+    const __m512i other = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(col2 + g * 16)));
+    w0 = _mm512_mask_add_epi8(w0, _mm512_bitshuffle_epi64_mask(other, shuffle.low), w0, ones);
+    w1 = _mm512_mask_add_epi8(w1, _mm512_bitshuffle_epi64_mask(other, shuffle.high), w1, ones);
+  }
+}
+
+// The dpbusd sums of R rows against one block (columns 0-15 and 16-31), one member per
+// accumulator rather than an array: GCC 12 kept an array's 16 accumulators in registers but
+// moved each to another register and back every group (32 moves and two spills per 16 dpbusd);
+// as members the loop is the dpbusd and broadcasts alone.
+template <int R>
+struct BlockSums {
+  __m512i low = _mm512_setzero_si512(), high = _mm512_setzero_si512();
+  BlockSums<R - 1> rest;
+  // group g's 4 inputs of each row (q: the first row's, `stride` bytes a row) times w0, w1
+  void add(const int8_t* q, int64_t stride, __m512i w0, __m512i w1) {
+    const __m512i x = _mm512_set1_epi32(load_group(q));
+    low = _mm512_dpbusd_epi32(low, w0, x);
+    high = _mm512_dpbusd_epi32(high, w1, x);
+    rest.add(q + stride, stride, w0, w1);
+  }
+  void get(__m512i (*acc)[2]) const {
+    acc[0][0] = low, acc[0][1] = high;
+    rest.get(acc + 1);
+  }
+};
+template <>
+struct BlockSums<0> {
+  void add(const int8_t*, int64_t, __m512i, __m512i) {}
+  void get(__m512i (*)[2]) const {}
+};
+
+// R rows x one 32-column block, of one sign plane (Planes = 1) or the sum of two (Planes = 2). The
+// weights come expanded (`expanded`: 2 vectors a group, expand_group's) or are expanded here.
 template <int R, int Planes>
 void w1a8_rows_block(const int8_t* q, const int32_t* rowsum, const float* inv_scale, const uint8_t* col,
-                     const uint8_t* col2, const float* alpha, const float* bias, float* y, int64_t i0, int64_t block,
-                     int64_t n0, int64_t n1, int64_t n, int64_t groups, const W1a8Shuffle& shuffle) {
-  const __m512i ones = _mm512_set1_epi8(1);
+                     const uint8_t* col2, const __m512i* expanded, const float* alpha, const float* bias, float* y,
+                     int64_t i0, int64_t block, int64_t n0, int64_t n1, int64_t n, int64_t groups,
+                     const W1a8Shuffle& shuffle) {
   const int64_t stride = groups * 4;
-  __m512i acc[R][2];
-  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
-  for (int64_t g = 0; g < groups; ++g) {
-    const __m512i bits = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(col + g * 16)));
-    __m512i w0 = _mm512_maskz_mov_epi8(_mm512_bitshuffle_epi64_mask(bits, shuffle.low), ones);
-    __m512i w1 = _mm512_maskz_mov_epi8(_mm512_bitshuffle_epi64_mask(bits, shuffle.high), ones);
-    if constexpr (Planes == 2) {
-      const __m512i other = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(col2 + g * 16)));
-      w0 = _mm512_mask_add_epi8(w0, _mm512_bitshuffle_epi64_mask(other, shuffle.low), w0, ones);
-      w1 = _mm512_mask_add_epi8(w1, _mm512_bitshuffle_epi64_mask(other, shuffle.high), w1, ones);
-    }
-    for (int r = 0; r < R; ++r) {
-      const __m512i x = _mm512_set1_epi32(load_group(q + (i0 + r) * stride + 4 * g));
-      acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], w0, x);
-      acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], w1, x);
+  const int8_t* rows = q + i0 * stride;
+  BlockSums<R> sums;
+  if (expanded) {
+    for (int64_t g = 0; g < groups; ++g)
+      sums.add(rows + 4 * g, stride, _mm512_load_si512(expanded + 2 * g), _mm512_load_si512(expanded + 2 * g + 1));
+  } else {
+    for (int64_t g = 0; g < groups; ++g) {
+      __m512i w0, w1;
+      expand_group<Planes>(col, col2, g, shuffle, w0, w1);
+      sums.add(rows + 4 * g, stride, w0, w1);
     }
   }
+  __m512i acc[R][2];
+  sums.get(acc);
   for (int half = 0; half < 2; ++half) {
     const int64_t j0 = block * 32 + 16 * half;
     if (j0 >= n1 || j0 + 16 <= n0) continue;
@@ -277,20 +324,37 @@ void w1a8_rows_block(const int8_t* q, const int32_t* rowsum, const float* inv_sc
   }
 }
 
+// From this many rows a call expands each block's weights once into an L1/L2 buffer and reads them
+// back for every row tile, instead of expanding them again per tile of 8 rows (whose shuffles
+// share the dpbusd's ports); below it, expanding in the loop costs less than the stores and loads.
+// The callers give this path's calls up to KernelTable::w1a8_row_tile rows.
+constexpr int64_t kExpandOnceRows = 16;
+// Calls of up to 256 rows (KernelTable::w1a8_row_tile): a 128-token input's rows in one call per
+// 64 columns, so its weights are expanded once; their int8 inputs (256 x 1536 bytes at most in a
+// BERT-base FFN-down) stay in L2 while the column tiles pass over them.
+constexpr int64_t kVnniRowTile = 256;
+
 template <int Planes>
 void w1a8_planes(const int8_t* q, const int32_t* rowsum, const float* inv_scale, const uint8_t* wlut,
                  const uint8_t* wlut2, const float* alpha, const float* bias, float* y, int64_t m0, int64_t m1,
                  int64_t n0, int64_t n1, int64_t n, int64_t groups) {
   static const W1a8Shuffle shuffle;
   constexpr int kRows = 8;  // 16 accumulators + 2 weight vectors of the 32 registers
+  thread_local aligned_vector<__m512i> buffer;
+  const bool expand_once = m1 - m0 >= kExpandOnceRows;
+  __m512i* expanded = expand_once ? grow(buffer, 2 * groups) : nullptr;
   for (int64_t block = n0 / 32; block * 32 < n1; ++block) {
     const uint8_t* col = wlut + block * groups * 16;
     const uint8_t* col2 = Planes == 2 ? wlut2 + block * groups * 16 : nullptr;
+    if (expanded)
+      for (int64_t g = 0; g < groups; ++g) expand_group<Planes>(col, col2, g, shuffle, expanded[2 * g], expanded[2 * g + 1]);
     int64_t i = m0;
     for (; i + kRows <= m1; i += kRows)
-      w1a8_rows_block<kRows, Planes>(q, rowsum, inv_scale, col, col2, alpha, bias, y, i, block, n0, n1, n, groups, shuffle);
+      w1a8_rows_block<kRows, Planes>(q, rowsum, inv_scale, col, col2, expanded, alpha, bias, y, i, block, n0, n1, n,
+                                     groups, shuffle);
     for (; i < m1; ++i)
-      w1a8_rows_block<1, Planes>(q, rowsum, inv_scale, col, col2, alpha, bias, y, i, block, n0, n1, n, groups, shuffle);
+      w1a8_rows_block<1, Planes>(q, rowsum, inv_scale, col, col2, expanded, alpha, bias, y, i, block, n0, n1, n, groups,
+                                 shuffle);
   }
 }
 
@@ -315,7 +379,7 @@ const KernelTable& avx512_vnni_kernels(const KernelTable& avx2) {
                                     softmax_rows_with<exp_shifted16, row_max16>, avx2.xnor_gemm_quads, pack_elastic16, nullptr, nullptr, nullptr, nullptr,
                                     avx2.layer_norm_rows, xnor_octets_gemm, xnor_octets_linear,
                                     w158a8_linear, two_set_attention_avx512, scale_dots_rows, transpose_bits16,
-                                    bit_row_sums_portable, pack_negative16};
+                                    bit_row_sums_portable, pack_negative16, nullptr, kVnniRowTile};
   return table;
 }
 

@@ -295,7 +295,7 @@ void linear_w1a8_prepared(const KernelTable& kernels, int64_t m, int64_t k, cons
   run_tiles(m, n, m * n * groups, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     kernels.w1a8_linear(s.luts.data(), s.q.data(), s.rowsum.data(), s.row_scale.data(), wlut, alpha, bias, y, m0, m1,
                         n0, n1, n, groups);
-  });  // 64-column tiles: whole rows measured 2% slower here (MiniLM W1A8, Zen 4, 1 and 2 threads)
+  }, 64, kernels.w1a8_row_tile);  // 64-column tiles (whole rows of 16-row tiles measured 2% slower, MiniLM W1A8, Zen 4)
 }
 
 void linear_dense(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const float* w, const float* bias,
@@ -358,7 +358,7 @@ void run_linear(const KernelTable& kernels, const LinearWeights& w, const float*
         return run_tiles(m, n, m * n * lut_groups(k), threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
           kernels.w158a8_linear(s.q.data(), s.rowsum.data(), s.row_scale.data(), lut, lut + plane_lut,
                                 w.epilogue_scale.data(), w.bias, y, m0, m1, n0, n1, n, lut_groups(k));
-        }, column_block(m, n));
+        }, 64, kernels.w1a8_row_tile);
       }
       // x @ (gamma t).T + b = plane_u(x, gamma / 2) + plane_v(x, gamma / 2) + b
       float* second = grow(s.plane_out, m * n);

@@ -1,7 +1,7 @@
-// How the runtime splits a product over the thread pool: tiles of 16 rows x col_block columns
-// (64 unless the caller says: column_block below for the 1-bit and int8 linears). `work`
-// counts inner-loop operations (a float add, or one 64-bit XOR-popcount); below ~1M of them,
-// waking the pool (tens of microseconds on a busy machine) costs more than it saves, so the
+// How the runtime splits a product over the thread pool: tiles of row_block rows (16 unless the
+// caller says: KernelTable::w1a8_row_tile) x col_block columns (64 unless the caller says:
+// column_block below for the 1-bit and int8 linears). `work` counts inner-loop operations (a
+// float add, or one 64-bit XOR-popcount); below ~1M of them, waking the pool (tens of microseconds on a busy machine) costs more than it saves, so the
 // caller's thread does it all. Never call from inside a parallel_for task (the pool runs one job
 // at a time).
 #pragma once
@@ -21,8 +21,8 @@ constexpr int64_t kSerialWork = int64_t{1} << 20;
 inline int64_t column_block(int64_t m, int64_t n) { return m >= 4 * 16 ? n : 64; }
 
 template <typename Fn>
-void run_tiles(int64_t m, int64_t n, int64_t work, int threads, Fn fn, int64_t col_block = 64) {
-  const int64_t row_block = 16;
+void run_tiles(int64_t m, int64_t n, int64_t work, int threads, Fn fn, int64_t col_block = 64,
+               int64_t row_block = 16) {
   const int64_t row_tiles = (m + row_block - 1) / row_block;
   if (work < kSerialWork) threads = 1;
   // one thread and one row tile: all columns in one tile. At M = 1 the calls and loop set-up of
