@@ -1,9 +1,9 @@
 // How the runtime splits a product over the thread pool: tiles of row_block rows (16 unless the
 // caller says: KernelTable::w1a8_row_tile) x col_block columns (64 unless the caller says:
 // column_block below for the 1-bit and int8 linears). `work` counts inner-loop operations (a
-// float add, or one 64-bit XOR-popcount); below ~1M of them, waking the pool (tens of microseconds on a busy machine) costs more than it saves, so the
-// caller's thread does it all. Never call from inside a parallel_for task (the pool runs one job
-// at a time).
+// float add, or one 64-bit XOR-popcount); below ~1M of them, waking the pool (tens of
+// microseconds on a busy machine) costs more than it saves, so the caller's thread does it all.
+// Never call from inside a parallel_for task (the pool runs one job at a time).
 #pragma once
 #include <algorithm>
 #include <cstdint>
