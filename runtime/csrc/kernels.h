@@ -101,13 +101,14 @@ struct KernelTable {
   void (*xnor_octets_linear)(const uint64_t* a, const uint64_t* b8, const float* beta, const float* alpha,
                              const float* bias, float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n,
                              int64_t words, int64_t k);
-  // Ternary weights (two sign planes u, v in the W1A8 weight layout, kNone tables), int8 inputs,
-  // in one product: y[i * n + j] = (2 rowsum[i] - 2 sum_k q[i, k] (bit_u + bit_v)) * inv_scale[i]
-  // * half_gamma[j] + bias[j], the two planes' dots summed as integers. Null on paths that run the
+  // Ternary weights (two sign planes u, v in the W1A8 weight layout), int8 inputs, in one product:
+  // y[i * n + j] = (2 rowsum[i] - 2 sum_k q[i, k] (bit_u + bit_v)) * inv_scale[i] * half_gamma[j]
+  // + bias[j], the two planes' dots summed as integers. It reads what w1a8_linear reads (the
+  // tables `luts` in w1a8_tables' format, or `q` where that is kNone). Null on paths that run the
   // planes as two w1a8_linear products and sum them in float.
-  void (*w158a8_linear)(const int8_t* q, const int32_t* rowsum, const float* inv_scale, const uint8_t* wlut_u,
-                        const uint8_t* wlut_v, const float* half_gamma, const float* bias, float* y, int64_t m0,
-                        int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t groups);
+  void (*w158a8_linear)(const uint8_t* luts, const int8_t* q, const int32_t* rowsum, const float* inv_scale,
+                        const uint8_t* wlut_u, const uint8_t* wlut_v, const float* half_gamma, const float* bias,
+                        float* y, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t n, int64_t groups);
   // BiT's two-set attention weights straight from 1-bit scores (two_set_attention_avx512.h,
   // two_set_attention_avx2.h): for rows x n integer dots of 1-bit Q and K rows of d bits, the bits
   // b = 1 of the two-set binarizer (its cut) on softmax(dot * alphas / root) over the keys (mask:

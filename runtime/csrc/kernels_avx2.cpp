@@ -477,7 +477,7 @@ const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm_2x4, xnor_linear
                                   sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_shifted, row_max8>,
                                   xnor_gemm_quads, pack_elastic, build_luts_avx2, build_xnor_luts_avx2,
                                   xnor_lut_gemm_avx2, xnor_lut_linear_avx2,
-                                  layer_norm_rows_with<sum_parts8, normalize8>, nullptr, nullptr, nullptr,
+                                  layer_norm_rows_with<sum_parts8, normalize8>, nullptr, nullptr, lut_w158a8_avx2,
                                   two_set_attention_avx2, scale_dots_rows, transpose_bits8, bit_row_sums_portable, pack_negative,
                                   xnor_lut_scaled_avx2};
 

@@ -364,7 +364,7 @@ void w1a8_linear(const uint8_t*, const int8_t* q, const int32_t* rowsum, const f
   w1a8_planes<1>(q, rowsum, inv_scale, wlut, nullptr, alpha, bias, y, m0, m1, n0, n1, n, groups);
 }
 
-void w158a8_linear(const int8_t* q, const int32_t* rowsum, const float* inv_scale, const uint8_t* wlut_u,
+void w158a8_linear(const uint8_t*, const int8_t* q, const int32_t* rowsum, const float* inv_scale, const uint8_t* wlut_u,
                    const uint8_t* wlut_v, const float* half_gamma, const float* bias, float* y, int64_t m0, int64_t m1,
                    int64_t n0, int64_t n1, int64_t n, int64_t groups) {
   w1a8_planes<2>(q, rowsum, inv_scale, wlut_u, wlut_v, half_gamma, bias, y, m0, m1, n0, n1, n, groups);

@@ -278,24 +278,34 @@ void prepare_w1a8_inputs(const KernelTable& kernels, const float* x, int64_t m, 
 }
 
 void linear_w1a8_prepared(const KernelTable& kernels, int64_t m, int64_t k, const uint8_t* wlut, const float* alpha,
-                          const float* bias, int64_t n, float* y, int threads, const LinearScratch& s) {
-  const int64_t groups = lut_groups(k);
+                          const float* bias, int64_t n, float* y, int threads, const LinearScratch& s,
+                          const uint8_t* wlut2) {
+  const int64_t groups = lut_groups(k), planes = wlut2 ? 2 : 1;
+  // one product of rows [m0, m1) x columns [n0, n1) on tables `luts` and int8 rows `q` that start at row r
+  auto product = [&](const uint8_t* luts, int64_t r, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    const int8_t* q = s.q.data() + r * groups * 4;
+    const int32_t* rowsum = s.rowsum.data() + r;
+    const float* step = s.row_scale.data() + r;
+    float* out = y + r * n;
+    if (wlut2)
+      kernels.w158a8_linear(luts, q, rowsum, step, wlut, wlut2, alpha, bias, out, m0, m1, n0, n1, n, groups);
+    else
+      kernels.w1a8_linear(luts, q, rowsum, step, wlut, alpha, bias, out, m0, m1, n0, n1, n, groups);
+  };
   if (luts_per_block(kernels, m, groups)) {
-    run_rows(m, 16, m * n * groups, threads, [&](int64_t r0, int64_t r1) {
+    run_rows(m, 16, planes * m * n * groups, threads, [&](int64_t r0, int64_t r1) {
       thread_local aligned_vector<uint8_t> block;
       uint8_t* luts = grow(block, (r1 - r0) * groups * 32);
-      const int8_t* q = s.q.data() + r0 * groups * 4;
-      kernels.build_luts(q, r1 - r0, groups, luts);
-      kernels.w1a8_linear(luts, q, s.rowsum.data() + r0, s.row_scale.data() + r0, wlut, alpha, bias, y + r0 * n, 0,
-                          r1 - r0, 0, n, n, groups);
+      kernels.build_luts(s.q.data() + r0 * groups * 4, r1 - r0, groups, luts);
+      product(luts, r0, 0, r1 - r0, 0, n);
     });
     return;
   }
-  // one table lookup covers 4 multiply-adds: count work like the other kernels do
-  run_tiles(m, n, m * n * groups, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-    kernels.w1a8_linear(s.luts.data(), s.q.data(), s.rowsum.data(), s.row_scale.data(), wlut, alpha, bias, y, m0, m1,
-                        n0, n1, n, groups);
-  }, 64, kernels.w1a8_row_tile);  // 64-column tiles (whole rows of 16-row tiles measured 2% slower, MiniLM W1A8, Zen 4)
+  // one table lookup covers 4 multiply-adds: count work like the other kernels do. 64-column tiles
+  // (whole rows of 16-row tiles measured 2% slower, MiniLM W1A8, Zen 4)
+  run_tiles(m, n, planes * m * n * groups, threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    product(s.luts.data(), 0, m0, m1, n0, n1);
+  }, 64, kernels.w1a8_row_tile);
 }
 
 void linear_dense(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const float* w, const float* bias,
@@ -351,14 +361,11 @@ void run_linear(const KernelTable& kernels, const LinearWeights& w, const float*
     case Scheme::kW158A8: {
       const int64_t plane_lut = lut_column_blocks(n) * lut_groups(k) * 16;
       if (w.scheme == Scheme::kW158A8 && kernels.w158a8_linear) {
-        // both planes in one product, the bias in its epilogue (no tables: w1a8_tables is kNone),
-        // so no second plane's output to hold and add
+        // both planes in one product, the bias in its epilogue, so no second plane's output to
+        // hold and add (and its tables, where the path has them, built and read once)
         if (!inputs_prepared) prepare_w1a8_inputs(kernels, x, m, k, threads, s);
-        const uint8_t* lut = w.lut.data();
-        return run_tiles(m, n, m * n * lut_groups(k), threads, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-          kernels.w158a8_linear(s.q.data(), s.rowsum.data(), s.row_scale.data(), lut, lut + plane_lut,
-                                w.epilogue_scale.data(), w.bias, y, m0, m1, n0, n1, n, lut_groups(k));
-        }, 64, kernels.w1a8_row_tile);
+        return linear_w1a8_prepared(kernels, m, k, w.lut.data(), w.epilogue_scale.data(), w.bias, n, y, threads, s,
+                                    w.lut.data() + plane_lut);
       }
       // x @ (gamma t).T + b = plane_u(x, gamma / 2) + plane_v(x, gamma / 2) + b
       float* second = grow(s.plane_out, m * n);

@@ -143,9 +143,11 @@ void build_panel_bits(const uint64_t* w, int64_t n, int64_t k, uint16_t* out);
 // Quantizes x once (q, step, rowsum and, when the path uses them, lookup tables) into scratch.
 void prepare_w1a8_inputs(const KernelTable& kernels, const float* x, int64_t m, int64_t k, int threads,
                          LinearScratch& scratch);
-// The W1A8 product on inputs prepared by prepare_w1a8_inputs.
+// The W1A8 product on inputs prepared by prepare_w1a8_inputs; with wlut2 (ternary's second sign
+// plane), both planes in one product (KernelTable::w158a8_linear, which the caller checks).
 void linear_w1a8_prepared(const KernelTable& kernels, int64_t m, int64_t k, const uint8_t* wlut, const float* alpha,
-                          const float* bias, int64_t n, float* y, int threads, const LinearScratch& scratch);
+                          const float* bias, int64_t n, float* y, int threads, const LinearScratch& scratch,
+                          const uint8_t* wlut2 = nullptr);
 void linear_dense(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const float* w, const float* bias,
                   int64_t n, float* y, int threads);
 // From this many rows on, W1A32 unpacks weight tiles to floats and runs the float GEMM: the

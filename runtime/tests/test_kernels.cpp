@@ -389,7 +389,7 @@ void test_schemes(const KernelTable& kt) {
   expect(ok, std::string(kt.isa) + " w158a32 = two planes");
   {
     // ternary W1.58A8 = sum_k q (s_u + s_v) / 2 exactly, times step and gamma, plus the bias: the
-    // path's product (one fused product on VNNI, two planes summed in float elsewhere)
+    // path's product (one fused product on AVX2 and AVX-512, the planes summed in float on scalar and NEON)
     LinearWeights ternary8 = ternary;
     ternary8.scheme = Scheme::kW158A8;
     expect(ternary8.prepare(&error, kt), "prepare ternary int8");
@@ -525,6 +525,30 @@ void test_schemes(const KernelTable& kt) {
           big_ok &= by[i * bn + j] == static_cast<float>(dot) * fresh.row_scale[i] * scale[j] + bias[j];
         }
       expect(big_ok, std::string(kt.isa) + " w1a8 layer with tables per block of rows, " + std::to_string(threads) + " thread(s)");
+    }
+    // ternary W1.58A8 on the same inputs, its two planes (u: the weights above, v: new ones) in
+    // one product where the path has one, its tables built once per block of rows
+    auto bv = random_floats(rng, bn * bk);
+    std::vector<float> planes(bw);
+    planes.insert(planes.end(), bv.begin(), bv.end());
+    auto bpb = pack(planes, 2 * bn, bk);
+    LinearWeights ternary_big = big;
+    ternary_big.scheme = Scheme::kW158A8, ternary_big.words = bpb.data();
+    expect(ternary_big.prepare(&error, kt), "prepare w158a8 large");
+    for (int threads : {1, 2}) {
+      LinearScratch fresh;
+      std::vector<float> by(static_cast<size_t>(bm * bn));
+      run_linear(kt, ternary_big, bx.data(), bm, by.data(), threads, fresh);
+      bool near = true;
+      for (int64_t i = 0; i < bm; ++i)
+        for (int64_t j = 0; j < bn; ++j) {
+          int32_t dot = 0;
+          for (int64_t t = 0; t < bk; ++t)
+            dot += fresh.q[i * bgroups * 4 + t] *
+                   static_cast<int32_t>(sign_of(bpb, bwords, j, t) + sign_of(bpb, bwords, bn + j, t));
+          near &= close(by[i * bn + j], static_cast<float>(dot) * fresh.row_scale[i] * (scale[j] * 0.5f) + bias[j], 1e-5f);
+        }
+      expect(near, std::string(kt.isa) + " w158a8 layer with tables per block of rows, " + std::to_string(threads) + " thread(s)");
     }
   }
   // a layer with missing parts is refused, not run
