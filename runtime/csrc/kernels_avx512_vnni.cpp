@@ -340,9 +340,9 @@ void w1a8_planes(const int8_t* q, const int32_t* rowsum, const float* inv_scale,
                  int64_t n0, int64_t n1, int64_t n, int64_t groups) {
   static const W1a8Shuffle shuffle;
   constexpr int kRows = 8;  // 16 accumulators + 2 weight vectors of the 32 registers
-  thread_local aligned_vector<__m512i> buffer;
+  thread_local aligned_vector<uint8_t> buffer;  // 64-byte aligned (aligned.h): two vectors a group
   const bool expand_once = m1 - m0 >= kExpandOnceRows;
-  __m512i* expanded = expand_once ? grow(buffer, 2 * groups) : nullptr;
+  __m512i* expanded = expand_once ? reinterpret_cast<__m512i*>(grow(buffer, 2 * groups * 64)) : nullptr;
   for (int64_t block = n0 / 32; block * 32 < n1; ++block) {
     const uint8_t* col = wlut + block * groups * 16;
     const uint8_t* col2 = Planes == 2 ? wlut2 + block * groups * 16 : nullptr;
