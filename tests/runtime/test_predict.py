@@ -99,6 +99,26 @@ def test_embeddings_and_hidden_states(packed_archive, tmp_path, capsys):
         np.testing.assert_allclose(vector["embedding"], hidden.mean(axis=0), atol=1e-5)
 
 
+def test_length_batches_keep_input_order(packed_archive, tmp_path, capsys):
+    # lengths out of order, so that batching by length reorders them within the window
+    sentences = ["paris is [MASK] .", "the capital of france is [MASK] , said the [MASK] .", "a [MASK] .",
+                 "[MASK] is the capital of [MASK] .", "the [MASK] of paris ."]
+    source = tmp_path / "mixed.txt"
+    source.write_text("\n".join(sentences) + "\n")
+    one_by_one = _run_cli([packed_archive, "--input", source, "--embeddings", "--batch-size", "1", "--sort-window", "1"], capsys)
+    sorted_batches = _run_cli([packed_archive, "--input", source, "--embeddings", "--batch-size", "2", "--sort-window", "2"], capsys)
+    masks = _run_cli([packed_archive, "--input", source, "--batch-size", "2"], capsys)
+    for code, lines, err in (one_by_one, sorted_batches, masks):
+        assert code == 0, err
+        assert [line["sentence"] for line in lines] == sentences
+    for alone, batched in zip(one_by_one[1], sorted_batches[1]):
+        np.testing.assert_allclose(batched["embedding"], alone["embedding"], atol=1e-5)
+    assert [len(line["predictions"]) for line in masks[1]] == [s.count("[MASK]") for s in sentences]
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(packed_archive), "a [MASK] .", "--sort-window", "0"])
+    assert exit_info.value.code == 2 and "--sort-window" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "args,message",
     [

@@ -1,0 +1,112 @@
+#!/usr/bin/env python
+"""
+Sentence embeddings of a text file through the torch-free runtime (`bitmaps_runtime.predict`'s
+Predictor, as `bitmaps-predict --input FILE --embeddings` runs it), with batches taken as the file
+reads and batched by length within `--sort-window` batches (the CLI's default), in ONE process,
+alternating, medians of --rounds passes over the file. A batch pads every sentence to its longest
+and the encoder computes every padded position, so on a file of mixed lengths batching by length
+saves that work. The sentences: WikiText-2 raw validation's lines cut at " . ", the first --count
+of them that fit the archive's max_length.
+
+    python benchmarks/predict_file.py runs/long_lr1e-3/bit_stage2/packed.tar.gz --json benchmarks/results/predict_file.json
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import cpu_name  # noqa: E402
+
+from bitmaps_runtime.archive import load_packed_archive  # noqa: E402
+from bitmaps_runtime.native import backend  # noqa: E402
+from bitmaps_runtime.predict import SORT_WINDOW, Predictor, _by_length, _windows  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-2-raw" / "valid.txt"
+
+
+def sentences(path: Path, predictor: Predictor, count: int):
+    tokenizer, limit, out = predictor.archive.tokenizer, predictor.archive.max_length, []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("="):
+            continue
+        for piece in line.split(" . "):
+            piece = piece.strip()
+            if piece and len(tokenizer.encode(piece).ids) <= limit:
+                out.append(piece + " .")
+                if len(out) == count:
+                    return out
+    return out
+
+
+def embed_all(predictor: Predictor, items, batch_size: int, window: int) -> int:
+    padded = 0  # wordpiece positions the encoder computed
+    for chunk in _windows(items, batch_size * window):
+        for indices in _by_length(chunk, batch_size) if window > 1 else (
+            list(range(start, min(start + batch_size, len(chunk)))) for start in range(0, len(chunk), batch_size)
+        ):
+            batch = [chunk[i] for i in indices]
+            _, ids, _ = predictor._encode(batch)
+            padded += ids.size
+            predictor.embeddings(batch)
+    return padded
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("archive")
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--count", type=int, default=1024)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", type=Path, required=True)
+    args = parser.parse_args()
+    predictor = Predictor(load_packed_archive(args.archive), threads=args.threads)
+    items = sentences(args.data, predictor, args.count)
+    real = sum(len(predictor.archive.tokenizer.encode(s).ids) for s in items)
+    variants = {"batches as read (--sort-window 1)": 1, f"by length (--sort-window {SORT_WINDOW})": SORT_WINDOW}
+    times = {name: [] for name in variants}
+    positions = {}
+    embed_all(predictor, items[: args.batch_size], args.batch_size, 1)  # warm-up
+    for round_ in range(args.rounds):
+        names = list(variants) if round_ % 2 == 0 else list(reversed(variants))
+        for name in names:
+            start = time.perf_counter()
+            positions[name] = embed_all(predictor, items, args.batch_size, variants[name])
+            times[name].append(time.perf_counter() - start)
+    result = {
+        "what": __doc__.strip().splitlines()[0],
+        "cpu": cpu_name(),
+        "kernel_path": backend(),
+        "archive": args.archive,
+        "data": str(args.data),
+        "sentences": len(items),
+        "wordpieces": real,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "variants": {
+            name: {
+                "median_s": statistics.median(t),
+                "spread_s": [min(t), max(t)],
+                "sentences_per_s": len(items) / statistics.median(t),
+                "positions_computed": positions[name],
+            }
+            for name, t in times.items()
+        },
+    }
+    base, sorted_ = (result["variants"][name]["median_s"] for name in variants)
+    result["speedup"] = base / sorted_
+    args.json.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"{result['cpu']}, {result['kernel_path']}, {args.threads} thread(s), {len(items)} sentences ({real} wordpieces):")
+    for name, v in result["variants"].items():
+        print(f"  {name}: {v['median_s']:.2f} s, {v['sentences_per_s']:.0f} sentences/s, {v['positions_computed']} positions computed")
+    print(f"  by length: {result['speedup']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
