@@ -192,16 +192,22 @@ class PackedEncoder:
         mask: Optional[np.ndarray] = None,
         type_ids: Optional[np.ndarray] = None,
         threads: Optional[int] = None,
+        skip_padding: bool = False,
     ) -> np.ndarray:
         """`(batch, seq)` token ids (and mask: nonzero = real token; type ids) -> `(batch, seq,
-        hidden)` float32, the encoder's last hidden states."""
+        hidden)` float32, the encoder's last hidden states. Padded positions are computed as the
+        torch model computes them, unless `skip_padding`: then, where each mask row is real tokens
+        followed by padding, the layers run on the real tokens alone (each sequence's attention over
+        its own length), which saves the padding's share of the work, and the padded positions'
+        states are 0. The real tokens' states agree with the padded run to float rounding (the
+        softmax sums fewer terms)."""
         ids = np.ascontiguousarray(token_ids, dtype=np.int64)
         if ids.ndim != 2:
             raise ValueError(f"token_ids must be (batch, seq), got shape {ids.shape}")
         mask = np.ones(ids.shape, np.int32) if mask is None else np.ascontiguousarray(mask, dtype=np.int32)
         types = None if type_ids is None else np.ascontiguousarray(type_ids, dtype=np.int64)
         out = np.empty(ids.shape + (self.hidden_size,), dtype=np.float32)
-        self._native.model_forward(self._model, ids, mask, types, out, threads or default_threads())
+        self._native.model_forward(self._model, ids, mask, types, out, threads or default_threads(), skip_padding)
         return out
 
     def profile(self, enable: bool = True) -> Dict[str, float]:

@@ -77,7 +77,7 @@ class Predictor:
         for sentence, row in zip(sentences, masked):
             if not row.any():
                 raise InputError(f"sentence has no {MASK_TOKEN} token to fill: {sentence!r}")
-        hidden = self.encoder.hidden_states(ids, mask, threads=self.threads)
+        hidden = self.encoder.hidden_states(ids, mask, threads=self.threads, skip_padding=True)
         logits = self.encoder.logits(hidden[masked], threads=self.threads)
         # as the AllenNLP model: probabilities of the top k under the softmax over the vocabulary
         top = np.argsort(-logits, axis=-1, kind="stable")[:, :top_k]
@@ -100,7 +100,7 @@ class Predictor:
 
     def hidden_states(self, sentences: Sequence[str]) -> List[dict]:
         encodings, ids, mask = self._encode(sentences)
-        hidden = self.encoder.hidden_states(ids, mask, threads=self.threads)
+        hidden = self.encoder.hidden_states(ids, mask, threads=self.threads, skip_padding=True)
         return [
             {"sentence": s, "tokens": e.tokens, "hidden_states": hidden[i, : len(e.ids)].tolist()}
             for i, (s, e) in enumerate(zip(sentences, encodings))
@@ -108,7 +108,7 @@ class Predictor:
 
     def embeddings(self, sentences: Sequence[str]) -> List[dict]:
         encodings, ids, mask = self._encode(sentences)
-        hidden = self.encoder.hidden_states(ids, mask, threads=self.threads)
+        hidden = self.encoder.hidden_states(ids, mask, threads=self.threads, skip_padding=True)
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / weights.sum(axis=1)
         return [{"sentence": s, "embedding": pooled[i].tolist()} for i, s in enumerate(sentences)]

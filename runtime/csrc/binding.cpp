@@ -360,11 +360,13 @@ PyObject* model_prepare(PyObject*, PyObject* args) {
   Py_RETURN_NONE;
 }
 
-// model_forward(model, ids (B, T) int64, mask (B, T) int32, type_ids (B, T) int64 | None, out (B, T, H) float32, threads)
+// model_forward(model, ids (B, T) int64, mask (B, T) int32, type_ids (B, T) int64 | None, out (B, T, H) float32, threads,
+//               skip_padding = False)
 PyObject* model_forward(PyObject*, PyObject* args) {
   PyObject *capsule, *ids_obj, *mask_obj, *types_obj, *out_obj;
-  int threads;
-  if (!PyArg_ParseTuple(args, "OOOOOi", &capsule, &ids_obj, &mask_obj, &types_obj, &out_obj, &threads)) return nullptr;
+  int threads, skip_padding = 0;
+  if (!PyArg_ParseTuple(args, "OOOOOi|p", &capsule, &ids_obj, &mask_obj, &types_obj, &out_obj, &threads, &skip_padding))
+    return nullptr;
   ModelHandle* handle = handle_of(capsule);
   const KernelTable& kernels = bitmaps::active_kernels();  // one path for the preparation and the run
   if (handle == nullptr || !ensure_prepared(handle, kernels)) return nullptr;
@@ -395,7 +397,7 @@ PyObject* model_forward(PyObject*, PyObject* args) {
   Py_BEGIN_ALLOW_THREADS
   std::lock_guard<std::mutex> lock(handle->busy);
   bitmaps::encoder_forward(m, kernels, ids.data<int64_t>(), mask.data<int32_t>(), type_ptr, batch, seq, out.data<float>(),
-                           threads, handle->workspace);
+                           threads, handle->workspace, skip_padding != 0);
   Py_END_ALLOW_THREADS
   Py_RETURN_NONE;
 }

@@ -509,19 +509,55 @@ bool EncoderModel::prepare(const KernelTable& kernels, const char** error, std::
   return true;
 }
 
+namespace {
+
+// Where each sequence's rows start when the padding is left out: starts[b] = the real tokens of
+// sequences before b, starts[batch] = all of them. Empty unless every mask row is a run of real
+// tokens from the start followed only by padding (the layout tokenizers pad to), since a sequence's
+// rows must stay contiguous and in order for its attention.
+std::vector<int64_t> unpadded_starts(const int32_t* mask, int64_t batch, int64_t seq) {
+  std::vector<int64_t> starts(static_cast<size_t>(batch + 1), 0);
+  for (int64_t b = 0; b < batch; ++b) {
+    const int32_t* row = mask + b * seq;
+    int64_t length = 0;
+    while (length < seq && row[length] != 0) ++length;
+    for (int64_t j = length; j < seq; ++j)
+      if (row[j] != 0) return {};
+    starts[b + 1] = starts[b] + length;
+  }
+  return starts;
+}
+
+}  // namespace
+
 void encoder_forward(const EncoderModel& model, const KernelTable& kernels, const int64_t* ids,
                      const int32_t* mask, const int64_t* type_ids, int64_t batch, int64_t seq, float* hidden,
-                     int threads, Workspace& ws) {
-  const int64_t H = model.hidden, rows = batch * seq, I = model.intermediate;
+                     int threads, Workspace& ws, bool skip_padding) {
+  std::vector<int64_t> starts;
+  if (skip_padding) starts = unpadded_starts(mask, batch, seq);
+  if (!starts.empty() && starts[batch] == batch * seq) starts.clear();  // no padding to leave out
+  const bool unpadded = !starts.empty();
+  // the rows every layer computes: all batch x seq positions, or only the real tokens, sequence
+  // after sequence (then scattered back to their places, the padded rows zero, at the end)
+  const int64_t H = model.hidden, rows = unpadded ? starts[batch] : batch * seq, I = model.intermediate;
+  auto first_row = [&](int64_t b) { return unpadded ? starts[b] : b * seq; };
+  auto length = [&](int64_t b) { return unpadded ? starts[b + 1] - starts[b] : seq; };
+  std::vector<int64_t> source;  // the (batch x seq) position of each computed row, when unpadded
+  if (unpadded) {
+    source.reserve(static_cast<size_t>(rows));
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t p = 0; p < length(b); ++p) source.push_back(b * seq + p);
+  }
   {
   Phase phase(ws.profile, "embeddings + LayerNorm");
   run_rows(rows, 16, rows * H * kNormWork, threads, [&](int64_t r0, int64_t r1) {
     std::vector<float> position(static_cast<size_t>(H));
     for (int64_t r = r0; r < r1; ++r) {
       float* out = hidden + r * H;
-      table_row(model.word, ids[r], out);
-      const float* type_row = model.token_type + (type_ids ? type_ids[r] : 0) * H;
-      table_row(model.position, r % seq, position.data());
+      const int64_t at = unpadded ? source[r] : r;
+      table_row(model.word, ids[at], out);
+      const float* type_row = model.token_type + (type_ids ? type_ids[at] : 0) * H;
+      table_row(model.position, at % seq, position.data());
       // as BertEmbeddings: (word + token type) + position
       for (int64_t k = 0; k < H; ++k) out[k] = (out[k] + type_row[k]) + position[k];
     }
@@ -559,8 +595,9 @@ void encoder_forward(const EncoderModel& model, const KernelTable& kernels, cons
       parallel_for(batch * heads, 2 * rows * seq * d < kSerialWork ? 1 : threads, [&](int64_t task) {
         thread_local HeadScratch scratch;
         const int64_t b = task / heads, h = task % heads;
-        const int64_t offset = b * seq * H + h * d;
-        attention_head(model, layer, kernels, q + offset, k + offset, v + offset, mask + b * seq, seq,
+        if (length(b) == 0) return;  // a sequence of padding only, left out
+        const int64_t offset = first_row(b) * H + h * d;
+        attention_head(model, layer, kernels, q + offset, k + offset, v + offset, mask + b * seq, length(b),
                        context + offset, scratch);
       });
     }
@@ -619,6 +656,15 @@ void encoder_forward(const EncoderModel& model, const KernelTable& kernels, cons
     {
       Phase phase(ws.profile, "residual + LayerNorm");
       add_norm(kernels, hidden, attended, rows, H, layer.output_norm, model.eps, threads);
+    }
+  }
+  if (unpadded) {
+    // each computed row to its place, last first (a row's place is never before it, and never on
+    // a row still to move); the padded places zero
+    for (int64_t b = batch - 1; b >= 0; --b) {
+      for (int64_t p = length(b) - 1; p >= 0; --p)
+        std::memmove(hidden + (b * seq + p) * H, hidden + (starts[b] + p) * H, sizeof(float) * H);
+      std::memset(hidden + (b * seq + length(b)) * H, 0, sizeof(float) * H * (seq - length(b)));
     }
   }
 }

@@ -97,10 +97,14 @@ struct Workspace {
 };
 
 // hidden (batch * seq x hidden) for token ids (batch x seq), mask (batch x seq, nonzero = real
-// token) and token type ids (nullable: all 0).
+// token) and token type ids (nullable: all 0). Padded positions are computed as the torch model
+// computes them, unless `skip_padding`: then, where every mask row is real tokens followed by
+// padding, only the real tokens go through the layers (the linears on their rows alone, each
+// sequence's attention over its own length) and the padded positions' states are 0. The real
+// tokens' states are the same up to the softmax's summation order.
 void encoder_forward(const EncoderModel& model, const KernelTable& kernels, const int64_t* ids,
                      const int32_t* mask, const int64_t* type_ids, int64_t batch, int64_t seq, float* hidden,
-                     int threads, Workspace& ws);
+                     int threads, Workspace& ws, bool skip_padding = false);
 
 // MLM logits (rows x vocab) of hidden states (rows x hidden).
 void mlm_logits(const EncoderModel& model, const KernelTable& kernels, const float* hidden, int64_t rows,
