@@ -90,10 +90,16 @@ class PackedMaskedLanguageModel(MaskedLmBase):
     def masked_logits(self, tokens: TextFieldTensors, masked_positions: torch.BoolTensor) -> torch.Tensor:
         if not self._runs_on_runtime(masked_positions):
             return super().masked_logits(tokens, masked_positions)
-        rows = self.encode(tokens)[masked_positions]
+        # only real tokens are masked, so the padded positions need not be computed at all
+        rows = self.encode(tokens, skip_padding=True)[masked_positions]
         return torch.from_numpy(self._runtime.logits(rows.numpy(), threads=torch.get_num_threads()))
 
-    def encode(self, tokens: TextFieldTensors) -> torch.Tensor:
+    def encode(self, tokens: TextFieldTensors, skip_padding: bool = False) -> torch.Tensor:
+        """
+        The last hidden states. `skip_padding`: on the runtime, the padded positions are left out
+        of the encoder and come back 0 (`PackedEncoder.hidden_states`); the torch modules compute
+        them either way.
+        """
         inputs = tokens["tokens"]
         if self._runs_on_runtime(inputs["token_ids"]):
             type_ids = inputs.get("type_ids")
@@ -102,6 +108,7 @@ class PackedMaskedLanguageModel(MaskedLmBase):
                 inputs["mask"].numpy(),
                 None if type_ids is None else type_ids.numpy(),
                 threads=torch.get_num_threads(),
+                skip_padding=skip_padding,
             )
             return torch.from_numpy(hidden)
         return self._bert(

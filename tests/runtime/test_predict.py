@@ -99,6 +99,19 @@ def test_embeddings_and_hidden_states(packed_archive, tmp_path, capsys):
         np.testing.assert_allclose(vector["embedding"], hidden.mean(axis=0), atol=1e-5)
 
 
+def test_allennlp_predict_batches_with_padding_as_one_by_one(packed_archive):
+    # the packed model's masked logits leave the padding out of the encoder (the sentences differ
+    # in length, so a batch pads): the same predictions as each sentence alone
+    predictor = Predictor.from_archive(load_archive(packed_archive))
+    assert predictor._model.engine == "runtime"
+    sentences = [{"sentence": s} for s in SENTENCES + ["a [MASK] ."]]
+    batched = predictor.predict_batch_json(sentences)
+    for alone, together in zip((predictor.predict_json(s) for s in sentences), batched):
+        for mask_alone, mask_together in zip(alone["predictions"], together["predictions"]):
+            assert mask_alone["tokens"] == mask_together["tokens"]
+            np.testing.assert_allclose(mask_together["probabilities"], mask_alone["probabilities"], rtol=1e-4, atol=1e-6)
+
+
 def test_length_batches_keep_input_order(packed_archive, tmp_path, capsys):
     # lengths out of order, so that batching by length reorders them within the window
     sentences = ["paris is [MASK] .", "the capital of france is [MASK] , said the [MASK] .", "a [MASK] .",
