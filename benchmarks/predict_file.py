@@ -2,11 +2,12 @@
 """
 Sentence embeddings of a text file through the torch-free runtime (`bitmaps_runtime.predict`'s
 Predictor, as `bitmaps-predict --input FILE --embeddings` runs it), three ways in ONE process,
-alternating, medians of --rounds passes over the file: batches as the file reads, padding computed
-(as before length batching); batched by length within `--sort-window` batches, padding computed;
-and the CLI's default, batched by length with the padded positions left out of the encoder
-(`hidden_states(..., skip_padding=True)`). The sentences: WikiText-2 raw validation's lines cut at
-" . ", the first --count of them that fit the archive's max_length.
+alternating, medians of --rounds passes over the file: batches as the file reads with their padding
+computed (as before `skip_padding`); batched by length (sentence-transformers' order, within
+windows of 8 batches) with the padding computed; and the CLI's way, batches as read with the
+padding left out of the encoder (`hidden_states(..., skip_padding=True)`). The sentences:
+WikiText-2 raw validation's lines cut at " . ", the first --count of them that fit the archive's
+max_length.
 
     python benchmarks/predict_file.py runs/long_lr1e-3/bit_stage2/packed.tar.gz --json benchmarks/results/predict_file.json
 """
@@ -24,7 +25,7 @@ from timing import cpu_name  # noqa: E402
 
 from bitmaps_runtime.archive import load_packed_archive  # noqa: E402
 from bitmaps_runtime.native import backend  # noqa: E402
-from bitmaps_runtime.predict import SORT_WINDOW, Predictor, _by_length, _windows  # noqa: E402
+from bitmaps_runtime.predict import Predictor  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-2-raw" / "valid.txt"
 
@@ -44,19 +45,29 @@ def sentences(path: Path, predictor: Predictor, count: int):
     return out
 
 
-def embed_all(predictor: Predictor, items, batch_size: int, window: int, skip_padding: bool) -> int:
+WINDOW = 8  # batches sorted together when batching by length
+
+
+def batches(items, batch_size: int, by_length: bool):
+    """Lists of sentences: as read, or sorted by characters within windows of WINDOW batches."""
+    for start in range(0, len(items), batch_size * (WINDOW if by_length else 1)):
+        chunk = items[start : start + batch_size * (WINDOW if by_length else 1)]
+        if by_length:
+            chunk = sorted(chunk, key=len)
+        for first in range(0, len(chunk), batch_size):
+            yield chunk[first : first + batch_size]
+
+
+def embed_all(predictor: Predictor, items, batch_size: int, by_length: bool, skip_padding: bool) -> int:
     """Embeds every sentence (mean-pooled, as Predictor.embeddings); returns the wordpiece positions
     the encoder computed."""
     computed = 0
-    for chunk in _windows(items, batch_size * window):
-        for indices in _by_length(chunk, batch_size) if window > 1 else (
-            list(range(start, min(start + batch_size, len(chunk)))) for start in range(0, len(chunk), batch_size)
-        ):
-            _, ids, mask = predictor._encode([chunk[i] for i in indices])
-            hidden = predictor.encoder.hidden_states(ids, mask, threads=predictor.threads, skip_padding=skip_padding)
-            weights = mask[..., None].astype(np.float32)
-            (hidden * weights).sum(axis=1) / weights.sum(axis=1)
-            computed += int(mask.sum()) if skip_padding else ids.size
+    for batch in batches(items, batch_size, by_length):
+        _, ids, mask = predictor._encode(batch)
+        hidden = predictor.encoder.hidden_states(ids, mask, threads=predictor.threads, skip_padding=skip_padding)
+        weights = mask[..., None].astype(np.float32)
+        (hidden * weights).sum(axis=1) / weights.sum(axis=1)
+        computed += int(mask.sum()) if skip_padding else ids.size
     return computed
 
 
@@ -74,13 +85,13 @@ def main() -> None:
     items = sentences(args.data, predictor, args.count)
     real = sum(len(predictor.archive.tokenizer.encode(s).ids) for s in items)
     variants = {
-        "batches as read, padding computed": (1, False),
-        f"by length (--sort-window {SORT_WINDOW}), padding computed": (SORT_WINDOW, False),
-        f"by length (--sort-window {SORT_WINDOW}), padding skipped (the CLI's default)": (SORT_WINDOW, True),
+        "batches as read, padding computed": (False, False),
+        "by length, padding computed": (True, False),
+        "batches as read, padding left out (bitmaps-predict)": (False, True),
     }
     times = {name: [] for name in variants}
     positions = {}
-    embed_all(predictor, items[: args.batch_size], args.batch_size, 1, False)  # warm-up
+    embed_all(predictor, items[: args.batch_size], args.batch_size, False, False)  # warm-up
     for round_ in range(args.rounds):
         names = list(variants) if round_ % 2 == 0 else list(reversed(variants))
         for name in names:

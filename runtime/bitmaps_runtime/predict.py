@@ -8,9 +8,9 @@ by the C++ core with numpy and `tokenizers` only (no torch, no AllenNLP).
 Prints one JSON line per sentence: for every [MASK], the top-k wordpieces and their probabilities
 (`{"sentence", "predictions": [{"tokens", "probabilities"}]}`, as `allennlp predict` writes them);
 with `--embeddings`, the mean of the last hidden states over the sentence's wordpieces ([CLS] and
-[SEP] included, as sentence-transformers pools); with `--hidden-states`, every wordpiece's. Lines
-come out in input order; sentences are batched by length within windows of `--sort-window`
-batches (padding is computed, so mixed lengths in one batch cost the longest's time each).
+[SEP] included, as sentence-transformers pools); with `--hidden-states`, every wordpiece's. A
+batch's padding is left out of the encoder (`PackedEncoder.hidden_states(skip_padding=True)`), so
+sentences of mixed lengths in one batch cost what their own wordpieces cost.
 """
 import argparse
 import json
@@ -26,9 +26,6 @@ from bitmaps_runtime.native import backend
 
 MASK_TOKEN = "[MASK]"
 UNK_TOKEN = "[UNK]"
-# batches read at a time for --sort-window: enough sentences that lengths group well, few enough
-# that a window's output (JSON text) stays a few tens of MB with --hidden-states
-SORT_WINDOW = 8
 
 
 class InputError(ValueError):
@@ -131,27 +128,15 @@ def _sentences(args) -> Iterator[str]:
                 yield line
 
 
-def _windows(items: Iterable[str], size: int) -> Iterator[List[str]]:
-    window: List[str] = []
+def _batches(items: Iterable[str], size: int) -> Iterator[List[str]]:
+    batch: List[str] = []
     for item in items:
-        window.append(item)
-        if len(window) == size:
-            yield window
-            window = []
-    if window:
-        yield window
-
-
-def _by_length(sentences: Sequence[str], batch_size: int) -> Iterator[List[int]]:
-    """
-    The indices of `sentences` in batches of `batch_size`, shortest sentences first (by characters,
-    as sentence-transformers orders them; ties keep their order). A batch pads every sentence to its
-    longest, and the encoder computes every padded position, so batching similar lengths together
-    spares that work on a file of mixed lengths.
-    """
-    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -165,41 +150,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     mode.add_argument("--hidden-states", action="store_true", help="every wordpiece's last hidden state")
     parser.add_argument("--top-k", type=int, help="candidates per [MASK] (default: the archive's, 5)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument(
-        "--sort-window",
-        type=int,
-        default=SORT_WINDOW,
-        help=f"read this many batches at a time and batch their sentences by length, output in input order "
-        f"(default {SORT_WINDOW}; 1: batches as read)",
-    )
     parser.add_argument("--threads", type=int, help="threads of the C++ core (default: all CPUs, or BITMAPS_THREADS)")
     args = parser.parse_args(argv)
     if not args.sentences and not args.input:
         parser.error("give sentences or --input FILE")
-    if (
-        args.batch_size < 1
-        or args.sort_window < 1
-        or (args.top_k is not None and args.top_k < 1)
-        or (args.threads is not None and args.threads < 1)
-    ):
-        parser.error("--batch-size, --sort-window, --top-k and --threads must be positive")
+    if args.batch_size < 1 or (args.top_k is not None and args.top_k < 1) or (args.threads is not None and args.threads < 1):
+        parser.error("--batch-size, --top-k and --threads must be positive")
     try:
         predictor = Predictor(load_packed_archive(args.archive), threads=args.threads)
         out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
         with out if args.output else _no_close(out):
-            for window in _windows(_sentences(args), args.batch_size * args.sort_window):
-                lines: List[str] = [""] * len(window)
-                for indices in _by_length(window, args.batch_size):
-                    batch = [window[i] for i in indices]
-                    if args.embeddings:
-                        results = predictor.embeddings(batch)
-                    elif args.hidden_states:
-                        results = predictor.hidden_states(batch)
-                    else:
-                        results = predictor.fill_masks(batch, args.top_k)
-                    for i, result in zip(indices, results):
-                        lines[i] = json.dumps(result) + "\n"  # held as text: a window's hidden states as floats would take far more
-                out.writelines(lines)
+            for batch in _batches(_sentences(args), args.batch_size):
+                if args.embeddings:
+                    results = predictor.embeddings(batch)
+                elif args.hidden_states:
+                    results = predictor.hidden_states(batch)
+                else:
+                    results = predictor.fill_masks(batch, args.top_k)
+                for result in results:
+                    out.write(json.dumps(result) + "\n")
     except (ArchiveError, PackedFormatError, RuntimeUnavailable, InputError, OSError) as error:
         print(f"bitmaps-predict: {error}", file=sys.stderr)
         return 2

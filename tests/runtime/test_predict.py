@@ -112,24 +112,21 @@ def test_allennlp_predict_batches_with_padding_as_one_by_one(packed_archive):
             np.testing.assert_allclose(mask_together["probabilities"], mask_alone["probabilities"], rtol=1e-4, atol=1e-6)
 
 
-def test_length_batches_keep_input_order(packed_archive, tmp_path, capsys):
-    # lengths out of order, so that batching by length reorders them within the window
+def test_mixed_lengths_in_a_batch_give_what_each_sentence_gives_alone(packed_archive, tmp_path, capsys):
+    # a batch pads its sentences to the longest; the padding is left out of the encoder
     sentences = ["paris is [MASK] .", "the capital of france is [MASK] , said the [MASK] .", "a [MASK] .",
                  "[MASK] is the capital of [MASK] .", "the [MASK] of paris ."]
     source = tmp_path / "mixed.txt"
     source.write_text("\n".join(sentences) + "\n")
-    one_by_one = _run_cli([packed_archive, "--input", source, "--embeddings", "--batch-size", "1", "--sort-window", "1"], capsys)
-    sorted_batches = _run_cli([packed_archive, "--input", source, "--embeddings", "--batch-size", "2", "--sort-window", "2"], capsys)
-    masks = _run_cli([packed_archive, "--input", source, "--batch-size", "2"], capsys)
-    for code, lines, err in (one_by_one, sorted_batches, masks):
+    one_by_one = _run_cli([packed_archive, "--input", source, "--embeddings", "--batch-size", "1"], capsys)
+    batched = _run_cli([packed_archive, "--input", source, "--embeddings", "--batch-size", "3"], capsys)
+    masks = _run_cli([packed_archive, "--input", source, "--batch-size", "5"], capsys)
+    for code, lines, err in (one_by_one, batched, masks):
         assert code == 0, err
         assert [line["sentence"] for line in lines] == sentences
-    for alone, batched in zip(one_by_one[1], sorted_batches[1]):
-        np.testing.assert_allclose(batched["embedding"], alone["embedding"], atol=1e-5)
+    for alone, together in zip(one_by_one[1], batched[1]):
+        np.testing.assert_allclose(together["embedding"], alone["embedding"], atol=1e-5)
     assert [len(line["predictions"]) for line in masks[1]] == [s.count("[MASK]") for s in sentences]
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(packed_archive), "a [MASK] .", "--sort-window", "0"])
-    assert exit_info.value.code == 2 and "--sort-window" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
