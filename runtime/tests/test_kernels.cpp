@@ -510,45 +510,42 @@ void test_schemes(const KernelTable& kt) {
     const int64_t bm = 40, bk = 2100, bn = 37, bwords = words_per_row(bk), bgroups = lut_groups(bk);
     auto bx = random_floats(rng, bm * bk), bw = random_floats(rng, bn * bk);
     auto bwb = pack(bw, bn, bk);
-    LinearWeights big;
-    big.scheme = Scheme::kW1A8, big.in = bk, big.out = bn, big.words = bwb.data(), big.scale = scale.data(), big.bias = bias.data();
-    expect(big.prepare(&error, kt), "prepare w1a8 large");
-    for (int threads : {1, 2}) {
-      LinearScratch fresh;
-      std::vector<float> by(static_cast<size_t>(bm * bn));
-      run_linear(kt, big, bx.data(), bm, by.data(), threads, fresh);
-      bool big_ok = true;
-      for (int64_t i = 0; i < bm; ++i)
-        for (int64_t j = 0; j < bn; ++j) {
-          int32_t dot = 0;
-          for (int64_t t = 0; t < bk; ++t) dot += fresh.q[i * bgroups * 4 + t] * static_cast<int32_t>(sign_of(bwb, bwords, j, t));
-          big_ok &= by[i * bn + j] == static_cast<float>(dot) * fresh.row_scale[i] * scale[j] + bias[j];
-        }
-      expect(big_ok, std::string(kt.isa) + " w1a8 layer with tables per block of rows, " + std::to_string(threads) + " thread(s)");
-    }
-    // ternary W1.58A8 on the same inputs, its two planes (u: the weights above, v: new ones) in
-    // one product where the path has one, its tables built once per block of rows
+    // and ternary W1.58A8 on the same inputs, its two planes (u: those weights, v: new ones) in one
+    // product where the path has one, its tables built once per block of rows
     auto bv = random_floats(rng, bn * bk);
     std::vector<float> planes(bw);
     planes.insert(planes.end(), bv.begin(), bv.end());
     auto bpb = pack(planes, 2 * bn, bk);
-    LinearWeights ternary_big = big;
-    ternary_big.scheme = Scheme::kW158A8, ternary_big.words = bpb.data();
-    expect(ternary_big.prepare(&error, kt), "prepare w158a8 large");
-    for (int threads : {1, 2}) {
-      LinearScratch fresh;
-      std::vector<float> by(static_cast<size_t>(bm * bn));
-      run_linear(kt, ternary_big, bx.data(), bm, by.data(), threads, fresh);
-      bool near = true;
-      for (int64_t i = 0; i < bm; ++i)
-        for (int64_t j = 0; j < bn; ++j) {
-          int32_t dot = 0;
-          for (int64_t t = 0; t < bk; ++t)
-            dot += fresh.q[i * bgroups * 4 + t] *
-                   static_cast<int32_t>(sign_of(bpb, bwords, j, t) + sign_of(bpb, bwords, bn + j, t));
-          near &= close(by[i * bn + j], static_cast<float>(dot) * fresh.row_scale[i] * (scale[j] * 0.5f) + bias[j], 1e-5f);
-        }
-      expect(near, std::string(kt.isa) + " w158a8 layer with tables per block of rows, " + std::to_string(threads) + " thread(s)");
+    for (const int plane_count : {1, 2}) {
+      LinearWeights big;
+      big.scheme = plane_count == 1 ? Scheme::kW1A8 : Scheme::kW158A8, big.in = bk, big.out = bn,
+      big.words = plane_count == 1 ? bwb.data() : bpb.data(), big.scale = scale.data(), big.bias = bias.data();
+      const std::string name = plane_count == 1 ? "w1a8" : "w158a8";
+      expect(big.prepare(&error, kt), "prepare " + name + " large");
+      const std::vector<uint64_t>& words = plane_count == 1 ? bwb : bpb;
+      for (int threads : {1, 2}) {
+        LinearScratch fresh;
+        std::vector<float> by(static_cast<size_t>(bm * bn));
+        run_linear(kt, big, bx.data(), bm, by.data(), threads, fresh);
+        bool ok = true;
+        for (int64_t i = 0; i < bm; ++i)
+          for (int64_t j = 0; j < bn; ++j) {
+            int32_t dot = 0;
+            for (int64_t t = 0; t < bk; ++t) {
+              int32_t sign = 0;
+              for (int plane = 0; plane < plane_count; ++plane) sign += static_cast<int32_t>(sign_of(words, bwords, plane * bn + j, t));
+              dot += fresh.q[i * bgroups * 4 + t] * sign;
+            }
+            // W1A8 exact; ternary (gamma / 2 per channel) near, since the paths without a fused
+            // product sum the two planes' outputs in float
+            if (plane_count == 1)
+              ok &= by[i * bn + j] == static_cast<float>(dot) * fresh.row_scale[i] * scale[j] + bias[j];
+            else
+              ok &= close(by[i * bn + j], static_cast<float>(dot) * fresh.row_scale[i] * (scale[j] * 0.5f) + bias[j], 1e-5f);
+          }
+        expect(ok, std::string(kt.isa) + " " + name + " layer with tables per block of rows, " + std::to_string(threads) +
+                       " thread(s)");
+      }
     }
   }
   // a layer with missing parts is refused, not run
