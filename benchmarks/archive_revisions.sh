@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A trained packed archive's encoder forward (batch 1 x seq 128, the torch-free runtime) on several
+# A trained packed archive's encoder forward (batch BATCH x seq SEQ, default 1 x 128, the torch-free runtime) on several
 # revisions of the runtime, interleaved: each revision's `bitmaps_runtime` extension is built from
 # its own runtime/ (setup.py, every instruction set this CPU has; WORKTREE: the working tree's),
 # then one process per revision times CALLS forwards in turn, for ROUNDS rounds. Where the random
@@ -8,7 +8,7 @@
 # benchmarks/results/archive_revisions.json: rounds, each revision's median, the CPU, the path).
 # ARCHIVE may also be a packed model file (MODEL.safetensors: benchmarks/profile_runtime.py
 # --recipe-knobs --write DIR writes the W1A1 recipes' quantizers on random weights).
-# Usage: ROUNDS=7 CALLS=15 THREADS=1 [BITMAPS_KERNELS=avx2] [OUT=...] \
+# Usage: ROUNDS=7 CALLS=15 THREADS=1 [BATCH=1 SEQ=128] [BITMAPS_KERNELS=avx2] [OUT=...] \
 #          bash benchmarks/archive_revisions.sh ARCHIVE REV [REV...]     (e.g. runs/x/packed.tar.gz 22cab54 WORKTREE)
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: bash benchmarks/archive_revisions.sh ARCHIVE REV [REV...]" >&2; exit 2; }
@@ -31,14 +31,14 @@ import numpy as np
 from bitmaps_runtime.archive import load_packed_archive
 from bitmaps_runtime.encoder import PackedEncoder
 from bitmaps_runtime.native import backend
-archive, threads, calls = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+archive, threads, calls, batch, seq = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 if archive.endswith(".safetensors"):  # a packed model file (profile_runtime.py --write)
     from bitmaps_runtime.file_format import read_packed_model
     encoder = PackedEncoder(read_packed_model(archive))
 else:
     encoder = PackedEncoder(load_packed_archive(archive).packed)
-ids = np.random.default_rng(0).integers(1000, 30000, (1, 128))
-mask = np.ones((1, 128), np.int32)
+ids = np.random.default_rng(0).integers(1000, 30000, (batch, seq))
+mask = np.ones((batch, seq), np.int32)
 encoder.hidden_states(ids, mask, threads=threads)  # warm-up: buffers, weight layouts
 times = []
 for _ in range(calls):
@@ -50,11 +50,11 @@ PY
 for round in $(seq "${ROUNDS:-7}"); do
   for rev in "$@"; do
     commit=$(if [ "$rev" = WORKTREE ]; then echo WORKTREE; else git rev-parse --short "$rev"; fi)
-    result=$(cd "$work" && PYTHONPATH="$work/$rev/runtime" "$python" "$work/time.py" "$archive" "${THREADS:-1}" "${CALLS:-15}")
+    result=$(cd "$work" && PYTHONPATH="$work/$rev/runtime" "$python" "$work/time.py" "$archive" "${THREADS:-1}" "${CALLS:-15}" "${BATCH:-1}" "${SEQ:-128}")
     echo "{\"rev\": \"$rev\", \"commit\": \"$commit\", \"round\": $round, \"result\": $result}"
   done
 done | tee "$work/rounds.jsonl"
-"$python" - "$work/rounds.jsonl" "$archive" "${THREADS:-1}" "${OUT:-benchmarks/results/archive_revisions.json}" <<'PY'
+"$python" - "$work/rounds.jsonl" "$archive" "${THREADS:-1}" "${OUT:-benchmarks/results/archive_revisions.json}" "${BATCH:-1}" "${SEQ:-128}" <<'PY'
 import json, statistics, sys
 sys.path.insert(0, "benchmarks")
 from timing import cpu_name
@@ -62,9 +62,9 @@ rounds = [json.loads(line) for line in open(sys.argv[1])]
 medians = {}
 for r in rounds:
     medians.setdefault(r["commit"], []).append(r["result"]["ms"])
-out = {"what": "a packed archive's encoder forward, batch 1 x seq 128, per revision of the runtime; "
+out = {"what": f"a packed archive's encoder forward, batch {sys.argv[5]} x seq {sys.argv[6]}, per revision of the runtime; "
                "median over rounds of each round's median of CALLS forwards, revisions interleaved by round",
-       "archive": sys.argv[2], "threads": int(sys.argv[3]), "cpu": cpu_name(), "kernel_path": rounds[0]["result"]["path"],
+       "archive": sys.argv[2], "threads": int(sys.argv[3]), "batch": int(sys.argv[5]), "seq": int(sys.argv[6]), "cpu": cpu_name(), "kernel_path": rounds[0]["result"]["path"],
        "revisions": {c: {"rounds_ms": ms, "median_ms": statistics.median(ms),
                          "spread_ms": [min(ms), max(ms)]} for c, ms in medians.items()}}
 tmp = sys.argv[4] + ".tmp"

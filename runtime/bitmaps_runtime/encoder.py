@@ -193,6 +193,7 @@ class PackedEncoder:
         type_ids: Optional[np.ndarray] = None,
         threads: Optional[int] = None,
         skip_padding: bool = False,
+        rows_per_pass: Optional[int] = None,
     ) -> np.ndarray:
         """`(batch, seq)` token ids (and mask: nonzero = real token; type ids) -> `(batch, seq,
         hidden)` float32, the encoder's last hidden states. Padded positions are computed as the
@@ -200,20 +201,29 @@ class PackedEncoder:
         followed by padding, the layers run on the real tokens alone (each sequence's attention over
         its own length), which saves the padding's share of the work, and the padded positions'
         states are 0. The real tokens' states agree with the padded run to float rounding (the
-        softmax sums fewer terms)."""
+        softmax sums fewer terms). Sequences go through the layers in passes of at most
+        `rows_per_pass` rows (default: the core's `kRowsPerPass`; a longer sequence makes a pass
+        alone), so that a pass's activations stay in the core's cache; on several threads, a batch
+        of enough passes runs them side by side, a thread each. Neither changes a result beyond
+        float rounding in linears with float inputs (W1A32), whose kernel depends on the rows."""
+        if rows_per_pass is not None and (isinstance(rows_per_pass, bool) or not isinstance(rows_per_pass, int) or rows_per_pass < 1):
+            raise ValueError(f"rows_per_pass must be a positive int (or None for the default), got {rows_per_pass!r}")
         ids = np.ascontiguousarray(token_ids, dtype=np.int64)
         if ids.ndim != 2:
             raise ValueError(f"token_ids must be (batch, seq), got shape {ids.shape}")
         mask = np.ones(ids.shape, np.int32) if mask is None else np.ascontiguousarray(mask, dtype=np.int32)
         types = None if type_ids is None else np.ascontiguousarray(type_ids, dtype=np.int64)
         out = np.empty(ids.shape + (self.hidden_size,), dtype=np.float32)
-        self._native.model_forward(self._model, ids, mask, types, out, threads or default_threads(), skip_padding)
+        self._native.model_forward(
+            self._model, ids, mask, types, out, threads or default_threads(), skip_padding, rows_per_pass or 0
+        )
         return out
 
     def profile(self, enable: bool = True) -> Dict[str, float]:
         """Seconds per phase (embeddings, each linear scheme, attention, GELU, LayerNorm, head)
         accumulated since the last call, and timing on (`enable`) or off from now on. Also on
-        from the start with `BITMAPS_PROFILE=1`."""
+        from the start with `BITMAPS_PROFILE=1`. Where a batch's passes ran side by side on
+        several threads (`hidden_states`), a phase's seconds add up over the threads."""
         return self._native.model_profile(self._model, enable)
 
     def logits(self, hidden: np.ndarray, threads: Optional[int] = None) -> np.ndarray:

@@ -361,12 +361,15 @@ PyObject* model_prepare(PyObject*, PyObject* args) {
 }
 
 // model_forward(model, ids (B, T) int64, mask (B, T) int32, type_ids (B, T) int64 | None, out (B, T, H) float32, threads,
-//               skip_padding = False)
+//               skip_padding = False, rows_per_pass = 0 (encoder_forward's default))
 PyObject* model_forward(PyObject*, PyObject* args) {
   PyObject *capsule, *ids_obj, *mask_obj, *types_obj, *out_obj;
   int threads, skip_padding = 0;
-  if (!PyArg_ParseTuple(args, "OOOOOi|p", &capsule, &ids_obj, &mask_obj, &types_obj, &out_obj, &threads, &skip_padding))
+  long long rows_per_pass = 0;
+  if (!PyArg_ParseTuple(args, "OOOOOi|pL", &capsule, &ids_obj, &mask_obj, &types_obj, &out_obj, &threads, &skip_padding,
+                        &rows_per_pass))
     return nullptr;
+  if (!check(rows_per_pass >= 0, "rows_per_pass must be 0 (the default) or a positive number of rows")) return nullptr;
   ModelHandle* handle = handle_of(capsule);
   const KernelTable& kernels = bitmaps::active_kernels();  // one path for the preparation and the run
   if (handle == nullptr || !ensure_prepared(handle, kernels)) return nullptr;
@@ -397,7 +400,7 @@ PyObject* model_forward(PyObject*, PyObject* args) {
   Py_BEGIN_ALLOW_THREADS
   std::lock_guard<std::mutex> lock(handle->busy);
   bitmaps::encoder_forward(m, kernels, ids.data<int64_t>(), mask.data<int32_t>(), type_ptr, batch, seq, out.data<float>(),
-                           threads, handle->workspace, skip_padding != 0);
+                           threads, handle->workspace, skip_padding != 0, rows_per_pass);
   Py_END_ALLOW_THREADS
   Py_RETURN_NONE;
 }

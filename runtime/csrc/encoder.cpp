@@ -1,6 +1,7 @@
 #include "encoder.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cfloat>
 #include <chrono>
 #include <cmath>
@@ -528,33 +529,34 @@ std::vector<int64_t> unpadded_starts(const int32_t* mask, int64_t batch, int64_t
   return starts;
 }
 
-}  // namespace
-
-void encoder_forward(const EncoderModel& model, const KernelTable& kernels, const int64_t* ids,
-                     const int32_t* mask, const int64_t* type_ids, int64_t batch, int64_t seq, float* hidden,
-                     int threads, Workspace& ws, bool skip_padding) {
-  std::vector<int64_t> starts;
-  if (skip_padding) starts = unpadded_starts(mask, batch, seq);
-  if (!starts.empty() && starts[batch] == batch * seq) starts.clear();  // no padding to leave out
-  const bool unpadded = !starts.empty();
-  // the rows every layer computes: all batch x seq positions, or only the real tokens, sequence
-  // after sequence (then scattered back to their places, the padded rows zero, at the end)
-  const int64_t H = model.hidden, rows = unpadded ? starts[batch] : batch * seq, I = model.intermediate;
-  auto first_row = [&](int64_t b) { return unpadded ? starts[b] : b * seq; };
-  auto length = [&](int64_t b) { return unpadded ? starts[b + 1] - starts[b] : seq; };
+// Which rows the layers compute: every batch x seq position, or with the padding left out only
+// the real tokens, sequence after sequence (scattered back to their places, the padded rows zero,
+// at the end).
+struct SequenceRows {
+  int64_t seq = 0;
+  std::vector<int64_t> starts;  // unpadded_starts; empty when every position is computed
   std::vector<int64_t> source;  // the (batch x seq) position of each computed row, when unpadded
-  if (unpadded) {
-    source.reserve(static_cast<size_t>(rows));
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t p = 0; p < length(b); ++p) source.push_back(b * seq + p);
-  }
+  bool unpadded() const { return !starts.empty(); }
+  int64_t first_row(int64_t b) const { return unpadded() ? starts[b] : b * seq; }
+  int64_t length(int64_t b) const { return unpadded() ? starts[b + 1] - starts[b] : seq; }
+  int64_t position(int64_t row) const { return unpadded() ? source[row] : row; }
+};
+
+// The embeddings and every layer for sequences [b0, b1) of the batch: rows [first_row(b0),
+// first_row(b1)) of hidden, with the workspace sized for those rows alone.
+void encode_sequences(const EncoderModel& model, const KernelTable& kernels, const int64_t* ids,
+                      const int32_t* mask, const int64_t* type_ids, const SequenceRows& rows_of, int64_t b0,
+                      int64_t b1, float* all_hidden, int threads, Workspace& ws) {
+  const int64_t H = model.hidden, I = model.intermediate, seq = rows_of.seq;
+  const int64_t r0_all = rows_of.first_row(b0), rows = rows_of.first_row(b1) - r0_all;
+  float* hidden = all_hidden + r0_all * H;
   {
   Phase phase(ws.profile, "embeddings + LayerNorm");
   run_rows(rows, 16, rows * H * kNormWork, threads, [&](int64_t r0, int64_t r1) {
     std::vector<float> position(static_cast<size_t>(H));
     for (int64_t r = r0; r < r1; ++r) {
       float* out = hidden + r * H;
-      const int64_t at = unpadded ? source[r] : r;
+      const int64_t at = rows_of.position(r0_all + r);
       table_row(model.word, ids[at], out);
       const float* type_row = model.token_type + (type_ids ? type_ids[at] : 0) * H;
       table_row(model.position, at % seq, position.data());
@@ -570,7 +572,7 @@ void encoder_forward(const EncoderModel& model, const KernelTable& kernels, cons
   float* context = grow(ws.context, rows * H);
   float* attended = grow(ws.hidden2, rows * H);
   float* inner = grow(ws.inner, rows * I);
-  const int64_t heads = model.heads, d = H / heads;
+  const int64_t heads = model.heads, d = H / heads, sequences = b1 - b0;
   for (const Layer& layer : model.layers) {
     // Where the linears have 1-bit inputs and whole-row tiles, each block of 16 rows goes through
     // its input packing, its products and the residual + LayerNorm after them in one task
@@ -592,12 +594,12 @@ void encoder_forward(const EncoderModel& model, const KernelTable& kernels, cons
     {
       Phase phase(ws.profile, "attention (scores, softmax, context)");
       // work: two seq x seq x d products per head
-      parallel_for(batch * heads, 2 * rows * seq * d < kSerialWork ? 1 : threads, [&](int64_t task) {
+      parallel_for(sequences * heads, 2 * rows * seq * d < kSerialWork ? 1 : threads, [&](int64_t task) {
         thread_local HeadScratch scratch;
-        const int64_t b = task / heads, h = task % heads;
-        if (length(b) == 0) return;  // a sequence of padding only, left out
-        const int64_t offset = first_row(b) * H + h * d;
-        attention_head(model, layer, kernels, q + offset, k + offset, v + offset, mask + b * seq, length(b),
+        const int64_t b = b0 + task / heads, h = task % heads, length = rows_of.length(b);
+        if (length == 0) return;  // a sequence of padding only, left out
+        const int64_t offset = (rows_of.first_row(b) - r0_all) * H + h * d;
+        attention_head(model, layer, kernels, q + offset, k + offset, v + offset, mask + b * seq, length,
                        context + offset, scratch);
       });
     }
@@ -658,13 +660,66 @@ void encoder_forward(const EncoderModel& model, const KernelTable& kernels, cons
       add_norm(kernels, hidden, attended, rows, H, layer.output_norm, model.eps, threads);
     }
   }
-  if (unpadded) {
+}
+
+}  // namespace
+
+void encoder_forward(const EncoderModel& model, const KernelTable& kernels, const int64_t* ids,
+                     const int32_t* mask, const int64_t* type_ids, int64_t batch, int64_t seq, float* hidden,
+                     int threads, Workspace& ws, bool skip_padding, int64_t rows_per_pass) {
+  SequenceRows rows_of;
+  rows_of.seq = seq;
+  if (skip_padding) rows_of.starts = unpadded_starts(mask, batch, seq);
+  if (rows_of.unpadded() && rows_of.starts[batch] == batch * seq) rows_of.starts.clear();  // no padding to leave out
+  if (rows_of.unpadded()) {
+    rows_of.source.reserve(static_cast<size_t>(rows_of.starts[batch]));
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t p = 0; p < rows_of.length(b); ++p) rows_of.source.push_back(b * seq + p);
+  }
+  // Whole sequences in passes of at most kRowsPerPass rows (a longer sequence alone), each pass
+  // through every layer before the next (kRowsPerPass says why).
+  std::vector<std::pair<int64_t, int64_t>> passes;
+  const int64_t budget = rows_per_pass > 0 ? rows_per_pass : kRowsPerPass;
+  for (int64_t b0 = 0, b1 = 0; b0 < batch; b0 = b1) {
+    int64_t rows = rows_of.length(b0);
+    for (b1 = b0 + 1; b1 < batch && rows + rows_of.length(b1) <= budget; ++b1) rows += rows_of.length(b1);
+    passes.emplace_back(b0, b1);
+  }
+  const int64_t count = static_cast<int64_t>(passes.size());
+  // With several threads and passes enough to keep them all busy to the end (as many for each, or
+  // at least 4 each, so that the last round leaves a thread idle for at most a fifth of its work),
+  // the passes run side by side: each thread takes whole passes, one after another, with a
+  // workspace of its own. No layer then waits at a barrier for the other threads, and a pass stays
+  // in one core's cache (with the threads sharing each pass's layers, 2 threads had gained less
+  // from the passes than 1: benchmarks/results/rows_per_pass_zen4.json, before this). Otherwise
+  // the threads share each layer of a pass.
+  const bool side_by_side = threads > 1 && (count % threads == 0 || count >= 4 * threads);
+  if (side_by_side) {
+    if (static_cast<int64_t>(ws.side.size()) < threads) ws.side.resize(static_cast<size_t>(threads));
+    std::atomic<int64_t> next{0};
+    parallel_for(threads, threads, [&](int64_t t) {
+      Workspace& own = ws.side[static_cast<size_t>(t)];
+      own.profile.enabled = ws.profile.enabled;
+      for (int64_t p = next++; p < count; p = next++)
+        encode_sequences(model, kernels, ids, mask, type_ids, rows_of, passes[p].first, passes[p].second, hidden, 1, own);
+    });
+    for (Workspace& own : ws.side) {
+      for (const auto& entry : own.profile.seconds) ws.profile.add(entry.first, entry.second);
+      own.profile.seconds.clear();
+    }
+  } else {
+    for (const auto& pass : passes)
+      encode_sequences(model, kernels, ids, mask, type_ids, rows_of, pass.first, pass.second, hidden, threads, ws);
+  }
+  if (rows_of.unpadded()) {
     // each computed row to its place, last first (a row's place is never before it, and never on
     // a row still to move); the padded places zero
+    const int64_t H = model.hidden;
     for (int64_t b = batch - 1; b >= 0; --b) {
-      for (int64_t p = length(b) - 1; p >= 0; --p)
-        std::memmove(hidden + (b * seq + p) * H, hidden + (starts[b] + p) * H, sizeof(float) * H);
-      std::memset(hidden + (b * seq + length(b)) * H, 0, sizeof(float) * H * (seq - length(b)));
+      const int64_t length = rows_of.length(b);
+      for (int64_t p = length - 1; p >= 0; --p)
+        std::memmove(hidden + (b * seq + p) * H, hidden + (rows_of.starts[b] + p) * H, sizeof(float) * H);
+      std::memset(hidden + (b * seq + length) * H, 0, sizeof(float) * H * (seq - length));
     }
   }
 }

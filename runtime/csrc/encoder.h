@@ -89,11 +89,20 @@ struct Profile {
   void add(const char* phase, double value);
 };
 
-// Activations of one forward pass, grown to the largest batch and reused.
+// The most rows one pass of encoder_forward takes through the layers by default. A batch run as one
+// pass had every layer's activations leave the core's cache: MiniLM's FFN activations alone are
+// 6 MB at 8 x 128 rows, against a Zen 4 core's 1 MB L2 (0.8 MB at 128 rows). Trained MiniLM,
+// 8 x 128, 1 thread, Zen 4 (benchmarks/rows_per_pass.py, results/rows_per_pass_zen4.json): W1A8
+// 94.0 -> 79.7 ms, W1A1 35.4 -> 25.7 ms in passes of 128 rows; 32 x 16 wordpieces ran fastest at
+// 32-128 rows a pass, and passes of 256 gave back part of the gain nearly everywhere.
+constexpr int64_t kRowsPerPass = 128;
+
+// Activations of one forward pass, grown to the largest pass and reused.
 struct Workspace {
   aligned_vector<float> hidden2, q, k, v, context, projected, inner;
   LinearScratch linear;
   Profile profile;
+  std::vector<Workspace> side;  // one per thread, when encoder_forward runs passes side by side
 };
 
 // hidden (batch * seq x hidden) for token ids (batch x seq), mask (batch x seq, nonzero = real
@@ -102,9 +111,14 @@ struct Workspace {
 // padding, only the real tokens go through the layers (the linears on their rows alone, each
 // sequence's attention over its own length) and the padded positions' states are 0. The real
 // tokens' states are the same up to the softmax's summation order.
+//
+// Sequences go through the layers in passes of at most `rows_per_pass` rows (<= 0: kRowsPerPass;
+// a longer sequence makes a pass alone), every layer of one pass before the next. A row's result
+// does not depend on the pass it is in, except in float rounding where a linear with float inputs
+// picks its kernel by the number of rows (W1A32 unpacks weight tiles into a GEMM at many rows).
 void encoder_forward(const EncoderModel& model, const KernelTable& kernels, const int64_t* ids,
                      const int32_t* mask, const int64_t* type_ids, int64_t batch, int64_t seq, float* hidden,
-                     int threads, Workspace& ws, bool skip_padding = false);
+                     int threads, Workspace& ws, bool skip_padding = false, int64_t rows_per_pass = 0);
 
 // MLM logits (rows x vocab) of hidden states (rows x hidden).
 void mlm_logits(const EncoderModel& model, const KernelTable& kernels, const float* hidden, int64_t rows,

@@ -43,6 +43,7 @@ VARIANTS = {
     # some linears left in floating point (dense in the file), binary embedding tables
     "partial_binary_tables": dict(components=["query", "ffn_in", "word_embeddings", "position_embeddings"]),
 }
+FLOAT_INPUT_LINEARS = {"w1a32", "w158a32", "partial_binary_tables"}
 EXACT_INPUTS = {"w1a32", "w158a32", "bibert_w1a1", "bit_w1a1", "partial_binary_tables", "w1a1"}
 
 
@@ -205,6 +206,50 @@ def test_skipping_the_padding_changes_only_the_padded_positions(variant, path):
     holed = mask.copy()
     holed[0, 3] = 0
     np.testing.assert_array_equal(runtime.hidden_states(ids, holed, skip_padding=True), runtime.hidden_states(ids, holed))
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_passes_of_fewer_rows_give_the_same_bits(variant, path):
+    # the batch through the layers one sequence at a time, or two and then one, as in one pass:
+    # no row may depend on the rows beside it (per-row quantizer scales, per-sequence attention).
+    # Linears with float inputs pick their kernel by the rows of the call (W1A32 unpacks weight
+    # tiles into a GEMM at many rows), which sums in another order: float rounding only there.
+    bert, head = _model(variant)
+    runtime = PackedEncoder(_packed(bert, head))
+    ids, mask = (t.numpy() for t in _inputs(bert.config.vocab_size))  # 3 sequences of 37
+    for skip_padding in (False, True):
+        whole = runtime.hidden_states(ids, mask, skip_padding=skip_padding, rows_per_pass=3 * 37)
+        for rows_per_pass in (1, 60, 74):
+            got = runtime.hidden_states(ids, mask, skip_padding=skip_padding, rows_per_pass=rows_per_pass)
+            message = f"rows_per_pass={rows_per_pass}, skip_padding={skip_padding}"
+            if variant in FLOAT_INPUT_LINEARS:
+                np.testing.assert_allclose(got, whole, atol=1e-5, rtol=1e-5, err_msg=message)
+            else:
+                np.testing.assert_array_equal(got, whole, err_msg=message)
+
+
+def test_passes_side_by_side_on_threads_give_the_same_bits():
+    # 9 sequences in passes of one: on 2 threads they run side by side, each thread taking the next
+    # pass (uneven lengths with the padding left out), each in a workspace of its own
+    bert, head = _model("w1a8")
+    runtime = PackedEncoder(_packed(bert, head))
+    ids, mask = (t.numpy() for t in _inputs(bert.config.vocab_size, batch=9, seq=30))
+    mask[3:, 25:] = 0
+    mask[5, 4:] = 0
+    for skip_padding in (False, True):
+        one = runtime.hidden_states(ids, mask, threads=1, skip_padding=skip_padding)
+        for rows_per_pass in (30, 60):  # 9 passes (>= 4 a thread), 5 (one thread takes 3)
+            two = runtime.hidden_states(ids, mask, threads=2, skip_padding=skip_padding, rows_per_pass=rows_per_pass)
+            np.testing.assert_array_equal(two, one, err_msg=f"rows_per_pass={rows_per_pass}, skip_padding={skip_padding}")
+
+
+def test_rows_per_pass_must_be_a_positive_count():
+    bert, head = _model("w1a1")
+    runtime = PackedEncoder(_packed(bert, head))
+    ids, mask = (t.numpy() for t in _inputs(bert.config.vocab_size))
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="rows_per_pass must be a positive int"):
+            runtime.hidden_states(ids, mask, rows_per_pass=bad)
 
 
 def test_threads_and_batch_composition_do_not_change_a_row():
