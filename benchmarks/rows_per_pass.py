@@ -5,13 +5,15 @@ batches run through `PackedEncoder.hidden_states(..., rows_per_pass=R)` for each
 process, alternating (round-robin), medians of --rounds forwards after one warm-up each. "batch"
 is one pass for the whole batch (every layer of every sequence at once, the encoder's behaviour
 before passes). Checks that every R gives the same hidden states (bit for bit: the models here
-have integer-input linears) and says so in the JSON.
+have integer-input linears, except W1A32 below) and says so in the JSON.
 
     python benchmarks/rows_per_pass.py --archive "BiT stage 1 W1A8=runs/long_lr1e-3/bit_stage1/packed.tar.gz" \\
         --shapes bert-base --batches 8x128 32x16 --threads 1 2 --json benchmarks/results/rows_per_pass.json
 
---shapes adds random-weight encoders of those shapes (benchmarks/bench_runtime.py) with W1A8
-(int8 activations) and BiT stage 2's W1A1 quantizers.
+--shapes adds random-weight encoders of those shapes (benchmarks/bench_runtime.py) with each of
+--recipes: W1A8 (int8 activations), BiT stage 2's W1A1 quantizers, W1A32 (real activations; its
+linears pick their kernel by the rows of a call, so where a pass's rows pick another kernel than
+the whole batch's, the float rounding changes and the JSON says "same_bits": false).
 """
 import argparse
 import json
@@ -29,6 +31,7 @@ from bitmaps_runtime.encoder import PackedEncoder  # noqa: E402
 from bitmaps_runtime.native import backend  # noqa: E402
 
 WHOLE = "batch"
+RECIPES = {"w1a8": "W1A8", "bit_stage2_w1a1": "BiT stage 2 W1A1", "w1a32": "W1A32"}
 
 
 def encoders(args):
@@ -41,11 +44,12 @@ def encoders(args):
     if args.shapes:
         import profile_runtime
 
-        # W1A8 on random weights: int8 activations into every binarized linear
+        # W1A8 and W1A32 on random weights: int8 or real activations into every binarized linear
         profile_runtime.RECIPE_KNOBS.setdefault("w1a8", (dict(activations="int8"), None, {}))
+        profile_runtime.RECIPE_KNOBS.setdefault("w1a32", (dict(), None, {}))
         for shape in args.shapes:
-            for recipe, label in (("w1a8", "W1A8"), ("bit_stage2_w1a1", "BiT stage 2 W1A1")):
-                out[f"{shape} {label} (random weights)"] = profile_runtime.recipe_encoder(shape, recipe)
+            for recipe in args.recipes:
+                out[f"{shape} {RECIPES[recipe]} (random weights)"] = profile_runtime.recipe_encoder(shape, recipe)
     return out
 
 
@@ -53,6 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--archive", action="append", default=[], metavar="NAME=PATH", help="a packed archive")
     parser.add_argument("--shapes", nargs="*", default=[], choices=["minilm", "bert-base"])
+    parser.add_argument("--recipes", nargs="+", default=["w1a8", "bit_stage2_w1a1"], choices=list(RECIPES))
     parser.add_argument("--batches", nargs="+", default=["8x128", "32x16"], metavar="BATCHxSEQ")
     parser.add_argument("--rows", nargs="+", type=int, default=[32, 64, 128, 256], help="rows per pass to compare")
     parser.add_argument("--threads", nargs="+", type=int, default=[1])
