@@ -686,8 +686,9 @@ void encoder_forward(const EncoderModel& model, const KernelTable& kernels, cons
     passes.emplace_back(b0, b1);
   }
   const int64_t count = static_cast<int64_t>(passes.size());
-  // With several threads and passes enough to keep them all busy to the end (as many for each, or
-  // at least 4 each, so that the last round leaves a thread idle for at most a fifth of its work),
+  // With several threads and passes enough to keep them all busy to the end (a multiple of the
+  // thread count, or at least 4 a thread, so that the last round leaves a thread idle for at most
+  // a fifth of the time),
   // the passes run side by side: each thread takes whole passes, one after another, with a
   // workspace of its own. No layer then waits at a barrier for the other threads, and a pass stays
   // in one core's cache (with the threads sharing each pass's layers, 2 threads had gained less
