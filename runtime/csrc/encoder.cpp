@@ -241,13 +241,17 @@ void fused_float_attention(const KernelTable& kernels, const float* q, int64_t l
   for (int64_t p = 0; p < key_panels; ++p) panel_from_rows(k, ldk, 16 * p, columns(seq, p), d, kp + p * d * 16);
   for (int64_t p = 0; p < value_panels; ++p) panel_from_columns(v, ldv, 16 * p, columns(d, p), seq, vp + p * seq * 16);
   float* scores = grow(s.scores, kQueryBlock * seq);
+  // each call takes as many consecutive panels as the path's micro-kernel reads at once
+  const int64_t step = kernels.sgemm_panel_columns / 16;
+  auto call_columns = [&](int64_t total, int64_t p) { return static_cast<int>(std::min(total - 16 * p, 16 * step)); };
   for (int64_t i0 = 0; i0 < seq; i0 += kQueryBlock) {
     const int64_t rows = std::min(kQueryBlock, seq - i0);
-    for (int64_t p = 0; p < key_panels; ++p)
-      kernels.sgemm_panel(q + i0 * ldq, ldq, kp + p * d * 16, scores + 16 * p, seq, 0, rows, d, columns(seq, p));
+    for (int64_t p = 0; p < key_panels; p += step)
+      kernels.sgemm_panel(q + i0 * ldq, ldq, kp + p * d * 16, scores + 16 * p, seq, 0, rows, d, call_columns(seq, p));
     kernels.softmax_rows(scores, rows, seq, divisor, mask);
-    for (int64_t p = 0; p < value_panels; ++p)
-      kernels.sgemm_panel(scores, seq, vp + p * seq * 16, context + i0 * ldc + 16 * p, ldc, 0, rows, seq, columns(d, p));
+    for (int64_t p = 0; p < value_panels; p += step)
+      kernels.sgemm_panel(scores, seq, vp + p * seq * 16, context + i0 * ldc + 16 * p, ldc, 0, rows, seq,
+                          call_columns(d, p));
   }
 }
 

@@ -1,5 +1,5 @@
-// The softmax's loops in 512-bit registers (AVX-512F), for the files compiled with AVX-512 flags:
-// the exponentials and the row maximum (the division by sqrt(d) is the plain loop, which GCC
+// The float GEMM micro-kernel and the softmax's loops in 512-bit registers (AVX-512F), for the files
+// compiled with AVX-512 flags. The softmax: the exponentials and the row maximum (the division by sqrt(d) is the plain loop, which GCC
 // vectorizes; a multiply-and-correct version with a fallback for tiny values was slower on Zen 4).
 // On Zen 4 a 512-bit operation issues as two 256-bit halves, so the gain is not in arithmetic
 // width but in half as many instructions in flight: the exp's dependent FMA chain is hidden over
@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "float_approx.h"
+#include "gemm_panels.h"
 
 namespace bitmaps {
 namespace {
@@ -35,6 +36,95 @@ inline __m512 exp16(__m512 x) {
 // the first `left` of 16 lanes (all 16 from 16 on): the masks of every AVX-512 file's partial vectors
 inline __mmask16 tail_mask(int64_t left) {
   return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+}
+
+// The GEMM micro-kernel (float_avx2.h's tile_6x16 in 512-bit registers): MR <= 8 rows x 32 columns,
+// two consecutive 16-column panels (the second at panel + k * 16; Panels = 1: one panel, 16
+// columns), in 16 zmm accumulators. Each step broadcasts one A value per row against one 16-wide
+// vector of each panel. Every C value is the same fused multiply-add chain over t as tile_6x16's,
+// so both give the same bits. Why 32 columns: a core with two 512-bit FMA pipes (Intel Ice Lake
+// server) needs the 16 FMAs a step to outnumber its loads (2 panel vectors + 8 broadcasts; its two
+// load ports); one panel a step (8 FMAs, 9 loads) was load-bound. On an Ice Lake-SP core in a
+// scratch harness (rows 120, 128 columns, k 32-128): 114-137 GFLOP/s against tile_6x16's 88-105.
+// On Zen 4 a 512-bit FMA issues as two 256-bit halves, so there it runs at the same rate.
+template <int MR, int Panels>
+inline void tile_8x32(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t k, int columns) {
+  static_assert(MR >= 1 && MR <= 8 && (Panels == 1 || Panels == 2), "tile_8x32: 1-8 rows, 1 or 2 panels");
+  __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+  const float* second = panel + k * 16;
+#define BITMAPS_ROW(r)                                                                   \
+  if constexpr (MR > r) {                                                                \
+    const __m512 av = _mm512_set1_ps(a[r * lda + t]);                                    \
+    c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0);                                          \
+    if constexpr (Panels == 2) c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);               \
+  }
+  for (int64_t t = 0; t < k; ++t) {
+    const __m512 b0 = _mm512_loadu_ps(panel + t * 16);
+    const __m512 b1 = Panels == 2 ? _mm512_loadu_ps(second + t * 16) : b0;
+    BITMAPS_ROW(0) BITMAPS_ROW(1) BITMAPS_ROW(2) BITMAPS_ROW(3) BITMAPS_ROW(4) BITMAPS_ROW(5) BITMAPS_ROW(6)
+    BITMAPS_ROW(7)
+  }
+#undef BITMAPS_ROW
+  const __mmask16 low = tail_mask(columns), high = columns > 16 ? tail_mask(columns - 16) : 0;
+#define BITMAPS_STORE(r)                                                                 \
+  if constexpr (MR > r) {                                                                \
+    _mm512_mask_storeu_ps(c + r * ldc, low, c##r##0);                                    \
+    if constexpr (Panels == 2) _mm512_mask_storeu_ps(c + r * ldc + 16, high, c##r##1);   \
+  }
+  BITMAPS_STORE(0) BITMAPS_STORE(1) BITMAPS_STORE(2) BITMAPS_STORE(3) BITMAPS_STORE(4) BITMAPS_STORE(5)
+  BITMAPS_STORE(6) BITMAPS_STORE(7)
+#undef BITMAPS_STORE
+}
+
+template <int Panels>
+inline void tiles_8x32_over_rows(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t m0,
+                                 int64_t m1, int64_t k, int columns) {
+  int64_t i = m0;
+  for (; i + 8 <= m1; i += 8) tile_8x32<8, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns);
+  switch (m1 - i) {
+    case 7: tile_8x32<7, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
+    case 6: tile_8x32<6, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
+    case 5: tile_8x32<5, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
+    case 4: tile_8x32<4, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
+    case 3: tile_8x32<3, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
+    case 2: tile_8x32<2, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
+    case 1: tile_8x32<1, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
+    default: break;
+  }
+}
+
+// KernelTable::sgemm_panel for the AVX-512 paths: up to kPanelColumns512 columns, from one panel
+// (columns <= 16) or two consecutive ones
+constexpr int kPanelColumns512 = 32;
+inline void sgemm_panel512(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t m0,
+                           int64_t m1, int64_t k, int columns) {
+  if (columns > 16)
+    tiles_8x32_over_rows<2>(a, lda, panel, c, ldc, m0, m1, k, columns);
+  else
+    tiles_8x32_over_rows<1>(a, lda, panel, c, ldc, m0, m1, k, columns);
+}
+
+// KernelTable::sgemm_nt and sgemm_nn on it (gemm_panels.h, two panels a step). Below 4 rows
+// sgemm_nt takes dot products along k instead, as float_avx2.h's does: packing B would cost as
+// much as the product (the MLM decoder's few masked rows against the whole vocabulary).
+inline void sgemm_nt512(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m0,
+                        int64_t m1, int64_t n0, int64_t n1, int64_t k) {
+  if (m1 - m0 >= 4) return gemm_nt_panels<2>(sgemm_panel512, a, lda, b, ldb, c, ldc, m0, m1, n0, n1, k);
+  for (int64_t i = m0; i < m1; ++i)
+    for (int64_t j = n0; j < n1; ++j) {
+      __m512 acc = _mm512_setzero_ps();
+      for (int64_t t = 0; t < k; t += 16) {
+        const __mmask16 live = tail_mask(k - t);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(live, a + i * lda + t), _mm512_maskz_loadu_ps(live, b + j * ldb + t), acc);
+      }
+      c[i * ldc + j] = _mm512_reduce_add_ps(acc);
+    }
+}
+
+inline void sgemm_nn512(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m0,
+                        int64_t m1, int64_t n, int64_t k) {
+  gemm_nn_panels<2>(sgemm_panel512, a, lda, b, ldb, c, ldc, m0, m1, n, k);
 }
 
 // x[i] = exp(x[i] - shift), returning the sum; the tail through the same exp16 (masked), so a

@@ -29,25 +29,28 @@ inline void panel_from_columns(const float* b, int64_t ldb, int64_t j, int colum
 }
 
 // C = A B^T (rows [m0, m1), columns [n0, n1)) or C = A B (all n columns) through `tiles`, the
-// micro-kernel over rows: tiles(a, lda, panel, c, ldc, m0, m1, k, columns)
-template <typename Tiles>
+// micro-kernel over rows: tiles(a, lda, panel, c, ldc, m0, m1, k, columns), which reads `Panels`
+// consecutive panels (columns <= 16 * Panels; the next panel at panel + k * 16).
+template <int Panels = 1, typename Tiles>
 void gemm_nt_panels(Tiles tiles, const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
                     int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t k) {
-  float* panel = panel_buffer(k);
-  for (int64_t j = n0; j < n1; j += 16) {
-    const int columns = static_cast<int>(n1 - j < 16 ? n1 - j : 16);
-    panel_from_rows(b, ldb, j, columns, k, panel);
+  float* panel = panel_buffer(k * Panels);
+  for (int64_t j = n0; j < n1; j += 16 * Panels) {
+    const int columns = static_cast<int>(n1 - j < 16 * Panels ? n1 - j : 16 * Panels);
+    for (int p = 0; 16 * p < columns; ++p)
+      panel_from_rows(b, ldb, j + 16 * p, columns - 16 * p < 16 ? columns - 16 * p : 16, k, panel + p * k * 16);
     tiles(a, lda, panel, c + j, ldc, m0, m1, k, columns);
   }
 }
 
-template <typename Tiles>
+template <int Panels = 1, typename Tiles>
 void gemm_nn_panels(Tiles tiles, const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
                     int64_t m0, int64_t m1, int64_t n, int64_t k) {
-  float* panel = panel_buffer(k);
-  for (int64_t j = 0; j < n; j += 16) {
-    const int columns = static_cast<int>(n - j < 16 ? n - j : 16);
-    panel_from_columns(b, ldb, j, columns, k, panel);
+  float* panel = panel_buffer(k * Panels);
+  for (int64_t j = 0; j < n; j += 16 * Panels) {
+    const int columns = static_cast<int>(n - j < 16 * Panels ? n - j : 16 * Panels);
+    for (int p = 0; 16 * p < columns; ++p)
+      panel_from_columns(b, ldb, j + 16 * p, columns - 16 * p < 16 ? columns - 16 * p : 16, k, panel + p * k * 16);
     tiles(a, lda, panel, c + j, ldc, m0, m1, k, columns);
   }
 }

@@ -21,6 +21,9 @@ enum class LutFormat : int32_t {
   kSplit6 = 2,  // u = entry + 508: u & 63, then u >> 6 (added as bytes, widened rarely)
 };
 
+// KernelTable::w1a8_row_tile on paths that do not set it
+constexpr int64_t kW1a8RowTile = 16;
+
 struct KernelTable {
   const char* isa;
   // Fused binarize-and-pack of fp32 rows (row stride ldx): bits into out (rows x words);
@@ -59,7 +62,8 @@ struct KernelTable {
   void (*sgemm_nn)(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m0,
                    int64_t m1, int64_t n, int64_t k);
   // C[i * ldc + j] = sum_t A[i * lda + t] * panel[t * 16 + j] on rows [m0, m1), columns j < `columns`
-  // (<= 16): the GEMM micro-kernel on a caller-built panel (W1A32 unpacks its signs into one)
+  // (<= sgemm_panel_columns): the GEMM micro-kernel on caller-built panels of 16 columns, column
+  // 16 p + j in panel p, which starts at panel + p * k * 16 (W1A32 unpacks its signs into them)
   void (*sgemm_panel)(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t m0, int64_t m1,
                       int64_t k, int columns);
   // panel[t * 16 + j] = bit j of masks[t] ? -alpha[j] : alpha[j] for j < columns, else 0: binary
@@ -146,7 +150,10 @@ struct KernelTable {
   // The most rows a call of w1a8_linear / w158a8_linear gets (tiles of this many rows x 64
   // columns, linear.cpp): 16, or more on a path whose kernel expands each column block's weight
   // bits once per call and reads them back for every row.
-  int64_t w1a8_row_tile = 16;
+  int64_t w1a8_row_tile = kW1a8RowTile;
+  // The most columns a call of sgemm_panel takes (16: one panel; 32 on the AVX-512 paths, whose
+  // micro-kernel reads two panels a step, float_avx512.h); callers give it that many a call.
+  int sgemm_panel_columns = 16;
 };
 constexpr int64_t kMaxTwoSetHeadDim = 127;
 

@@ -15,11 +15,12 @@
 //   accumulators as members (BlockSums below), that took trained 128-token MiniLM forwards on 1
 //   thread from 10.50 to 9.85 ms (BiT stage 1 W1A8) and from 11.45 to 9.79 ms (BitNet b1.58)
 //   (benchmarks/results/archive_revisions_zen4_w1a8_expand_once_*.json).
-// Activation packing, int8 quantization and W1A32 reuse the AVX2 kernels (dispatch.cpp assembles the
-// table). Attention's 1-bit products run on the column octets below (encoder.cpp's xnor_products):
-// the row-layout popcount had made BiT stage 2's 1-bit attention take 3.4 ms of a MiniLM forward on
-// Zen 4, the AVX2 column quads 1.8 ms, and the octets took a trained BiT stage 2 forward from 5.06
-// to 4.79 ms (benchmarks/results/archive_revisions_zen4_octets_bit_stage2_1t.json). The softmax runs
+// Activation packing, int8 quantization and W1A32's weight unpacking reuse the AVX2 kernels
+// (dispatch.cpp assembles the table); the float GEMM is float_avx512.h's. Attention's 1-bit
+// products run on the column octets below (encoder.cpp's xnor_products): the row-layout popcount
+// had made BiT stage 2's 1-bit attention take 3.4 ms of a MiniLM forward on Zen 4, the AVX2 column
+// quads 1.8 ms, and the octets took a trained BiT stage 2 forward from 5.06 to 4.79 ms
+// (benchmarks/results/archive_revisions_zen4_octets_bit_stage2_1t.json). The softmax runs
 // float_avx512.h's 512-bit loops.
 #include <immintrin.h>
 
@@ -375,11 +376,12 @@ void w158a8_linear(const uint8_t*, const int8_t* q, const int32_t* rowsum, const
 const KernelTable& avx512_vnni_kernels(const KernelTable& avx2) {
   static const KernelTable table = {"avx512_vnni", avx2.pack_signs, xnor_gemm, xnor_linear,
                                     avx2.binary_weight_linear, avx2.quantize_rows_int8, w1a8_linear, LutFormat::kNone,
-                                    avx2.sgemm_nt, avx2.sgemm_nn, avx2.sgemm_panel, avx2.unpack_panel, avx2.gelu,
+                                    sgemm_nt512, sgemm_nn512, sgemm_panel512, avx2.unpack_panel, avx2.gelu,
                                     softmax_rows_with<exp_shifted16, row_max16>, avx2.xnor_gemm_quads, pack_elastic16, nullptr, nullptr, nullptr, nullptr,
                                     avx2.layer_norm_rows, xnor_octets_gemm, xnor_octets_linear,
                                     w158a8_linear, two_set_attention_avx512, scale_dots_rows, transpose_bits16,
-                                    bit_row_sums_portable, pack_negative16, nullptr, kVnniRowTile};
+                                    bit_row_sums_portable, pack_negative16, nullptr, kVnniRowTile,
+                                    kPanelColumns512};
   return table;
 }
 

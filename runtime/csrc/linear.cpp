@@ -328,13 +328,16 @@ void build_panel_bits(const uint64_t* w, int64_t n, int64_t k, uint16_t* out) {
 
 // Binary weights at many rows: each 16 output channels expanded once into a GEMM panel of
 // +-alpha floats (the values the training layer multiplies by), then the float micro-kernel over
-// all rows.
+// all rows, on as many panels a call as it reads at once.
 void linear_w1a32_unpacked(const KernelTable& kernels, const float* x, int64_t m, int64_t k, const uint16_t* panel_bits,
                            const float* alpha, const float* bias, int64_t n, float* y, int threads) {
-  run_rows(n, 16, m * n * k, threads, [&](int64_t j0, int64_t j1) {
+  const int64_t block = kernels.sgemm_panel_columns;
+  run_rows(n, block, m * n * k, threads, [&](int64_t j0, int64_t j1) {
     thread_local aligned_vector<float> buffer;
-    float* panel = grow(buffer, k * 16);
-    kernels.unpack_panel(panel_bits + (j0 / 16) * k, k, alpha + j0, static_cast<int>(j1 - j0), panel);
+    float* panel = grow(buffer, k * block);
+    for (int64_t j = j0; j < j1; j += 16)
+      kernels.unpack_panel(panel_bits + (j / 16) * k, k, alpha + j, static_cast<int>(std::min<int64_t>(j1 - j, 16)),
+                           panel + (j - j0) * k);
     kernels.sgemm_panel(x, k, panel, y + j0, n, 0, m, k, static_cast<int>(j1 - j0));
     if (bias)
       for (int64_t i = 0; i < m; ++i)

@@ -272,6 +272,40 @@ void test_table(const KernelTable& kt) {
   }
 }
 
+// sgemm_panel on 1 to sgemm_panel_columns columns from consecutive 16-column panels: every C
+// value the fused multiply-add chain over k in order (std::fma) on the SIMD x86 paths, whose
+// micro-kernels (float_avx2.h, float_avx512.h) promise those bits; close to it elsewhere; no
+// column at or past `columns` and no row outside [m0, m1) written.
+void test_sgemm_panel(const KernelTable& kt) {
+  const std::string isa = kt.isa;
+  const bool fused = isa == "avx2" || isa == "avx512" || isa == "avx512_vnni";
+  std::mt19937 rng(11);
+  const float sentinel = -7.25f;
+  for (int64_t k : {1, 3, 32, 129})
+    for (int columns : {1, 5, 16, 17, 31, 32}) {
+      if (columns > kt.sgemm_panel_columns) continue;
+      const int64_t m = 26, m0 = 1, m1 = 25, ldc = 40, panels = (columns + 15) / 16;
+      auto a = random_floats(rng, m * k), b = random_floats(rng, k * columns);
+      std::vector<float> panel(static_cast<size_t>(panels * k * 16), 0.f), c(static_cast<size_t>(m * ldc), sentinel);
+      for (int64_t t = 0; t < k; ++t)
+        for (int j = 0; j < columns; ++j) panel[(j / 16) * k * 16 + t * 16 + j % 16] = b[t * columns + j];
+      kt.sgemm_panel(a.data(), k, panel.data(), c.data(), ldc, m0, m1, k, columns);
+      bool ok = true;
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < ldc; ++j) {
+          const float got = c[i * ldc + j];
+          if (i < m0 || i >= m1 || j >= columns) {
+            ok &= got == sentinel;
+            continue;
+          }
+          float chain = 0.f;
+          for (int64_t t = 0; t < k; ++t) chain = std::fma(a[i * k + t], b[t * columns + j], chain);
+          ok &= fused ? got == chain : close(got, chain, 1e-5f);
+        }
+      expect(ok, isa + " sgemm_panel k=" + std::to_string(k) + " columns=" + std::to_string(columns));
+    }
+}
+
 // The float kernels against double loops and std::erf / std::exp.
 void test_float_kernels(const KernelTable& kt) {
   const std::string isa = kt.isa;
@@ -867,6 +901,7 @@ int main() {
     if (forced && *forced && std::string(forced) != "auto" && std::string(forced) != table->isa) continue;
     test_table(*table);
     test_float_kernels(*table);
+    test_sgemm_panel(*table);
     test_schemes(*table);
     test_run_by_rows(*table);
     test_gelu_cut(*table);
