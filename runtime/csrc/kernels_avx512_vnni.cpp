@@ -14,7 +14,11 @@
 //   it up to 256 rows a call), so that the loop is dpbusd and broadcasts alone. With the
 //   accumulators as members (BlockSums below), that took trained 128-token MiniLM forwards on 1
 //   thread from 10.50 to 9.85 ms (BiT stage 1 W1A8) and from 11.45 to 9.79 ms (BitNet b1.58)
-//   (benchmarks/results/archive_revisions_zen4_w1a8_expand_once_*.json).
+//   (benchmarks/results/archive_revisions_zen4_w1a8_expand_once_*.json). Two adjacent blocks go
+//   through one loop of 6-row tiles where the call has them (w1a8_planes): on Ice Lake, which issues
+//   vpdpbusd on two ports, that took random-weight 128-token W1A8 forwards on 1 thread from 12.3 to
+//   9.5 ms (MiniLM) and 84.6 to 75.1 ms (BERT-base), medians of 31 interleaved rounds on a noisy
+//   host (benchmarks/results/archive_revisions_icx_pairs_*.json).
 // Activation packing, int8 quantization and W1A32's weight unpacking reuse the AVX2 kernels
 // (dispatch.cpp assembles the table); the float GEMM is float_avx512.h's. Attention's 1-bit
 // products run on the column octets below (encoder.cpp's xnor_products): the row-layout popcount
@@ -258,71 +262,93 @@ inline void expand_group(const uint8_t* col, const uint8_t* col2, int64_t g, con
   }
 }
 
-// The dpbusd sums of R rows against one block (columns 0-15 and 16-31), one member per
-// accumulator rather than an array: GCC 12 kept an array's 16 accumulators in registers but
-// moved each to another register and back every group (32 moves and two spills per 16 dpbusd);
-// as members the loop is the dpbusd and broadcasts alone.
-template <int R>
+// The dpbusd sums of R rows against one block (V = 2: columns 0-15 and 16-31) or two adjacent
+// blocks (V = 4), one member per accumulator rather than an array: GCC 12 kept an array's 16
+// accumulators in registers but moved each to another register and back every group (32 moves
+// and two spills per 16 dpbusd); as members the loop is the dpbusd and broadcasts alone.
+template <int R, int V>
 struct BlockSums {
-  __m512i low = _mm512_setzero_si512(), high = _mm512_setzero_si512();
-  BlockSums<R - 1> rest;
-  // group g's 4 inputs of each row (q: the first row's, `stride` bytes a row) times w0, w1
-  void add(const int8_t* q, int64_t stride, __m512i w0, __m512i w1) {
+  static_assert(V == 2 || V == 4, "one block or two");
+  __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;  // s2, s3: the second block's
+  BlockSums<R - 1, V> rest;
+  // group g's 4 inputs of each row (q: the first row's, `stride` bytes a row) times w0-w3
+  void add(const int8_t* q, int64_t stride, __m512i w0, __m512i w1, __m512i w2, __m512i w3) {
     const __m512i x = _mm512_set1_epi32(load_group(q));
-    low = _mm512_dpbusd_epi32(low, w0, x);
-    high = _mm512_dpbusd_epi32(high, w1, x);
-    rest.add(q + stride, stride, w0, w1);
+    s0 = _mm512_dpbusd_epi32(s0, w0, x);
+    s1 = _mm512_dpbusd_epi32(s1, w1, x);
+    if constexpr (V == 4) {
+      s2 = _mm512_dpbusd_epi32(s2, w2, x);
+      s3 = _mm512_dpbusd_epi32(s3, w3, x);
+    }
+    rest.add(q + stride, stride, w0, w1, w2, w3);
   }
-  void get(__m512i (*acc)[2]) const {
-    acc[0][0] = low, acc[0][1] = high;
+  void get(__m512i (*acc)[V]) const {
+    acc[0][0] = s0, acc[0][1] = s1;
+    if constexpr (V == 4) acc[0][2] = s2, acc[0][3] = s3;
     rest.get(acc + 1);
   }
 };
-template <>
-struct BlockSums<0> {
-  void add(const int8_t*, int64_t, __m512i, __m512i) {}
-  void get(__m512i (*)[2]) const {}
+template <int V>
+struct BlockSums<0, V> {
+  void add(const int8_t*, int64_t, __m512i, __m512i, __m512i, __m512i) {}
+  void get(__m512i (*)[V]) const {}
 };
 
-// R rows x one 32-column block, of one sign plane (Planes = 1) or the sum of two (Planes = 2). The
-// weights come expanded (`expanded`: 2 vectors a group, expand_group's) or are expanded here.
+// Rows i0..i0+R-1 of columns j0..j0+15 (those in [n0, n1)) from their dpbusd sums `sums` (stride
+// `step` vectors a row): (dot * inv_scale) * alpha + bias, the order of lut_epilogue.
 template <int R, int Planes>
+inline void w1a8_store16(const __m512i* sums, int step, const int32_t* rowsum, const float* inv_scale,
+                         const float* alpha, const float* bias, float* y, int64_t i0, int64_t j0, int64_t n0,
+                         int64_t n1, int64_t n, const W1a8Shuffle& shuffle) {
+  if (j0 >= n1 || j0 + 16 <= n0) return;
+  const int64_t from = n0 > j0 ? n0 - j0 : 0, to = n1 - j0 < 16 ? n1 - j0 : 16;
+  const __mmask16 live = static_cast<__mmask16>(((1u << to) - 1) & ~((1u << from) - 1));
+  const __m512 a = _mm512_maskz_loadu_ps(live, alpha + j0);
+  const __m512 b = bias ? _mm512_maskz_loadu_ps(live, bias + j0) : _mm512_setzero_ps();
+  for (int r = 0; r < R; ++r) {
+    const int64_t i = i0 + r;
+    const __m512i masked = _mm512_permutexvar_epi32(shuffle.to_column_order, sums[r * step]);
+    const __m512i dot = _mm512_sub_epi32(_mm512_set1_epi32(Planes * rowsum[i]), _mm512_slli_epi32(masked, 1));
+    const __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(inv_scale[i])), a), b);
+    _mm512_mask_storeu_ps(y + i * n + j0, live, v);
+  }
+}
+
+// R rows x one 32-column block (Blocks = 1) or two adjacent ones (Blocks = 2, from `expanded`
+// only), of one sign plane (Planes = 1) or the sum of two (Planes = 2). The weights come expanded
+// (`expanded`: 2 vectors a block a group, expand_group's, the blocks' side by side) or are
+// expanded here.
+template <int R, int Planes, int Blocks>
 void w1a8_rows_block(const int8_t* q, const int32_t* rowsum, const float* inv_scale, const uint8_t* col,
                      const uint8_t* col2, const __m512i* expanded, const float* alpha, const float* bias, float* y,
                      int64_t i0, int64_t block, int64_t n0, int64_t n1, int64_t n, int64_t groups,
                      const W1a8Shuffle& shuffle) {
+  constexpr int V = 2 * Blocks;
   const int64_t stride = groups * 4;
   const int8_t* rows = q + i0 * stride;
-  BlockSums<R> sums;
-  if (expanded) {
-    for (int64_t g = 0; g < groups; ++g)
-      sums.add(rows + 4 * g, stride, _mm512_load_si512(expanded + 2 * g), _mm512_load_si512(expanded + 2 * g + 1));
+  BlockSums<R, V> sums;
+  if (Blocks == 2 || expanded) {
+    for (int64_t g = 0; g < groups; ++g) {
+      const __m512i* w = expanded + V * g;
+      if constexpr (Blocks == 2)
+        sums.add(rows + 4 * g, stride, _mm512_load_si512(w), _mm512_load_si512(w + 1), _mm512_load_si512(w + 2),
+                 _mm512_load_si512(w + 3));
+      else
+        sums.add(rows + 4 * g, stride, _mm512_load_si512(w), _mm512_load_si512(w + 1), _mm512_setzero_si512(),
+                 _mm512_setzero_si512());
+    }
   } else {
     for (int64_t g = 0; g < groups; ++g) {
       __m512i w0, w1;
       expand_group<Planes>(col, col2, g, shuffle, w0, w1);
-      sums.add(rows + 4 * g, stride, w0, w1);
+      sums.add(rows + 4 * g, stride, w0, w1, w0, w1);
     }
   }
-  __m512i acc[R][2];
+  __m512i acc[R][V];
   sums.get(acc);
-  for (int half = 0; half < 2; ++half) {
-    const int64_t j0 = block * 32 + 16 * half;
-    if (j0 >= n1 || j0 + 16 <= n0) continue;
-    // columns j0..j0+15 that fall in [n0, n1)
-    const int64_t from = n0 > j0 ? n0 - j0 : 0, to = n1 - j0 < 16 ? n1 - j0 : 16;
-    const __mmask16 live = static_cast<__mmask16>(((1u << to) - 1) & ~((1u << from) - 1));
-    const __m512 a = _mm512_maskz_loadu_ps(live, alpha + j0);
-    const __m512 b = bias ? _mm512_maskz_loadu_ps(live, bias + j0) : _mm512_setzero_ps();
-    for (int r = 0; r < R; ++r) {
-      const int64_t i = i0 + r;
-      const __m512i masked = _mm512_permutexvar_epi32(shuffle.to_column_order, acc[r][half]);
-      const __m512i dot = _mm512_sub_epi32(_mm512_set1_epi32(Planes * rowsum[i]), _mm512_slli_epi32(masked, 1));
-      // (dot * inv_scale) * alpha + bias, the order of lut_epilogue
-      const __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(inv_scale[i])), a), b);
-      _mm512_mask_storeu_ps(y + i * n + j0, live, v);
-    }
-  }
+  for (int half = 0; half < V; ++half)
+    w1a8_store16<R, Planes>(&acc[0][half], V, rowsum, inv_scale, alpha, bias, y, i0, block * 32 + 16 * half, n0, n1,
+                            n, shuffle);
 }
 
 // From this many rows a call expands each block's weights once into an L1/L2 buffer and reads them
@@ -335,27 +361,56 @@ constexpr int64_t kExpandOnceRows = 16;
 // BERT-base FFN-down) stay in L2 while the column tiles pass over them.
 constexpr int64_t kVnniRowTile = 256;
 
+// Row tiles for two blocks at a time (24 accumulators + 4 weight vectors of the 32 registers),
+// when the call's columns hold two blocks and its weights are expanded: 6 broadcasts and 4 loads
+// feed 24 dpbusd, where one block's 8-row tile has 10 loads for 16. In a scratch harness on an
+// Ice Lake-SP core (two 512-bit ports that take vpdpbusd, two load ports), the loop alone ran
+// 296-331 G multiply-adds a second at k = 1536 against the 8-row tile's 252-286.
+constexpr int kPairRows = 6;
+constexpr int kRows = 8;  // one block: 16 accumulators + 2 weight vectors
+
+template <int Planes, int Blocks>
+void w1a8_row_tiles(const int8_t* q, const int32_t* rowsum, const float* inv_scale, const uint8_t* col,
+                    const uint8_t* col2, const __m512i* expanded, const float* alpha, const float* bias, float* y,
+                    int64_t m0, int64_t m1, int64_t block, int64_t n0, int64_t n1, int64_t n, int64_t groups,
+                    const W1a8Shuffle& shuffle) {
+  constexpr int Tile = Blocks == 2 ? kPairRows : kRows;
+  int64_t i = m0;
+  for (; i + Tile <= m1; i += Tile)
+    w1a8_rows_block<Tile, Planes, Blocks>(q, rowsum, inv_scale, col, col2, expanded, alpha, bias, y, i, block, n0, n1, n,
+                                          groups, shuffle);
+  for (; i < m1; ++i)
+    w1a8_rows_block<1, Planes, Blocks>(q, rowsum, inv_scale, col, col2, expanded, alpha, bias, y, i, block, n0, n1, n,
+                                       groups, shuffle);
+}
+
 template <int Planes>
 void w1a8_planes(const int8_t* q, const int32_t* rowsum, const float* inv_scale, const uint8_t* wlut,
                  const uint8_t* wlut2, const float* alpha, const float* bias, float* y, int64_t m0, int64_t m1,
                  int64_t n0, int64_t n1, int64_t n, int64_t groups) {
   static const W1a8Shuffle shuffle;
-  constexpr int kRows = 8;  // 16 accumulators + 2 weight vectors of the 32 registers
-  thread_local aligned_vector<uint8_t> buffer;  // 64-byte aligned (aligned.h): two vectors a group
+  thread_local aligned_vector<uint8_t> buffer;  // 64-byte aligned (aligned.h): 2 vectors a block a group
   const bool expand_once = m1 - m0 >= kExpandOnceRows;
-  __m512i* expanded = expand_once ? reinterpret_cast<__m512i*>(grow(buffer, 2 * groups * 64)) : nullptr;
-  for (int64_t block = n0 / 32; block * 32 < n1; ++block) {
+  __m512i* expanded = expand_once ? reinterpret_cast<__m512i*>(grow(buffer, 4 * groups * 64)) : nullptr;
+  const int64_t last = (n1 - 1) / 32;  // the call's last block
+  for (int64_t block = n0 / 32; block <= last;) {
     const uint8_t* col = wlut + block * groups * 16;
     const uint8_t* col2 = Planes == 2 ? wlut2 + block * groups * 16 : nullptr;
+    if (expanded && block < last) {  // two blocks, side by side in the buffer
+      for (int64_t g = 0; g < groups; ++g)
+        for (int b = 0; b < 2; ++b)
+          expand_group<Planes>(col + b * groups * 16, Planes == 2 ? col2 + b * groups * 16 : nullptr, g, shuffle,
+                               expanded[4 * g + 2 * b], expanded[4 * g + 2 * b + 1]);
+      w1a8_row_tiles<Planes, 2>(q, rowsum, inv_scale, col, col2, expanded, alpha, bias, y, m0, m1, block, n0, n1, n,
+                                groups, shuffle);
+      block += 2;
+      continue;
+    }
     if (expanded)
       for (int64_t g = 0; g < groups; ++g) expand_group<Planes>(col, col2, g, shuffle, expanded[2 * g], expanded[2 * g + 1]);
-    int64_t i = m0;
-    for (; i + kRows <= m1; i += kRows)
-      w1a8_rows_block<kRows, Planes>(q, rowsum, inv_scale, col, col2, expanded, alpha, bias, y, i, block, n0, n1, n,
-                                     groups, shuffle);
-    for (; i < m1; ++i)
-      w1a8_rows_block<1, Planes>(q, rowsum, inv_scale, col, col2, expanded, alpha, bias, y, i, block, n0, n1, n, groups,
-                                 shuffle);
+    w1a8_row_tiles<Planes, 1>(q, rowsum, inv_scale, col, col2, expanded, alpha, bias, y, m0, m1, block, n0, n1, n, groups,
+                              shuffle);
+    ++block;
   }
 }
 
