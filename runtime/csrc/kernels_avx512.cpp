@@ -15,7 +15,7 @@
 #include "two_set_attention_avx512.h"
 #include "layer_norm_rows.h"
 #include "lut_tile_avx2.h"
-#include "quantize_avx2.h"
+#include "quantize_avx512.h"
 #include "scalar_spans.h"
 #include "xnor_tile.h"
 
@@ -148,7 +148,7 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
 
 extern const KernelTable kAvx512Kernels;
 const KernelTable kAvx512Kernels = {"avx512", pack_signs, xnor_gemm_tiles<Counter>, xnor_linear_tiles<Counter>,
-                                  binary_weight_linear, quantize_rows_int8_avx2, lut_linear_avx2, LutFormat::kSplit6,
+                                  binary_weight_linear, quantize_rows_int8_avx512, lut_linear_avx2, LutFormat::kSplit6,
                                   sgemm_nt512, sgemm_nn512, sgemm_panel512, unpack_panel, gelu, softmax_rows_with<exp_shifted16, row_max16>,
                                   nullptr, pack_elastic16, build_luts_avx2, nullptr, nullptr, nullptr,
                                   layer_norm_rows_with<sum_parts8, normalize8>, nullptr, nullptr, lut_w158a8_avx2,

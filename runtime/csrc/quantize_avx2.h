@@ -1,5 +1,5 @@
-// Per-row absmax int8 quantization with AVX2, shared by the AVX2 and AVX-512 builds (anonymous
-// namespace: each compiles its own copy). Bit-identical to quantize_rows_int8 (int8_lut.cpp)
+// Per-row absmax int8 quantization with AVX2, for the AVX2 build (anonymous namespace; the
+// AVX-512 builds have quantize_avx512.h). Bit-identical to quantize_rows_int8 (int8_lut.cpp)
 // and to the training quantizer: the same float32 scale, and cvtps rounds half to even under
 // the default rounding mode, as nearbyint does.
 #pragma once

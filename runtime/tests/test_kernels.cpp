@@ -244,6 +244,7 @@ void test_table(const KernelTable& kt) {
         quant_ok &= q[i * groups * 4 + t] == level;
         total += level;
       }
+      for (int64_t t = c.k; t < groups * 4; ++t) quant_ok &= q[i * groups * 4 + t] == 0;  // the padding
       quant_ok &= rowsum[i] == total && step[i] == 1.0f / scale;
     }
     if (c.k > 3) expect(q[2] == 64, isa + " int8 tie 63.5 rounds to even (64), got " + std::to_string(q[2]));
