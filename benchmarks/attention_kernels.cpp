@@ -65,10 +65,10 @@ int main() {
     kt.softmax_rows(scores.data(), seq, seq, 1.f, nullptr);
   }, calls) - copy;
   const double float_scores = median_us([&] {
-    for (int p = 0; p < 8; ++p) kt.sgemm_panel(q.data(), d, kp.data() + p * d * 16, scores.data() + 16 * p, seq, 0, seq, d, 16);
+    for (int p = 0; p < 8; ++p) kt.sgemm_panel(q.data(), d, kp.data() + p * d * 16, scores.data() + 16 * p, seq, 0, seq, d, 16, nullptr);
   }, calls);
   const double float_context = median_us([&] {
-    for (int p = 0; p < 2; ++p) kt.sgemm_panel(base.data(), seq, vp.data() + p * seq * 16, context.data() + 16 * p, d, 0, seq, seq, 16);
+    for (int p = 0; p < 2; ++p) kt.sgemm_panel(base.data(), seq, vp.data() + p * seq * 16, context.data() + 16 * p, d, 0, seq, seq, 16, nullptr);
   }, calls);
   long check = 0;
   for (int32_t x : dots) check += x;

@@ -247,11 +247,11 @@ void fused_float_attention(const KernelTable& kernels, const float* q, int64_t l
   for (int64_t i0 = 0; i0 < seq; i0 += kQueryBlock) {
     const int64_t rows = std::min(kQueryBlock, seq - i0);
     for (int64_t p = 0; p < key_panels; p += step)
-      kernels.sgemm_panel(q + i0 * ldq, ldq, kp + p * d * 16, scores + 16 * p, seq, 0, rows, d, call_columns(seq, p));
+      kernels.sgemm_panel(q + i0 * ldq, ldq, kp + p * d * 16, scores + 16 * p, seq, 0, rows, d, call_columns(seq, p), nullptr);
     kernels.softmax_rows(scores, rows, seq, divisor, mask);
     for (int64_t p = 0; p < value_panels; p += step)
       kernels.sgemm_panel(scores, seq, vp + p * seq * 16, context + i0 * ldc + 16 * p, ldc, 0, rows, seq,
-                          call_columns(d, p));
+                          call_columns(d, p), nullptr);
   }
 }
 

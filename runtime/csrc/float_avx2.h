@@ -20,8 +20,10 @@ namespace {
 // The GEMM micro-kernel (BLIS style): a tile of MR <= 6 rows x 16 columns of C held in 12 ymm
 // accumulators; each step broadcasts one A value per row against two 8-wide slices of a packed
 // B panel (k x 16, zero-padded), so every loaded B value feeds MR FMAs.
-inline void store_row16(float* c, __m256 lo, __m256 hi, int columns) {
+// (+ bias, nullable: KernelTable::sgemm_panel)
+inline void store_row16(float* c, __m256 lo, __m256 hi, int columns, const float* bias) {
   if (columns == 16) {
+    if (bias) lo = _mm256_add_ps(lo, _mm256_loadu_ps(bias)), hi = _mm256_add_ps(hi, _mm256_loadu_ps(bias + 8));
     _mm256_storeu_ps(c, lo);
     _mm256_storeu_ps(c + 8, hi);
     return;
@@ -29,13 +31,14 @@ inline void store_row16(float* c, __m256 lo, __m256 hi, int columns) {
   alignas(32) float row[16];
   _mm256_store_ps(row, lo);
   _mm256_store_ps(row + 8, hi);
-  for (int j = 0; j < columns; ++j) c[j] = row[j];
+  for (int j = 0; j < columns; ++j) c[j] = bias ? row[j] + bias[j] : row[j];
 }
 
 // Named accumulators, not an array: GCC keeps an array of __m256 on the stack, which made this
 // loop a chain of loads and stores at a fifth of the FMA rate.
 template <int MR>
-inline void tile_6x16(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t k, int columns) {
+inline void tile_6x16(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t k, int columns,
+                      const float* bias) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
 #define BITMAPS_ROW(r)                                               \
@@ -49,34 +52,34 @@ inline void tile_6x16(const float* a, int64_t lda, const float* panel, float* c,
     BITMAPS_ROW(0) BITMAPS_ROW(1) BITMAPS_ROW(2) BITMAPS_ROW(3) BITMAPS_ROW(4) BITMAPS_ROW(5)
   }
 #undef BITMAPS_ROW
-  store_row16(c, c00, c01, columns);
-  if constexpr (MR > 1) store_row16(c + ldc, c10, c11, columns);
-  if constexpr (MR > 2) store_row16(c + 2 * ldc, c20, c21, columns);
-  if constexpr (MR > 3) store_row16(c + 3 * ldc, c30, c31, columns);
-  if constexpr (MR > 4) store_row16(c + 4 * ldc, c40, c41, columns);
-  if constexpr (MR > 5) store_row16(c + 5 * ldc, c50, c51, columns);
+  store_row16(c, c00, c01, columns, bias);
+  if constexpr (MR > 1) store_row16(c + ldc, c10, c11, columns, bias);
+  if constexpr (MR > 2) store_row16(c + 2 * ldc, c20, c21, columns, bias);
+  if constexpr (MR > 3) store_row16(c + 3 * ldc, c30, c31, columns, bias);
+  if constexpr (MR > 4) store_row16(c + 4 * ldc, c40, c41, columns, bias);
+  if constexpr (MR > 5) store_row16(c + 5 * ldc, c50, c51, columns, bias);
 }
 
 inline void tiles_over_rows(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t m0, int64_t m1,
-                            int64_t k, int columns) {
+                            int64_t k, int columns, const float* bias) {
   int64_t i = m0;
-  for (; i + 6 <= m1; i += 6) tile_6x16<6>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns);
+  for (; i + 6 <= m1; i += 6) tile_6x16<6>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias);
   switch (m1 - i) {
-    case 5: tile_6x16<5>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
-    case 4: tile_6x16<4>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
-    case 3: tile_6x16<3>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
-    case 2: tile_6x16<2>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
-    case 1: tile_6x16<1>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
+    case 5: tile_6x16<5>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
+    case 4: tile_6x16<4>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
+    case 3: tile_6x16<3>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
+    case 2: tile_6x16<2>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
+    case 1: tile_6x16<1>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
     default: break;
   }
 }
 
-void sgemm_panel(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t m0, int64_t m1,
-                 int64_t k, int columns) {
-  tiles_over_rows(a, lda, panel, c, ldc, m0, m1, k, columns);
+inline void sgemm_panel(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t m0,
+                        int64_t m1, int64_t k, int columns, const float* bias) {
+  tiles_over_rows(a, lda, panel, c, ldc, m0, m1, k, columns, bias);
 }
 
-void unpack_panel(const uint16_t* masks, int64_t k, const float* alpha, int columns, float* panel) {
+inline void unpack_panel(const uint16_t* masks, int64_t k, const float* alpha, int columns, float* panel) {
   alignas(32) float a[16] = {0.f};
   for (int j = 0; j < columns; ++j) a[j] = alpha[j];
   const __m256 lo = _mm256_load_ps(a), hi = _mm256_load_ps(a + 8);
@@ -94,8 +97,8 @@ void unpack_panel(const uint16_t* masks, int64_t k, const float* alpha, int colu
 
 // C = A B^T on rows [m0, m1) x columns [n0, n1). Few rows: dot products along k (packing B would
 // cost as much as the product); else 16 rows of B at a time transposed into a panel.
-void sgemm_nt(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m0,
-              int64_t m1, int64_t n0, int64_t n1, int64_t k) {
+inline void sgemm_nt(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m0,
+                     int64_t m1, int64_t n0, int64_t n1, int64_t k) {
   if (m1 - m0 < 4) {
     const int64_t k8 = k & ~int64_t{7};
     for (int64_t i = m0; i < m1; ++i)
@@ -114,8 +117,8 @@ void sgemm_nt(const float* a, int64_t lda, const float* b, int64_t ldb, float* c
 
 // C = A B on rows [m0, m1), all n columns (B row-major k x n), B copied 16 columns at a time
 // into a zero-padded panel.
-void sgemm_nn(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m0, int64_t m1,
-              int64_t n, int64_t k) {
+inline void sgemm_nn(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m0,
+                     int64_t m1, int64_t n, int64_t k) {
   gemm_nn_panels(tiles_over_rows, a, lda, b, ldb, c, ldc, m0, m1, n, k);
 }
 

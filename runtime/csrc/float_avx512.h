@@ -48,7 +48,8 @@ inline __mmask16 tail_mask(int64_t left) {
 // scratch harness (rows 120, 128 columns, k 32-128): 114-137 GFLOP/s against tile_6x16's 88-105.
 // On Zen 4 a 512-bit FMA issues as two 256-bit halves, so there it runs at the same rate.
 template <int MR, int Panels>
-inline void tile_8x32(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t k, int columns) {
+inline void tile_8x32(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t k, int columns,
+                      const float* bias) {
   static_assert(MR >= 1 && MR <= 8 && (Panels == 1 || Panels == 2), "tile_8x32: 1-8 rows, 1 or 2 panels");
   __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
   __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
@@ -67,10 +68,14 @@ inline void tile_8x32(const float* a, int64_t lda, const float* panel, float* c,
   }
 #undef BITMAPS_ROW
   const __mmask16 low = tail_mask(columns), high = columns > 16 ? tail_mask(columns - 16) : 0;
-#define BITMAPS_STORE(r)                                                                 \
-  if constexpr (MR > r) {                                                                \
-    _mm512_mask_storeu_ps(c + r * ldc, low, c##r##0);                                    \
-    if constexpr (Panels == 2) _mm512_mask_storeu_ps(c + r * ldc + 16, high, c##r##1);   \
+  // KernelTable::sgemm_panel's bias: one add as each row is stored (zero lanes where there is none)
+  const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(low, bias) : _mm512_setzero_ps();
+  const __m512 bias1 = bias && Panels == 2 ? _mm512_maskz_loadu_ps(high, bias + 16) : _mm512_setzero_ps();
+#define BITMAPS_STORE(r)                                                                                 \
+  if constexpr (MR > r) {                                                                                \
+    _mm512_mask_storeu_ps(c + r * ldc, low, bias ? _mm512_add_ps(c##r##0, bias0) : c##r##0);             \
+    if constexpr (Panels == 2)                                                                           \
+      _mm512_mask_storeu_ps(c + r * ldc + 16, high, bias ? _mm512_add_ps(c##r##1, bias1) : c##r##1);     \
   }
   BITMAPS_STORE(0) BITMAPS_STORE(1) BITMAPS_STORE(2) BITMAPS_STORE(3) BITMAPS_STORE(4) BITMAPS_STORE(5)
   BITMAPS_STORE(6) BITMAPS_STORE(7)
@@ -79,17 +84,17 @@ inline void tile_8x32(const float* a, int64_t lda, const float* panel, float* c,
 
 template <int Panels>
 inline void tiles_8x32_over_rows(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t m0,
-                                 int64_t m1, int64_t k, int columns) {
+                                 int64_t m1, int64_t k, int columns, const float* bias) {
   int64_t i = m0;
-  for (; i + 8 <= m1; i += 8) tile_8x32<8, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns);
+  for (; i + 8 <= m1; i += 8) tile_8x32<8, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias);
   switch (m1 - i) {
-    case 7: tile_8x32<7, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
-    case 6: tile_8x32<6, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
-    case 5: tile_8x32<5, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
-    case 4: tile_8x32<4, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
-    case 3: tile_8x32<3, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
-    case 2: tile_8x32<2, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
-    case 1: tile_8x32<1, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
+    case 7: tile_8x32<7, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
+    case 6: tile_8x32<6, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
+    case 5: tile_8x32<5, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
+    case 4: tile_8x32<4, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
+    case 3: tile_8x32<3, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
+    case 2: tile_8x32<2, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
+    case 1: tile_8x32<1, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
     default: break;
   }
 }
@@ -98,11 +103,24 @@ inline void tiles_8x32_over_rows(const float* a, int64_t lda, const float* panel
 // (columns <= 16) or two consecutive ones
 constexpr int kPanelColumns512 = 32;
 inline void sgemm_panel512(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t m0,
-                           int64_t m1, int64_t k, int columns) {
+                           int64_t m1, int64_t k, int columns, const float* bias) {
   if (columns > 16)
-    tiles_8x32_over_rows<2>(a, lda, panel, c, ldc, m0, m1, k, columns);
+    tiles_8x32_over_rows<2>(a, lda, panel, c, ldc, m0, m1, k, columns, bias);
   else
-    tiles_8x32_over_rows<1>(a, lda, panel, c, ldc, m0, m1, k, columns);
+    tiles_8x32_over_rows<1>(a, lda, panel, c, ldc, m0, m1, k, columns, bias);
+}
+
+// KernelTable::unpack_panel in one 512-bit blend a step, the mask register loaded straight from the
+// panel bits (float_avx2.h's: a broadcast, two compares and two blends): the same floats, +-alpha
+// and 0 in the columns past `columns` (whose bits are 0). It had been 6% of a W1A32 forward, for
+// 1/128 of its multiply-adds: a store-bound loop at two 256-bit stores a step.
+inline void unpack_panel512(const uint16_t* masks, int64_t k, const float* alpha, int columns, float* panel) {
+  const __mmask16 live = tail_mask(columns);
+  const __m512 positive = _mm512_maskz_loadu_ps(live, alpha);
+  const __m512 negative = _mm512_castsi512_ps(
+      _mm512_xor_si512(_mm512_castps_si512(positive), _mm512_maskz_set1_epi32(live, static_cast<int>(0x80000000u))));
+  for (int64_t t = 0; t < k; ++t)
+    _mm512_storeu_ps(panel + t * 16, _mm512_mask_blend_ps(static_cast<__mmask16>(masks[t]), positive, negative));
 }
 
 // KernelTable::sgemm_nt and sgemm_nn on it (gemm_panels.h, two panels a step). Below 4 rows

@@ -29,8 +29,8 @@ inline void panel_from_columns(const float* b, int64_t ldb, int64_t j, int colum
 }
 
 // C = A B^T (rows [m0, m1), columns [n0, n1)) or C = A B (all n columns) through `tiles`, the
-// micro-kernel over rows: tiles(a, lda, panel, c, ldc, m0, m1, k, columns), which reads `Panels`
-// consecutive panels (columns <= 16 * Panels; the next panel at panel + k * 16).
+// micro-kernel over rows: tiles(a, lda, panel, c, ldc, m0, m1, k, columns, bias = nullptr), which
+// reads `Panels` consecutive panels (columns <= 16 * Panels; the next panel at panel + k * 16).
 template <int Panels = 1, typename Tiles>
 void gemm_nt_panels(Tiles tiles, const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
                     int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t k) {
@@ -39,7 +39,7 @@ void gemm_nt_panels(Tiles tiles, const float* a, int64_t lda, const float* b, in
     const int columns = static_cast<int>(n1 - j < 16 * Panels ? n1 - j : 16 * Panels);
     for (int p = 0; 16 * p < columns; ++p)
       panel_from_rows(b, ldb, j + 16 * p, columns - 16 * p < 16 ? columns - 16 * p : 16, k, panel + p * k * 16);
-    tiles(a, lda, panel, c + j, ldc, m0, m1, k, columns);
+    tiles(a, lda, panel, c + j, ldc, m0, m1, k, columns, nullptr);
   }
 }
 
@@ -51,7 +51,7 @@ void gemm_nn_panels(Tiles tiles, const float* a, int64_t lda, const float* b, in
     const int columns = static_cast<int>(n - j < 16 * Panels ? n - j : 16 * Panels);
     for (int p = 0; 16 * p < columns; ++p)
       panel_from_columns(b, ldb, j + 16 * p, columns - 16 * p < 16 ? columns - 16 * p : 16, k, panel + p * k * 16);
-    tiles(a, lda, panel, c + j, ldc, m0, m1, k, columns);
+    tiles(a, lda, panel, c + j, ldc, m0, m1, k, columns, nullptr);
   }
 }
 

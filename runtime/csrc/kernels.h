@@ -61,11 +61,13 @@ struct KernelTable {
   // C[i * ldc + j] = sum_t A[i * lda + t] * B[t * ldb + j] on rows [m0, m1), all n columns
   void (*sgemm_nn)(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m0,
                    int64_t m1, int64_t n, int64_t k);
-  // C[i * ldc + j] = sum_t A[i * lda + t] * panel[t * 16 + j] on rows [m0, m1), columns j < `columns`
-  // (<= sgemm_panel_columns): the GEMM micro-kernel on caller-built panels of 16 columns, column
-  // 16 p + j in panel p, which starts at panel + p * k * 16 (W1A32 unpacks its signs into them)
+  // C[i * ldc + j] = sum_t A[i * lda + t] * panel[t * 16 + j] (+ bias[j]) on rows [m0, m1), columns
+  // j < `columns` (<= sgemm_panel_columns): the GEMM micro-kernel on caller-built panels of 16
+  // columns, column 16 p + j in panel p, which starts at panel + p * k * 16 (W1A32 unpacks its
+  // signs into them). `bias` (nullable) is added as each sum is stored: the same bits as adding it
+  // afterwards, without a second pass over C (a scalar pass had been 2-3% of a W1A32 forward).
   void (*sgemm_panel)(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t m0, int64_t m1,
-                      int64_t k, int columns);
+                      int64_t k, int columns, const float* bias);
   // panel[t * 16 + j] = bit j of masks[t] ? -alpha[j] : alpha[j] for j < columns, else 0: binary
   // weights in their panel layout (panel_bits in linear.h) expanded for sgemm_panel
   void (*unpack_panel)(const uint16_t* masks, int64_t k, const float* alpha, int columns, float* panel);

@@ -154,7 +154,8 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
 
 // C[0:MR, 0:16] = A[0:MR, :] x panel (k x 16), 4 x 16 at most: 16 accumulators of 4 floats.
 template <int MR>
-inline void tile_4x16(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t k, int columns) {
+inline void tile_4x16(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t k, int columns,
+                      const float* bias) {
   // every loop over the accumulators fully unrolled, so that they live in registers: without the
   // pragmas GCC 12 kept the array on the stack as well and stored all 16 accumulators in every
   // step of k (8 `stp` beside the 16 `fmla`)
@@ -180,18 +181,18 @@ inline void tile_4x16(const float* a, int64_t lda, const float* panel, float* c,
     float row[16];
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) vst1q_f32(row + 4 * q, acc[r][q]);
-    for (int j = 0; j < columns; ++j) c[r * ldc + j] = row[j];
+    for (int j = 0; j < columns; ++j) c[r * ldc + j] = bias ? row[j] + bias[j] : row[j];
   }
 }
 
 void sgemm_panel(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t m0, int64_t m1, int64_t k,
-                 int columns) {
+                 int columns, const float* bias) {
   int64_t i = m0;
-  for (; i + 4 <= m1; i += 4) tile_4x16<4>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns);
+  for (; i + 4 <= m1; i += 4) tile_4x16<4>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias);
   switch (m1 - i) {
-    case 3: tile_4x16<3>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
-    case 2: tile_4x16<2>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
-    case 1: tile_4x16<1>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns); break;
+    case 3: tile_4x16<3>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
+    case 2: tile_4x16<2>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
+    case 1: tile_4x16<1>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
     default: break;
   }
 }

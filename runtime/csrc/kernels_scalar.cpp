@@ -107,12 +107,12 @@ void sgemm_nn(const float* a, int64_t lda, const float* b, int64_t ldb, float* c
 }
 
 void sgemm_panel(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t m0, int64_t m1,
-                 int64_t k, int columns) {
+                 int64_t k, int columns, const float* bias) {
   for (int64_t i = m0; i < m1; ++i)
     for (int j = 0; j < columns; ++j) {
       float sum = 0.f;
-      for (int64_t t = 0; t < k; ++t) sum += a[i * lda + t] * panel[t * 16 + j];
-      c[i * ldc + j] = sum;
+      for (int64_t t = 0; t < k; ++t) sum += a[i * lda + t] * panel[(j / 16) * k * 16 + t * 16 + j % 16];
+      c[i * ldc + j] = bias ? sum + bias[j] : sum;
     }
 }
 

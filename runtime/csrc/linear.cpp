@@ -338,10 +338,7 @@ void linear_w1a32_unpacked(const KernelTable& kernels, const float* x, int64_t m
     for (int64_t j = j0; j < j1; j += 16)
       kernels.unpack_panel(panel_bits + (j / 16) * k, k, alpha + j, static_cast<int>(std::min<int64_t>(j1 - j, 16)),
                            panel + (j - j0) * k);
-    kernels.sgemm_panel(x, k, panel, y + j0, n, 0, m, k, static_cast<int>(j1 - j0));
-    if (bias)
-      for (int64_t i = 0; i < m; ++i)
-        for (int64_t j = j0; j < j1; ++j) y[i * n + j] += bias[j];
+    kernels.sgemm_panel(x, k, panel, y + j0, n, 0, m, k, static_cast<int>(j1 - j0), bias ? bias + j0 : nullptr);
   });
 }
 

@@ -283,27 +283,54 @@ void test_sgemm_panel(const KernelTable& kt) {
   std::mt19937 rng(11);
   const float sentinel = -7.25f;
   for (int64_t k : {1, 3, 32, 129})
-    for (int columns : {1, 5, 16, 17, 31, 32}) {
-      if (columns > kt.sgemm_panel_columns) continue;
-      const int64_t m = 26, m0 = 1, m1 = 25, ldc = 40, panels = (columns + 15) / 16;
-      auto a = random_floats(rng, m * k), b = random_floats(rng, k * columns);
-      std::vector<float> panel(static_cast<size_t>(panels * k * 16), 0.f), c(static_cast<size_t>(m * ldc), sentinel);
-      for (int64_t t = 0; t < k; ++t)
-        for (int j = 0; j < columns; ++j) panel[(j / 16) * k * 16 + t * 16 + j % 16] = b[t * columns + j];
-      kt.sgemm_panel(a.data(), k, panel.data(), c.data(), ldc, m0, m1, k, columns);
-      bool ok = true;
-      for (int64_t i = 0; i < m; ++i)
-        for (int64_t j = 0; j < ldc; ++j) {
-          const float got = c[i * ldc + j];
-          if (i < m0 || i >= m1 || j >= columns) {
-            ok &= got == sentinel;
-            continue;
+    for (int columns : {1, 5, 16, 17, 31, 32})
+      for (bool with_bias : {false, true}) {
+        if (columns > kt.sgemm_panel_columns) continue;
+        const int64_t m = 26, m0 = 1, m1 = 25, ldc = 40, panels = (columns + 15) / 16;
+        auto a = random_floats(rng, m * k), b = random_floats(rng, k * columns), bias = random_floats(rng, columns);
+        std::vector<float> panel(static_cast<size_t>(panels * k * 16), 0.f), c(static_cast<size_t>(m * ldc), sentinel);
+        for (int64_t t = 0; t < k; ++t)
+          for (int j = 0; j < columns; ++j) panel[(j / 16) * k * 16 + t * 16 + j % 16] = b[t * columns + j];
+        kt.sgemm_panel(a.data(), k, panel.data(), c.data(), ldc, m0, m1, k, columns, with_bias ? bias.data() : nullptr);
+        bool ok = true;
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < ldc; ++j) {
+            const float got = c[i * ldc + j];
+            if (i < m0 || i >= m1 || j >= columns) {
+              ok &= got == sentinel;
+              continue;
+            }
+            float chain = 0.f;
+            for (int64_t t = 0; t < k; ++t) chain = std::fma(a[i * k + t], b[t * columns + j], chain);
+            if (with_bias) chain += bias[j];  // added once, after the chain
+            ok &= fused ? got == chain : close(got, chain, 1e-5f);
           }
-          float chain = 0.f;
-          for (int64_t t = 0; t < k; ++t) chain = std::fma(a[i * k + t], b[t * columns + j], chain);
-          ok &= fused ? got == chain : close(got, chain, 1e-5f);
+        expect(ok, isa + " sgemm_panel k=" + std::to_string(k) + " columns=" + std::to_string(columns) +
+                       (with_bias ? " with bias" : ""));
+      }
+}
+
+// unpack_panel against its definition (kernels.h), bit for bit on every path: +-alpha where a
+// column's bit is set or clear, +0 past `columns`, and nothing written past k x 16 floats.
+void test_unpack_panel(const KernelTable& kt) {
+  std::mt19937 rng(13);
+  for (int64_t k : {1, 7, 64, 385})
+    for (int columns : {1, 9, 16}) {
+      std::vector<uint16_t> masks(static_cast<size_t>(k));
+      for (auto& m : masks) m = static_cast<uint16_t>(rng() & ((1u << columns) - 1u));
+      const auto alpha = random_floats(rng, 16);
+      const float sentinel = -7.25f;
+      std::vector<float> panel(static_cast<size_t>(k * 16 + 16), sentinel);
+      kt.unpack_panel(masks.data(), k, alpha.data(), columns, panel.data());
+      bool ok = true;
+      for (int64_t t = 0; t < k; ++t)
+        for (int j = 0; j < 16; ++j) {
+          const float want = j < columns ? ((masks[t] >> j) & 1 ? -alpha[j] : alpha[j]) : 0.f;
+          const float got = panel[t * 16 + j];
+          ok &= std::memcmp(&got, &want, sizeof(float)) == 0;
         }
-      expect(ok, isa + " sgemm_panel k=" + std::to_string(k) + " columns=" + std::to_string(columns));
+      for (int j = 0; j < 16; ++j) ok &= panel[k * 16 + j] == sentinel;
+      expect(ok, std::string(kt.isa) + " unpack_panel k=" + std::to_string(k) + " columns=" + std::to_string(columns));
     }
 }
 
@@ -903,6 +930,7 @@ int main() {
     test_table(*table);
     test_float_kernels(*table);
     test_sgemm_panel(*table);
+    test_unpack_panel(*table);
     test_schemes(*table);
     test_run_by_rows(*table);
     test_gelu_cut(*table);
