@@ -370,6 +370,23 @@ constexpr int64_t kVnniRowTile = 256;
 constexpr int kPairRows = 6;
 constexpr int kRows = 8;  // one block: 16 accumulators + 2 weight vectors
 
+// The rows left after the full tiles, in one tile of R = Left rows (1 <= Left < Tile): one row at a
+// time would run its V accumulators as dependent chains, at a fraction of the dpbusd rate (a 128-row
+// call leaves 2 rows after 21 six-row tiles, which had cost as much as 5 rows in tiles).
+template <int Left, int Planes, int Blocks>
+void w1a8_left_rows(int64_t left, const int8_t* q, const int32_t* rowsum, const float* inv_scale, const uint8_t* col,
+                    const uint8_t* col2, const __m512i* expanded, const float* alpha, const float* bias, float* y,
+                    int64_t i, int64_t block, int64_t n0, int64_t n1, int64_t n, int64_t groups,
+                    const W1a8Shuffle& shuffle) {
+  if constexpr (Left > 0) {
+    if (left == Left)
+      return w1a8_rows_block<Left, Planes, Blocks>(q, rowsum, inv_scale, col, col2, expanded, alpha, bias, y, i, block,
+                                                   n0, n1, n, groups, shuffle);
+    w1a8_left_rows<Left - 1, Planes, Blocks>(left, q, rowsum, inv_scale, col, col2, expanded, alpha, bias, y, i, block,
+                                             n0, n1, n, groups, shuffle);
+  }
+}
+
 template <int Planes, int Blocks>
 void w1a8_row_tiles(const int8_t* q, const int32_t* rowsum, const float* inv_scale, const uint8_t* col,
                     const uint8_t* col2, const __m512i* expanded, const float* alpha, const float* bias, float* y,
@@ -380,9 +397,8 @@ void w1a8_row_tiles(const int8_t* q, const int32_t* rowsum, const float* inv_sca
   for (; i + Tile <= m1; i += Tile)
     w1a8_rows_block<Tile, Planes, Blocks>(q, rowsum, inv_scale, col, col2, expanded, alpha, bias, y, i, block, n0, n1, n,
                                           groups, shuffle);
-  for (; i < m1; ++i)
-    w1a8_rows_block<1, Planes, Blocks>(q, rowsum, inv_scale, col, col2, expanded, alpha, bias, y, i, block, n0, n1, n,
-                                       groups, shuffle);
+  w1a8_left_rows<Tile - 1, Planes, Blocks>(m1 - i, q, rowsum, inv_scale, col, col2, expanded, alpha, bias, y, i, block,
+                                           n0, n1, n, groups, shuffle);
 }
 
 template <int Planes>
