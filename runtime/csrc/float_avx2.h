@@ -216,7 +216,7 @@ inline __m256 gelu8(__m256 v) {
 // The tail goes through the same polynomial in a padded vector: a value's GELU does not depend on
 // where it sits in the call (the FFN-down's fused preparation activates row by row, the plain pass
 // in blocks of 4,096, and both must give the same bits).
-void gelu(float* x, int64_t count) {
+inline void gelu(float* x, int64_t count) {
   int64_t i = 0;
   for (; i + 8 <= count; i += 8) _mm256_storeu_ps(x + i, gelu8(_mm256_loadu_ps(x + i)));
   if (i == count) return;

@@ -145,6 +145,37 @@ inline void sgemm_nn512(const float* a, int64_t lda, const float* b, int64_t ldb
   gemm_nn_panels<2>(sgemm_panel512, a, lda, b, ldb, c, ldc, m0, m1, n, k);
 }
 
+// erf and GELU (float_avx2.h's erf8 and gelu8, the same operations in the same order, so each value
+// is the same float on both paths). Ice Lake divides 16 floats in one 512-bit vdivps at about the
+// per-element rate of two 256-bit ones, and the 12 FMAs issue on its two 512-bit ports.
+inline __m512 erf16(__m512 x) {
+  using namespace approx;
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-kErfClamp)), _mm512_set1_ps(kErfClamp));
+  const __m512 x2 = _mm512_mul_ps(x, x);
+  __m512 p = _mm512_set1_ps(kErfP[0]);
+  for (int c = 1; c < 7; ++c) p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(kErfP[c]));
+  p = _mm512_mul_ps(x, p);
+  __m512 q = _mm512_set1_ps(kErfQ[0]);
+  for (int c = 1; c < 5; ++c) q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(kErfQ[c]));
+  return _mm512_div_ps(p, q);
+}
+
+inline __m512 gelu16(__m512 v) {
+  const __m512 e = erf16(_mm512_mul_ps(v, _mm512_set1_ps(approx::kSqrtHalf)));
+  return _mm512_mul_ps(_mm512_mul_ps(v, _mm512_set1_ps(0.5f)), _mm512_add_ps(_mm512_set1_ps(1.f), e));
+}
+
+// KernelTable::gelu: the tail through the same polynomial in masked lanes, so that a value's GELU
+// does not depend on where it sits in the call (float_avx2.h's gelu says why)
+inline void gelu512(float* x, int64_t count) {
+  int64_t i = 0;
+  for (; i + 16 <= count; i += 16) _mm512_storeu_ps(x + i, gelu16(_mm512_loadu_ps(x + i)));
+  if (i < count) {
+    const __mmask16 m = tail_mask(count - i);
+    _mm512_mask_storeu_ps(x + i, m, gelu16(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
 // x[i] = exp(x[i] - shift), returning the sum; the tail through the same exp16 (masked), so a
 // value's exp does not depend on where it sits in the row.
 inline float exp_shifted16(float* x, int64_t count, float shift) {

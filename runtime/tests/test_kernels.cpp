@@ -915,7 +915,31 @@ void test_layout_alignment(const KernelTable& kt) {
   }
 }
 
+// The x86 SIMD paths' GELU give the same bits (float_avx512.h's gelu16 is float_avx2.h's gelu8 in
+// 512-bit registers), at every count, so tails and lone values too.
+void test_gelu_same_bits() {
+  const KernelTable* avx2 = nullptr;
+  for (const KernelTable* table : available_kernels())
+    if (std::string(table->isa) == "avx2") avx2 = table;
+  if (avx2 == nullptr) return;
+  std::mt19937 rng(17);
+  std::vector<float> x = random_floats(rng, 1001);
+  for (size_t i = 0; i < x.size(); i += 3) x[i] *= 4.f;  // into the clamped tails
+  for (const KernelTable* table : available_kernels()) {
+    const std::string isa = table->isa;
+    if (isa != "avx512" && isa != "avx512_vnni") continue;
+    for (int64_t count : {1, 7, 16, 17, 1001}) {
+      std::vector<float> want(x.begin(), x.begin() + count), got = want;
+      avx2->gelu(want.data(), count);
+      table->gelu(got.data(), count);
+      expect(std::memcmp(want.data(), got.data(), count * sizeof(float)) == 0,
+             isa + " gelu: the same bits as avx2's at count " + std::to_string(count));
+    }
+  }
+}
+
 int main() {
+  test_gelu_same_bits();
 #if defined(BITMAPS_HAVE_AVX512)
   if (__builtin_cpu_supports("avx512f")) {
     const int64_t mismatches = avx512_softmax_loop_mismatches();
