@@ -1,5 +1,5 @@
-// The float GEMM micro-kernel and the softmax's loops in 512-bit registers (AVX-512F), for the files
-// compiled with AVX-512 flags. The softmax: the exponentials and the row maximum (the division by sqrt(d) is the plain loop, which GCC
+// The float GEMM micro-kernel, W1A32's weight unpacking, GELU and the softmax's loops in 512-bit
+// registers (AVX-512F), for the files compiled with AVX-512 flags. The softmax: the exponentials and the row maximum (the division by sqrt(d) is the plain loop, which GCC
 // vectorizes; a multiply-and-correct version with a fallback for tiny values was slower on Zen 4).
 // On Zen 4 a 512-bit operation issues as two 256-bit halves, so the gain is not in arithmetic
 // width but in half as many instructions in flight: the exp's dependent FMA chain is hidden over
