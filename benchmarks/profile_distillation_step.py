@@ -6,7 +6,7 @@ the real encoder (all-MiniLM-L6-v2) and a teacher of the teacher's shape (the sa
 an MLM head, written to a temporary folder, since the trained teacher archive is not committed),
 reads batches of the recipe's size from WikiText-2 train, and times each phase of a training
 step: reading and indexing a batch, the teacher's forward, the student's forward and losses,
-the backward pass, gradient clipping and the optimizer step. Then one step under torch's
+the backward pass, gradient clipping and the recipe's optimizer step. Then one step under torch's
 profiler lists the top operators. Prints a table and writes JSON.
 
 `--variants eager,compiled` times the student's layers eager and compiled (`compile_layers`) on
@@ -43,7 +43,18 @@ def _teacher_checkpoint(encoder: str, folder: Path) -> str:
     return str(folder)
 
 
-def _build(recipe: str, teacher: str, batch_size: int, compile_layers: bool):
+TABLES = ("word_embeddings", "position_embeddings")
+
+
+def _fp32_tables(tokens: dict) -> None:
+    """The recipe with full-precision embedding tables (`lib.recipe(tables="fp32")`): what the
+    recipes computed before their tables trained as int8 (commit 24827ed's step, for one)."""
+    tokens["binarized_components"] = [c for c in tokens.get("binarized_components", []) if c not in TABLES]
+    for table in TABLES:
+        tokens.get("component_overrides", {}).pop(table, None)
+
+
+def _build(recipe: str, teacher: str, batch_size: int, compile_layers: bool, fp32_tables: bool = False):
     import bitmaps_allennlp  # noqa: F401
     from allennlp.common import Params
     from allennlp.data import DatasetReader, Vocabulary
@@ -55,6 +66,8 @@ def _build(recipe: str, teacher: str, batch_size: int, compile_layers: bool):
     if "teacher" in model_params:
         model_params["teacher"] = teacher
     model_params["text_field_embedder"]["token_embedders"]["tokens"]["compile_layers"] = compile_layers
+    if fp32_tables:
+        _fp32_tables(model_params["text_field_embedder"]["token_embedders"]["tokens"])
     # from_params consumes the dicts it is given
     vocab = Vocabulary.from_params(Params(copy.deepcopy(config["vocabulary"])))
     model = Model.from_params(vocab=vocab, params=Params(copy.deepcopy(model_params)))
@@ -77,6 +90,16 @@ def _batches(reader, vocab, path: str, batch_size: int):
             block = []
 
 
+def _optimizer(model, params: dict):
+    """The recipe's optimizer, as `allennlp train` builds it (the trainer's Python loop around it,
+    logging and checkpoints, is not timed)."""
+    from allennlp.common import Params
+    from allennlp.training.optimizers import Optimizer
+
+    parameters = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    return Optimizer.from_params(model_parameters=parameters, params=Params(copy.deepcopy(params)))
+
+
 def _timed(fn):
     start = time.perf_counter()
     result = fn()
@@ -92,6 +115,7 @@ def main() -> None:
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "distillation_step.json"))
     parser.add_argument("--label", default="", help="a name for this measurement in the JSON")
     parser.add_argument("--variants", default="eager", help="comma-separated: eager, compiled")
+    parser.add_argument("--fp32-tables", action="store_true", help="full-precision embedding tables, as recipes had before")
     args = parser.parse_args()
     variants = args.variants.split(",")
     if not variants or set(variants) - {"eager", "compiled"}:
@@ -100,12 +124,12 @@ def main() -> None:
     encoder = str(REPO / ".." / "shared" / "data" / "models" / "all-MiniLM-L6-v2")
     with tempfile.TemporaryDirectory() as folder:
         teacher = _teacher_checkpoint(encoder, Path(folder) / "teacher")
-        config, model, reader, vocab, batch_size = _build(args.recipe, teacher, args.batch_size, "compiled" in variants)
+        config, model, reader, vocab, batch_size = _build(
+            args.recipe, teacher, args.batch_size, "compiled" in variants, args.fp32_tables
+        )
         model.train()
         trainer = config["trainer"]
-        optimizer = torch.optim.AdamW(
-            [p for p in model.parameters() if p.requires_grad], lr=trainer["optimizer"]["lr"], weight_decay=0.0
-        )
+        optimizer = _optimizer(model, trainer["optimizer"])
         batches = _batches(reader, vocab, args.data, batch_size)
         names = ("data", "teacher", "student_and_losses", "backward", "clip_and_optimizer", "step")
         phases = {variant: {name: [] for name in names} for variant in variants}
@@ -121,10 +145,9 @@ def main() -> None:
             )
 
             def student():
-                internals = model._encoder.encode_with_internals(
-                    tokens["token_ids"], tokens["mask"], tokens.get("type_ids"), record_attention=record
+                internals, logits = model._student_outputs(
+                    tokens["token_ids"], tokens["mask"], tokens.get("type_ids"), masked, record
                 )
-                logits = model._head(internals.hidden_states[-1][masked], model.word_embeddings)
                 terms = model._loss_terms(internals, logits, teacher_out, tokens["mask"], masked, batch["target_ids"])
                 return sum(model._loss_weights[name] * value for name, value in terms.items())
 
@@ -175,6 +198,8 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
         "steps": args.steps,
         "interleaved_variants": variants,
+        "optimizer": trainer["optimizer"]["type"],
+        "tables": "fp32" if args.fp32_tables else "as the recipe",
         "median_ms": {v: {name: round(value * 1000, 1) for name, value in m.items()} for v, m in medians.items()},
         "spread_ms": {
             v: {name: [round(min(x) * 1000, 1), round(max(x) * 1000, 1)] for name, x in phases[v].items()} for v in variants

@@ -13,6 +13,7 @@ from bitmaps_allennlp import (  # noqa: E402 (the filter is in place before anyt
     modules,
     predictors,
     token_embedders,
+    training,
 )
 
 __version__ = "0.1.0"

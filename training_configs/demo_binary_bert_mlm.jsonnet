@@ -33,7 +33,7 @@ local reader = {
     num_epochs: 2,
     validation_metric: "-perplexity",
     grad_norm: 1.0,
-    optimizer: { type: "huggingface_adamw", lr: 5e-4 },
+    optimizer: { type: "bitmaps_adamw", lr: 5e-4 },
     learning_rate_scheduler: { type: "linear_with_warmup", warmup_steps: 10 },
   },
 }

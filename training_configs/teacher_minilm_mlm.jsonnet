@@ -42,7 +42,7 @@ local reader = {
     validation_metric: "-perplexity",
     grad_norm: 1.0,
     optimizer: {
-      type: "huggingface_adamw",
+      type: "bitmaps_adamw",
       lr: 1e-4,
       weight_decay: 0.01,
       parameter_groups: [[["bias", "LayerNorm\\.weight", "layer_norm\\.weight"], { weight_decay: 0.0 }]],

@@ -170,14 +170,19 @@ class DistilledMaskedLanguageModel(BinaryMaskedLanguageModel):
         inputs = tokens["tokens"]
         token_ids, mask, type_ids = inputs["token_ids"], inputs["mask"], inputs.get("type_ids")
         record = bool({"attention", "direction"} & set(self._loss_weights))
-        student = self._encoder.encode_with_internals(token_ids, mask, type_ids, record_attention=record)
-        logits = self._head(student.hidden_states[-1][masked_positions], self.word_embeddings)
+        student, logits = self._student_outputs(token_ids, mask, type_ids, masked_positions, record)
         teacher = self._teacher_outputs(token_ids, mask, type_ids, masked_positions, record)
         terms = self._loss_terms(student, logits, teacher, mask, masked_positions, target_ids)
         loss = sum(self._loss_weights[name] * value for name, value in terms.items())
         for name, value in terms.items():
             self._loss_metrics[name](value.detach())
         return {"loss": loss}
+
+    def _student_outputs(self, token_ids, mask, type_ids, masked_positions, record):
+        with self._encoder.tables_quantized_once():  # the lookup and the tied decoder share them
+            internals = self._encoder.encode_with_internals(token_ids, mask, type_ids, record_attention=record)
+            logits = self._head(internals.hidden_states[-1][masked_positions], self.word_embeddings)
+        return internals, logits
 
     def _teacher_outputs(self, token_ids, mask, type_ids, masked_positions, record):
         teacher = self._teacher

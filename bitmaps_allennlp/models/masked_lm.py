@@ -81,6 +81,10 @@ class BinaryMaskedLanguageModel(MaskedLmBase):
     def encode(self, tokens: TextFieldTensors) -> torch.Tensor:
         return self._text_field_embedder(tokens)
 
+    def masked_logits(self, tokens: TextFieldTensors, masked_positions: torch.BoolTensor) -> torch.Tensor:
+        with self._encoder.tables_quantized_once():  # the lookup and the tied decoder share them
+            return super().masked_logits(tokens, masked_positions)
+
     @property
     def word_embeddings(self) -> torch.Tensor:
         return self._encoder.word_embeddings

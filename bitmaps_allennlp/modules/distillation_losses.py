@@ -12,8 +12,11 @@ def soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tenso
     al., 2015), averaged over rows, times T^2 so gradients keep their size as T changes."""
     if student_logits.numel() == 0:
         return student_logits.sum() * 0.0
-    teacher = F.softmax(teacher_logits.float() / temperature, dim=-1)
-    student = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    student_logits, teacher_logits = student_logits.float(), teacher_logits.float()
+    if temperature != 1.0:  # x / 1 is x: skip two passes over (masks x vocabulary) and a backward one
+        student_logits, teacher_logits = student_logits / temperature, teacher_logits / temperature
+    teacher = F.softmax(teacher_logits, dim=-1)
+    student = F.log_softmax(student_logits, dim=-1)
     return -(teacher * student).sum(-1).mean() * temperature**2
 
 

@@ -95,10 +95,14 @@ class QuantizedSelfAttention(nn.Module):
         real_key = self._heads(self.key(hidden_states))
         real_value = self._heads(self.value(hidden_states))
         query, key, value = self.query_quantizer(real_query), self.key_quantizer(real_key), self.value_quantizer(real_value)
-        if self.full_precision and not self.record and not output_attentions:
+        dropout_p = self.dropout.p if self.training else 0.0
+        # SDPA draws its own dropout mask: only where the layer's dropout is torch's (a
+        # CounterDropout, installed for compiled CPU layers, must see the probabilities)
+        sdpa_dropout = dropout_p == 0.0 or type(self.dropout) is nn.Dropout
+        if self.full_precision and not self.record and not output_attentions and sdpa_dropout:
             # additive float masks (eager or sdpa layout) broadcast the same way here
             context = nn.functional.scaled_dot_product_attention(
-                query, key, value, attn_mask=attention_mask, dropout_p=self.dropout.p if self.training else 0.0
+                query, key, value, attn_mask=attention_mask, dropout_p=dropout_p
             )
             return (self._merge(context),)
         scores = self._scores(real_query, real_key, query, key)

@@ -1,7 +1,7 @@
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
 from transformers import AutoConfig, BertConfig, BertForMaskedLM, BertModel
@@ -12,6 +12,7 @@ from allennlp.modules.token_embedders.token_embedder import TokenEmbedder
 from bitmaps_allennlp.modules.bert_binarization import binarize_bert_encoder, install_attention
 from bitmaps_allennlp.modules.binarization_spec import HEAD_COMPONENT, LINEAR_COMPONENTS, BinarizationSpec
 from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
+from bitmaps_allennlp.modules.counter_dropout import CounterDropout
 from bitmaps_allennlp.modules.quantized_embedding import QuantizedEmbedding
 from bitmaps_allennlp.modules.quantized_self_attention import AttentionRecord
 
@@ -25,6 +26,15 @@ class EncoderInternals:
 
     hidden_states: Tuple[torch.Tensor, ...]
     attention: List[AttentionRecord]
+
+
+def _use_counter_dropout(layer: torch.nn.Module) -> None:
+    # Inductor's CPU dropout draws one Philox number per element outside its vector loops
+    # (about a quarter of a compiled MiniLM distillation step); CounterDropout's masks vectorise.
+    for parent in list(layer.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is torch.nn.Dropout:
+                setattr(parent, name, CounterDropout.like(child))
 
 
 @TokenEmbedder.register("bitmaps_binary_bert")
@@ -87,6 +97,8 @@ class BinaryBertEmbedder(TokenEmbedder):
     compile_layers : `bool`, optional (default = `False`)
         `torch.compile` every encoder layer for training: the quantizers' elementwise work and
         dropout fuse into generated C++ loops (README, "Training throughput", for what it gains).
+        On a CPU the layers' dropouts become `CounterDropout` (the same keep probability and
+        scaling, with masks that vectorise in those loops).
         The first training steps pay the compilation (about a minute for MiniLM on 2 cores, and
         again after `--recover`), which needs a C++ compiler. Evaluation, prediction and export
         stay eager: a model that has not trained in this process is never compiled. Same
@@ -196,6 +208,16 @@ class BinaryBertEmbedder(TokenEmbedder):
         table = self.bert.embeddings.word_embeddings
         return table.quantized_weight() if isinstance(table, QuantizedEmbedding) else table.weight
 
+    @contextlib.contextmanager
+    def tables_quantized_once(self) -> Iterator[None]:
+        """A block (one forward pass) in which each quantized embedding table is quantized once,
+        however many times it is read (`QuantizedEmbedding.quantized_once`)."""
+        with contextlib.ExitStack() as stack:
+            for module in self.bert.embeddings.modules():
+                if isinstance(module, QuantizedEmbedding):
+                    stack.enter_context(module.quantized_once())
+            yield
+
     @property
     def head_quantization(self) -> Optional[ComponentQuantization]:
         """How the masked-LM head's dense transform is quantized, if it is."""
@@ -238,8 +260,13 @@ class BinaryBertEmbedder(TokenEmbedder):
             return torch.compiler.set_stance("force_eager")
         if not self._layers_compiled:
             for layer in self.bert.encoder.layer:
+                if next(layer.parameters()).device.type == "cpu":
+                    _use_counter_dropout(layer)
                 layer.compile()  # in place: the state dict keeps its keys
             self._layers_compiled = True
+        for module in self.bert.encoder.modules():
+            if isinstance(module, CounterDropout):
+                module.reseed()  # outside the compiled graphs (see CounterDropout)
         return contextlib.nullcontext()
 
     def encode_with_internals(

@@ -28,3 +28,12 @@ def test_mask_and_reset():
 def test_bad_top_k():
     with pytest.raises(ConfigurationError, match="top_k"):
         MaskedAccuracy(0)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_ties_at_the_kth_logit_count_as_found(k):
+    logits = torch.tensor([[0.5, 0.5, 0.5, 0.5, 0.1]])
+    for target in range(5):
+        metric = MaskedAccuracy(k)
+        metric(logits, torch.tensor([target]))
+        assert metric.get_metric() == (1.0 if target < 4 else 0.0)

@@ -11,6 +11,9 @@ def test_soft_cross_entropy_by_hand_with_temperature():
     p_student = torch.tensor([1.0, math.sqrt(3.0)]) / (1 + math.sqrt(3.0))
     expected = -(2 / 3 * math.log(p_student[0]) + 1 / 3 * math.log(p_student[1])) * 4
     assert math.isclose(losses.soft_cross_entropy(student, teacher, temperature=2.0).item(), expected, rel_tol=1e-6)
+    # at T = 1 (no division): student [1/4, 3/4], teacher [4/5, 1/5]
+    at_one = -(0.8 * math.log(0.25) + 0.2 * math.log(0.75))
+    assert math.isclose(losses.soft_cross_entropy(student, teacher).item(), at_one, rel_tol=1e-6)
     assert losses.soft_cross_entropy(student[:0], teacher[:0]).item() == 0.0
 
 

@@ -28,3 +28,25 @@ def test_quantized_size_counts_packed_words_and_scales():
     assert (size.modules, size.weights) == (2, 600)
     assert size.packed_bytes == (48 + 12) + (96 + 4)
     assert size.fp32_bytes == 2400
+
+
+def test_a_quantized_once_block_quantizes_the_table_once_for_every_use():
+    torch.manual_seed(0)
+    table = QuantizedEmbedding(7, 4, ComponentQuantization(weights="int8"))
+    ids = torch.tensor([[1, 3, 3]])
+    calls = []
+    table.weight_quantizer.register_forward_hook(lambda *_: calls.append(1))
+    twice = table(ids).sum() + (table.quantized_weight() * 2).sum()
+    twice.backward()
+    grad_twice, table.weight.grad = table.weight.grad.clone(), None
+    assert len(calls) == 2
+    with table.quantized_once():
+        first = table.quantized_weight()
+        with table.quantized_once():  # a nested block shares the outer one's table
+            assert table.quantized_weight() is first
+        once = table(ids).sum() + (table.quantized_weight() * 2).sum()
+    assert len(calls) == 3
+    assert torch.equal(once, twice.detach())
+    once.backward()
+    assert torch.equal(table.weight.grad, grad_twice)  # the gradients of both uses, summed
+    assert table.quantized_weight() is not table.quantized_weight()  # after the block: each call

@@ -6,6 +6,7 @@ from allennlp.common import Params
 from allennlp.common.checks import ConfigurationError
 from allennlp.modules.token_embedders import TokenEmbedder
 
+from bitmaps_allennlp.modules.counter_dropout import CounterDropout
 from bitmaps_allennlp.modules.quantized_linear import QuantizedLinear
 from tests.tiny_bert import TINY_BERT_CONFIG
 
@@ -136,6 +137,33 @@ def test_compiled_layers_train_like_eager_ones(knobs):
     frames = dict(torch._dynamo.utils.counters["frames"])
     assert torch.allclose(compiled(token_ids, mask), eager(token_ids, mask), atol=1e-5)
     assert dict(torch._dynamo.utils.counters["frames"]) == frames
+
+
+def test_compiled_cpu_layers_draw_dropout_masks_from_a_counter_dropout_reseeded_every_step():
+    # no forward pass here: compilation itself is tested above
+    embedder = TokenEmbedder.from_params(
+        Params(
+            {
+                "type": "bitmaps_binary_bert",
+                "bert_config": dict(TINY_BERT_CONFIG, vocab_size=120, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.2),
+                "compile_layers": True,
+            }
+        )
+    ).train()
+    keys = list(embedder.state_dict())
+    with embedder._compilation():
+        pass
+    layer_dropouts = [m for layer in embedder.bert.encoder.layer for m in layer.modules() if "Dropout" in type(m).__name__]
+    assert len(layer_dropouts) == 3 * TINY_BERT_CONFIG["num_hidden_layers"]
+    assert all(isinstance(m, CounterDropout) and m.training for m in layer_dropouts)
+    assert sorted({m.p for m in layer_dropouts}) == [0.1, 0.2]
+    assert type(embedder.bert.embeddings.dropout) is torch.nn.Dropout  # eager, outside the layers
+    assert list(embedder.state_dict()) == keys
+    seeds = [int(m.seed) for m in layer_dropouts]
+    assert len(set(seeds)) == len(seeds)
+    with embedder._compilation():
+        pass
+    assert all(int(m.seed) != seed for m, seed in zip(layer_dropouts, seeds))
 
 
 def test_an_untrained_compile_layers_model_traces_like_an_eager_one():

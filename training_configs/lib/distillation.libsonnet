@@ -65,7 +65,7 @@
       num_epochs: num_epochs,
       validation_metric: "-perplexity",
       grad_norm: 1.0,
-      optimizer: { type: "huggingface_adamw", lr: lr, weight_decay: 0.0 },
+      optimizer: { type: "bitmaps_adamw", lr: lr, weight_decay: 0.0 },
       learning_rate_scheduler: { type: "linear_with_warmup", warmup_steps: std.floor(steps_per_epoch * num_epochs / 10) },
       checkpointer: { keep_most_recent_by_count: 1 },
     },

@@ -1,0 +1,3 @@
+from bitmaps_allennlp.training.adamw import TransformersAdamW
+
+__all__ = ["TransformersAdamW"]
