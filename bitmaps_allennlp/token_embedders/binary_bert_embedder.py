@@ -97,8 +97,8 @@ class BinaryBertEmbedder(TokenEmbedder):
     compile_layers : `bool`, optional (default = `False`)
         `torch.compile` every encoder layer for training: the quantizers' elementwise work and
         dropout fuse into generated C++ loops (README, "Training throughput", for what it gains).
-        On a CPU the layers' dropouts become `CounterDropout` (the same keep probability and
-        scaling, with masks that vectorise in those loops).
+        The layers' dropouts are `CounterDropout`s (the same keep probability and scaling, with
+        masks that vectorise in those loops; inductor's own CPU dropout does not).
         The first training steps pay the compilation (about a minute for MiniLM on 2 cores, and
         again after `--recover`), which needs a C++ compiler. Evaluation, prediction and export
         stay eager: a model that has not trained in this process is never compiled. Same
@@ -167,6 +167,11 @@ class BinaryBertEmbedder(TokenEmbedder):
             self.bert.eval()
         self.compile_layers = compile_layers
         self._layers_compiled = False
+        if compile_layers:
+            # now, not at the first step: callbacks that hook modules before training (AllenNLP's
+            # confidence checks) must see the modules that will run
+            for layer in self.bert.encoder.layer:
+                _use_counter_dropout(layer)
 
     def _build_encoder(
         self, model_name: Optional[str], bert_config: Optional[Dict[str, Any]], load_weights: bool,
@@ -260,8 +265,6 @@ class BinaryBertEmbedder(TokenEmbedder):
             return torch.compiler.set_stance("force_eager")
         if not self._layers_compiled:
             for layer in self.bert.encoder.layer:
-                if next(layer.parameters()).device.type == "cpu":
-                    _use_counter_dropout(layer)
                 layer.compile()  # in place: the state dict keeps its keys
             self._layers_compiled = True
         for module in self.bert.encoder.modules():

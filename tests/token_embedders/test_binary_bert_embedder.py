@@ -139,7 +139,7 @@ def test_compiled_layers_train_like_eager_ones(knobs):
     assert dict(torch._dynamo.utils.counters["frames"]) == frames
 
 
-def test_compiled_cpu_layers_draw_dropout_masks_from_a_counter_dropout_reseeded_every_step():
+def test_compiled_layers_draw_dropout_masks_from_a_counter_dropout_reseeded_every_step():
     # no forward pass here: compilation itself is tested above
     embedder = TokenEmbedder.from_params(
         Params(
@@ -150,10 +150,12 @@ def test_compiled_cpu_layers_draw_dropout_masks_from_a_counter_dropout_reseeded_
             }
         )
     ).train()
+    # in place from the start, so that hooks registered before training see them
+    layer_dropouts = [m for layer in embedder.bert.encoder.layer for m in layer.modules() if "Dropout" in type(m).__name__]
     keys = list(embedder.state_dict())
     with embedder._compilation():
         pass
-    layer_dropouts = [m for layer in embedder.bert.encoder.layer for m in layer.modules() if "Dropout" in type(m).__name__]
+    assert layer_dropouts == [m for layer in embedder.bert.encoder.layer for m in layer.modules() if "Dropout" in type(m).__name__]
     assert len(layer_dropouts) == 3 * TINY_BERT_CONFIG["num_hidden_layers"]
     assert all(isinstance(m, CounterDropout) and m.training for m in layer_dropouts)
     assert sorted({m.p for m in layer_dropouts}) == [0.1, 0.2]
