@@ -37,6 +37,10 @@ def _tiny(config: Dict[str, Any], tiny_bert_dir, teacher_dir, train_path, valid_
         if "teacher" in node:
             # a Hugging Face checkpoint with an MLM head stands in for the teacher's archive
             node["teacher"] = str(teacher_dir)
+        if node.get("compile_layers"):
+            # two steps cannot repay a compilation (half a minute a config); the compiled
+            # layers are tested in tests/token_embedders
+            node["compile_layers"] = False
         if node.get("type") == "bitmaps_masked_lm_corpus":
             node["max_length"] = 16
             node.pop("max_instances", None)
