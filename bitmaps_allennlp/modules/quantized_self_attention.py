@@ -97,7 +97,7 @@ class QuantizedSelfAttention(nn.Module):
         query, key, value = self.query_quantizer(real_query), self.key_quantizer(real_key), self.value_quantizer(real_value)
         dropout_p = self.dropout.p if self.training else 0.0
         # SDPA draws its own dropout mask: only where the layer's dropout is torch's (a
-        # CounterDropout, installed for compiled CPU layers, must see the probabilities)
+        # CounterDropout, installed by `compile_layers`, must see the probabilities)
         sdpa_dropout = dropout_p == 0.0 or type(self.dropout) is nn.Dropout
         if self.full_precision and not self.record and not output_attentions and sdpa_dropout:
             # additive float masks (eager or sdpa layout) broadcast the same way here
