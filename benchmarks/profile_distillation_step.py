@@ -116,6 +116,10 @@ def main() -> None:
     parser.add_argument("--label", default="", help="a name for this measurement in the JSON")
     parser.add_argument("--variants", default="eager", help="comma-separated: eager, compiled")
     parser.add_argument("--fp32-tables", action="store_true", help="full-precision embedding tables, as recipes had before")
+    parser.add_argument(
+        "--no-keep-freed-memory", action="store_true",
+        help="leave malloc as it is, even where the recipe's trainer keeps freed memory (bitmaps_keep_freed_memory)",
+    )
     args = parser.parse_args()
     variants = args.variants.split(",")
     if not variants or set(variants) - {"eager", "compiled"}:
@@ -130,6 +134,14 @@ def main() -> None:
         model.train()
         trainer = config["trainer"]
         optimizer = _optimizer(model, trainer["optimizer"])
+        # what the recipe's trainer callbacks do at the start of training
+        keeps_freed_memory = any(c.get("type") == "bitmaps_keep_freed_memory" for c in trainer.get("callbacks", []))
+        if keeps_freed_memory and not args.no_keep_freed_memory:
+            from bitmaps_allennlp.training.freed_memory import keep_freed_memory
+
+            keeps_freed_memory = keep_freed_memory()
+        else:
+            keeps_freed_memory = False
         batches = _batches(reader, vocab, args.data, batch_size)
         names = ("data", "teacher", "student_and_losses", "backward", "clip_and_optimizer", "step")
         phases = {variant: {name: [] for name in names} for variant in variants}
@@ -200,6 +212,7 @@ def main() -> None:
         "interleaved_variants": variants,
         "optimizer": trainer["optimizer"]["type"],
         "tables": "fp32" if args.fp32_tables else "as the recipe",
+        "keep_freed_memory": keeps_freed_memory,
         "median_ms": {v: {name: round(value * 1000, 1) for name, value in m.items()} for v, m in medians.items()},
         "spread_ms": {
             v: {name: [round(min(x) * 1000, 1), round(max(x) * 1000, 1)] for name, x in phases[v].items()} for v in variants

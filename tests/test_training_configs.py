@@ -15,6 +15,7 @@ from allennlp.models import Model
 from allennlp.models.archival import load_archive
 
 from bitmaps_allennlp.commands.packed_archive import export_archive
+from bitmaps_allennlp.training import freed_memory
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "training_configs"
 CONFIGS = sorted(CONFIG_DIR.glob("*.jsonnet"))
@@ -101,7 +102,9 @@ def _export_and_compare(archive_file, corpus_path, tmp_path) -> None:
 
 
 @pytest.mark.parametrize("config_path", CONFIGS, ids=[p.stem for p in CONFIGS])
-def test_config_trains_and_exports(config_path, tiny_bert_dir, tiny_bert_with_head_dir, corpus_path, valid_corpus_path, tmp_path):
+def test_config_trains_and_exports(config_path, tiny_bert_dir, tiny_bert_with_head_dir, corpus_path, valid_corpus_path, tmp_path, monkeypatch):
+    # a process-wide malloc setting: not in the test process (tests/test_freed_memory.py)
+    monkeypatch.setattr(freed_memory, "keep_freed_memory", lambda: True)
     config = Params.from_file(str(config_path)).as_dict(quiet=True)
     config = _tiny(config, tiny_bert_dir, tiny_bert_with_head_dir, corpus_path, valid_corpus_path)
     weights = _redirect_pretrained_initializers(config, tmp_path)

@@ -114,6 +114,9 @@ class DistilledMaskedLanguageModel(BinaryMaskedLanguageModel):
         self._attention_layer_map: List[Tuple[int, int]] = []
         if teacher is not None and needs_teacher:
             self.__dict__["_teacher"] = load_teacher(teacher, vocab, target_namespace)
+            if self._encoder.compile_layers:
+                # the student trains compiled: its teacher's forward, once a step, runs compiled too
+                self._teacher._encoder.compile_frozen_layers()
             self._check_teacher(needs_teacher)
             self._hidden_layer_map = self._layer_map(hidden_layer_map, "hidden_layer_map", hidden_states=True)
             self._attention_layer_map = self._layer_map(attention_layer_map, "attention_layer_map", hidden_states=False)
@@ -201,11 +204,19 @@ class DistilledMaskedLanguageModel(BinaryMaskedLanguageModel):
         teacher_internals, teacher_logits = teacher
         terms: Dict[str, torch.Tensor] = {}
         if target_ids is not None:
+            targets = target_ids[masked_positions]
+            soft_ce, scores = None, None
+            if "soft_ce" in self._loss_weights:
+                # one pass set over the logits for both losses and the metrics; compiled with the layers
+                scores_of = losses.compiled_masked_lm_scores() if self._encoder.compile_layers else losses.masked_lm_scores
+                soft_ce, *scores = scores_of(logits, teacher_logits, targets, self._temperature)
             # computed for the metrics even when the MLM term has no weight
-            mlm = self._masked_lm_loss(logits, target_ids[masked_positions])
+            mlm = self._masked_lm_loss(logits, targets, scores)
             if "mlm" in self._loss_weights:
                 terms["mlm"] = mlm
-        if "soft_ce" in self._loss_weights:
+            if soft_ce is not None:
+                terms["soft_ce"] = soft_ce
+        elif "soft_ce" in self._loss_weights:
             terms["soft_ce"] = losses.soft_cross_entropy(logits, teacher_logits, self._temperature)
         if "hidden" in self._loss_weights:
             terms["hidden"] = _mean(

@@ -1,4 +1,4 @@
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -101,12 +101,25 @@ class MaskedLmBase(Model):
             output.update(self._top_candidates(logits, masked_positions))
         return output
 
-    def _masked_lm_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy over the masked positions; updates perplexity and accuracies."""
-        token_nll = F.cross_entropy(logits.float(), targets, reduction="none")
+    def _masked_lm_loss(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        scores: Optional[Tuple[torch.Tensor, torch.LongTensor]] = None,
+    ) -> torch.Tensor:
+        """Mean cross-entropy over the masked positions; updates perplexity and accuracies.
+        `scores`, when the caller has them from a pass of its own over the logits
+        (`distillation_losses.masked_lm_scores`), are each target's NLL and the number of logits
+        above it (`targets_outranked`)."""
+        if scores is None:
+            token_nll = F.cross_entropy(logits.float(), targets, reduction="none")
+            self._accuracy(logits, targets)
+            self._accuracy_top5(logits, targets)
+        else:
+            token_nll, outranked = scores
+            self._accuracy.count_outranked(outranked)
+            self._accuracy_top5.count_outranked(outranked)
         self._perplexity(token_nll.detach())
-        self._accuracy(logits, targets)
-        self._accuracy_top5(logits, targets)
         return token_nll.mean() if targets.numel() else logits.sum() * 0.0
 
     def _top_candidates(

@@ -73,7 +73,12 @@ class QuantizedLinear(nn.Module):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if self.quantization.weights == "binary" and self.input_quantizer.one_bit:
             return self._one_bit_product(inputs)
-        return nn.functional.linear(self.input_quantizer(inputs), self.quantized_weight(), self.bias)
+        inputs, weight = self.input_quantizer(inputs), self.quantized_weight()
+        if self.bias is not None and torch.compiler.is_compiling():
+            # inductor keeps a CPU addmm, which first copies the bias into every output row;
+            # added after the product, the bias fuses into the next elementwise kernel instead
+            return nn.functional.linear(inputs, weight) + self.bias
+        return nn.functional.linear(inputs, weight, self.bias)
 
     def _one_bit_product(self, inputs: torch.Tensor) -> torch.Tensor:
         """1-bit weights and 1-bit inputs (sign, elastic, two-set): the integer dot products of

@@ -3,7 +3,7 @@ import torch
 
 from allennlp.common.checks import ConfigurationError
 
-from bitmaps_allennlp.metrics.masked_accuracy import MaskedAccuracy
+from bitmaps_allennlp.metrics.masked_accuracy import MaskedAccuracy, targets_outranked
 
 
 def test_top1_and_top2_by_hand():
@@ -37,3 +37,22 @@ def test_ties_at_the_kth_logit_count_as_found(k):
         metric = MaskedAccuracy(k)
         metric(logits, torch.tensor([target]))
         assert metric.get_metric() == (1.0 if target < 4 else 0.0)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_counting_outranking_logits_is_the_same_rule(k):
+    # ties everywhere (logits on a coarse grid), so the k-th logit is often tied with the target
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randint(0, 4, (200, 7), generator=generator).float()
+    targets = torch.randint(0, 7, (200,), generator=generator)
+    by_logits, by_counts = MaskedAccuracy(k), MaskedAccuracy(k)
+    by_logits(logits, targets)
+    by_counts.count_outranked(targets_outranked(logits, targets))
+    assert by_counts._total == 200
+    assert by_counts._correct == by_logits._correct
+    assert 0 < by_counts._correct < 200
+
+
+def test_targets_outranked_by_hand():
+    logits = torch.tensor([[0.5, 0.9, 0.5, 0.1], [0.3, 0.2, 0.1, 0.0]])
+    assert targets_outranked(logits, torch.tensor([0, 3])).tolist() == [1, 3]

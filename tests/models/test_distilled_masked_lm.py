@@ -11,7 +11,9 @@ from allennlp.data import Batch
 from allennlp.models import Model
 from allennlp.models.archival import load_archive
 
+from bitmaps_allennlp.metrics.masked_accuracy import MaskedAccuracy
 from bitmaps_allennlp.models.distilled_masked_lm import DistilledMaskedLanguageModel, default_layer_map
+from bitmaps_allennlp.modules import distillation_losses as losses
 from tests.model_configs import tiny_masked_lm_config, write_config
 
 ALL_TERMS = {"mlm": 1.0, "soft_ce": 1.0, "hidden": 1.0, "attention": 1.0, "direction": 1.0}
@@ -82,6 +84,33 @@ class TestDistilledMaskedLanguageModel(ModelTestCase):
         assert torch.isclose(output["loss"], torch.tensor(sum(terms.values())), rtol=1e-5)
         output["loss"].backward()
         assert all(p.grad is None for p in self.model.teacher.parameters())
+
+    def test_compile_layers_scores_the_logits_in_one_compiled_function(self, monkeypatch):
+        self._set_up({"compile_layers": True}, loss_weights={"mlm": 0.5, "soft_ce": 1.0})
+        calls = []
+
+        def scores(student_logits, teacher_logits, targets, temperature):
+            calls.append((student_logits.detach(), targets))
+            return losses.masked_lm_scores(student_logits, teacher_logits, targets, temperature)
+
+        # the compiled function is tested against the eager one in test_distillation_losses
+        monkeypatch.setattr(losses, "compiled_masked_lm_scores", lambda: scores)
+        self.model._encoder._layers_compiled = True  # the layers stay eager: tested in the embedder's tests
+        self.model.train()
+        batch = Batch(self.instances[:4])
+        batch.index_instances(self.vocab)
+        output = self.model(**batch.as_tensor_dict())
+        (logits, targets), = calls
+        assert self.model.teacher._encoder._frozen_layers_compiled  # the teacher's forward compiled
+        metrics = self.model.get_metrics()
+        # the metrics from the function's ranks and NLLs are those of the logits themselves
+        top1, top5 = MaskedAccuracy(1), MaskedAccuracy(5)
+        top1(logits, targets), top5(logits, targets)
+        token_nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+        assert metrics["accuracy"] == top1.get_metric() and metrics["accuracy_top5"] == top5.get_metric()
+        assert metrics["perplexity"] == pytest.approx(token_nll.mean().exp().item(), rel=1e-5)
+        assert metrics["loss_mlm"] == pytest.approx(token_nll.mean().item(), rel=1e-5)
+        assert torch.isclose(output["loss"], torch.tensor(0.5 * metrics["loss_mlm"] + metrics["loss_soft_ce"]), rtol=1e-5)
 
     def test_teacher_params_stay_frozen_during_real_training(self):
         self._set_up(loss_weights=ALL_TERMS)

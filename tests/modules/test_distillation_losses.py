@@ -49,3 +49,39 @@ def test_direction_matching_by_hand():
     assert math.isclose(losses.direction_matching(student, teacher, mask).item(), row, rel_tol=1e-6)
     # scaling Q does not change its direction pattern
     assert losses.direction_matching(3 * teacher, teacher, mask).item() < 1e-12
+
+
+def _logits_and_targets(rows: int, seed: int):
+    generator = torch.Generator().manual_seed(seed)
+    student = torch.randn(rows, 50, generator=generator) * 3
+    student[:, :10] = student[:, :10].round()  # ties at the targets' logits
+    teacher = torch.randn(rows, 50, generator=generator) * 3
+    targets = torch.randint(0, 10, (rows,), generator=generator)
+    return student, teacher, targets
+
+
+def test_masked_lm_scores_are_the_separate_computations():
+    student, teacher, targets = _logits_and_targets(40, 0)
+    soft_ce, token_nll, outranked = losses.masked_lm_scores(student, teacher, targets, 2.0)
+    assert torch.equal(soft_ce, losses.soft_cross_entropy(student, teacher, 2.0))
+    assert torch.allclose(token_nll, -torch.log_softmax(student, -1)[torch.arange(40), targets])
+    true_logit = student[torch.arange(40), targets]
+    assert outranked.tolist() == [int((row > t).sum()) for row, t in zip(student, true_logit)]
+
+
+def test_compiled_masked_lm_scores_equal_eager_with_gradients():
+    scores = losses.compiled_masked_lm_scores()
+    assert losses.compiled_masked_lm_scores() is scores  # compiled once
+    for rows, seed, temperature in ((37, 1, 1.0), (52, 2, 1.0), (29, 3, 2.0)):  # masks per batch vary
+        student, teacher, targets = _logits_and_targets(rows, seed)
+        results = []
+        for function in (losses.masked_lm_scores, scores):
+            logits = student.clone().requires_grad_()
+            soft_ce, token_nll, outranked = function(logits, teacher, targets, temperature)
+            (soft_ce + 0.5 * token_nll.mean()).backward()  # the mlm term's gradient flows too
+            results.append((soft_ce.detach(), token_nll.detach(), outranked, logits.grad))
+        (eager_ce, eager_nll, eager_ranks, eager_grad), (ce, nll, ranks, grad) = results
+        assert torch.allclose(ce, eager_ce, rtol=1e-5)
+        assert torch.allclose(nll, eager_nll, rtol=1e-5, atol=1e-6)
+        assert torch.equal(ranks, eager_ranks)
+        assert torch.allclose(grad, eager_grad, rtol=1e-4, atol=1e-7)

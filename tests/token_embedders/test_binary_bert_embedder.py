@@ -7,8 +7,12 @@ from allennlp.common.checks import ConfigurationError
 from allennlp.modules.token_embedders import TokenEmbedder
 
 from bitmaps_allennlp.modules.counter_dropout import CounterDropout
+from bitmaps_allennlp.modules.quantized_embedding import QuantizedEmbedding
 from bitmaps_allennlp.modules.quantized_linear import QuantizedLinear
 from tests.tiny_bert import TINY_BERT_CONFIG
+
+LINEAR_COMPONENTS = ("query", "key", "value", "attention_output", "ffn_in", "ffn_out")
+TABLES = ("word_embeddings", "position_embeddings")
 
 
 def _inputs():
@@ -137,6 +141,57 @@ def test_compiled_layers_train_like_eager_ones(knobs):
     frames = dict(torch._dynamo.utils.counters["frames"])
     assert torch.allclose(compiled(token_ids, mask), eager(token_ids, mask), atol=1e-5)
     assert dict(torch._dynamo.utils.counters["frames"]) == frames
+
+
+def test_compile_layers_compiles_the_int8_tables_quantizers():
+    # the recipes' tables: on a W1A1 network a last-bit difference between compiled and eager
+    # layers flips signs, so the tables' quantizers are compared alone, bit for bit
+    params = {
+        "type": "bitmaps_binary_bert",
+        "bert_config": dict(TINY_BERT_CONFIG, vocab_size=120),
+        "compile_layers": True,
+        "binarized_components": list(LINEAR_COMPONENTS) + list(TABLES),
+        "component_overrides": {table: {"weights": "int8"} for table in TABLES},
+    }
+    embedder = TokenEmbedder.from_params(Params(params)).train()
+    keys = list(embedder.state_dict())
+    with embedder._compilation():
+        pass
+    assert list(embedder.state_dict()) == keys
+    tables = [m for m in embedder.bert.embeddings.modules() if isinstance(m, QuantizedEmbedding)]
+    assert len(tables) == 2
+    for table in tables:
+        assert table.weight_quantizer._compiled_call_impl is not None
+        results = []
+        for stance in ("force_eager", "default"):
+            with torch.compiler.set_stance(stance):
+                quantized = table.quantized_weight()
+            (quantized * torch.arange(quantized.numel()).reshape(quantized.shape)).sum().backward()
+            results.append((quantized.detach(), table.weight.grad))
+            table.weight.grad = None
+        (eager, eager_grad), (compiled, compiled_grad) = results
+        assert torch.equal(compiled, eager) and torch.equal(compiled_grad, eager_grad)
+
+
+@pytest.mark.parametrize("compile_layers", [False, True])  # a compile_layers archive can teach too
+def test_a_frozen_encoder_runs_its_forward_compiled(compile_layers):
+    # a distillation teacher: evaluation mode, no gradients, compiled all the same
+    def build():
+        torch.manual_seed(0)
+        params = {"type": "bitmaps_binary_bert", "bert_config": dict(TINY_BERT_CONFIG, vocab_size=120), "compile_layers": compile_layers}
+        return TokenEmbedder.from_params(Params(params)).eval()
+
+    eager, compiled = build(), build()
+    with pytest.raises(ConfigurationError, match="trainable"):
+        compiled.compile_frozen_layers()
+    compiled.requires_grad_(False).compile_frozen_layers()
+    token_ids, mask = _inputs()
+    frames = torch._dynamo.utils.counters["frames"]["ok"]
+    with torch.no_grad():
+        expected = eager.encode_with_internals(token_ids, mask).hidden_states
+        got = compiled.encode_with_internals(token_ids, mask).hidden_states
+    assert torch._dynamo.utils.counters["frames"]["ok"] > frames
+    assert all(torch.allclose(g, e, atol=1e-5) for g, e in zip(got, expected))
 
 
 def test_compiled_layers_draw_dropout_masks_from_a_counter_dropout_reseeded_every_step():

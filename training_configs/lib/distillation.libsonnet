@@ -71,6 +71,9 @@
       optimizer: { type: "bitmaps_adamw", lr: lr, weight_decay: 0.0 },
       learning_rate_scheduler: { type: "linear_with_warmup", warmup_steps: std.floor(steps_per_epoch * num_epochs / 10) },
       checkpointer: { keep_most_recent_by_count: 1 },
+      // freed tensors stay in the heap for the next step's: no page faults on the largest ones
+      // (bitmaps_allennlp/training/freed_memory.py)
+      callbacks: [{ type: "bitmaps_keep_freed_memory" }],
     },
   },
 }
