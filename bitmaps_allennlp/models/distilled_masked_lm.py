@@ -1,5 +1,5 @@
 import logging
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -207,8 +207,8 @@ class DistilledMaskedLanguageModel(BinaryMaskedLanguageModel):
             targets = target_ids[masked_positions]
             soft_ce, scores = None, None
             if "soft_ce" in self._loss_weights:
-                # one pass set over the logits for both losses and the metrics; compiled with the layers
-                scores_of = losses.compiled_masked_lm_scores() if self._encoder.compile_layers else losses.masked_lm_scores
+                # one pass set over the logits for both losses and the metrics
+                scores_of = self._loss_function(losses.masked_lm_scores)
                 soft_ce, *scores = scores_of(logits, teacher_logits, targets, self._temperature)
             # computed for the metrics even when the MLM term has no weight
             mlm = self._masked_lm_loss(logits, targets, scores)
@@ -219,24 +219,32 @@ class DistilledMaskedLanguageModel(BinaryMaskedLanguageModel):
         elif "soft_ce" in self._loss_weights:
             terms["soft_ce"] = losses.soft_cross_entropy(logits, teacher_logits, self._temperature)
         if "hidden" in self._loss_weights:
+            hidden_mse = self._loss_function(losses.hidden_mse)
             terms["hidden"] = _mean(
-                losses.hidden_mse(student.hidden_states[s], teacher_internals.hidden_states[t], mask)
+                hidden_mse(student.hidden_states[s], teacher_internals.hidden_states[t], mask)
                 for s, t in self._hidden_layer_map
             )
         if "attention" in self._loss_weights:
             if self._attention_loss == "mse":
                 pairs = ((student.attention[s].scores, teacher_internals.attention[t].scores) for s, t in self._attention_layer_map)
-                terms["attention"] = _mean(losses.attention_score_mse(a, b, mask) for a, b in pairs)
+                attention_loss = self._loss_function(losses.attention_score_mse)
             else:
                 pairs = ((student.attention[s].probs, teacher_internals.attention[t].probs) for s, t in self._attention_layer_map)
-                terms["attention"] = _mean(losses.attention_kl(a, b, mask) for a, b in pairs)
+                attention_loss = self._loss_function(losses.attention_kl)
+            terms["attention"] = _mean(attention_loss(a, b, mask) for a, b in pairs)
         if "direction" in self._loss_weights:
+            direction_matching = self._loss_function(losses.direction_matching)
             terms["direction"] = _mean(
-                losses.direction_matching(getattr(student.attention[s], part), getattr(teacher_internals.attention[t], part), mask)
+                direction_matching(getattr(student.attention[s], part), getattr(teacher_internals.attention[t], part), mask)
                 for s, t in self._attention_layer_map
                 for part in ("query", "key", "value")
             )
         return terms
+
+    def _loss_function(self, loss: Callable[..., Any]) -> Callable[..., Any]:
+        """The student trains compiled (`compile_layers`): so do its losses, which are elementwise
+        passes over every layer's outputs and over the logits."""
+        return losses.compiled(loss) if self._encoder.compile_layers else loss
 
     def get_metrics(self, reset: bool = False) -> Dict[str, float]:
         metrics = super().get_metrics(reset)

@@ -4,7 +4,7 @@ token mask `(batch, length)` so that padding never contributes, and returns a me
 positions or pairs it compares), so loss weights do not depend on sequence length or depth.
 """
 import functools
-from typing import Callable, Tuple
+from typing import Any, Callable, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +31,7 @@ def masked_lm_scores(
     """Everything a distillation step reads from the (masks x vocabulary) logits: the soft
     cross-entropy, the student's NLL of each target (the `mlm` term and perplexity, with its
     gradient) and `targets_outranked` (top-k accuracy). Eager, each is its own few passes over
-    the logits. `compiled_masked_lm_scores` fuses them: the student's log-softmax is computed
+    the logits. `compiled(masked_lm_scores)` fuses them: the student's log-softmax is computed
     once for both losses, and the reductions of all three share loops over the logits."""
     soft_ce = soft_cross_entropy(student_logits, teacher_logits, temperature)
     token_nll = F.cross_entropy(student_logits.float(), targets, reduction="none")
@@ -39,12 +39,13 @@ def masked_lm_scores(
 
 
 @functools.lru_cache(maxsize=None)
-def compiled_masked_lm_scores() -> Callable[..., Tuple[torch.Tensor, torch.Tensor, torch.LongTensor]]:
-    """`masked_lm_scores` under `torch.compile`, built once. The number of masks changes from
-    batch to batch, hence dynamic shapes. Forward and backward (derived by autograd, as for the
-    eager function) take about a third of the eager function's time on 2 CPU cores
-    (docs/training-throughput.md)."""
-    return torch.compile(masked_lm_scores, dynamic=True)
+def compiled(loss: Callable[..., Any]) -> Callable[..., Any]:
+    """One of these losses under `torch.compile`, built once per function; its gradient is
+    derived by autograd, as for the eager function. The number of masks changes from batch to
+    batch, hence dynamic shapes. Eager, a loss is a few full passes per operation (a subtraction,
+    a square, a product); compiled, one loop per reduction. `masked_lm_scores` forward and
+    backward take about a third of their eager time on 2 CPU cores (docs/training-throughput.md)."""
+    return torch.compile(loss, dynamic=True)
 
 
 def _masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

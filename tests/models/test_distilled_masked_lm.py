@@ -85,16 +85,20 @@ class TestDistilledMaskedLanguageModel(ModelTestCase):
         output["loss"].backward()
         assert all(p.grad is None for p in self.model.teacher.parameters())
 
-    def test_compile_layers_scores_the_logits_in_one_compiled_function(self, monkeypatch):
-        self._set_up({"compile_layers": True}, loss_weights={"mlm": 0.5, "soft_ce": 1.0})
-        calls = []
+    def test_compile_layers_compiles_the_losses_and_scores_the_logits_in_one_function(self, monkeypatch):
+        self._set_up({"compile_layers": True}, loss_weights={"mlm": 0.5, "soft_ce": 1.0, "hidden": 1.0})
+        calls, compiled = [], []
 
         def scores(student_logits, teacher_logits, targets, temperature):
             calls.append((student_logits.detach(), targets))
             return losses.masked_lm_scores(student_logits, teacher_logits, targets, temperature)
 
-        # the compiled function is tested against the eager one in test_distillation_losses
-        monkeypatch.setattr(losses, "compiled_masked_lm_scores", lambda: scores)
+        def spy(loss):
+            compiled.append(loss.__name__)
+            return scores if loss is losses.masked_lm_scores else loss
+
+        # compiled functions are tested against the eager ones in test_distillation_losses
+        monkeypatch.setattr(losses, "compiled", spy)
         self.model._encoder._layers_compiled = True  # the layers stay eager: tested in the embedder's tests
         self.model.train()
         batch = Batch(self.instances[:4])
@@ -102,6 +106,7 @@ class TestDistilledMaskedLanguageModel(ModelTestCase):
         output = self.model(**batch.as_tensor_dict())
         (logits, targets), = calls
         assert self.model.teacher._encoder._frozen_layers_compiled  # the teacher's forward compiled
+        assert sorted(set(compiled)) == ["hidden_mse", "masked_lm_scores"]
         metrics = self.model.get_metrics()
         # the metrics from the function's ranks and NLLs are those of the logits themselves
         top1, top5 = MaskedAccuracy(1), MaskedAccuracy(5)
@@ -110,7 +115,8 @@ class TestDistilledMaskedLanguageModel(ModelTestCase):
         assert metrics["accuracy"] == top1.get_metric() and metrics["accuracy_top5"] == top5.get_metric()
         assert metrics["perplexity"] == pytest.approx(token_nll.mean().exp().item(), rel=1e-5)
         assert metrics["loss_mlm"] == pytest.approx(token_nll.mean().item(), rel=1e-5)
-        assert torch.isclose(output["loss"], torch.tensor(0.5 * metrics["loss_mlm"] + metrics["loss_soft_ce"]), rtol=1e-5)
+        expected = 0.5 * metrics["loss_mlm"] + metrics["loss_soft_ce"] + metrics["loss_hidden"]
+        assert torch.isclose(output["loss"], torch.tensor(expected), rtol=1e-5)
 
     def test_teacher_params_stay_frozen_during_real_training(self):
         self._set_up(loss_weights=ALL_TERMS)

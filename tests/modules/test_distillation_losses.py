@@ -70,8 +70,8 @@ def test_masked_lm_scores_are_the_separate_computations():
 
 
 def test_compiled_masked_lm_scores_equal_eager_with_gradients():
-    scores = losses.compiled_masked_lm_scores()
-    assert losses.compiled_masked_lm_scores() is scores  # compiled once
+    scores = losses.compiled(losses.masked_lm_scores)
+    assert losses.compiled(losses.masked_lm_scores) is scores  # compiled once
     for rows, seed, temperature in ((37, 1, 1.0), (52, 2, 1.0), (29, 3, 2.0)):  # masks per batch vary
         student, teacher, targets = _logits_and_targets(rows, seed)
         results = []
@@ -85,3 +85,19 @@ def test_compiled_masked_lm_scores_equal_eager_with_gradients():
         assert torch.allclose(nll, eager_nll, rtol=1e-5, atol=1e-6)
         assert torch.equal(ranks, eager_ranks)
         assert torch.allclose(grad, eager_grad, rtol=1e-4, atol=1e-7)
+
+
+def test_compiled_hidden_mse_equals_eager_with_gradients():
+    generator = torch.Generator().manual_seed(4)
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[1, 4:] = False
+    teacher = torch.randn(3, 7, 16, generator=generator)
+    results = []
+    for function in (losses.hidden_mse, losses.compiled(losses.hidden_mse)):
+        student = torch.randn(3, 7, 16, generator=torch.Generator().manual_seed(5)).requires_grad_()
+        loss = function(student, teacher, mask)
+        loss.backward()
+        results.append((loss.detach(), student.grad))
+    (eager, eager_grad), (compiled, compiled_grad) = results
+    assert torch.allclose(compiled, eager, rtol=1e-6) and torch.allclose(compiled_grad, eager_grad, rtol=1e-5, atol=1e-8)
+    assert compiled_grad[1, 4:].abs().max() == 0  # padding
