@@ -47,6 +47,10 @@ class DistilledMaskedLanguageModel(BinaryMaskedLanguageModel):
     holds the student only, and restoring it never loads the teacher. Outside training (validation,
     evaluation, prediction) the model is exactly its student: loss = MLM loss.
 
+    When the student's embedder has `compile_layers`, the teacher's layers and the loss terms run
+    compiled as well (`compile_frozen_layers`, `distillation_losses.compiled`); the results are
+    those of the eager functions, to float rounding.
+
     # Parameters
 
     vocab : `Vocabulary`
