@@ -7,7 +7,7 @@ every allocation above 32 MB (the largest mmap threshold it allows) with a fresh
 unmaps it again on `free`, so every step touches those pages anew: about 60,000 page faults a
 step for MiniLM at 16 x 128, each a kernel entry that zeroes 4 KB. With `mmap` off and trimming
 off, freed memory stays in the heap and the next step reuses it. The cost: the process keeps its
-peak heap until it exits, and its threads allocate from one arena.
+peak heap until it exits.
 """
 import ctypes
 import logging
@@ -20,7 +20,6 @@ logger = logging.getLogger(__name__)
 # mallopt parameters, from glibc's malloc.h
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
-_M_ARENA_MAX = -8
 _NEVER_TRIM = 2**31 - 1  # the largest value mallopt takes: trim only above 2 GB of free heap top
 
 
@@ -30,13 +29,9 @@ def keep_freed_memory() -> bool:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL("libc.so.6")
-    settings = (
-        (_M_MMAP_MAX, 0),
-        (_M_TRIM_THRESHOLD, _NEVER_TRIM),
-        # one arena: the extra arenas glibc opens when threads contend return their freed
-        # pages to the system (measured: one run in twelve refaulted every other step)
-        (_M_ARENA_MAX, 1),
-    )
+    # Not M_ARENA_MAX=1 as well: it slowed two-worker distributed training (gloo's threads
+    # contend for one arena), and a worker aborted at exit in 2 of 4 runs of test_distributed.py.
+    settings = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _NEVER_TRIM))
     return all(libc.mallopt(parameter, value) == 1 for parameter, value in settings)  # 1: success
 
 
