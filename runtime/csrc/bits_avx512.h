@@ -1,7 +1,11 @@
 // Sign bits made and rearranged in 512-bit registers (AVX-512F/BW), for the files compiled with
 // AVX-512 flags. In an anonymous namespace, like float_avx512.h: each file compiles its own copy.
-//   pack_elastic16: KernelTable::pack_elastic, 16 compares to a mask register at a time (the AVX2
-//     loop moves each compare's sign bits out with a movemask; no scalar tail here);
+//   pack_signs16: KernelTable::pack_signs (XNOR-Net's signs and mean |x|), 16 compares to a mask
+//     register at a time (the AVX2 loop moves each 8 compares out with a movemask, a shift and an
+//     or); a partial last word in masked lanes, not a scalar tail; pack_gelu_signs16 packs GELU(x)
+//     so, with GELU in registers (no copy of the row, no GELU pass stored and read back);
+//   pack_elastic16: KernelTable::pack_elastic, the same compares against BiT's cut (no scalar tail
+//     here);
 //   pack_negative16: KernelTable::pack_negative, the same for integers (Bi-Attention's dots);
 //   transpose_bits16: KernelTable::transpose_bits for rows of one word, the bit matrix of V's signs
 //     turned into one row per column for attention's packed context, by test-into-mask: the
@@ -38,6 +42,41 @@ inline void pack_rows16(int64_t rows, int64_t k, uint64_t* out, Mask mask) {
       }
       out[r * words + w] = bits;
     }
+}
+
+// KernelTable::pack_signs of map(x), 16 values at a time: bit set where map(x) < 0 (so -0.0 is +1,
+// as in training; NaN +1), and mean |map(x)| of each row summed in 16 lanes in key order (the AVX2
+// path's 8 lanes round differently, within the kernel tests' 1e-5)
+template <typename Map>
+inline void pack_mapped_signs16(const float* x, int64_t rows, int64_t k, int64_t ldx, uint64_t* out, float* mean_abs,
+                                Map map) {
+  const int64_t words = words_per_row(k);
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * ldx;
+    __m512 total = _mm512_setzero_ps();
+    for (int64_t w = 0; w < words; ++w) {
+      uint64_t bits = 0;
+      for (int64_t v = 0; v < 4 && 64 * w + 16 * v < k; ++v) {
+        const int64_t at = 64 * w + 16 * v;
+        const __mmask16 live = tail_mask(k - at);
+        const __m512 value = _mm512_maskz_mov_ps(live, map(_mm512_maskz_loadu_ps(live, row + at)));
+        bits |= static_cast<uint64_t>(_mm512_mask_cmp_ps_mask(live, value, zero, _CMP_LT_OQ)) << (16 * v);
+        total = _mm512_add_ps(total, _mm512_abs_ps(value));  // the masked lanes are +0
+      }
+      out[r * words + w] = bits;
+    }
+    if (mean_abs != nullptr) mean_abs[r] = _mm512_reduce_add_ps(total) / static_cast<float>(k);
+  }
+}
+
+void pack_signs16(const float* x, int64_t rows, int64_t k, int64_t ldx, uint64_t* out, float* mean_abs) {
+  pack_mapped_signs16(x, rows, k, ldx, out, mean_abs, [](__m512 v) { return v; });
+}
+
+// KernelTable::pack_gelu_signs: GELU in registers (float_avx512.h's gelu16, the path's KernelTable::gelu)
+void pack_gelu_signs16(const float* x, int64_t rows, int64_t k, int64_t ldx, uint64_t* out, float* mean_abs) {
+  pack_mapped_signs16(x, rows, k, ldx, out, mean_abs, gelu16);
 }
 
 void pack_elastic16(const float* x, int64_t rows, int64_t k, int64_t ldx, float cut, bool two_set, uint64_t* out) {

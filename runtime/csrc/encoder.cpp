@@ -238,8 +238,10 @@ void fused_float_attention(const KernelTable& kernels, const float* q, int64_t l
   float* kp = grow(s.key_panels, key_panels * d * 16);
   float* vp = grow(s.value_panels, value_panels * seq * 16);
   auto columns = [](int64_t total, int64_t p) { return static_cast<int>(total - 16 * p < 16 ? total - 16 * p : 16); };
-  for (int64_t p = 0; p < key_panels; ++p) panel_from_rows(k, ldk, 16 * p, columns(seq, p), d, kp + p * d * 16);
-  for (int64_t p = 0; p < value_panels; ++p) panel_from_columns(v, ldv, 16 * p, columns(d, p), seq, vp + p * seq * 16);
+  const auto from_rows = kernels.panel_from_rows ? kernels.panel_from_rows : panel_from_rows;
+  for (int64_t p = 0; p < key_panels; ++p) from_rows(k, ldk, 16 * p, columns(seq, p), d, kp + p * d * 16);
+  const auto from_columns = kernels.panel_from_columns ? kernels.panel_from_columns : panel_from_columns;
+  for (int64_t p = 0; p < value_panels; ++p) from_columns(v, ldv, 16 * p, columns(d, p), seq, vp + p * seq * 16);
   float* scores = grow(s.scores, kQueryBlock * seq);
   // each call takes as many consecutive panels as the path's micro-kernel reads at once
   const int64_t step = kernels.sgemm_panel_columns / 16;

@@ -123,12 +123,52 @@ inline void unpack_panel512(const uint16_t* masks, int64_t k, const float* alpha
     _mm512_storeu_ps(panel + t * 16, _mm512_mask_blend_ps(static_cast<__mmask16>(masks[t]), positive, negative));
 }
 
+// r[i] lane j becomes r[j] lane i: a 16 x 16 float transpose in four rounds of shuffles
+// (within 64-bit pairs, within 128-bit lanes, then across 128-bit lanes twice).
+inline void transpose16x16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  for (int i = 0; i < 16; i += 4)
+    for (int h = 0; h < 2; ++h) {
+      r[i + 2 * h] = _mm512_shuffle_ps(t[i + h], t[i + h + 2], _MM_SHUFFLE(1, 0, 1, 0));
+      r[i + 2 * h + 1] = _mm512_shuffle_ps(t[i + h], t[i + h + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+  for (int i = 0; i < 16; i += 8)
+    for (int q = 0; q < 4; ++q) {
+      t[i + q] = _mm512_shuffle_f32x4(r[i + q], r[i + q + 4], 0x88);
+      t[i + q + 4] = _mm512_shuffle_f32x4(r[i + q], r[i + q + 4], 0xdd);
+    }
+  for (int q = 0; q < 8; ++q) {
+    r[q] = _mm512_shuffle_f32x4(t[q], t[q + 8], 0x88);
+    r[q + 8] = _mm512_shuffle_f32x4(t[q], t[q + 8], 0xdd);
+  }
+}
+
+// KernelTable::panel_from_rows: 16 values of each of the 16 rows loaded, turned in registers and
+// stored as 16 panel rows (gemm_panels.h's loop reads one float of a row a step, 16 rows apart).
+inline void panel_from_rows16(const float* b, int64_t ldb, int64_t j, int columns, int64_t k, float* panel) {
+  for (int64_t t0 = 0; t0 < k; t0 += 16) {
+    const __mmask16 live = tail_mask(k - t0);
+    __m512 r[16];
+    for (int jj = 0; jj < 16; ++jj)
+      r[jj] = jj < columns ? _mm512_maskz_loadu_ps(live, b + (j + jj) * ldb + t0) : _mm512_setzero_ps();
+    transpose16x16(r);
+    for (int64_t tt = 0; tt < 16 && t0 + tt < k; ++tt) _mm512_storeu_ps(panel + (t0 + tt) * 16, r[tt]);
+  }
+}
+
+// KernelTable::panel_from_columns: one masked 16-float load and store a panel row
+inline void panel_from_columns16(const float* b, int64_t ldb, int64_t j, int columns, int64_t k, float* panel) {
+  const __mmask16 live = tail_mask(columns);
+  for (int64_t t = 0; t < k; ++t) _mm512_storeu_ps(panel + t * 16, _mm512_maskz_loadu_ps(live, b + t * ldb + j));
+}
+
 // KernelTable::sgemm_nt and sgemm_nn on it (gemm_panels.h, two panels a step). Below 4 rows
 // sgemm_nt takes dot products along k instead, as float_avx2.h's does: packing B would cost as
 // much as the product (the MLM decoder's few masked rows against the whole vocabulary).
 inline void sgemm_nt512(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m0,
                         int64_t m1, int64_t n0, int64_t n1, int64_t k) {
-  if (m1 - m0 >= 4) return gemm_nt_panels<2>(sgemm_panel512, a, lda, b, ldb, c, ldc, m0, m1, n0, n1, k);
+  if (m1 - m0 >= 4) return gemm_nt_panels<2>(sgemm_panel512, a, lda, b, ldb, c, ldc, m0, m1, n0, n1, k, panel_from_rows16);
   for (int64_t i = m0; i < m1; ++i)
     for (int64_t j = n0; j < n1; ++j) {
       __m512 acc = _mm512_setzero_ps();

@@ -31,14 +31,15 @@ inline void panel_from_columns(const float* b, int64_t ldb, int64_t j, int colum
 // C = A B^T (rows [m0, m1), columns [n0, n1)) or C = A B (all n columns) through `tiles`, the
 // micro-kernel over rows: tiles(a, lda, panel, c, ldc, m0, m1, k, columns, bias = nullptr), which
 // reads `Panels` consecutive panels (columns <= 16 * Panels; the next panel at panel + k * 16).
-template <int Panels = 1, typename Tiles>
+// FromRows: how B's rows become a panel (panel_from_rows's arguments), panel_from_rows by default.
+template <int Panels = 1, typename Tiles, typename FromRows = decltype(&panel_from_rows)>
 void gemm_nt_panels(Tiles tiles, const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
-                    int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t k) {
+                    int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t k, FromRows from_rows = panel_from_rows) {
   float* panel = panel_buffer(k * Panels);
   for (int64_t j = n0; j < n1; j += 16 * Panels) {
     const int columns = static_cast<int>(n1 - j < 16 * Panels ? n1 - j : 16 * Panels);
     for (int p = 0; 16 * p < columns; ++p)
-      panel_from_rows(b, ldb, j + 16 * p, columns - 16 * p < 16 ? columns - 16 * p : 16, k, panel + p * k * 16);
+      from_rows(b, ldb, j + 16 * p, columns - 16 * p < 16 ? columns - 16 * p : 16, k, panel + p * k * 16);
     tiles(a, lda, panel, c + j, ldc, m0, m1, k, columns, nullptr);
   }
 }

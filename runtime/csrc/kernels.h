@@ -156,6 +156,19 @@ struct KernelTable {
   // The most columns a call of sgemm_panel takes (16: one panel; 32 on the AVX-512 paths, whose
   // micro-kernel reads two panels a step, float_avx512.h); callers give it that many a call.
   int sgemm_panel_columns = 16;
+  // panel[t * 16 + jj] = b[(j + jj) * ldb + t] for jj < columns, else 0: B's rows turned into a
+  // panel of sgemm_panel (gemm_panels.h's panel_from_rows is the definition and the fallback of the
+  // paths without one; null there). Attention turns each head's keys this way; the portable loop
+  // reads one float per key row a step.
+  void (*panel_from_rows)(const float* b, int64_t ldb, int64_t j, int columns, int64_t k, float* panel) = nullptr;
+  // panel[t * 16 + jj] = b[t * ldb + j + jj] for jj < columns, else 0 (gemm_panels.h's
+  // panel_from_columns likewise): attention's values per head. The portable core's loop runs at
+  // its base flags' width, 4 floats a step.
+  void (*panel_from_columns)(const float* b, int64_t ldb, int64_t j, int columns, int64_t k, float* panel) = nullptr;
+  // pack_signs of gelu(x) (this path's `gelu` above), the same bits and means as gelu on a copy of
+  // the rows and then pack_signs, without the copy: XNOR-Net's FFN-down inputs. Null on paths
+  // without it (the caller activates a copy of each row).
+  void (*pack_gelu_signs)(const float* x, int64_t rows, int64_t k, int64_t ldx, uint64_t* out, float* mean_abs) = nullptr;
 };
 constexpr int64_t kMaxTwoSetHeadDim = 127;
 

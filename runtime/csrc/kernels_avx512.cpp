@@ -22,32 +22,6 @@
 namespace bitmaps {
 namespace {
 
-void pack_signs(const float* x, int64_t rows, int64_t k, int64_t ldx, uint64_t* out,
-                float* mean_abs) {
-  const int64_t words = words_per_row(k);
-  const __m512 zero = _mm512_setzero_ps();
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = x + r * ldx;
-    __m512 total = _mm512_setzero_ps();
-    float tail_total = 0.f;
-    for (int64_t w = 0; w < words; ++w) {
-      const int64_t base = w * 64;
-      uint64_t bits = 0;
-      if (k - base >= 64) {
-        for (int b = 0; b < 4; ++b) {
-          const __m512 v = _mm512_loadu_ps(row + base + 16 * b);
-          bits |= static_cast<uint64_t>(_mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ)) << (16 * b);
-          total = _mm512_add_ps(total, _mm512_abs_ps(v));
-        }
-      } else {
-        bits = pack_span(row, base, k, &tail_total);
-      }
-      out[r * words + w] = bits;
-    }
-    if (mean_abs != nullptr) mean_abs[r] = (_mm512_reduce_add_ps(total) + tail_total) / static_cast<float>(k);
-  }
-}
-
 inline __m512i popcount_bytes(__m512i v) {
   const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4));
   const __m512i low = _mm512_set1_epi8(0x0f);
@@ -147,12 +121,13 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
 }  // namespace
 
 extern const KernelTable kAvx512Kernels;
-const KernelTable kAvx512Kernels = {"avx512", pack_signs, xnor_gemm_tiles<Counter>, xnor_linear_tiles<Counter>,
+const KernelTable kAvx512Kernels = {"avx512", pack_signs16, xnor_gemm_tiles<Counter>, xnor_linear_tiles<Counter>,
                                   binary_weight_linear, quantize_rows_int8_avx512, lut_linear_avx2, LutFormat::kSplit6,
                                   sgemm_nt512, sgemm_nn512, sgemm_panel512, unpack_panel512, gelu512, softmax_rows_with<exp_shifted16, row_max16>,
                                   nullptr, pack_elastic16, build_luts_avx2, nullptr, nullptr, nullptr,
                                   layer_norm_rows_with<sum_parts8, normalize8>, nullptr, nullptr, lut_w158a8_avx2,
                                   two_set_attention_avx512, scale_dots_rows, transpose_bits16, bit_row_sums_portable,
-                                  pack_negative16, nullptr, kW1a8RowTile, kPanelColumns512};
+                                  pack_negative16, nullptr, kW1a8RowTile, kPanelColumns512, panel_from_rows16,
+                                    panel_from_columns16, pack_gelu_signs16};
 
 }  // namespace bitmaps

@@ -16,6 +16,7 @@
 #include "bit_row_sums.h"
 #include "dispatch.h"
 #include "encoder.h"
+#include "gemm_panels.h"
 #include "int8_lut.h"
 #include "layer_norm_rows.h"
 #include "linear.h"
@@ -793,6 +794,55 @@ void test_two_set_attention(const KernelTable& kt) {
   }
 }
 
+// KernelTable::panel_from_rows and panel_from_columns against gemm_panels.h's loops (their
+// definitions), where the path has them: every column count from 1 to 16 (the columns past
+// `columns` zero), k inside one block of 16 and across several with a partial last one, a stride
+// wider than the rows, and a start column j > 0. The floats are only moved: the same bits.
+void test_panels(const KernelTable& kt) {
+  std::mt19937 rng(11);
+  for (int64_t k : {1, 5, 16, 37, 64, 130})
+    for (int columns = 1; columns <= 16; ++columns) {
+      const int64_t j = 2, ldb = std::max<int64_t>(k, j + 16) + 3;
+      const auto b = random_floats(rng, (j + 16 + k) * ldb);
+      const std::string where = std::string(" on ") + kt.isa + ", k " + std::to_string(k) + ", columns " + std::to_string(columns);
+      std::vector<float> want(static_cast<size_t>(k * 16), -1.f), got(want.size(), -2.f);
+      if (kt.panel_from_rows) {
+        panel_from_rows(b.data(), ldb, j, columns, k, want.data());
+        kt.panel_from_rows(b.data(), ldb, j, columns, k, got.data());
+        expect(std::memcmp(want.data(), got.data(), sizeof(float) * want.size()) == 0, "panel_from_rows" + where);
+      }
+      if (kt.panel_from_columns) {
+        panel_from_columns(b.data(), ldb, j, columns, k, want.data());
+        kt.panel_from_columns(b.data(), ldb, j, columns, k, got.data());
+        expect(std::memcmp(want.data(), got.data(), sizeof(float) * want.size()) == 0, "panel_from_columns" + where);
+      }
+    }
+}
+
+// KernelTable::pack_gelu_signs against its definition, where the path has it: the path's gelu on
+// a copy of the rows, then its pack_signs; the same bits and the same means bit for bit, on rows
+// with a partial last word and a row stride wider than k (values around 0, where GELU's sign
+// and rounding matter, and large ones).
+void test_pack_gelu_signs(const KernelTable& kt) {
+  if (!kt.pack_gelu_signs) return;
+  std::mt19937 rng(13);
+  for (int64_t k : {1, 20, 64, 70, 130, 1536}) {
+    const int64_t rows = 5, ldx = k + 7, words = words_per_row(k);
+    auto x = random_floats(rng, rows * ldx);
+    for (int64_t t = 0; t < rows * ldx; t += 5) x[t] *= 1e-20f;
+    for (int64_t t = 1; t < rows * ldx; t += 7) x[t] *= 30.f;
+    std::vector<float> activated(static_cast<size_t>(rows * k));
+    for (int64_t r = 0; r < rows; ++r) std::copy(x.begin() + r * ldx, x.begin() + r * ldx + k, activated.begin() + r * k);
+    kt.gelu(activated.data(), rows * k);
+    std::vector<uint64_t> want(static_cast<size_t>(rows * words)), got(want.size(), ~uint64_t{0});
+    std::vector<float> want_mean(static_cast<size_t>(rows)), got_mean(want_mean.size(), -1.f);
+    kt.pack_signs(activated.data(), rows, k, k, want.data(), want_mean.data());
+    kt.pack_gelu_signs(x.data(), rows, k, ldx, got.data(), got_mean.data());
+    expect(got == want && std::memcmp(got_mean.data(), want_mean.data(), sizeof(float) * rows) == 0,
+           std::string("pack_gelu_signs == gelu then pack_signs on ") + kt.isa + ", k " + std::to_string(k));
+  }
+}
+
 // KernelTable::transpose_bits against the definition, where the path has it: every word written
 // (a stale buffer), rows not a whole word, d in one or both lane widths; several-word rows
 // either refused or right.
@@ -961,6 +1011,8 @@ int main() {
     test_gelu_cut(*table);
     test_two_set_attention(*table);
     test_transpose_bits(*table);
+    test_panels(*table);
+    test_pack_gelu_signs(*table);
     test_bit_row_sums(*table);
     test_pack_negative(*table);
     test_layout_alignment(*table);
