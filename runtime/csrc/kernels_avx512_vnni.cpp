@@ -19,9 +19,11 @@
 //   vpdpbusd on two ports, that took random-weight 128-token W1A8 forwards on 1 thread from 12.3 to
 //   9.5 ms (MiniLM) and 84.6 to 75.1 ms (BERT-base), medians of 31 interleaved rounds on a noisy
 //   host (benchmarks/results/archive_revisions_icx_pairs_*.json).
-// Sign packing, W1A32 below 16 rows, 1-bit products in column quads and LayerNorm reuse the AVX2
-// kernels (dispatch.cpp assembles the table); int8 quantization is quantize_avx512.h's; the float
-// GEMM, W1A32's weight unpacking and GELU are float_avx512.h's. Attention's 1-bit products run on
+// W1A32 below 16 rows, 1-bit products in column quads and LayerNorm reuse the AVX2 kernels
+// (dispatch.cpp assembles the table; a 512-bit LayerNorm with the same sums measured no faster on
+// Ice Lake); int8 quantization is quantize_avx512.h's; sign packing (GELU fused into it for
+// XNOR's FFN-down) is bits_avx512.h's; the float GEMM, its panels of attention's keys and values,
+// W1A32's weight unpacking and GELU are float_avx512.h's. Attention's 1-bit products run on
 // the column octets below (encoder.cpp's xnor_products): the row-layout popcount
 // had made BiT stage 2's 1-bit attention take 3.4 ms of a MiniLM forward on Zen 4, the AVX2 column
 // quads 1.8 ms, and the octets took a trained BiT stage 2 forward from 5.06 to 4.79 ms

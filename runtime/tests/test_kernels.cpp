@@ -403,8 +403,9 @@ void test_float_kernels(const KernelTable& kt) {
     }
   }
   // LayerNorm: bit for bit the portable definition (layer_norm_rows.h), on widths with and
-  // without a tail past whole blocks of 8, and within 1e-5 of a double-precision LayerNorm
-  for (int64_t h : {5, 37, 384}) {
+  // without a tail past whole blocks of 8 (and an odd number of them: 200), and within 1e-5 of a
+  // double-precision LayerNorm
+  for (int64_t h : {5, 37, 200, 384, 768}) {
     const int64_t norm_rows = 3;
     std::vector<float> rows_in(static_cast<size_t>(norm_rows * h)), weight(static_cast<size_t>(h)), bias(weight.size());
     for (size_t i = 0; i < rows_in.size(); ++i) rows_in[i] = x[i % x.size()] * 2.f + 0.5f;
