@@ -126,5 +126,6 @@ PY
 models=()
 for model in "$@"; do models+=("$(realpath "$model")"); done
 repo=$(pwd -P)
+out=$(realpath -m "${OUT:-benchmarks/results/kernel_table_ab.json}")  # before the cd below
 (cd "$work" && PYTHONPATH="$work/runtime" "$python" "$work/time.py" "$repo" "$isa" "$base" "${ROUNDS:-40}" \
-  "${BATCH:-1}" "${THREADS:-1}" "$(realpath -m "${OUT:-benchmarks/results/kernel_table_ab.json}")" "${models[@]}")
+  "${BATCH:-1}" "${THREADS:-1}" "$out" "${models[@]}")
