@@ -28,9 +28,17 @@ inline float row_max(const float* row, int64_t n) {
 // scalar: an eighth of the AVX2 softmax's time).
 template <float (*ExpShifted)(float*, int64_t, float), float (*RowMax)(const float*, int64_t) = row_max>
 void softmax_rows_with(float* x, int64_t rows, int64_t n, float divisor, const int32_t* mask) {
+  // x / 2^e and x * 2^-e are the same float (each is the exact quotient rounded once), so a
+  // power-of-two divisor (sqrt(d) for d = 16, 64, 256: BERT-base's heads) multiplies, where a
+  // division costs several times a multiply's throughput; any other divides, as torch does
+  int exponent = 0;
+  const bool power_of_two = std::frexp(divisor, &exponent) == 0.5f && exponent > -100 && exponent < 100;
+  const float reciprocal = 1.f / divisor;
   for (int64_t i = 0; i < rows; ++i) {
     float* row = x + i * n;
-    if (divisor != 1.f)
+    if (divisor != 1.f && power_of_two)
+      for (int64_t j = 0; j < n; ++j) row[j] *= reciprocal;
+    else if (divisor != 1.f)
       for (int64_t j = 0; j < n; ++j) row[j] /= divisor;
     float top = -INFINITY;
     if (mask) {

@@ -401,6 +401,20 @@ void test_float_kernels(const KernelTable& kt) {
       expect(softmax_ok, isa + " softmax_rows within 1e-6 relative" + (m ? ", padded keys" : "") +
                              (divisor != 1.f ? ", divided" : ""));
     }
+    // the division is the float one, bit for bit, whether the divisor is a power of two (taken as
+    // a multiply) or not: the same as dividing first and calling with divisor 1; scores down to
+    // subnormal quotients and up to the float range
+    std::vector<float> wide = scores;
+    for (size_t i = 0; i < wide.size(); i += 5) wide[i] *= 1e-38f;
+    for (size_t i = 2; i < wide.size(); i += 7) wide[i] *= 1e30f;
+    for (float divisor : {8.f, 0.25f, std::sqrt(32.f), 3.f}) {
+      std::vector<float> own = wide, divided = wide;
+      for (float& v : divided) v = v / divisor;
+      kt.softmax_rows(own.data(), rows, keys, divisor, m);
+      kt.softmax_rows(divided.data(), rows, keys, 1.f, m);
+      expect(std::memcmp(own.data(), divided.data(), sizeof(float) * own.size()) == 0,
+             isa + " softmax_rows divides as x / divisor, divisor " + std::to_string(divisor) + (m ? ", padded keys" : ""));
+    }
   }
   // LayerNorm: bit for bit the portable definition (layer_norm_rows.h), on widths with and
   // without a tail past whole blocks of 8 (and an odd number of them: 200), and within 1e-5 of a
