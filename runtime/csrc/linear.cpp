@@ -58,6 +58,8 @@ void pack_input_rows(const KernelTable& kernels, const LinearWeights& w, const B
   if (!std::isnan(inputs.below))
     return kernels.pack_elastic(x + r0 * k, r1 - r0, k, k, inputs.below, true, bits + r0 * words);
   if (!inputs.activation) return pack_binary_rows(kernels, w, x + r0 * k, r1 - r0, bits + r0 * words, row_scale + r0);
+  // XNOR's signs of the path's own GELU: its fused kernel where it has one (GELU in registers, no
+  // copy of the row), else a copy of each row activated and packed below
   if (inputs.activation == kernels.gelu && kernels.pack_gelu_signs && w.scheme == Scheme::kW1A1)
     return kernels.pack_gelu_signs(x + r0 * k, r1 - r0, k, k, bits + r0 * words, row_scale + r0);
   thread_local aligned_vector<float> row;
