@@ -70,9 +70,8 @@ open(dispatch, "w").write(text)
 setup = f"{root}/setup.py"
 text = open(setup).read()
 source = f'f"{{CSRC}}/kernels_{isa}.cpp"'
-m = re.search(r'\(\s*"(BITMAPS_HAVE_[A-Z0-9_]+)",\s*' + re.escape(source) + r',\s*([^\n]*?)\),?\s*\n', text)
-if m is None:
-    m = re.search(r'\(\s*"(BITMAPS_HAVE_[A-Z0-9_]+)",\s*' + re.escape(source) + r',\s*((?:.|\n)*?)\),\n', text)
+# the ISA file's entry in ISA_SOURCES, on one line or several: its flags are the base file's too
+m = re.search(r'\(\s*"(BITMAPS_HAVE_[A-Z0-9_]+)",\s*' + re.escape(source) + r',\s*((?:.|\n)*?)\),\n', text)
 flags = m.group(2).strip().rstrip(",")
 text = text.replace(m.group(0), m.group(0) + f'        ("BITMAPS_HAVE_AB_BASE", f"{{CSRC}}/kernels_ab_base.cpp", {flags}),\n', 1)
 open(setup, "w").write(text)
