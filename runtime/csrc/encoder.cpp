@@ -84,6 +84,8 @@ constexpr int64_t kNormWork = 32;
 // rows [r0, r1) of x = LayerNorm(x + residual)
 void add_norm_rows(const KernelTable& kernels, float* x, const float* residual, int64_t r0, int64_t r1, int64_t h,
                    const Norm& norm, float eps) {
+  if (kernels.add_layer_norm_rows)
+    return kernels.add_layer_norm_rows(x + r0 * h, residual + r0 * h, r1 - r0, h, norm.weight, norm.bias, eps);
   for (int64_t i = r0 * h; i < r1 * h; ++i) x[i] += residual[i];
   kernels.layer_norm_rows(x + r0 * h, r1 - r0, h, norm.weight, norm.bias, eps);
 }
@@ -651,16 +653,23 @@ void encode_sequences(const EncoderModel& model, const KernelTable& kernels, con
       });
       continue;
     }
+    // an int8-input FFN-down activates each row of h just before quantizing it (in cache)
+    const bool quantized = model.activation == Activation::kGelu && layer.ffn_out.int8_inputs();
     {
-      Phase phase(ws.profile, cut ? "FFN-down input packing (GELU's cut)" : fused ? "GELU + FFN-down input packing" : "GELU");
+      Phase phase(ws.profile, cut          ? "FFN-down input packing (GELU's cut)"
+                              : fused      ? "GELU + FFN-down input packing"
+                              : quantized  ? "GELU + FFN-down input quantization"
+                                           : "GELU");
       if (cut)
         prepare_binary_inputs_below(kernels, layer.ffn_out, inner, rows, threads, ws.linear, layer.ffn_out_gelu_cut);
       else if (fused)
         prepare_binary_inputs_activated(kernels, layer.ffn_out, inner, rows, threads, ws.linear, kernels.gelu, kGeluWork);
+      else if (quantized)
+        prepare_w1a8_inputs_activated(kernels, inner, rows, I, threads, ws.linear, kernels.gelu, kGeluWork);
       else
         activate(kernels, inner, rows * I, model.activation, threads);
     }
-    timed_linear(kernels, layer.ffn_out, inner, rows, hidden, threads, ws, fused);
+    timed_linear(kernels, layer.ffn_out, inner, rows, hidden, threads, ws, fused || quantized);
     {
       Phase phase(ws.profile, "residual + LayerNorm");
       add_norm(kernels, hidden, attended, rows, H, layer.output_norm, model.eps, threads);

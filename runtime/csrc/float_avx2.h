@@ -158,6 +158,23 @@ inline void sum_parts8(const float* row, int64_t blocks, double mean, bool squar
   for (int a = 0; a < 8; ++a) _mm256_storeu_pd(part + 4 * a, acc[a]);
 }
 
+// layer_norm_rows.h's add_sum_parts: the residual added in float and stored, then summed as
+// sum_parts8 sums (the same lanes and order)
+inline void add_sum_parts8(float* row, const float* residual, int64_t blocks, double* part) {
+  static_assert(kNormParts == 32, "one vector of 4 doubles per 4 parts");
+  __m256d acc[8];
+  for (int a = 0; a < 8; ++a) acc[a] = _mm256_loadu_pd(part + 4 * a);
+  for (int64_t k = 0; k < blocks * 32; k += 32)
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      const __m256 v = _mm256_add_ps(_mm256_loadu_ps(row + k + 8 * q), _mm256_loadu_ps(residual + k + 8 * q));
+      _mm256_storeu_ps(row + k + 8 * q, v);
+      acc[2 * q] = _mm256_add_pd(acc[2 * q], _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+      acc[2 * q + 1] = _mm256_add_pd(acc[2 * q + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    }
+  for (int a = 0; a < 8; ++a) _mm256_storeu_pd(part + 4 * a, acc[a]);
+}
+
 inline void normalize8(float* row, int64_t blocks, float mean, float inv, const float* weight, const float* bias) {
   const __m256 m = _mm256_set1_ps(mean), s = _mm256_set1_ps(inv);
   for (int64_t k = 0; k < blocks * 8; k += 8) {

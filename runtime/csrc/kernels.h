@@ -169,6 +169,11 @@ struct KernelTable {
   // the rows and then pack_signs, without the copy: XNOR-Net's FFN-down inputs. Null on paths
   // without it (the caller activates a copy of each row).
   void (*pack_gelu_signs)(const float* x, int64_t rows, int64_t k, int64_t ldx, uint64_t* out, float* mean_abs) = nullptr;
+  // x = LayerNorm(x + residual) on rows x h, the add stored into x: the same bits as adding first
+  // and then layer_norm_rows (layer_norm_rows.h's add_layer_norm_rows_with), in one pass fewer over
+  // x. Null on paths without it (the encoder adds in a loop of its own, at its base flags' width).
+  void (*add_layer_norm_rows)(float* x, const float* residual, int64_t rows, int64_t h, const float* weight,
+                              const float* bias, float eps) = nullptr;
 };
 constexpr int64_t kMaxTwoSetHeadDim = 127;
 

@@ -479,6 +479,7 @@ const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm_2x4, xnor_linear
                                   xnor_lut_gemm_avx2, xnor_lut_linear_avx2,
                                   layer_norm_rows_with<sum_parts8, normalize8>, nullptr, nullptr, lut_w158a8_avx2,
                                   two_set_attention_avx2, scale_dots_rows, transpose_bits8, bit_row_sums_portable, pack_negative,
-                                  xnor_lut_scaled_avx2};
+                                  xnor_lut_scaled_avx2, kW1a8RowTile, 16, nullptr, nullptr, nullptr,
+                                  add_layer_norm_rows_with<sum_parts8, normalize8, add_sum_parts8>};
 
 }  // namespace bitmaps

@@ -128,6 +128,7 @@ const KernelTable kAvx512Kernels = {"avx512", pack_signs16, xnor_gemm_tiles<Coun
                                   layer_norm_rows_with<sum_parts8, normalize8>, nullptr, nullptr, lut_w158a8_avx2,
                                   two_set_attention_avx512, scale_dots_rows, transpose_bits16, bit_row_sums_portable,
                                   pack_negative16, nullptr, kW1a8RowTile, kPanelColumns512, panel_from_rows16,
-                                    panel_from_columns16, pack_gelu_signs16};
+                                    panel_from_columns16, pack_gelu_signs16,
+                                    add_layer_norm_rows_with<sum_parts8, normalize8, add_sum_parts8>};
 
 }  // namespace bitmaps

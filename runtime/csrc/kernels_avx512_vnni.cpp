@@ -469,7 +469,7 @@ const KernelTable& avx512_vnni_kernels(const KernelTable& avx2) {
                                     w158a8_linear, two_set_attention_avx512, scale_dots_rows, transpose_bits16,
                                     bit_row_sums_portable, pack_negative16, nullptr, kVnniRowTile,
                                     kPanelColumns512, panel_from_rows16,
-                                    panel_from_columns16, pack_gelu_signs16};
+                                    panel_from_columns16, pack_gelu_signs16, avx2.add_layer_norm_rows};
   return table;
 }
 

@@ -393,7 +393,9 @@ const KernelTable& neon_kernels() {
                                     quantize_rows_int8_neon, w1a8_linear, LutFormat::kPlanes,
                                     sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_shifted, row_max8>,
                                     nullptr, pack_elastic, build_plane_luts, nullptr, nullptr, nullptr,
-                                    layer_norm_rows_with<>};
+                                    layer_norm_rows_with<>, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                    nullptr, nullptr, kW1a8RowTile, 16, nullptr, nullptr, nullptr,
+                                    add_layer_norm_rows_with<>};
   return table;
 }
 

@@ -99,7 +99,9 @@ const KernelTable& neon_dotprod_kernels(const KernelTable& neon) {
                                     neon.binary_weight_linear, neon.quantize_rows_int8, w1a8_linear, LutFormat::kNone,
                                     neon.sgemm_nt, neon.sgemm_nn, neon.sgemm_panel, neon.unpack_panel, neon.gelu,
                                     neon.softmax_rows, nullptr, neon.pack_elastic, nullptr, nullptr, nullptr, nullptr,
-                                    neon.layer_norm_rows};
+                                    neon.layer_norm_rows, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                    nullptr, nullptr, kW1a8RowTile, 16, nullptr, nullptr, nullptr,
+                                    neon.add_layer_norm_rows};
   return table;
 }
 

@@ -2,7 +2,8 @@
 // double, each as kNormParts interleaved partial sums combined in one fixed order (a running sum
 // is a chain of dependent adds, 4 cycles each: with 8 parts, AVX2's two vectors of 4 doubles were
 // still latency-bound), then (x - mean) * inv * weight + bias in float. A template over the file's
-// own loops over whole blocks (SumParts: kNormParts values, Normalize: 8): each instruction-set
+// own loops over whole blocks (SumParts: kNormParts values, Normalize: 8; AddSumParts: the residual
+// add of add_layer_norm_rows_with in the first pass): each instruction-set
 // file compiles it with its flags, with the same lanes and order, so every path gives the same bits
 // (the encoder's base flags had summed two doubles at a time). In an anonymous namespace, like
 // softmax_rows.h.
@@ -24,22 +25,39 @@ inline void sum_parts(const float* row, int64_t blocks, double mean, bool square
     }
 }
 
+// part[t] += (row[k + t] += residual[k + t]) over whole blocks of kNormParts: the residual add of
+// add_layer_norm_rows_with, stored back and summed in the same pass
+inline void add_sum_parts(float* row, const float* residual, int64_t blocks, double* part) {
+  for (int64_t k = 0; k < blocks * kNormParts; k += kNormParts)
+    for (int t = 0; t < kNormParts; ++t) {
+      row[k + t] += residual[k + t];
+      part[t] += static_cast<double>(row[k + t]);
+    }
+}
+
 // row[k] = (row[k] - mean) * inv * weight[k] + bias[k] over whole blocks of 8
 inline void normalize_blocks(float* row, int64_t blocks, float mean, float inv, const float* weight,
                              const float* bias) {
   for (int64_t k = 0; k < blocks * 8; ++k) row[k] = (row[k] - mean) * inv * weight[k] + bias[k];
 }
 
-template <void (*SumParts)(const float*, int64_t, double, bool, double*) = sum_parts,
-          void (*Normalize)(float*, int64_t, float, float, const float*, const float*) = normalize_blocks>
-void layer_norm_rows_with(float* x, int64_t rows, int64_t h, const float* weight, const float* bias, float eps) {
+// LayerNorm of x + residual (residual nullable: of x), the add stored into x
+template <void (*SumParts)(const float*, int64_t, double, bool, double*), void (*Normalize)(float*, int64_t, float, float, const float*, const float*),
+          void (*AddSumParts)(float*, const float*, int64_t, double*)>
+void norm_rows(float* x, const float* residual, int64_t rows, int64_t h, const float* weight, const float* bias, float eps) {
   const int64_t blocks = h / 8, sum_blocks = h / kNormParts;
-  const auto total = [&](const float* row, double mean, bool squares) {
+  // the sum (of row + added where `added` is not null, which the pass stores into row), or of the
+  // squared differences from `mean`
+  const auto total = [&](float* row, const float* added, double mean, bool squares) {
     double part[kNormParts];
 #pragma GCC unroll 32
     for (int t = 0; t < kNormParts; ++t) part[t] = 0.0;  // stores, where `= {}` had compiled to a string store
-    SumParts(row, sum_blocks, mean, squares, part);
+    if (added)
+      AddSumParts(row, added, sum_blocks, part);
+    else
+      SumParts(row, sum_blocks, mean, squares, part);
     for (int64_t k = sum_blocks * kNormParts; k < h; ++k) {
+      if (added) row[k] += added[k];
       const double v = row[k];
       part[k % kNormParts] += squares ? (v - mean) * (v - mean) : v;
     }
@@ -53,9 +71,10 @@ void layer_norm_rows_with(float* x, int64_t rows, int64_t h, const float* weight
   for (int64_t r = 0; r < rows; r += 2) {
     const int pair = r + 1 < rows ? 2 : 1;
     float* row[2] = {x + r * h, x + (r + pair - 1) * h};
+    const float* added[2] = {residual ? residual + r * h : nullptr, residual ? residual + (r + pair - 1) * h : nullptr};
     double mean[2], squares[2];
-    for (int p = 0; p < pair; ++p) mean[p] = total(row[p], 0.0, false) / static_cast<double>(h);
-    for (int p = 0; p < pair; ++p) squares[p] = total(row[p], mean[p], true);
+    for (int p = 0; p < pair; ++p) mean[p] = total(row[p], added[p], 0.0, false) / static_cast<double>(h);
+    for (int p = 0; p < pair; ++p) squares[p] = total(row[p], nullptr, mean[p], true);
     for (int p = 0; p < pair; ++p) {
       const float inv = static_cast<float>(1.0 / std::sqrt(squares[p] / static_cast<double>(h) + eps));
       const float m = static_cast<float>(mean[p]);
@@ -63,6 +82,22 @@ void layer_norm_rows_with(float* x, int64_t rows, int64_t h, const float* weight
       for (int64_t k = blocks * 8; k < h; ++k) row[p][k] = (row[p][k] - m) * inv * weight[k] + bias[k];
     }
   }
+}
+
+template <void (*SumParts)(const float*, int64_t, double, bool, double*) = sum_parts,
+          void (*Normalize)(float*, int64_t, float, float, const float*, const float*) = normalize_blocks>
+void layer_norm_rows_with(float* x, int64_t rows, int64_t h, const float* weight, const float* bias, float eps) {
+  norm_rows<SumParts, Normalize, add_sum_parts>(x, nullptr, rows, h, weight, bias, eps);
+}
+
+// KernelTable::add_layer_norm_rows: x = LayerNorm(x + residual), the add inside the first pass (the
+// same floats as adding first, then layer_norm_rows_with, without a pass of its own over x)
+template <void (*SumParts)(const float*, int64_t, double, bool, double*) = sum_parts,
+          void (*Normalize)(float*, int64_t, float, float, const float*, const float*) = normalize_blocks,
+          void (*AddSumParts)(float*, const float*, int64_t, double*) = add_sum_parts>
+void add_layer_norm_rows_with(float* x, const float* residual, int64_t rows, int64_t h, const float* weight,
+                              const float* bias, float eps) {
+  norm_rows<SumParts, Normalize, AddSumParts>(x, residual, rows, h, weight, bias, eps);
 }
 
 }  // namespace

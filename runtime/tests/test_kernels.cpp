@@ -439,7 +439,51 @@ void test_float_kernels(const KernelTable& kt) {
     }
     expect(own == portable, isa + " layer_norm_rows equals the portable loops, h = " + std::to_string(h));
     expect(near, isa + " layer_norm_rows near a double LayerNorm, h = " + std::to_string(h));
+    // LayerNorm(x + residual) with the add in the first pass: the bits of adding first and then
+    // layer_norm_rows, the sums stored into x (the path's entry where it has one, and the portable
+    // template on every path)
+    std::vector<float> residual(rows_in.size());
+    for (size_t i = 0; i < residual.size(); ++i) residual[i] = x[(i * 7 + 3) % x.size()] * 1.5f - 0.25f;
+    std::vector<float> added = rows_in, fused_portable = rows_in;
+    for (size_t i = 0; i < added.size(); ++i) added[i] += residual[i];
+    kt.layer_norm_rows(added.data(), norm_rows, h, weight.data(), bias.data(), 1e-12f);
+    add_layer_norm_rows_with<>(fused_portable.data(), residual.data(), norm_rows, h, weight.data(), bias.data(), 1e-12f);
+    expect(std::memcmp(added.data(), fused_portable.data(), added.size() * sizeof(float)) == 0,
+           isa + " add_layer_norm_rows_with<> equals an add, then layer_norm_rows, h = " + std::to_string(h));
+    if (kt.add_layer_norm_rows) {
+      std::vector<float> fused = rows_in;
+      kt.add_layer_norm_rows(fused.data(), residual.data(), norm_rows, h, weight.data(), bias.data(), 1e-12f);
+      expect(std::memcmp(added.data(), fused.data(), added.size() * sizeof(float)) == 0,
+             isa + " add_layer_norm_rows equals an add, then layer_norm_rows, h = " + std::to_string(h));
+    }
   }
+}
+
+// prepare_w1a8_inputs_activated (an int8-input FFN-down's GELU, row by row before quantizing):
+// the same int8 rows, steps, row sums and tables as the path's gelu over all of x, then
+// prepare_w1a8_inputs, with x left activated; on 1 and 2 threads, k with and without a partial group
+void test_w1a8_inputs_activated(const KernelTable& kt) {
+  std::mt19937 rng(17);
+  for (int64_t k : {100, 1536})
+    for (int threads : {1, 2}) {
+      const int64_t m = 21;
+      const auto x = random_floats(rng, m * k);
+      std::vector<float> first = x, fused = x;
+      LinearScratch want, got;
+      kt.gelu(first.data(), m * k);
+      prepare_w1a8_inputs(kt, first.data(), m, k, threads, want);
+      prepare_w1a8_inputs_activated(kt, fused.data(), m, k, threads, got, kt.gelu, 16);
+      const std::string at = std::string(kt.isa) + ", k " + std::to_string(k) + ", " + std::to_string(threads) + " thread(s)";
+      expect(std::memcmp(first.data(), fused.data(), first.size() * sizeof(float)) == 0,
+             "prepare_w1a8_inputs_activated leaves x activated, " + at);
+      const size_t q_bytes = static_cast<size_t>(m * lut_groups(k) * 4);
+      expect(std::memcmp(want.q.data(), got.q.data(), q_bytes) == 0 &&
+                 std::memcmp(want.row_scale.data(), got.row_scale.data(), m * sizeof(float)) == 0 &&
+                 std::memcmp(want.rowsum.data(), got.rowsum.data(), m * sizeof(int32_t)) == 0 &&
+                 want.luts.size() == got.luts.size() &&
+                 std::memcmp(want.luts.data(), got.luts.data(), want.luts.size()) == 0,
+             "prepare_w1a8_inputs_activated quantizes as gelu, then prepare_w1a8_inputs, " + at);
+    }
 }
 
 // The scheme layer (linear.h) on the active table, against the kernels it composes.
@@ -1022,6 +1066,7 @@ int main() {
     test_sgemm_panel(*table);
     test_unpack_panel(*table);
     test_schemes(*table);
+    test_w1a8_inputs_activated(*table);
     test_run_by_rows(*table);
     test_gelu_cut(*table);
     test_two_set_attention(*table);
