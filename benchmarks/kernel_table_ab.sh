@@ -14,13 +14,11 @@
 #          bash benchmarks/kernel_table_ab.sh BASE MODEL [MODEL...]   (MODEL: packed file or archive)
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: bash benchmarks/kernel_table_ab.sh BASE MODEL [MODEL...]" >&2; exit 2; }
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/revisions.sh"  # the repository root, a scratch $work removed on exit
 base=$(git rev-parse --short "$1")
 shift
 isa=${ISA:-avx512_vnni}
 python="$(pwd)/.venv/bin/python"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 cp -r runtime "$work/runtime"
 rm -rf "$work/runtime/build" "$work/runtime"/bitmaps_runtime/*.so
 mkdir -p "$work/runtime/base_csrc"
@@ -78,53 +76,10 @@ open(setup, "w").write(text)
 PY
 (cd "$work/runtime" && "$python" setup.py build_ext --inplace > "$work/build.log" 2>&1) ||
   { echo "the A/B extension did not build (see below)" >&2; tail -30 "$work/build.log" >&2; exit 1; }
-cat > "$work/time.py" <<'PY'
-import json, statistics, sys, time
-import numpy as np
-sys.path[:0] = [sys.argv[1] + "/benchmarks", sys.argv[1] + "/scripts"]
-from atomic_json import write_json
-from timing import cpu_name
-from bitmaps_runtime import native
-from bitmaps_runtime.encoder import PackedEncoder
-from bench_runtime import packed_model
-_, repo, isa, base, rounds, batch, threads, out, *models = sys.argv
-rounds, batch, threads = int(rounds), int(batch), int(threads)
-paths = [isa, f"{isa}_base"]
-records = []
-for model in models:
-    encoder = PackedEncoder(packed_model(model), source=model)
-    ids = np.random.default_rng(0).integers(1000, 30000, (batch, 128))
-    mask = np.ones((batch, 128), np.int32)
-    outputs = {}
-    for path in paths:
-        native.select(path)
-        outputs[path] = encoder.hidden_states(ids, mask, threads=threads)
-    times = {path: [] for path in paths}
-    for r in range(rounds):
-        for path in (paths if r % 2 == 0 else paths[::-1]):
-            native.select(path)
-            start = time.perf_counter()
-            encoder.hidden_states(ids, mask, threads=threads)
-            times[path].append((time.perf_counter() - start) * 1e3)
-    ratios = [b / a for a, b in zip(times[isa], times[f"{isa}_base"])]
-    record = {"model": model, "batch": batch, "seq": 128, "threads": threads,
-              "ms": {"new": times[isa], "base": times[f"{isa}_base"]},
-              "median_ms": {"new": statistics.median(times[isa]), "base": statistics.median(times[f"{isa}_base"])},
-              "ratio_base_over_new": {"median": statistics.median(ratios),
-                                      "quartiles": [float(q) for q in np.percentile(ratios, [25, 75])]},
-              "max_abs_output_difference": float(np.abs(outputs[isa] - outputs[f"{isa}_base"]).max())}
-    records.append(record)
-    print(f"{model}: new {record['median_ms']['new']:.3f} ms, {base} {record['median_ms']['base']:.3f} ms; "
-          f"base/new per pair: median {record['ratio_base_over_new']['median']:.3f}x "
-          f"(quartiles {record['ratio_base_over_new']['quartiles'][0]:.3f}-{record['ratio_base_over_new']['quartiles'][1]:.3f}); "
-          f"max |output difference| {record['max_abs_output_difference']:.3g}", flush=True)
-write_json(out, {"what": f"encoder forwards on the working tree's {isa} table and on {base}'s, alternating in one process "
-                         "(benchmarks/kernel_table_ab.sh); ratio = base ms / new ms of each pair",
-                 "kernel_path": isa, "base": base, "rounds": rounds, "cpu": cpu_name(), "records": records})
-PY
 models=()
 for model in "$@"; do models+=("$(realpath "$model")"); done
 repo=$(pwd -P)
 out=$(realpath -m "${OUT:-benchmarks/results/kernel_table_ab.json}")  # before the cd below
-(cd "$work" && PYTHONPATH="$work/runtime" "$python" "$work/time.py" "$repo" "$isa" "$base" "${ROUNDS:-40}" \
-  "${BATCH:-1}" "${THREADS:-1}" "$out" "${models[@]}")
+(cd "$work" && PYTHONPATH="$work/runtime" "$python" "$repo/benchmarks/paired_forwards.py" --table "$isa" --base "$base" \
+  --what "encoder forwards on the working tree's $isa table and on $base's, alternating in one process (benchmarks/kernel_table_ab.sh); ratio = base ms / new ms of each pair" \
+  --rounds "${ROUNDS:-40}" --batch "${BATCH:-1}" --threads "${THREADS:-1}" --out "$out" "${models[@]}")

@@ -1,4 +1,5 @@
 # Sourced by the benchmarks that build runtime/csrc from several revisions (attention_kernels.sh,
+# kernel_table_ab.sh, runtime_ab.sh,
 # encoder_revisions.sh): a scratch folder removed on exit, setup.py's flags, and
 # `prepare_revision REV`, which puts REV's runtime/csrc and runtime/tests (WORKTREE: the working
 # tree's) in $work/REV and compiles its AVX2 kernels there as setup.py does ($dir, $csrc,

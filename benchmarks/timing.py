@@ -54,3 +54,38 @@ def cpu_name() -> str:
     if "cpu family" in fields and "model" in fields:
         name += f" (family {fields['cpu family']}, model {fields['model']})"
     return name
+
+
+def paired_forwards(new: Callable[[], "object"], base: Callable[[], "object"], rounds: int) -> Dict[str, object]:
+    """Times two ways of running the same forward against each other in one process: each round
+    runs both, in alternating order, so that both see the same host state (on a shared VM the
+    same build moves by 20-50% between minutes, and only each pair's ratio resolves a change of a
+    few percent). `new` and `base` return the forward's output (numpy arrays); the first call of
+    each is a warm-up whose outputs are compared. Returns every pair's milliseconds, the medians,
+    the median and quartiles of the ratios base / new, and the largest output difference."""
+    import numpy as np
+
+    outputs = {"new": new(), "base": base()}
+    runners = {"new": new, "base": base}
+    times: Dict[str, list] = {"new": [], "base": []}
+    for r in range(rounds):
+        for side in ("new", "base") if r % 2 == 0 else ("base", "new"):
+            start = time.perf_counter()
+            runners[side]()
+            times[side].append((time.perf_counter() - start) * 1e3)
+    ratios = [b / a for a, b in zip(times["new"], times["base"])]
+    return {
+        "ms": times,
+        "median_ms": {side: statistics.median(values) for side, values in times.items()},
+        "ratio_base_over_new": {"median": statistics.median(ratios),
+                                "quartiles": [float(q) for q in np.percentile(ratios, [25, 75])]},
+        "max_abs_output_difference": float(np.abs(np.asarray(outputs["new"]) - np.asarray(outputs["base"])).max()),
+    }
+
+
+def describe_pair(model: str, base: str, record: Dict[str, object]) -> str:
+    """One line for a `paired_forwards` record."""
+    ms, ratio = record["median_ms"], record["ratio_base_over_new"]
+    return (f"{model}: new {ms['new']:.3f} ms, {base} {ms['base']:.3f} ms; base/new per pair: median "
+            f"{ratio['median']:.3f}x (quartiles {ratio['quartiles'][0]:.3f}-{ratio['quartiles'][1]:.3f}); "
+            f"max |output difference| {record['max_abs_output_difference']:.3g}")
