@@ -73,8 +73,13 @@ class Pool {
       std::lock_guard<std::mutex> lock(mutex_);
       fn_ = &fn;
       tasks_ = tasks;
-      fixed_ = fixed;
+      fixed_ = fixed && tasks < (int64_t{1} << 32);  // shares hold 32-bit task numbers
       participants_ = helpers + 1;
+      if (fixed_)
+        for (int i = 0; i < participants_; ++i)
+          shares_[i].span.store(static_cast<uint64_t>(tasks * (i + 1) / participants_) << 32 |
+                                    static_cast<uint64_t>(tasks * i / participants_),
+                                std::memory_order_relaxed);  // published by the generation's release below
       next_.store(0);
       pending_.store(helpers);
       generation_.store(((generation_.load() >> 8) + 1) << 8 | static_cast<uint64_t>(helpers), std::memory_order_release);
@@ -87,10 +92,33 @@ class Pool {
   }
 
  private:
+  // parallel_for_fixed's share of one participant: its tasks not yet taken, [front, back), in one
+  // word (front in the low 32 bits), so that the owner taking from the front and another
+  // participant taking from the back claim each task exactly once, by one compare-and-swap
+  struct alignas(64) Share {
+    std::atomic<uint64_t> span{0};
+  };
+
+  static bool claim(Share& share, bool from_back, int64_t* task) {
+    uint64_t span = share.span.load(std::memory_order_relaxed);
+    for (;;) {
+      const uint64_t front = span & 0xffffffffu, back = span >> 32;
+      if (front >= back) return false;
+      const uint64_t next = from_back ? (back - 1) << 32 | front : back << 32 | (front + 1);
+      if (share.span.compare_exchange_weak(span, next, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+        *task = static_cast<int64_t>(from_back ? back - 1 : front);
+        return true;
+      }
+    }
+  }
+
   void work(int participant) {
     if (fixed_) {
-      const int64_t end = tasks_ * (participant + 1) / participants_;
-      for (int64_t task = tasks_ * participant / participants_; task < end; ++task) (*fn_)(task);
+      // its own share in order, then whatever the others have left, from the ends of their shares
+      int64_t task;
+      while (claim(shares_[participant], false, &task)) (*fn_)(task);
+      for (int other = 1; other < participants_; ++other)
+        while (claim(shares_[(participant + other) % participants_], true, &task)) (*fn_)(task);
       return;
     }
     for (int64_t task = next_.fetch_add(1); task < tasks_; task = next_.fetch_add(1)) (*fn_)(task);
@@ -124,6 +152,7 @@ class Pool {
   int64_t tasks_ = 0;
   bool fixed_ = false;  // parallel_for_fixed's split, over participants_ (the caller and the helpers)
   int participants_ = 1;
+  std::vector<Share> shares_ = std::vector<Share>(kMaxHelpers + 1);
   std::atomic<int> pending_{0};
   std::atomic<uint64_t> generation_{0};  // job number << 8 | its helpers
   static constexpr int kMaxHelpers = 255;
