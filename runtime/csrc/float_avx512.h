@@ -38,76 +38,79 @@ inline __mmask16 tail_mask(int64_t left) {
   return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
 }
 
-// The GEMM micro-kernel (float_avx2.h's tile_6x16 in 512-bit registers): MR <= 8 rows x 32 columns,
-// two consecutive 16-column panels (the second at panel + k * 16; Panels = 1: one panel, 16
-// columns), in 16 zmm accumulators. Each step broadcasts one A value per row against one 16-wide
-// vector of each panel. Every C value is the same fused multiply-add chain over t as tile_6x16's,
-// so both give the same bits. Why 32 columns: a core with two 512-bit FMA pipes (Intel Ice Lake
-// server) needs the 16 FMAs a step to outnumber its loads (2 panel vectors + 8 broadcasts; its two
-// load ports); one panel a step (8 FMAs, 9 loads) was load-bound. On an Ice Lake-SP core in a
-// scratch harness (rows 120, 128 columns, k 32-128): 114-137 GFLOP/s against tile_6x16's 88-105.
+// The GEMM micro-kernel (float_avx2.h's tile_6x16 in 512-bit registers): MR <= 12 rows x 32
+// columns, two consecutive 16-column panels (the second at panel + k * 16; Panels = 1: one panel,
+// 16 columns), in up to 24 zmm accumulators. Each step broadcasts one A value per row against one
+// 16-wide vector of each panel. Every C value is the same fused multiply-add chain over t as
+// tile_6x16's, so both give the same bits, whatever the tile's rows. Why 32 columns: a core with two
+// 512-bit FMA pipes (Intel Ice Lake server) needs the FMAs a step to outnumber its loads (2 panel
+// vectors + MR broadcasts; its two load ports); one panel a step (8 FMAs, 9 loads) was load-bound.
 // On Zen 4 a 512-bit FMA issues as two 256-bit halves, so there it runs at the same rate.
 template <int MR, int Panels>
-inline void tile_8x32(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t k, int columns,
-                      const float* bias) {
-  static_assert(MR >= 1 && MR <= 8 && (Panels == 1 || Panels == 2), "tile_8x32: 1-8 rows, 1 or 2 panels");
-  __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-  __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+inline void tile_rows_x32(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t k, int columns,
+                          const float* bias) {
+  static_assert(MR >= 1 && MR <= 12 && (Panels == 1 || Panels == 2), "tile_rows_x32: 1-12 rows, 1 or 2 panels");
+  __m512 acc[MR][Panels];
+#pragma GCC unroll 12
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+    for (int p = 0; p < Panels; ++p) acc[r][p] = _mm512_setzero_ps();
   const float* second = panel + k * 16;
-#define BITMAPS_ROW(r)                                                                   \
-  if constexpr (MR > r) {                                                                \
-    const __m512 av = _mm512_set1_ps(a[r * lda + t]);                                    \
-    c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0);                                          \
-    if constexpr (Panels == 2) c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);               \
-  }
   for (int64_t t = 0; t < k; ++t) {
     const __m512 b0 = _mm512_loadu_ps(panel + t * 16);
     const __m512 b1 = Panels == 2 ? _mm512_loadu_ps(second + t * 16) : b0;
-    BITMAPS_ROW(0) BITMAPS_ROW(1) BITMAPS_ROW(2) BITMAPS_ROW(3) BITMAPS_ROW(4) BITMAPS_ROW(5) BITMAPS_ROW(6)
-    BITMAPS_ROW(7)
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r * lda + t]);
+      acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+      if constexpr (Panels == 2) acc[r][Panels - 1] = _mm512_fmadd_ps(av, b1, acc[r][Panels - 1]);
+    }
   }
-#undef BITMAPS_ROW
   const __mmask16 low = tail_mask(columns), high = columns > 16 ? tail_mask(columns - 16) : 0;
   // KernelTable::sgemm_panel's bias: one add as each row is stored (zero lanes where there is none)
   const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(low, bias) : _mm512_setzero_ps();
   const __m512 bias1 = bias && Panels == 2 ? _mm512_maskz_loadu_ps(high, bias + 16) : _mm512_setzero_ps();
-#define BITMAPS_STORE(r)                                                                                 \
-  if constexpr (MR > r) {                                                                                \
-    _mm512_mask_storeu_ps(c + r * ldc, low, bias ? _mm512_add_ps(c##r##0, bias0) : c##r##0);             \
-    if constexpr (Panels == 2)                                                                           \
-      _mm512_mask_storeu_ps(c + r * ldc + 16, high, bias ? _mm512_add_ps(c##r##1, bias1) : c##r##1);     \
+#pragma GCC unroll 12
+  for (int r = 0; r < MR; ++r) {
+    _mm512_mask_storeu_ps(c + r * ldc, low, bias ? _mm512_add_ps(acc[r][0], bias0) : acc[r][0]);
+    if constexpr (Panels == 2)
+      _mm512_mask_storeu_ps(c + r * ldc + 16, high, bias ? _mm512_add_ps(acc[r][Panels - 1], bias1) : acc[r][Panels - 1]);
   }
-  BITMAPS_STORE(0) BITMAPS_STORE(1) BITMAPS_STORE(2) BITMAPS_STORE(3) BITMAPS_STORE(4) BITMAPS_STORE(5)
-  BITMAPS_STORE(6) BITMAPS_STORE(7)
-#undef BITMAPS_STORE
 }
 
-template <int Panels>
-inline void tiles_8x32_over_rows(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t m0,
-                                 int64_t m1, int64_t k, int columns, const float* bias) {
+// Rows in tiles of Rows, then the 1 to Rows - 1 left in one tile of that many rows.
+template <int Rows, int Panels>
+inline void tiles_over_rows512(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t m0,
+                            int64_t m1, int64_t k, int columns, const float* bias) {
   int64_t i = m0;
-  for (; i + 8 <= m1; i += 8) tile_8x32<8, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias);
-  switch (m1 - i) {
-    case 7: tile_8x32<7, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
-    case 6: tile_8x32<6, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
-    case 5: tile_8x32<5, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
-    case 4: tile_8x32<4, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
-    case 3: tile_8x32<3, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
-    case 2: tile_8x32<2, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
-    case 1: tile_8x32<1, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias); break;
-    default: break;
+  for (; i + Rows <= m1; i += Rows) tile_rows_x32<Rows, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias);
+  if (i == m1) return;
+  if constexpr (Rows > 1) {
+    if (m1 - i == Rows - 1)
+      return tile_rows_x32<Rows - 1, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias);
+    tiles_over_rows512<Rows - 1, Panels>(a, lda, panel, c, ldc, i, m1, k, columns, bias);
   }
 }
 
 // KernelTable::sgemm_panel for the AVX-512 paths: up to kPanelColumns512 columns, from one panel
-// (columns <= 16) or two consecutive ones
+// (columns <= 16) or two consecutive ones. Tiles of 12 rows where k is long (24 accumulators, the
+// two panel vectors and a broadcast: 27 of the 32 registers; 24 FMAs a step against 14 loads):
+// W1A32 forwards at paired 1.014-1.016x the 8-row tile's, bit-identical (Ice Lake-SP, 1 thread,
+// batch 1, runtime_ab_icx_tile12_w1a32_1t.json); whole layers at 128 rows 1.01-1.03x (scratch).
+// 14 rows, and k in blocks of 256-768 with C kept between them, were no faster (scratch). Tiles
+// of 8 where k is short: attention's scores at head dimension 32 (24 query rows, 128 keys) ran at
+// 0.965x in 12-row tiles (scratch), the accumulators' setup and stores counting for more there.
 constexpr int kPanelColumns512 = 32;
+constexpr int64_t kLongK512 = 64;
 inline void sgemm_panel512(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc, int64_t m0,
                            int64_t m1, int64_t k, int columns, const float* bias) {
-  if (columns > 16)
-    tiles_8x32_over_rows<2>(a, lda, panel, c, ldc, m0, m1, k, columns, bias);
+  const bool two = columns > 16;
+  if (k >= kLongK512)
+    two ? tiles_over_rows512<12, 2>(a, lda, panel, c, ldc, m0, m1, k, columns, bias)
+        : tiles_over_rows512<12, 1>(a, lda, panel, c, ldc, m0, m1, k, columns, bias);
   else
-    tiles_8x32_over_rows<1>(a, lda, panel, c, ldc, m0, m1, k, columns, bias);
+    two ? tiles_over_rows512<8, 2>(a, lda, panel, c, ldc, m0, m1, k, columns, bias)
+        : tiles_over_rows512<8, 1>(a, lda, panel, c, ldc, m0, m1, k, columns, bias);
 }
 
 // KernelTable::unpack_panel in one 512-bit blend a step, the mask register loaded straight from the

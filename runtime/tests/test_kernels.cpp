@@ -278,7 +278,7 @@ void test_table(const KernelTable& kt) {
 // sgemm_panel on 1 to sgemm_panel_columns columns from consecutive 16-column panels: every C
 // value the fused multiply-add chain over k in order (std::fma) on the SIMD x86 paths, whose
 // micro-kernels (float_avx2.h, float_avx512.h) promise those bits; close to it elsewhere; no
-// column at or past `columns` and no row outside [m0, m1) written.
+// column at or past `columns` and no row outside [m0, m1) written, for 1 to 25 rows.
 void test_sgemm_panel(const KernelTable& kt) {
   const std::string isa = kt.isa;
   const bool fused = isa == "avx2" || isa == "avx512" || isa == "avx512_vnni";
@@ -288,25 +288,29 @@ void test_sgemm_panel(const KernelTable& kt) {
     for (int columns : {1, 5, 16, 17, 31, 32})
       for (bool with_bias : {false, true}) {
         if (columns > kt.sgemm_panel_columns) continue;
-        const int64_t m = 26, m0 = 1, m1 = 25, ldc = 40, panels = (columns + 15) / 16;
+        const int64_t m = 27, ldc = 40, panels = (columns + 15) / 16;
         auto a = random_floats(rng, m * k), b = random_floats(rng, k * columns), bias = random_floats(rng, columns);
-        std::vector<float> panel(static_cast<size_t>(panels * k * 16), 0.f), c(static_cast<size_t>(m * ldc), sentinel);
+        std::vector<float> panel(static_cast<size_t>(panels * k * 16), 0.f);
         for (int64_t t = 0; t < k; ++t)
           for (int j = 0; j < columns; ++j) panel[(j / 16) * k * 16 + t * 16 + j % 16] = b[t * columns + j];
-        kt.sgemm_panel(a.data(), k, panel.data(), c.data(), ldc, m0, m1, k, columns, with_bias ? bias.data() : nullptr);
         bool ok = true;
-        for (int64_t i = 0; i < m; ++i)
-          for (int64_t j = 0; j < ldc; ++j) {
-            const float got = c[i * ldc + j];
-            if (i < m0 || i >= m1 || j >= columns) {
-              ok &= got == sentinel;
-              continue;
+        // 1 to 25 rows from row 1: every count of rows left after a micro-kernel's full tiles (up to 12)
+        for (int64_t m0 = 1, m1 = 2; m1 <= 26; ++m1) {
+          std::vector<float> c(static_cast<size_t>(m * ldc), sentinel);
+          kt.sgemm_panel(a.data(), k, panel.data(), c.data(), ldc, m0, m1, k, columns, with_bias ? bias.data() : nullptr);
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < ldc; ++j) {
+              const float got = c[i * ldc + j];
+              if (i < m0 || i >= m1 || j >= columns) {
+                ok &= got == sentinel;
+                continue;
+              }
+              float chain = 0.f;
+              for (int64_t t = 0; t < k; ++t) chain = std::fma(a[i * k + t], b[t * columns + j], chain);
+              if (with_bias) chain += bias[j];  // added once, after the chain
+              ok &= fused ? got == chain : close(got, chain, 1e-5f);
             }
-            float chain = 0.f;
-            for (int64_t t = 0; t < k; ++t) chain = std::fma(a[i * k + t], b[t * columns + j], chain);
-            if (with_bias) chain += bias[j];  // added once, after the chain
-            ok &= fused ? got == chain : close(got, chain, 1e-5f);
-          }
+        }
         expect(ok, isa + " sgemm_panel k=" + std::to_string(k) + " columns=" + std::to_string(columns) +
                        (with_bias ? " with bias" : ""));
       }
