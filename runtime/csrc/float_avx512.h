@@ -84,12 +84,9 @@ inline void tiles_over_rows512(const float* a, int64_t lda, const float* panel, 
                             int64_t m1, int64_t k, int columns, const float* bias) {
   int64_t i = m0;
   for (; i + Rows <= m1; i += Rows) tile_rows_x32<Rows, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias);
-  if (i == m1) return;
-  if constexpr (Rows > 1) {
-    if (m1 - i == Rows - 1)
-      return tile_rows_x32<Rows - 1, Panels>(a + i * lda, lda, panel, c + i * ldc, ldc, k, columns, bias);
-    tiles_over_rows512<Rows - 1, Panels>(a, lda, panel, c, ldc, i, m1, k, columns, bias);
-  }
+  // fewer than Rows left: one size down, until a full tile of the rows left
+  if constexpr (Rows > 1)
+    if (i < m1) tiles_over_rows512<Rows - 1, Panels>(a, lda, panel, c, ldc, i, m1, k, columns, bias);
 }
 
 // KernelTable::sgemm_panel for the AVX-512 paths: up to kPanelColumns512 columns, from one panel
