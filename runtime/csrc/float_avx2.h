@@ -13,6 +13,7 @@
 #include "float_approx.h"
 #include "layer_norm_rows.h"
 #include "gemm_panels.h"
+#include "score_division.h"
 
 namespace bitmaps {
 namespace {
@@ -197,18 +198,36 @@ inline __m256 exp8(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
-inline float exp_shifted(float* x, int64_t count, float shift) {
+// x[i] = exp(by(x[i]) - shift), returning the sum; whole vectors through exp8 (map: by's
+// operation in 8 lanes), the last count % 8 through std::exp
+template <typename Map>
+inline float exp_mapped(float* x, int64_t count, float shift, const ScoreDivision& by, Map map) {
   const __m256 s = _mm256_set1_ps(shift);
   __m256 total = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 8 <= count; i += 8) {
-    const __m256 v = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
+    const __m256 v = exp8(_mm256_sub_ps(map(_mm256_loadu_ps(x + i)), s));
     _mm256_storeu_ps(x + i, v);
     total = _mm256_add_ps(total, v);
   }
   float sum = hsum_ps(total);
-  for (; i < count; ++i) sum += (x[i] = std::exp(x[i] - shift));
+  for (; i < count; ++i) sum += (x[i] = std::exp(by(x[i]) - shift));
   return sum;
+}
+
+inline float exp_shifted(float* x, int64_t count, float shift) {
+  return exp_mapped(x, count, shift, ScoreDivision(), [](__m256 v) { return v; });
+}
+
+// softmax_rows.h's ExpDivided: the division in the exponentials' pass, where the divider overlaps
+// their multiply-adds
+inline float exp_divided(float* x, int64_t count, float shift, const ScoreDivision& by) {
+  const __m256 divisor = _mm256_set1_ps(by.divisor), reciprocal = _mm256_set1_ps(by.reciprocal);
+  if (by.mode == ScoreDivision::kDivide)
+    return exp_mapped(x, count, shift, by, [divisor](__m256 v) { return _mm256_div_ps(v, divisor); });
+  if (by.mode == ScoreDivision::kMultiply)
+    return exp_mapped(x, count, shift, by, [reciprocal](__m256 v) { return _mm256_mul_ps(v, reciprocal); });
+  return exp_shifted(x, count, shift);
 }
 
 // erf (float_approx.h), saturating outside [-4, 4].

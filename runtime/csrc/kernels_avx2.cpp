@@ -474,7 +474,7 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
 extern const KernelTable kAvx2Kernels;
 const KernelTable kAvx2Kernels = {"avx2", pack_signs, xnor_gemm_2x4, xnor_linear_2x4,
                                   binary_weight_linear, quantize_rows_int8_avx2, lut_linear_avx2, LutFormat::kSplit6,
-                                  sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_shifted, row_max8>,
+                                  sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_divided, row_max8>,
                                   xnor_gemm_quads, pack_elastic, build_luts_avx2, build_xnor_luts_avx2,
                                   xnor_lut_gemm_avx2, xnor_lut_linear_avx2,
                                   layer_norm_rows_with<sum_parts8, normalize8>, nullptr, nullptr, lut_w158a8_avx2,

@@ -123,7 +123,7 @@ void binary_weight_linear(const float* x, int64_t ldx, const uint64_t* w, const 
 extern const KernelTable kAvx512Kernels;
 const KernelTable kAvx512Kernels = {"avx512", pack_signs16, xnor_gemm_tiles<Counter>, xnor_linear_tiles<Counter>,
                                   binary_weight_linear, quantize_rows_int8_avx512, lut_linear_avx2, LutFormat::kSplit6,
-                                  sgemm_nt512, sgemm_nn512, sgemm_panel512, unpack_panel512, gelu512, softmax_rows_with<exp_shifted16, row_max16>,
+                                  sgemm_nt512, sgemm_nn512, sgemm_panel512, unpack_panel512, gelu512, softmax_rows_with<exp_divided16, row_max16>,
                                   nullptr, pack_elastic16, build_luts_avx2, nullptr, nullptr, nullptr,
                                   layer_norm_rows_with<sum_parts8, normalize8>, nullptr, nullptr, lut_w158a8_avx2,
                                   two_set_attention_avx512, scale_dots_rows, transpose_bits16, bit_row_sums_portable,

@@ -464,7 +464,7 @@ const KernelTable& avx512_vnni_kernels(const KernelTable& avx2) {
   static const KernelTable table = {"avx512_vnni", pack_signs16, xnor_gemm, xnor_linear,
                                     avx2.binary_weight_linear, quantize_rows_int8_avx512, w1a8_linear, LutFormat::kNone,
                                     sgemm_nt512, sgemm_nn512, sgemm_panel512, unpack_panel512, gelu512,
-                                    softmax_rows_with<exp_shifted16, row_max16>, avx2.xnor_gemm_quads, pack_elastic16, nullptr, nullptr, nullptr, nullptr,
+                                    softmax_rows_with<exp_divided16, row_max16>, avx2.xnor_gemm_quads, pack_elastic16, nullptr, nullptr, nullptr, nullptr,
                                     avx2.layer_norm_rows, xnor_octets_gemm, xnor_octets_linear,
                                     w158a8_linear, two_set_attention_avx512, scale_dots_rows, transpose_bits16,
                                     bit_row_sums_portable, pack_negative16, nullptr, kVnniRowTile,

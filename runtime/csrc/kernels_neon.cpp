@@ -343,17 +343,29 @@ float row_max8(const float* row, int64_t n) {
   return top;
 }
 
-float exp_shifted(float* x, int64_t count, float shift) {
+// softmax_rows.h's ExpDivided: x[i] = exp(by(x[i]) - shift), the division in the exponentials'
+// pass; whole vectors through exp4 (map: by's operation in 4 lanes), the tail through std::exp
+template <typename Map>
+float exp_mapped(float* x, int64_t count, float shift, const ScoreDivision& by, Map map) {
   float32x4_t total = vdupq_n_f32(0.f);
   int64_t i = 0;
   for (; i + 4 <= count; i += 4) {
-    const float32x4_t v = exp4(vsubq_f32(vld1q_f32(x + i), vdupq_n_f32(shift)));
+    const float32x4_t v = exp4(vsubq_f32(map(vld1q_f32(x + i)), vdupq_n_f32(shift)));
     vst1q_f32(x + i, v);
     total = vaddq_f32(total, v);
   }
   float sum = vaddvq_f32(total);
-  for (; i < count; ++i) sum += (x[i] = std::exp(x[i] - shift));
+  for (; i < count; ++i) sum += (x[i] = std::exp(by(x[i]) - shift));
   return sum;
+}
+
+float exp_divided(float* x, int64_t count, float shift, const ScoreDivision& by) {
+  const float32x4_t divisor = vdupq_n_f32(by.divisor), reciprocal = vdupq_n_f32(by.reciprocal);
+  if (by.mode == ScoreDivision::kDivide)
+    return exp_mapped(x, count, shift, by, [divisor](float32x4_t v) { return vdivq_f32(v, divisor); });
+  if (by.mode == ScoreDivision::kMultiply)
+    return exp_mapped(x, count, shift, by, [reciprocal](float32x4_t v) { return vmulq_f32(v, reciprocal); });
+  return exp_mapped(x, count, shift, by, [](float32x4_t v) { return v; });
 }
 
 // erf (float_approx.h), saturating outside [-4, 4]
@@ -391,7 +403,7 @@ void gelu(float* x, int64_t count) {
 const KernelTable& neon_kernels() {
   static const KernelTable table = {"neon", pack_signs, xnor_gemm_tiles<Counter>, xnor_linear_tiles<Counter>, binary_weight_linear,
                                     quantize_rows_int8_neon, w1a8_linear, LutFormat::kPlanes,
-                                    sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_shifted, row_max8>,
+                                    sgemm_nt, sgemm_nn, sgemm_panel, unpack_panel, gelu, softmax_rows_with<exp_divided, row_max8>,
                                     nullptr, pack_elastic, build_plane_luts, nullptr, nullptr, nullptr,
                                     layer_norm_rows_with<>, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
                                     nullptr, nullptr, kW1a8RowTile, 16, nullptr, nullptr, nullptr,

@@ -125,9 +125,10 @@ void gelu(float* x, int64_t count) {
   for (int64_t i = 0; i < count; ++i) x[i] = x[i] * 0.5f * (1.f + std::erf(x[i] * 0.70710678118654752f));
 }
 
-float exp_shifted(float* x, int64_t count, float shift) {
+// softmax_rows.h's ExpDivided
+float exp_divided(float* x, int64_t count, float shift, const ScoreDivision& by) {
   float sum = 0.f;
-  for (int64_t i = 0; i < count; ++i) sum += (x[i] = std::exp(x[i] - shift));
+  for (int64_t i = 0; i < count; ++i) sum += (x[i] = std::exp(by(x[i]) - shift));
   return sum;
 }
 
@@ -135,7 +136,7 @@ float exp_shifted(float* x, int64_t count, float shift) {
 
 const KernelTable kScalarKernels = {"scalar", pack_signs, xnor_gemm, xnor_linear, binary_weight_linear,
                                     quantize_rows_int8, lut_linear, LutFormat::kPlanes, sgemm_nt, sgemm_nn, sgemm_panel,
-                                    unpack_panel, gelu, softmax_rows_with<exp_shifted>, nullptr,
+                                    unpack_panel, gelu, softmax_rows_with<exp_divided>, nullptr,
                                     pack_elastic_rows, build_plane_luts, nullptr, nullptr, nullptr,
                                     layer_norm_rows_with<>};
 

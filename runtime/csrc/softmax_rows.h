@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "score_division.h"
+
 namespace bitmaps {
 namespace {
 
@@ -23,23 +25,18 @@ inline float row_max(const float* row, int64_t n) {
   return top;
 }
 
-// ExpShifted(x, count, shift): x[i] = exp(x[i] - shift), returning the sum (the file's exp);
-// RowMax: row_max above, or a file's vector version (GCC leaves row_max's compare-and-select
-// scalar: an eighth of the AVX2 softmax's time).
-template <float (*ExpShifted)(float*, int64_t, float), float (*RowMax)(const float*, int64_t) = row_max>
+// ExpDivided(x, count, shift, by): x[i] = exp(by(x[i]) - shift), returning the sum (the file's
+// exp, the division inside its pass); RowMax: row_max above, or a file's vector version (GCC
+// leaves row_max's compare-and-select scalar: an eighth of the AVX2 softmax's time).
+template <float (*ExpDivided)(float*, int64_t, float, const ScoreDivision&), float (*RowMax)(const float*, int64_t) = row_max>
 void softmax_rows_with(float* x, int64_t rows, int64_t n, float divisor, const int32_t* mask) {
-  // x / 2^e and x * 2^-e are the same float (each is the exact quotient rounded once), so a
-  // power-of-two divisor (sqrt(d) for d = 16, 64, 256: BERT-base's heads) multiplies, where a
-  // division costs several times a multiply's throughput; any other divides, as torch does
-  int exponent = 0;
-  const bool power_of_two = std::frexp(divisor, &exponent) == 0.5f && exponent > -100 && exponent < 100;
-  const float reciprocal = 1.f / divisor;
+  const ScoreDivision by(divisor);
+  // a divisor <= 0 or NaN: the quotients first, then the softmax as for divisor 1
+  const ScoreDivision scale = by.monotonic() ? by : ScoreDivision();
   for (int64_t i = 0; i < rows; ++i) {
     float* row = x + i * n;
-    if (divisor != 1.f && power_of_two)
-      for (int64_t j = 0; j < n; ++j) row[j] *= reciprocal;
-    else if (divisor != 1.f)
-      for (int64_t j = 0; j < n; ++j) row[j] /= divisor;
+    if (!by.monotonic())
+      for (int64_t j = 0; j < n; ++j) row[j] = by(row[j]);
     float top = -INFINITY;
     if (mask) {
       for (int64_t j = 0; j < n; ++j)
@@ -47,7 +44,7 @@ void softmax_rows_with(float* x, int64_t rows, int64_t n, float divisor, const i
     } else {
       top = RowMax(row, n);
     }
-    float total = ExpShifted(row, n, top);
+    float total = ExpDivided(row, n, scale(top), scale);
     if (mask)
       for (int64_t j = 0; j < n; ++j)
         if (mask[j] == 0) total -= row[j], row[j] = 0.f;  // padded keys weigh nothing

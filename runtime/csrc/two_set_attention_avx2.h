@@ -1,12 +1,12 @@
 // KernelTable::two_set_attention in 256-bit registers, for the AVX2 path, whose softmax is
-// softmax_rows_with<exp_shifted, row_max8> (float_avx2.h): BiT's attention weights straight from
+// softmax_rows_with<exp_divided, row_max8> (float_avx2.h): BiT's attention weights straight from
 // the integer dots of 1-bit Q and K, bit for bit what those element-wise steps give (the scores
 // dot * alphas / root, the softmax, the two-set binarizer's cut). The idea is
 // two_set_attention_avx512.h's: a dot takes one of d + 1 levels, so a row's exponentials are the
 // d + 1 numbers exp(score(level) - maximum), computed once per maximum met in the head; the sum
 // adds each key's entry in the element-wise lanes and order; the levels the cut keeps are a run
 // from some level up, so a key's bit is one integer compare.
-// What differs on AVX2: exp_shifted adds whole vectors of 8 in 8 lanes and the row's last n % 8
+// What differs on AVX2: exp_divided adds whole vectors of 8 in 8 lanes and the row's last n % 8
 // keys one by one with std::exp, whose value can differ from the vector exp's in the last bit, so
 // those keys read a second table of std::exp entries and are decided by their own level set; and
 // a key's entry is fetched by in-register permutes of 8-entry chunks (vpermps + blend) up to 40

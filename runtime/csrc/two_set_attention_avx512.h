@@ -1,5 +1,5 @@
 // KernelTable::two_set_attention in 512-bit registers (AVX-512F), for the paths whose softmax is
-// softmax_rows_with<exp_shifted16, row_max16>: BiT's attention weights straight from the integer
+// softmax_rows_with<exp_divided16, row_max16>: BiT's attention weights straight from the integer
 // dots of 1-bit Q and K, bit for bit what those element-wise steps give (the scores dot * alphas /
 // root, the softmax, the two-set binarizer's cut) without a score, an exponential or a
 // probability per key.
