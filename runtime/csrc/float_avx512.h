@@ -213,8 +213,9 @@ inline __m512 gelu16(__m512 v) {
 // does not depend on where it sits in the call (float_avx2.h's gelu says why)
 inline void gelu512(float* x, int64_t count) {
   int64_t i = 0;
-  // four vectors at a time, each the same operations: their chains overlap in the instruction
-  // stream (bits_avx512.h's pack_mapped_signs16 says why)
+  // four vectors at a time, each the same operations: one a step, GCC keeps the loop rolled and
+  // the erf chains (a division each) overlap too little; written out, they overlap in the
+  // instruction stream (0.321 -> 0.291 ns a value over 128 x 1536, scratch)
   for (; i + 64 <= count; i += 64) {
     __m512 v[4];
     for (int t = 0; t < 4; ++t) v[t] = gelu16(_mm512_loadu_ps(x + i + 16 * t));
