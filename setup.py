@@ -19,5 +19,5 @@ setup(
         "overrides",
         "bitmaps_runtime",
     ],
-    extras_require={"test": ["pytest>=7", "pytest-timeout"], "bench": ["matplotlib>=3.7", "onnx>=1.15", "onnxruntime>=1.17"]},
+    extras_require={"test": ["pytest>=7", "pytest-timeout"], "bench": ["matplotlib>=3.7", "onnx>=1.15", "onnxruntime>=1.17", "ctranslate2>=4.0"]},
 )

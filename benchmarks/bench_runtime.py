@@ -3,15 +3,16 @@
 The packed runtime against what a user would pick instead, measured in ONE process with
 interleaved rounds: Bitmaps' C++ encoder (`bitmaps_runtime`) on packed W1A1, W1A8, W1A32 and
 ternary W1.58A8 files; ONNX Runtime fp32 and int8 (`quantize_dynamic`, per-tensor and
-per-channel); torch fp32 and torch int8 dynamic quantization. Encoders only (last hidden states),
+per-channel); CTranslate2 int8 (its Transformers converter, `quantization="int8"`); torch fp32 and
+torch int8 dynamic quantization. Encoders only (last hidden states),
 BERT-base (12 x 768, FFN 3072) and MiniLM-L6 (6 x 384, FFN 1536) shapes with random weights (speed
 does not depend on their values), batch 1 and 8 x sequence 128, 1 and 2 threads.
 
 Each configuration times every variant once per round, the variants' order rotating between
 rounds, after one warm-up call each; it reports the median and the spread (min, max) per variant.
-Thread pools that spin after a call (ONNX Runtime's by default, torch's OpenMP workers) would take
-the other cores from whichever variant runs next, so spinning is turned off for all of them
-(`session.intra_op.allow_spinning = 0`, `OMP_WAIT_POLICY=PASSIVE`); Bitmaps' pool spins at most 100 us
+Thread pools that spin after a call (ONNX Runtime's by default, torch's and CTranslate2's OpenMP
+workers) would take the other cores from whichever variant runs next, so spinning is turned off for
+all of them (`session.intra_op.allow_spinning = 0`, `OMP_WAIT_POLICY=PASSIVE`); Bitmaps' pool spins at most 100 us
 after a job (`BITMAPS_SPIN_US`), a bounded cost to whatever runs next.
 Peak RSS is measured separately, one fresh process per variant (load + one batch-1 forward),
 with the file sizes. Writes JSON and a PNG, prints a Markdown table.
@@ -54,7 +55,7 @@ PACKED = {
     "bitmaps_w1a32": dict(),
     "bitmaps_w158a8": dict(weights="ternary", weight_scale="per_tensor", activations="int8"),
 }
-PEERS = ["ort_int8_channel", "ort_int8_tensor", "ort_fp32", "torch_fp32", "torch_int8"]
+PEERS = ["ort_int8_channel", "ort_int8_tensor", "ort_fp32", "ct2_int8", "torch_fp32", "torch_int8"]
 
 
 def cpu_flags() -> List[str]:
@@ -109,20 +110,57 @@ def ort_session(path: Path, threads: int):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def write_ct2_model(bert, directory: Path) -> int:
+    """CTranslate2's int8 model of encoder `bert` in `directory` (model.bin, config.json,
+    vocabulary.json), written by its Transformers converter; returns the folder's bytes. The
+    converter reads a model from a folder or the hub and builds a tokenizer for its vocabulary;
+    here it takes the model in memory (CTranslate2's BERT spec has a pooler, which the encoder's
+    output does not use, so it gets an untrained one) and a vocabulary of [UNK] alone (the
+    converter pads it to the model's vocab size): the benchmark feeds token ids."""
+    from ctranslate2.converters import TransformersConverter
+    from transformers import BertModel
+
+    class Vocabulary:
+        unk_token = "[UNK]"
+
+        def get_vocab(self):
+            return {"[UNK]": 0}
+
+    class InMemory(TransformersConverter):
+        def load_model(self, model_class, model_name_or_path, **kwargs):
+            pooled = BertModel(bert.config, add_pooling_layer=True).eval()
+            missing, unexpected = pooled.load_state_dict(bert.state_dict(), strict=False)
+            if unexpected or not all(key.startswith("pooler.") for key in missing):
+                raise ValueError(f"CTranslate2 conversion: state dict mismatch (missing {missing}, unexpected {unexpected})")
+            return pooled
+
+        def load_tokenizer(self, tokenizer_class, model_name_or_path, **kwargs):
+            return Vocabulary()
+
+    with tempfile.TemporaryDirectory() as config_dir:
+        bert.config.save_pretrained(config_dir)  # the converter reads the configuration from a folder
+        InMemory(config_dir).convert(str(directory), quantization="int8", force=True)
+    return sum(f.stat().st_size for f in directory.iterdir())
+
+
 def write_peer_files(bert, directory: Path, peers: List[str] = PEERS) -> Dict[str, int]:
-    """Writes the peers' files of encoder `bert` (ONNX fp32 and int8, torch fp32 and int8 state
-    dicts) into `directory`; returns their sizes in bytes."""
+    """Writes the peers' files of encoder `bert` (ONNX fp32 and int8, CTranslate2 int8, torch fp32
+    and int8 state dicts) into `directory`; returns their sizes in bytes."""
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     sizes = {}
-    onnx_path = directory / "ort_fp32.onnx"
-    export_encoder_onnx(bert, onnx_path)
-    sizes["ort_fp32"] = onnx_path.stat().st_size
-    for name, per_channel in (("ort_int8_tensor", False), ("ort_int8_channel", True)):
-        if name in peers:
-            quantize_dynamic(str(onnx_path), str(directory / f"{name}.onnx"), weight_type=QuantType.QInt8, per_channel=per_channel)
-            sizes[name] = (directory / f"{name}.onnx").stat().st_size
+    if any(peer.startswith("ort") for peer in peers):  # the int8 files are quantized from the fp32 one
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        onnx_path = directory / "ort_fp32.onnx"
+        export_encoder_onnx(bert, onnx_path)
+        sizes["ort_fp32"] = onnx_path.stat().st_size
+        for name, per_channel in (("ort_int8_tensor", False), ("ort_int8_channel", True)):
+            if name in peers:
+                quantize_dynamic(str(onnx_path), str(directory / f"{name}.onnx"), weight_type=QuantType.QInt8, per_channel=per_channel)
+                sizes[name] = (directory / f"{name}.onnx").stat().st_size
+    if "ct2_int8" in peers:
+        sizes["ct2_int8"] = write_ct2_model(bert, directory / "ct2_int8")
     if "torch_fp32" in peers:
         torch.save(bert.state_dict(), directory / "torch_fp32.pt")
         sizes["torch_fp32"] = (directory / "torch_fp32.pt").stat().st_size
@@ -201,6 +239,21 @@ def load(variant: str, shape: str, directory: Path, threads: int):
     if variant.startswith("ort"):
         session = ort_session(directory / f"{variant}.onnx", threads)
         return lambda ids, mask: session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+    if variant == "ct2_int8":
+        import ctranslate2
+        import numpy as np
+
+        # int8 weights, the activations quantized at each call (as ONNX Runtime's dynamic quantization)
+        encoder = ctranslate2.Encoder(str(directory / "ct2_int8"), device="cpu", compute_type="int8",
+                                      intra_threads=threads, inter_threads=1)
+
+        def run_ct2(ids, mask):
+            # token ids as a dense int32 array with each row's length (no padding in these inputs)
+            lengths = ctranslate2.StorageView.from_array(mask.sum(axis=1, dtype=np.int32))
+            output = encoder.forward_batch(ctranslate2.StorageView.from_array(ids.astype(np.int32)), lengths)
+            return np.asarray(output.last_hidden_state)
+
+        return run_ct2
     import torch
 
     bert = _bert(shape)
@@ -260,8 +313,8 @@ def measure(shape: str, batches: List[int], thread_counts: List[int], rounds: in
 
 
 def ratios(records: List[Dict]) -> None:
-    """Adds each record's speed against ORT int8 (the faster of per-tensor / per-channel), ORT fp32
-    and torch fp32 of the same configuration."""
+    """Adds each record's speed against ORT int8 (the faster of per-tensor / per-channel), ORT fp32,
+    CTranslate2 int8 (in runs that had it) and torch fp32 of the same configuration."""
     def key(r):
         return (r["shape"], r["batch"], r["threads"])
 
@@ -273,6 +326,8 @@ def ratios(records: List[Dict]) -> None:
         ort_int8 = min(config["ort_int8_tensor"], config["ort_int8_channel"])
         r["vs_ort_int8"] = ort_int8 / r["median_ms"]
         r["vs_ort_fp32"] = config["ort_fp32"] / r["median_ms"]
+        if "ct2_int8" in config:
+            r["vs_ct2_int8"] = config["ct2_int8"] / r["median_ms"]
         r["vs_torch_fp32"] = config["torch_fp32"] / r["median_ms"]
 
 
@@ -294,6 +349,15 @@ def render(result: Dict, out: Path, stem: str = "runtime") -> str:
             r = next(x for x in records if (x["shape"], x["batch"], x["seq"], x["threads"], x["variant"]) == (shape, batch, seq, threads, v))
             cells.append(f"{r['median_ms']:.1f} ms ({r['vs_ort_int8']:.2f}x)")
         lines.append(f"| {shape} | {batch} x {seq} | {threads} | " + " | ".join(cells) + " |")
+    if any("vs_ct2_int8" in r for r in records):
+        packed = [v for v in variants if v.startswith("bitmaps")]
+        lines += ["", "Against CTranslate2 int8 (its median in the same rounds / the variant's):", "",
+                  "| shape | batch x seq | threads | CTranslate2 int8 | " + " | ".join(packed) + " |",
+                  "|---|---|---|---|" + "---|" * len(packed)]
+        for shape, batch, seq, threads in configs:
+            row = {x["variant"]: x for x in records if (x["shape"], x["batch"], x["seq"], x["threads"]) == (shape, batch, seq, threads)}
+            lines.append(f"| {shape} | {batch} x {seq} | {threads} | {row['ct2_int8']['median_ms']:.1f} ms | "
+                         + " | ".join(f"{row[v]['vs_ct2_int8']:.2f}x" for v in packed) + " |")
     lines += ["", "| shape | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
     for shape, sizes in result["shapes"].items():
         lines.append(
@@ -308,17 +372,19 @@ def render(result: Dict, out: Path, stem: str = "runtime") -> str:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(11, 4.5))
+        fig, ax = plt.subplots(figsize=(11, 5.5))
         width = 0.8 / len(variants)
+        # more variants than the default cycle's 10 colours (both kernel paths and every peer): tab20
+        colours = plt.get_cmap("tab20" if len(variants) > 10 else "tab10").colors
         for i, v in enumerate(variants):
             values = [next(x["vs_ort_int8"] for x in records if (x["shape"], x["batch"], x["seq"], x["threads"], x["variant"]) == c + (v,)) for c in configs]
-            ax.bar([k + i * width for k in range(len(configs))], values, width, label=v)
+            ax.bar([k + i * width for k in range(len(configs))], values, width, label=v, color=colours[i % len(colours)])
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_xticks([k + 0.4 - width / 2 for k in range(len(configs))])
         ax.set_xticklabels([f"{s}\nb{b} t{t}" for s, b, _, t in configs], fontsize=8)
         ax.set_ylabel("speed vs ONNX Runtime int8 (higher is faster)")
         ax.set_title(f"Encoder forward, seq 128: {result['machine']['cpu']}, kernel path {result['machine']['kernel_path']}", fontsize=9)
-        ax.legend(fontsize=7, ncol=3)
+        ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.14))  # below the axes, off the bars
         fig.tight_layout()
         fig.savefig(out / f"{stem}.png", dpi=110)
     except ImportError:
@@ -344,6 +410,7 @@ def main() -> None:
         print(render(json.loads(Path(args.render).read_text()), out, Path(args.render).stem))
         return
     from bitmaps_runtime.native import available_paths, backend
+    import ctranslate2
     import onnxruntime
     import torch
 
@@ -356,6 +423,7 @@ def main() -> None:
         "machine": {
             "cpu": cpu_name(), "flags": cpu_flags(), "cores": os.cpu_count(), "kernel_path": backend(), "kernel_paths": paths,
             "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+            "ctranslate2": ctranslate2.__version__,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "ort_allow_spinning": 0,
         },
         "shapes": {}, "records": [],

@@ -4,9 +4,9 @@ The last step of `make demo`: what the packed model is for, on one screen.
 
 Reads the demo's trained archive (`RUN/model.tar.gz`), its packed export (`RUN/packed.tar.gz`) and
 the `allennlp evaluate` metrics of both (`RUN/metrics_trained.json`, `RUN/metrics_packed.json`);
-fills one mask with the torch-free runtime; times the packed encoder against torch fp32 and ONNX
-Runtime int8 (`quantize_dynamic`, per channel) encoders of the same shape (speed does not depend
-on weight values), batch 1 x 128 wordpieces, 1 thread, one call of each per round, interleaved,
+fills one mask with the torch-free runtime; times the packed encoder against torch fp32, ONNX
+Runtime int8 (`quantize_dynamic`, per channel) and CTranslate2 int8 encoders of the same shape
+(speed does not depend on weight values), batch 1 x 128 wordpieces, 1 thread, one call of each per round, interleaved,
 medians. Prints the summary and writes it to `RUN/summary.json`.
 
     python scripts/demo_summary.py runs/demo
@@ -59,13 +59,14 @@ def _latencies(archive, rounds: int) -> dict:
     runners["torch fp32"] = torch_fp32
     inputs["torch fp32"] = (ids, np.ones((1, SEQ), np.int64))
     with tempfile.TemporaryDirectory() as folder:
-        sizes = {}
-        try:
-            sizes = bench_runtime.write_peer_files(bert, Path(folder), peers=["ort_int8_channel", "torch_fp32"])
-            runners["ONNX Runtime int8"] = bench_runtime.load("ort_int8_channel", "", Path(folder), 1)
-            inputs["ONNX Runtime int8"] = (ids, np.ones((1, SEQ), np.int64))
-        except ImportError as error:  # the `bench` extra is not installed
-            print(f"ONNX Runtime int8 not measured: {error}")
+        sizes = bench_runtime.write_peer_files(bert, Path(folder), peers=["torch_fp32"])
+        for peer, name in (("ort_int8_channel", "ONNX Runtime int8"), ("ct2_int8", "CTranslate2 int8")):
+            try:
+                sizes.update(bench_runtime.write_peer_files(bert, Path(folder), peers=[peer]))
+                runners[name] = bench_runtime.load(peer, "", Path(folder), 1)
+                inputs[name] = (ids, np.ones((1, SEQ), np.int64))
+            except ImportError as error:  # the `bench` extra is not installed
+                print(f"{name} not measured: {error}")
         samples = bench_runtime.interleaved_ms(runners, inputs, rounds)
     return {
         "median_ms": {name: statistics.median(values) for name, values in samples.items()},
@@ -97,8 +98,9 @@ def main() -> None:
     ms = timing["median_ms"]
     packed_ms = ms["packed (bitmaps_runtime)"]
     sizes = {"packed archive": packed_path.stat().st_size, "trained archive (fp32 latent weights)": trained.stat().st_size}
-    if "ort_int8_channel" in timing["peer_file_bytes"]:
-        sizes["ONNX Runtime int8 encoder"] = timing["peer_file_bytes"]["ort_int8_channel"]
+    for peer, name in (("ort_int8_channel", "ONNX Runtime int8 encoder"), ("ct2_int8", "CTranslate2 int8 encoder")):
+        if peer in timing["peer_file_bytes"]:
+            sizes[name] = timing["peer_file_bytes"][peer]
     sizes["torch fp32 encoder"] = timing["peer_file_bytes"].get("torch_fp32")
     summary = {
         "machine": {"cpu": cpu_name(), "kernel_path": backend(), "threads": 1},

@@ -1,0 +1,43 @@
+"""The benchmarks' peers compute the encoder they are compared with: a peer that ran another
+model, or dropped a layer in conversion, would make every speed ratio against it meaningless."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_runtime  # noqa: E402
+
+from tests.tiny_bert import TINY_BERT_CONFIG  # noqa: E402
+
+
+def _encoder() -> BertModel:
+    torch.manual_seed(0)
+    return BertModel(BertConfig(vocab_size=120, **TINY_BERT_CONFIG), add_pooling_layer=False).eval()
+
+
+def _torch_hidden(bert, ids, mask):
+    with torch.inference_mode():
+        return bert(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state.numpy()
+
+
+def test_ctranslate2_int8_runs_the_benchmarked_encoder(tmp_path):
+    pytest.importorskip("ctranslate2", reason="CTranslate2 is in the `bench` extra")
+    bert = _encoder()
+    size = bench_runtime.write_peer_files(bert, tmp_path, peers=["ct2_int8"])["ct2_int8"]
+    assert size == sum(f.stat().st_size for f in (tmp_path / "ct2_int8").iterdir()) > 0
+    run = bench_runtime.load("ct2_int8", "", tmp_path, threads=1)
+    ids = np.random.default_rng(0).integers(5, 120, size=(2, 40), dtype=np.int64)
+    mask = np.ones_like(ids)
+    hidden, expected = run(ids, mask), _torch_hidden(bert, ids, mask)
+    assert hidden.shape == expected.shape
+    # int8 weights and activations: close to the float encoder, far closer than another encoder
+    error = np.abs(hidden - expected).max()
+    assert error < 0.15, error
+    torch.manual_seed(1)
+    other = BertModel(BertConfig(vocab_size=120, **TINY_BERT_CONFIG), add_pooling_layer=False).eval()
+    assert np.abs(hidden - _torch_hidden(other, ids, mask)).max() > 10 * error
