@@ -10,6 +10,8 @@ does not depend on their values), batch 1 and 8 x sequence 128, 1 and 2 threads.
 
 Each configuration times every variant once per round, the variants' order rotating between
 rounds, after one warm-up call each; it reports the median and the spread (min, max) per variant.
+The 1-thread rounds keep every thread of the process on one CPU (`timing.one_cpu`: CTranslate2
+runs its forward on a worker thread, which could otherwise run on a vCPU of another speed).
 Thread pools that spin after a call (ONNX Runtime's by default, torch's and CTranslate2's OpenMP
 workers) would take the other cores from whichever variant runs next, so spinning is turned off for
 all of them (`session.intra_op.allow_spinning = 0`, `OMP_WAIT_POLICY=PASSIVE`); Bitmaps' pool spins at most 100 us
@@ -41,7 +43,7 @@ from pathlib import Path
 from typing import Callable, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import cpu_name  # noqa: E402
+from timing import cpu_name, one_cpu  # noqa: E402
 
 SHAPES = {
     "minilm": dict(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
@@ -298,7 +300,8 @@ def measure(shape: str, batches: List[int], thread_counts: List[int], rounds: in
                 rng = np.random.default_rng(0)
                 ids = rng.integers(1000, 30000, size=(batch, seq), dtype=np.int64)
                 masks = {v: np.ones((batch, seq), np.int32 if v.startswith("bitmaps") else np.int64) for v in variants}
-                samples = interleaved_ms(runners, {v: (ids, masks[v]) for v in variants}, rounds)
+                with one_cpu(threads == 1):  # every variant's threads on one vCPU (timing.one_cpu says why)
+                    samples = interleaved_ms(runners, {v: (ids, masks[v]) for v in variants}, rounds)
                 for v in variants:
                     records.append(
                         {
@@ -425,6 +428,7 @@ def main() -> None:
             "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
             "ctranslate2": ctranslate2.__version__,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "ort_allow_spinning": 0,
+            "one_thread_rounds_on_one_cpu": True,
         },
         "shapes": {}, "records": [],
     }

@@ -1,13 +1,14 @@
 #!/usr/bin/env python
 """
 Trained packed archives on the C++ runtime against the peer a user would pick instead, the
-teacher's encoder in ONNX Runtime int8 (`quantize_dynamic`, per channel), in ONE process: batch 1
+teacher's encoder in ONNX Runtime int8 (`quantize_dynamic`, per channel), and beside it in
+CTranslate2 int8 (when installed: the `bench` extra), in ONE process: batch 1
 x seq 128 (or each `--seq`) encoder forwards on 1 thread, every model timed once per round (median of --calls
 forwards), the order rotating between rounds. Unlike bench_runtime.py's random weights, the
 archives carry their trained quantizers (BiT's elastic attention, say), so every code path a
 recipe takes is timed. scripts/pareto.py measures the same latencies beside perplexity and size;
 this is the quick check after a runtime change. Writes --json (medians, spreads, ratios to ONNX
-Runtime int8, CPU, kernel path) and prints a table.
+Runtime int8 and CTranslate2 int8, CPU, kernel path) and prints a table.
 
     python benchmarks/packed_vs_ort.py --teacher runs/recipes_full/teacher/model.tar.gz \
         --archive "BiT stage 2=runs/recipes_i8/bit_stage2/packed.tar.gz" --json benchmarks/results/packed_vs_ort.json
@@ -31,10 +32,11 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "scripts"))
 from atomic_json import write_json  # noqa: E402
 from baselines import export_onnx_int8  # noqa: E402
-from bench_runtime import SHAPES, _bert, ort_session, packed_model  # noqa: E402
-from timing import cpu_name  # noqa: E402
+from bench_runtime import SHAPES, _bert, ort_session, packed_model, write_ct2_model  # noqa: E402
+from timing import cpu_name, one_cpu  # noqa: E402
 
 PEER = "teacher, ONNX Runtime int8"
+SECOND_PEER = "teacher, CTranslate2 int8"
 
 
 def main() -> None:
@@ -64,7 +66,7 @@ def main() -> None:
     masks = {seq: np.ones((1, seq), np.int32) for seq in args.seq}
     # one model per sequence length; names keep the plain NAME when one length is timed
     label = (lambda name, seq: name) if len(args.seq) == 1 else (lambda name, seq: f"{name} @ seq {seq}")
-    runners, peers, seq_of = {}, {}, {}
+    runners, peers, second_peers, seq_of = {}, {}, {}, {}
     for entry in args.archive:
         name, _, path = entry.partition("=")
         if not path or not Path(path).is_file():
@@ -82,33 +84,53 @@ def main() -> None:
             seq_of[peers[seq]] = seq
             runners[peers[seq]] = lambda seq=seq, mask64=mask64: session.run(
                 None, {"input_ids": inputs[seq], "attention_mask": mask64})
+        try:
+            import ctranslate2
+        except ImportError:
+            print("CTranslate2 is not installed (the `bench` extra): timed against ONNX Runtime alone")
+        else:
+            write_ct2_model(bert, Path(tmp) / "ct2_int8")
+            ct2 = ctranslate2.Encoder(str(Path(tmp) / "ct2_int8"), device="cpu", compute_type="int8",
+                                      intra_threads=1, inter_threads=1)
+            for seq in args.seq:
+                second_peers[seq] = label(SECOND_PEER, seq)
+                seq_of[second_peers[seq]] = seq
+                ids32 = ctranslate2.StorageView.from_array(inputs[seq].astype(np.int32))
+                lengths = ctranslate2.StorageView.from_array(np.full(1, seq, np.int32))
+                runners[second_peers[seq]] = lambda ids32=ids32, lengths=lengths: np.asarray(
+                    ct2.forward_batch(ids32, lengths).last_hidden_state)
         samples = {name: [] for name in runners}
         names = list(runners)
         for run in runners.values():
             run()  # warm-up: buffers, weight layouts, ONNX Runtime's first-call work
-        for r in range(args.rounds):
-            for name in names[r % len(names):] + names[:r % len(names)]:
-                times = []
-                for _ in range(args.calls):
-                    start = time.perf_counter()
-                    runners[name]()
-                    times.append((time.perf_counter() - start) * 1e3)
-                samples[name].append(statistics.median(times))
+        with one_cpu():  # CTranslate2's worker thread on the calling thread's vCPU (timing.one_cpu)
+            for r in range(args.rounds):
+                for name in names[r % len(names):] + names[:r % len(names)]:
+                    times = []
+                    for _ in range(args.calls):
+                        start = time.perf_counter()
+                        runners[name]()
+                        times.append((time.perf_counter() - start) * 1e3)
+                    samples[name].append(statistics.median(times))
     rows = {}
     for name, ms in samples.items():
         peer = statistics.median(samples[peers[seq_of[name]]])
         rows[name] = {"seq": seq_of[name], "median_ms": statistics.median(ms), "spread_ms": [min(ms), max(ms)],
                       "rounds_ms": ms, "speedup_vs_ort_int8": peer / statistics.median(ms)}
+        if second_peers:
+            rows[name]["speedup_vs_ct2_int8"] = statistics.median(samples[second_peers[seq_of[name]]]) / statistics.median(ms)
     write_json(args.json, {"what": __doc__.strip().split("\n\n")[0], "cpu": cpu_name(), "kernel_path": backend(),
                            "batch": 1, "seq": args.seq[0] if len(args.seq) == 1 else args.seq, "threads": 1,
+                           "on_one_cpu": True,
                            "rounds": args.rounds, "calls": args.calls,
                            "teacher": str(args.teacher) if args.teacher else f"random weights, {args.teacher_shape} shape",
                            "archives": dict(a.partition("=")[::2] for a in args.archive), "models": rows})
     lengths = ", ".join(map(str, args.seq))
     print(f"{cpu_name()}, kernel path {backend()}, batch 1 x {lengths}, 1 thread, medians of {args.rounds} rounds:")
     for name, row in rows.items():
+        second = f", {row['speedup_vs_ct2_int8']:.2f}x CTranslate2 int8" if "speedup_vs_ct2_int8" in row else ""
         print(f"  {name:48s} {row['median_ms']:7.2f} ms  (rounds {row['spread_ms'][0]:.2f}-{row['spread_ms'][1]:.2f}; "
-              f"{row['speedup_vs_ort_int8']:.2f}x ONNX Runtime int8 at seq {row['seq']})")
+              f"{row['speedup_vs_ort_int8']:.2f}x ONNX Runtime int8{second} at seq {row['seq']})")
 
 
 if __name__ == "__main__":

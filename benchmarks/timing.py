@@ -1,8 +1,10 @@
 """Timing helpers shared by the benchmarks: medians of repeated runs, never single runs."""
+import contextlib
+import os
 import platform
 import statistics
 import time
-from typing import Callable, Dict
+from typing import Callable, Dict, Iterator
 
 
 def median_seconds(fn: Callable[[], object], repeats: int = 15, min_sample_seconds: float = 0.02) -> Dict[str, float]:
@@ -32,6 +34,43 @@ def median_seconds(fn: Callable[[], object], repeats: int = 15, min_sample_secon
         "calls_per_sample": calls,
         "samples": repeats,
     }
+
+
+def _threads_affinity() -> Dict[int, set]:
+    masks = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            masks[int(tid)] = os.sched_getaffinity(int(tid))
+        except OSError:  # a thread that has exited since the listing
+            pass
+    return masks
+
+
+@contextlib.contextmanager
+def one_cpu(enabled: bool = True) -> Iterator[None]:
+    """Every thread of this process, and those it starts meanwhile, on one CPU for the block; then
+    each thread back on the CPUs it had (a thread started inside, on the calling thread's). For
+    1-thread comparisons on a VM whose vCPUs run at different speeds at times
+    (benchmarks/vcpu_sharing.py): a peer that runs its forward on a worker thread of its own
+    (CTranslate2 does) could otherwise land on another vCPU than a peer running on the calling
+    thread, and the two would be timed on different hardware (on this project's Ice Lake VM the
+    same CTranslate2 and ONNX Runtime models swapped places, 0.77x to 1.36x, from process to
+    process, and read 0.91-1.00x pinned). Linux only; elsewhere a no-op."""
+    if not enabled or not hasattr(os, "sched_setaffinity") or not os.path.isdir("/proc/self/task"):
+        yield
+        return
+    before = _threads_affinity()
+    caller = os.sched_getaffinity(0)
+    pinned = {min(caller)}
+    for tid in before:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(tid, pinned)
+    try:
+        yield
+    finally:
+        for tid in _threads_affinity():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, before.get(tid, caller))
 
 
 def cpu_name() -> str:

@@ -41,6 +41,7 @@ def _latencies(archive, rounds: int) -> dict:
 
     import bench_runtime
     from bitmaps_runtime.encoder import PackedEncoder
+    from timing import one_cpu
 
     config = archive.packed.config
     shape = {key: config[key] for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")}
@@ -67,7 +68,8 @@ def _latencies(archive, rounds: int) -> dict:
                 inputs[name] = (ids, np.ones((1, SEQ), np.int64))
             except ImportError as error:  # the `bench` extra is not installed
                 print(f"{name} not measured: {error}")
-        samples = bench_runtime.interleaved_ms(runners, inputs, rounds)
+        with one_cpu():  # CTranslate2's worker thread on the calling thread's vCPU (timing.one_cpu)
+            samples = bench_runtime.interleaved_ms(runners, inputs, rounds)
     return {
         "median_ms": {name: statistics.median(values) for name, values in samples.items()},
         "spread_ms": {name: [min(values), max(values)] for name, values in samples.items()},

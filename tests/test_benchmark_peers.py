@@ -1,5 +1,6 @@
 """The benchmarks' peers compute the encoder they are compared with: a peer that ran another
 model, or dropped a layer in conversion, would make every speed ratio against it meaningless."""
+import os
 import sys
 from pathlib import Path
 
@@ -41,3 +42,34 @@ def test_ctranslate2_int8_runs_the_benchmarked_encoder(tmp_path):
     torch.manual_seed(1)
     other = BertModel(BertConfig(vocab_size=120, **TINY_BERT_CONFIG), add_pooling_layer=False).eval()
     assert np.abs(hidden - _torch_hidden(other, ids, mask)).max() > 10 * error
+
+
+def test_one_cpu_pins_every_thread_then_restores_each():
+    import threading
+
+    from timing import one_cpu
+
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs Linux and at least two CPUs")
+    started, release = threading.Event(), threading.Event()
+    worker = {}
+
+    def run():  # a thread that exists before the block, as a peer's worker thread does
+        worker["tid"] = threading.get_native_id()
+        started.set()
+        release.wait()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    started.wait()
+    before = os.sched_getaffinity(0)
+    try:
+        with one_cpu():
+            pinned = os.sched_getaffinity(0)
+            assert len(pinned) == 1 and os.sched_getaffinity(worker["tid"]) == pinned
+        assert os.sched_getaffinity(0) == before == os.sched_getaffinity(worker["tid"])
+        with one_cpu(enabled=False):
+            assert os.sched_getaffinity(0) == before
+    finally:
+        release.set()
+        thread.join()
