@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "scripts"))
 from atomic_json import write_json  # noqa: E402
 from baselines import export_onnx_int8  # noqa: E402
-from bench_runtime import SHAPES, _bert, ort_session, packed_model, write_ct2_model  # noqa: E402
+from bench_runtime import SHAPES, _bert, load, ort_session, packed_model, write_peer_files  # noqa: E402
 from timing import cpu_name, one_cpu  # noqa: E402
 
 PEER = "teacher, ONNX Runtime int8"
@@ -84,21 +84,16 @@ def main() -> None:
             seq_of[peers[seq]] = seq
             runners[peers[seq]] = lambda seq=seq, mask64=mask64: session.run(
                 None, {"input_ids": inputs[seq], "attention_mask": mask64})
-        try:
-            import ctranslate2
+        try:  # CTranslate2 int8 as bench_runtime.py converts and runs it
+            write_peer_files(bert, Path(tmp), peers=["ct2_int8"])
+            ct2 = load("ct2_int8", "", Path(tmp), threads=1)
         except ImportError:
             print("CTranslate2 is not installed (the `bench` extra): timed against ONNX Runtime alone")
         else:
-            write_ct2_model(bert, Path(tmp) / "ct2_int8")
-            ct2 = ctranslate2.Encoder(str(Path(tmp) / "ct2_int8"), device="cpu", compute_type="int8",
-                                      intra_threads=1, inter_threads=1)
             for seq in args.seq:
                 second_peers[seq] = label(SECOND_PEER, seq)
                 seq_of[second_peers[seq]] = seq
-                ids32 = ctranslate2.StorageView.from_array(inputs[seq].astype(np.int32))
-                lengths = ctranslate2.StorageView.from_array(np.full(1, seq, np.int32))
-                runners[second_peers[seq]] = lambda ids32=ids32, lengths=lengths: np.asarray(
-                    ct2.forward_batch(ids32, lengths).last_hidden_state)
+                runners[second_peers[seq]] = lambda seq=seq: ct2(inputs[seq], masks[seq])
         samples = {name: [] for name in runners}
         names = list(runners)
         for run in runners.values():
