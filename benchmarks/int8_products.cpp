@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
     }
     layers += (layers.empty() ? "" : ", ") + std::string("\"") + shape.name + "\": {" + fields + "}";
   }
-  const bool vnni = std::string(kt.isa) == "avx512_vnni";
+  const bool vnni = std::string(kt.isa) == "avx512_vnni" || std::string(kt.isa) == "avx512_vbmi";
   std::printf("{\"isa\": \"%s\", \"rows\": %ld, \"rounds\": %d, \"layers\": {%s}, \"vpdpbusd_peak_gmacs\": ", kt.isa,
               static_cast<long>(m), rounds, layers.c_str());
   if (vnni) {

@@ -28,6 +28,11 @@ ISA_SOURCES = {
             f"{CSRC}/kernels_avx512_vnni.cpp",
             AVX512_FLAGS + ["-mavx512vl", "-mavx512vpopcntdq", "-mavx512vnni", "-mavx512bitalg"],
         ),
+        (
+            "BITMAPS_HAVE_AVX512_VBMI",
+            f"{CSRC}/kernels_avx512_vbmi.cpp",
+            AVX512_FLAGS + ["-mavx512vl", "-mavx512vnni", "-mavx512vbmi"],
+        ),
     ],
     # Advanced SIMD is part of ARMv8-A: no flags; the dot product is ARMv8.2's, checked at run time
     "aarch64": [

@@ -4,9 +4,10 @@ is kept: `backend()` reports which path runs, and the first use of a kernel with
 module warns once, saying why.
 
 `BITMAPS_KERNELS` forces a path: `reference` (pure torch), `scalar`, `avx2`, `avx512`,
-`avx512_vnni`, or `auto` (the default, chosen in `csrc/dispatch.cpp`: `avx512_vnni` on CPUs with
-AVX-512 VPOPCNTDQ + VNNI + BITALG, else AVX2, whose kernels beat the plain AVX-512 ones on AMD
-Zen 4, else the best path the CPU has). Forcing a native path that is unavailable is an error,
+`avx512_vnni`, `avx512_vbmi`, or `auto` (the default, chosen in `csrc/dispatch.cpp`: on AMD CPUs
+with AVX-512 VPOPCNTDQ + VNNI + BITALG + VBMI (Zen 4 and later) `avx512_vbmi`, whose W1A8 looks
+up tables with vpermb; on other CPUs with the first four `avx512_vnni`; else AVX2, whose kernels
+beat the plain AVX-512 ones on AMD Zen 4, else the best path the CPU has). Forcing a native path that is unavailable is an error,
 not a silent fallback.
 """
 import os
@@ -56,7 +57,7 @@ def select(path: str) -> None:
 
 
 def backend() -> str:
-    """`reference`, or the native path in use (`scalar`, `avx2`, `avx512`, `avx512_vnni`)."""
+    """`reference`, or the native path in use (`scalar`, `avx2`, `avx512`, `avx512_vnni`, `avx512_vbmi`)."""
     if _selected is None:
         select(os.environ.get(ENV_VARIABLE, "auto"))
     return _selected  # type: ignore[return-value]

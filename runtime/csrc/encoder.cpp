@@ -665,7 +665,8 @@ void encode_sequences(const EncoderModel& model, const KernelTable& kernels, con
       else if (fused)
         prepare_binary_inputs_activated(kernels, layer.ffn_out, inner, rows, threads, ws.linear, kernels.gelu, kGeluWork);
       else if (quantized)
-        prepare_w1a8_inputs_activated(kernels, inner, rows, I, threads, ws.linear, kernels.gelu, kGeluWork);
+        prepare_w1a8_inputs_activated(kernels, inner, rows, I, threads, ws.linear, kernels.gelu, kGeluWork,
+                                      layer.ffn_out.scheme == Scheme::kW158A8 && kernels.w158a8_linear);
       else
         activate(kernels, inner, rows * I, model.activation, threads);
     }

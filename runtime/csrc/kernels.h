@@ -174,7 +174,21 @@ struct KernelTable {
   // x. Null on paths without it (the encoder adds in a loop of its own, at its base flags' width).
   void (*add_layer_norm_rows)(float* x, const float* residual, int64_t rows, int64_t h, const float* weight,
                               const float* bias, float eps) = nullptr;
+  // w158a8_linear reads the int8 rows `q` alone, on a path whose w1a8_linear reads tables
+  // (avx512_vbmi: ternary stays on vpdpbusd, where two sign planes add as bytes before one
+  // multiply): ternary layers' inputs then get no tables (w1a8_tables_for below).
+  bool w158a8_reads_rows = false;
+  // Where the tables are built per block of rows (linear.cpp, inputs of more than 512 KB of
+  // tables), blocks of as many rows as 512 KB of tables hold rather than 16: for a kernel with
+  // work per call and column block (avx512_vbmi builds its lookup indices), spread over the
+  // rows. The AVX2 lookups ran 6-13% slower so (Zen 4, BERT-base layers).
+  bool w1a8_wide_table_blocks = false;
 };
+
+// The tables a W1A8 product (ternary: a W1.58A8 one in w158a8_linear) reads on this path.
+inline LutFormat w1a8_tables_for(const KernelTable& kernels, bool ternary) {
+  return ternary && kernels.w158a8_reads_rows ? LutFormat::kNone : kernels.w1a8_tables;
+}
 constexpr int64_t kMaxTwoSetHeadDim = 127;
 
 // Whether the path reads W1A1 weights in the nibble layout: LinearWeights::prepare builds that
@@ -199,6 +213,11 @@ extern const KernelTable kAvx512Kernels;
 // Its own popcount and W1A8 kernels with the AVX2 table's activation packing and W1A32; built
 // on first call (not a static initializer reading another file's table).
 const KernelTable& avx512_vnni_kernels(const KernelTable& avx2);
+#endif
+#if defined(BITMAPS_HAVE_AVX512_VBMI)
+// The avx512_vnni table with W1A8 by vpermb table lookup (kernels_avx512_vbmi.cpp); built on
+// first call from it.
+const KernelTable& avx512_vbmi_kernels(const KernelTable& vnni);
 #endif
 
 #if defined(BITMAPS_HAVE_NEON)

@@ -260,17 +260,27 @@ namespace {
 // 393 KB) they stay in L2 and are built once for the linears that share them (Q, K and V).
 constexpr int64_t kResidentLutBytes = 512 * 1024;
 
-bool luts_per_block(const KernelTable& kernels, int64_t m, int64_t groups) {
-  return kernels.w1a8_tables != LutFormat::kNone && m * groups * 32 > kResidentLutBytes;
+bool luts_per_block(LutFormat tables, int64_t m, int64_t groups) {
+  return tables != LutFormat::kNone && m * groups * 32 > kResidentLutBytes;
+}
+
+// Rows a block when the tables are built per block: 16, or on a path with
+// KernelTable::w1a8_wide_table_blocks as many as kResidentLutBytes hold, but no more than each
+// thread's share of m; a multiple of 16.
+int64_t lut_block_rows(const KernelTable& kernels, int64_t m, int64_t groups, int threads) {
+  if (!kernels.w1a8_wide_table_blocks) return 16;
+  const int64_t fit = kResidentLutBytes / (groups * 32), share = (m + threads - 1) / threads;
+  return std::max<int64_t>(16, std::min(fit, share) / 16 * 16);
 }
 
 // prepare_w1a8_inputs, each row first activated in place where `activation` is set (a row of 12 KB
 // stays in L1 between the activation and the quantizer's two passes)
 void quantize_inputs(const KernelTable& kernels, const float* x, float* activated, int64_t m, int64_t k, int threads,
-                     LinearScratch& s, void (*activation)(float*, int64_t), int64_t activation_work) {
+                     LinearScratch& s, void (*activation)(float*, int64_t), int64_t activation_work, bool ternary) {
   const int64_t groups = lut_groups(k);
   int8_t* q = grow(s.q, m * groups * 4);
-  const bool ahead = kernels.w1a8_tables != LutFormat::kNone && !luts_per_block(kernels, m, groups);
+  const LutFormat tables = w1a8_tables_for(kernels, ternary);
+  const bool ahead = tables != LutFormat::kNone && !luts_per_block(tables, m, groups);
   uint8_t* luts = ahead ? grow(s.luts, m * groups * 32) : nullptr;
   float* step = grow(s.row_scale, m);
   int32_t* rowsum = grow(s.rowsum, m);
@@ -291,13 +301,14 @@ void quantize_inputs(const KernelTable& kernels, const float* x, float* activate
 }  // namespace
 
 void prepare_w1a8_inputs(const KernelTable& kernels, const float* x, int64_t m, int64_t k, int threads,
-                         LinearScratch& s) {
-  quantize_inputs(kernels, x, nullptr, m, k, threads, s, nullptr, 0);
+                         LinearScratch& s, bool ternary) {
+  quantize_inputs(kernels, x, nullptr, m, k, threads, s, nullptr, 0, ternary);
 }
 
 void prepare_w1a8_inputs_activated(const KernelTable& kernels, float* x, int64_t m, int64_t k, int threads,
-                                   LinearScratch& s, void (*activation)(float*, int64_t), int64_t activation_work) {
-  quantize_inputs(kernels, x, x, m, k, threads, s, activation, activation_work);
+                                   LinearScratch& s, void (*activation)(float*, int64_t), int64_t activation_work,
+                                   bool ternary) {
+  quantize_inputs(kernels, x, x, m, k, threads, s, activation, activation_work, ternary);
 }
 
 void linear_w1a8_prepared(const KernelTable& kernels, int64_t m, int64_t k, const uint8_t* wlut, const float* alpha,
@@ -315,8 +326,8 @@ void linear_w1a8_prepared(const KernelTable& kernels, int64_t m, int64_t k, cons
     else
       kernels.w1a8_linear(luts, q, rowsum, step, wlut, alpha, bias, out, m0, m1, n0, n1, n, groups);
   };
-  if (luts_per_block(kernels, m, groups)) {
-    run_rows(m, 16, planes * m * n * groups, threads, [&](int64_t r0, int64_t r1) {
+  if (luts_per_block(w1a8_tables_for(kernels, wlut2 != nullptr), m, groups)) {
+    run_rows(m, lut_block_rows(kernels, m, groups, threads), planes * m * n * groups, threads, [&](int64_t r0, int64_t r1) {
       thread_local aligned_vector<uint8_t> block;
       uint8_t* luts = grow(block, (r1 - r0) * groups * 32);
       kernels.build_luts(s.q.data() + r0 * groups * 4, r1 - r0, groups, luts);
@@ -386,7 +397,7 @@ void run_linear(const KernelTable& kernels, const LinearWeights& w, const float*
       if (w.scheme == Scheme::kW158A8 && kernels.w158a8_linear) {
         // both planes in one product, the bias in its epilogue, so no second plane's output to
         // hold and add (and its tables, where the path has them, built and read once)
-        if (!inputs_prepared) prepare_w1a8_inputs(kernels, x, m, k, threads, s);
+        if (!inputs_prepared) prepare_w1a8_inputs(kernels, x, m, k, threads, s, true);
         return linear_w1a8_prepared(kernels, m, k, w.lut.data(), w.epilogue_scale.data(), w.bias, n, y, threads, s,
                                     w.lut.data() + plane_lut);
       }

@@ -143,15 +143,17 @@ void linear_w1a32(const KernelTable& kernels, const float* x, int64_t m, int64_t
 // The panel layout of n x k sign words (LinearWeights::panel_bits): ceil(n / 16) * k entries.
 void build_panel_bits(const uint64_t* w, int64_t n, int64_t k, uint16_t* out);
 // Quantizes x once (q, step, rowsum and, when the path uses them, lookup tables) into scratch.
+// `ternary`: for a W1.58A8 layer (w1a8_tables_for in kernels.h).
 void prepare_w1a8_inputs(const KernelTable& kernels, const float* x, int64_t m, int64_t k, int threads,
-                         LinearScratch& scratch);
+                         LinearScratch& scratch, bool ternary = false);
 // prepare_w1a8_inputs of activation(x), x activated in place row by row, each just before it is
 // quantized (activation_work: its cost per element in tiles.h units). The same bits as
 // activating all of x first (KernelTable::gelu's values do not depend on their place in the call),
 // without a pass over x of its own: a BERT-base FFN-down input is 1.5 MB at 128 rows, past an Ice
 // Lake core's 1.25 MB L2, and had been activated whole, then read back from L3 to be quantized.
 void prepare_w1a8_inputs_activated(const KernelTable& kernels, float* x, int64_t m, int64_t k, int threads,
-                                   LinearScratch& scratch, void (*activation)(float*, int64_t), int64_t activation_work);
+                                   LinearScratch& scratch, void (*activation)(float*, int64_t), int64_t activation_work,
+                                   bool ternary = false);
 // The W1A8 product on inputs prepared by prepare_w1a8_inputs; with wlut2 (ternary's second sign
 // plane), both planes in one product (KernelTable::w158a8_linear, which the caller checks).
 void linear_w1a8_prepared(const KernelTable& kernels, int64_t m, int64_t k, const uint8_t* wlut, const float* alpha,

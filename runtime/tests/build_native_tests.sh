@@ -29,11 +29,13 @@ if [ "$arch" = x86_64 ]; then
   "$cxx" "${base[@]}" "${avx512[@]}" -c "$here/csrc/kernels_avx512.cpp" -o "$objects/avx512.o"
   "$cxx" "${base[@]}" "${avx512[@]}" -mavx512vl -mavx512vpopcntdq -mavx512vnni -mavx512bitalg \
     -c "$here/csrc/kernels_avx512_vnni.cpp" -o "$objects/avx512_vnni.o"
+  "$cxx" "${base[@]}" "${avx512[@]}" -mavx512vl -mavx512vnni -mavx512vbmi \
+    -c "$here/csrc/kernels_avx512_vbmi.cpp" -o "$objects/avx512_vbmi.o"
   # float_avx512.h's loops against their definitions: a test file of its own, with the AVX-512 flags
   "$cxx" "${base[@]}" -O2 "${avx512[@]}" -c "$here/tests/test_float_avx512.cpp" -o "$objects/test_float_avx512.o"
   kernel_test_objects=("$objects/test_float_avx512.o")
-  defines=(-DBITMAPS_HAVE_AVX2 -DBITMAPS_HAVE_AVX512 -DBITMAPS_HAVE_AVX512_VNNI)
-  sources=("$objects/avx2.o" "$objects/avx512.o" "$objects/avx512_vnni.o")
+  defines=(-DBITMAPS_HAVE_AVX2 -DBITMAPS_HAVE_AVX512 -DBITMAPS_HAVE_AVX512_VNNI -DBITMAPS_HAVE_AVX512_VBMI)
+  sources=("$objects/avx2.o" "$objects/avx512.o" "$objects/avx512_vnni.o" "$objects/avx512_vbmi.o")
 elif [ "$arch" = aarch64 ]; then
   "$cxx" "${base[@]}" -c "$here/csrc/kernels_neon.cpp" -o "$objects/neon.o"
   "$cxx" "${base[@]}" -march=armv8.2-a+dotprod -c "$here/csrc/kernels_neon_dotprod.cpp" -o "$objects/neon_dotprod.o"

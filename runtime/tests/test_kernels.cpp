@@ -281,7 +281,7 @@ void test_table(const KernelTable& kt) {
 // column at or past `columns` and no row outside [m0, m1) written, for 1 to 25 rows.
 void test_sgemm_panel(const KernelTable& kt) {
   const std::string isa = kt.isa;
-  const bool fused = isa == "avx2" || isa == "avx512" || isa == "avx512_vnni";
+  const bool fused = isa == "avx2" || isa == "avx512" || isa == "avx512_vnni" || isa == "avx512_vbmi";
   std::mt19937 rng(11);
   const float sentinel = -7.25f;
   for (int64_t k : {1, 3, 32, 129})
@@ -632,9 +632,10 @@ void test_schemes(const KernelTable& kt) {
            std::string(kt.isa) + " no fused activation for int8 inputs");
   }
   {
-    // W1A8 through the scheme layer on inputs whose tables exceed the resident budget (40 x 2100:
-    // 675 KB), so they are built per block of rows inside the product: exact, on 1 and 2 threads
-    const int64_t bm = 40, bk = 2100, bn = 37, bwords = words_per_row(bk), bgroups = lut_groups(bk);
+    // W1A8 through the scheme layer on inputs whose tables exceed the resident budget (100 x 1400:
+    // 1.1 MB), so they are built per block of rows inside the product (blocks of 16 rows, or of
+    // 32 and a last one of 4 on avx512_vbmi): exact, on 1 and 2 threads
+    const int64_t bm = 100, bk = 1400, bn = 37, bwords = words_per_row(bk), bgroups = lut_groups(bk);
     auto bx = random_floats(rng, bm * bk), bw = random_floats(rng, bn * bk);
     auto bwb = pack(bw, bn, bk);
     // and ternary W1.58A8 on the same inputs, its two planes (u: those weights, v: new ones) in one
@@ -1040,7 +1041,7 @@ void test_gelu_same_bits() {
   for (size_t i = 0; i < x.size(); i += 3) x[i] *= 4.f;  // into the clamped tails
   for (const KernelTable* table : available_kernels()) {
     const std::string isa = table->isa;
-    if (isa != "avx512" && isa != "avx512_vnni") continue;
+    if (isa != "avx512" && isa != "avx512_vnni" && isa != "avx512_vbmi") continue;
     for (int64_t count : {1, 7, 16, 17, 1001}) {
       std::vector<float> want(x.begin(), x.begin() + count), got = want;
       avx2->gelu(want.data(), count);
