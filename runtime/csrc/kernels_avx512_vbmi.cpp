@@ -86,13 +86,9 @@ void build_luts_vbmi(const int8_t* q, int64_t rows, int64_t groups, uint8_t* lut
   }
 }
 
-// vpermb with the table read from memory. An asm statement, so that the compiler loads the table
-// for every use: with the intrinsic, GCC 12 kept each row's tables in registers across the column
-// vectors (16 of them) and spilled the accumulators to the stack inside the loop.
+// vpermb on a table read from memory
 inline __m512i lookup(__m512i index, const uint8_t* table) {
-  __m512i out;
-  __asm__ volatile("vpermb %2, %1, %0" : "=v"(out) : "v"(index), "m"(*reinterpret_cast<const __m512i*>(table)));
-  return out;
+  return _mm512_permutexvar_epi8(index, _mm512_loadu_si512(table));
 }
 
 // Rows i0..i0+R-1 x B blocks of 32 columns from `block` on (those in [n0, n1)); `indices` holds
