@@ -61,7 +61,7 @@ PEERS = ["ort_int8_channel", "ort_int8_tensor", "ort_fp32", "ct2_int8", "torch_f
 
 
 def cpu_flags() -> List[str]:
-    wanted = {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_vpopcntdq", "avx512_bitalg", "avx512_vbmi", "asimd", "asimddp"}
+    wanted = {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_vpopcntdq", "avx512_bitalg", "avx512vbmi", "asimd", "asimddp"}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith(("flags", "Features")):

@@ -46,9 +46,10 @@ bool cpu_has_avx512_vbmi() {
 #endif
 }
 
-// AMD issues vpdpbusd on one port (Zen 4: 234 G int8 multiply-adds a second against 373 for
-// kernels_avx512_vbmi.cpp's lookups); Intel's AVX-512 cores on two, where the lookups (vpermb on
-// one port) have nothing to gain, so there avx512_vnni stays the default.
+// AMD issues vpdpbusd on one port (Zen 4: 234 G int8 multiply-adds a second; W1A8 layers by
+// kernels_avx512_vbmi.cpp's lookups 243-326); Intel's AVX-512 cores issue it on two and vpermb on
+// one, where the lookups are not expected to gain (not measured), so there avx512_vnni stays the
+// default.
 bool cpu_is_amd() {
 #if defined(__x86_64__) || defined(__i386__)
   return __builtin_cpu_is("amd");
