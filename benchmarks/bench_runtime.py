@@ -377,11 +377,20 @@ def render(result: Dict, out: Path, stem: str = "runtime") -> str:
 
         fig, ax = plt.subplots(figsize=(11, 5.5))
         width = 0.8 / len(variants)
-        # more variants than the default cycle's 10 colours (both kernel paths and every peer): tab20
-        colours = plt.get_cmap("tab20" if len(variants) > 10 else "tab10").colors
+        # one hue per scheme or peer (tab10), each further kernel path of a scheme a lighter shade
+        hues = plt.get_cmap("tab10").colors
+        names = list(dict.fromkeys(v.partition("@")[0] for v in variants))
+        paths = list(dict.fromkeys(v.partition("@")[2] for v in variants if "@" in v))
+
+        def colour(variant: str):
+            name, _, path = variant.partition("@")
+            hue = hues[names.index(name) % len(hues)]
+            lighter = 0.55 * paths.index(path) / len(paths) if path else 0.0
+            return tuple(c + (1.0 - c) * lighter for c in hue)
+
         for i, v in enumerate(variants):
             values = [next(x["vs_ort_int8"] for x in records if (x["shape"], x["batch"], x["seq"], x["threads"], x["variant"]) == c + (v,)) for c in configs]
-            ax.bar([k + i * width for k in range(len(configs))], values, width, label=v, color=colours[i % len(colours)])
+            ax.bar([k + i * width for k in range(len(configs))], values, width, label=v, color=colour(v))
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_xticks([k + 0.4 - width / 2 for k in range(len(configs))])
         ax.set_xticklabels([f"{s}\nb{b} t{t}" for s, b, _, t in configs], fontsize=8)

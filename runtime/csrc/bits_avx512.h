@@ -56,6 +56,21 @@ inline void pack_mapped_signs16(const float* x, int64_t rows, int64_t k, int64_t
     const float* row = x + r * ldx;
     __m512 total = _mm512_setzero_ps();
     for (int64_t w = 0; w < words; ++w) {
+      if (64 * w + 64 <= k) {
+        // a whole word: its four vectors mapped first, as independent chains (GELU's division
+        // each), then compared and summed in key order, the same bits and sums as one at a time;
+        // one at a time, the loop ran a 128 x 1536 GELU pack at 0.52 ns a value on Zen 4,
+        // against 0.31 for gelu512 alone (scratch)
+        __m512 value[4];
+        for (int v = 0; v < 4; ++v) value[v] = map(_mm512_loadu_ps(row + 64 * w + 16 * v));
+        uint64_t bits = 0;
+        for (int v = 0; v < 4; ++v) {
+          bits |= static_cast<uint64_t>(_mm512_cmp_ps_mask(value[v], zero, _CMP_LT_OQ)) << (16 * v);
+          total = _mm512_add_ps(total, _mm512_abs_ps(value[v]));
+        }
+        out[r * words + w] = bits;
+        continue;
+      }
       uint64_t bits = 0;
       for (int64_t v = 0; v < 4 && 64 * w + 16 * v < k; ++v) {
         const int64_t at = 64 * w + 16 * v;
