@@ -5,7 +5,7 @@
 // Why: with 1-bit weights and int8 inputs, avx512_vnni's W1A8 multiplies the int8 rows on
 // vpdpbusd, 64 multiply-adds an instruction, and Zen 4 issues one a cycle: its layers ran at
 // 85-94% of that peak (benchmarks/results/int8_products_zen4_3bda1bf.json), so the weights'
-// single bit bought nothing. Here one vpermb looks up 16 columns x 2 groups of 4 inputs in the
+// single bit bought nothing there. Here one vpermb looks up 16 columns x 2 groups of 4 inputs in the
 // kSplit6 tables (int8_lut.h) of one row, 128 multiply-adds: a 64-byte load of two groups' tables
 // is [low_g, high_g, low_g+1, high_g+1], and the index of column c puts in the 4 bytes of its
 // dword the entries low_g[n_g], high_g[n_g], low_g+1[n_g+1], high_g+1[n_g+1] (n: the column's
@@ -14,7 +14,8 @@
 // entries. Per 512 multiply-adds: 4 vpermb, 3 vpaddb and one vpdpbusd, against 8 vpdpbusd. In a
 // scratch harness on Zen 4 the loop ran at 373 G multiply-adds a second, vpdpbusd alone at 234
 // (docs/runtime-speed.md, twentieth session). Ice Lake issues vpdpbusd on two ports and vpermb on
-// one, so there this path has nothing to gain, and it is not the default there (dispatch.cpp).
+// one, so there the lookups are not expected to gain (not measured), and this path is not the
+// default there (dispatch.cpp).
 // Exact: the same integers as every other W1A8 kernel.
 #include <immintrin.h>
 
