@@ -666,7 +666,7 @@ void encode_sequences(const EncoderModel& model, const KernelTable& kernels, con
         prepare_binary_inputs_activated(kernels, layer.ffn_out, inner, rows, threads, ws.linear, kernels.gelu, kGeluWork);
       else if (quantized)
         prepare_w1a8_inputs_activated(kernels, inner, rows, I, threads, ws.linear, kernels.gelu, kGeluWork,
-                                      layer.ffn_out.scheme == Scheme::kW158A8 && kernels.w158a8_linear);
+                                      fused_ternary(kernels, layer.ffn_out));
       else
         activate(kernels, inner, rows * I, model.activation, threads);
     }

@@ -394,7 +394,7 @@ void run_linear(const KernelTable& kernels, const LinearWeights& w, const float*
     case Scheme::kW158A32:
     case Scheme::kW158A8: {
       const int64_t plane_lut = lut_column_blocks(n) * lut_groups(k) * 16;
-      if (w.scheme == Scheme::kW158A8 && kernels.w158a8_linear) {
+      if (fused_ternary(kernels, w)) {
         // both planes in one product, the bias in its epilogue, so no second plane's output to
         // hold and add (and its tables, where the path has them, built and read once)
         if (!inputs_prepared) prepare_w1a8_inputs(kernels, x, m, k, threads, s, true);

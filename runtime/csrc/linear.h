@@ -73,6 +73,12 @@ struct LinearWeights {
   bool prepare(const char** error, const KernelTable& kernels);
 };
 
+// Whether a layer runs as a ternary W1.58A8 product in one call (KernelTable::w158a8_linear): its
+// inputs are then prepared for that product (prepare_w1a8_inputs' `ternary`).
+inline bool fused_ternary(const KernelTable& kernels, const LinearWeights& w) {
+  return w.scheme == Scheme::kW158A8 && kernels.w158a8_linear != nullptr;
+}
+
 // y (m x out) = the layer applied to x (m x in, row stride in). `inputs_prepared`: the previous
 // call on this scratch was a layer that shares_prepared_inputs with this one, on the same x, so its
 // quantized rows and tables are reused (Q, K and V read one input).
