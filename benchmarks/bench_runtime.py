@@ -21,10 +21,17 @@ with the file sizes. Writes JSON and a PNG, prints a Markdown table.
 
 `--paths avx512_vnni avx2` runs each packed variant once per kernel path in the same rounds
 (`bitmaps_w1a1@avx2`, ...; one loaded model per path, the path selected before each call), so that
-an AVX-512 CPU gives its AVX2 figures against the same peers' samples.
+an AVX-512 CPU gives its AVX2 figures against the same peers' samples. Those peers keep their
+AVX-512 kernels (ONNX Runtime's and CTranslate2's int8 GEMMs use VNNI), which an AVX2-only CPU does
+not have. `--peers-isa avx2` limits the peers that can be limited to their AVX2 kernels
+(`timing.PEER_ISA_SWITCHES`: CTranslate2, torch fp32) and runs the packed variants on `avx2`, an
+AVX2-only CPU's pairing, with the oneDNN ISA that CTranslate2 reports recorded. ONNX Runtime and
+torch int8 have no such switch and keep their VNNI kernels (`timing.PEERS_NOT_LIMITED`), so in
+that run the same-ISA comparison is the one against CTranslate2 int8.
 
     python benchmarks/bench_runtime.py --out benchmarks/results          # measure (minutes)
     python benchmarks/bench_runtime.py --paths avx512_vnni avx2 --name runtime_zen4   # both paths, one run
+    python benchmarks/bench_runtime.py --peers-isa avx2 --name runtime_zen4_avx2_peers   # AVX2 against AVX2 peers
     python benchmarks/bench_runtime.py --render benchmarks/results/runtime.json  # table + plot again
 """
 import argparse
@@ -43,7 +50,7 @@ from pathlib import Path
 from typing import Callable, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import cpu_name, one_cpu  # noqa: E402
+from timing import PEERS_NOT_LIMITED, cpu_name, limit_peer_isa, one_cpu  # noqa: E402
 
 SHAPES = {
     "minilm": dict(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
@@ -143,6 +150,28 @@ def write_ct2_model(bert, directory: Path) -> int:
         bert.config.save_pretrained(config_dir)  # the converter reads the configuration from a folder
         InMemory(config_dir).convert(str(directory), quantization="int8", force=True)
     return sum(f.stat().st_size for f in directory.iterdir())
+
+
+def ct2_onednn_isa() -> str:
+    """The instruction set oneDNN reports in a fresh process with this environment, after a
+    CTranslate2 int8 forward (its GEMM backend on AMD CPUs; on Intel ones it uses MKL and oneDNN
+    may report nothing): the check that the peers' ISA switches took effect."""
+    code = (  # a small encoder: the ISA oneDNN picks does not depend on the model
+        "import sys, tempfile; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import bench_runtime as b\n"
+        "import numpy as np; from transformers import BertConfig, BertModel\n"
+        "bert = BertModel(BertConfig(vocab_size=64, hidden_size=64, num_hidden_layers=1, num_attention_heads=2,\n"
+        "                            intermediate_size=128), add_pooling_layer=False).eval()\n"
+        "with tempfile.TemporaryDirectory() as d:\n"
+        "    b.write_peer_files(bert, Path(d), peers=['ct2_int8'])\n"
+        "    b.load('ct2_int8', '', Path(d), 1)(np.ones((1, 8), np.int64), np.ones((1, 8), np.int64))\n"
+    )
+    env = dict(os.environ, ONEDNN_VERBOSE="1")
+    result = subprocess.run([sys.executable, "-c", code, str(Path(__file__).resolve().parent)], env=env,
+                            capture_output=True, text=True, check=True)
+    for line in (result.stdout + result.stderr).splitlines():
+        if line.startswith("onednn_verbose,info,cpu,isa:"):
+            return line.split("isa:", 1)[1].strip()
+    return "not reported (oneDNN not used)"
 
 
 def write_peer_files(bert, directory: Path, peers: List[str] = PEERS) -> Dict[str, int]:
@@ -395,7 +424,10 @@ def render(result: Dict, out: Path, stem: str = "runtime") -> str:
         ax.set_xticks([k + 0.4 - width / 2 for k in range(len(configs))])
         ax.set_xticklabels([f"{s}\nb{b} t{t}" for s, b, _, t in configs], fontsize=8)
         ax.set_ylabel("speed vs ONNX Runtime int8 (higher is faster)")
-        ax.set_title(f"Encoder forward, seq 128: {result['machine']['cpu']}, kernel path {result['machine']['kernel_path']}", fontsize=9)
+        limited = result["machine"].get("peers_isa")
+        peers_note = f"; peers limited to {limited['limit']} except ONNX Runtime and torch int8" if limited else ""
+        ax.set_title(f"Encoder forward, seq 128: {result['machine']['cpu']}, kernel path "
+                     f"{', '.join(result['machine'].get('kernel_paths') or [result['machine']['kernel_path']])}{peers_note}", fontsize=9)
         ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.14))  # below the axes, off the bars
         fig.tight_layout()
         fig.savefig(out / f"{stem}.png", dpi=110)
@@ -415,21 +447,29 @@ def main() -> None:
     parser.add_argument("--paths", nargs="+", help="kernel paths for the packed variants (default: the one in use)")
     parser.add_argument("--name", default="runtime", help="stem of the JSON and PNG written under --out")
     parser.add_argument("--render", help="re-render the table and plot (OUT/<its name>.png) from this JSON")
+    parser.add_argument("--peers-isa", choices=["avx2"],
+                        help="limit the peers that allow it to this instruction set (the packed variants default to it too)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.render:
         print(render(json.loads(Path(args.render).read_text()), out, Path(args.render).stem))
         return
+    switches = limit_peer_isa(args.peers_isa) if args.peers_isa else None  # before the peers' libraries load
     from bitmaps_runtime.native import available_paths, backend
     import ctranslate2
     import onnxruntime
     import torch
 
-    paths = args.paths or [backend()]
+    paths = args.paths or ([args.peers_isa] if args.peers_isa else [backend()])
     missing = [p for p in paths if p not in available_paths()]
     if missing:
         parser.error(f"--paths {' '.join(missing)}: not available here (available: {', '.join(available_paths())})")
+    if len(paths) == 1:  # one path: the process's, and the peak-RSS child processes' (they read the variable)
+        from bitmaps_runtime import native
+
+        os.environ[native.ENV_VARIABLE] = paths[0]
+        native.select(paths[0])
     result = {
         "what": __doc__.strip().splitlines()[0],
         "machine": {
@@ -441,6 +481,13 @@ def main() -> None:
         },
         "shapes": {}, "records": [],
     }
+    if switches:
+        result["machine"]["peers_isa"] = {
+            "limit": args.peers_isa, "environment": switches, "not_limited": PEERS_NOT_LIMITED,
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "ctranslate2_onednn_isa": ct2_onednn_isa(),
+        }
+        print(f"peers limited to {args.peers_isa}: {result['machine']['peers_isa']}", flush=True)
     for shape in args.shapes:
         measured = measure(shape, args.batches, args.threads, args.rounds, args.seq, paths)
         result["records"] += measured.pop("records")

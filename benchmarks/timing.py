@@ -128,3 +128,37 @@ def describe_pair(model: str, base: str, record: Dict[str, object]) -> str:
     return (f"{model}: new {ms['new']:.3f} ms, {base} {ms['base']:.3f} ms; base/new per pair: median "
             f"{ratio['median']:.3f}x (quartiles {ratio['quartiles'][0]:.3f}-{ratio['quartiles'][1]:.3f}); "
             f"max |output difference| {record['max_abs_output_difference']:.3g}")
+
+
+# The switches that make the peers run the kernels they would choose on an AVX2-only CPU, so that an
+# AVX-512 machine can time Bitmaps' `avx2` path against peers on the same instruction set: oneDNN
+# (CTranslate2's int8 and float GEMMs on AMD, torch's oneDNN operators), Intel MKL (CTranslate2's
+# GEMMs on Intel, torch's float GEMM), CTranslate2's own kernels and torch's vectorized ATen
+# kernels. ONNX Runtime cannot be limited: its MLAS library picks its kernels from CPUID, with no
+# switch, so on an AVX-512 VNNI CPU its int8 GEMM keeps `vpdpbusd`; nor can torch's dynamic int8
+# quantization, whose fbgemm kernels also follow CPUID (on Zen 4 its timings did not move with
+# these switches, scratch).
+PEER_ISA_SWITCHES = {
+    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "CT2_FORCE_CPU_ISA": "AVX2",
+             "ATEN_CPU_CAPABILITY": "avx2"},
+}
+PEERS_NOT_LIMITED = [
+    "onnxruntime (MLAS chooses its kernels from CPUID; no switch)",
+    "torch int8 dynamic quantization (fbgemm chooses its kernels from CPUID; no switch)",
+]
+
+
+def limit_peer_isa(isa: str) -> Dict[str, str]:
+    """Sets PEER_ISA_SWITCHES[isa] in this process's environment (and so its children's) and
+    returns them. The libraries read them once, when they load, so this must run before torch,
+    CTranslate2 or ONNX Runtime is imported."""
+    import sys
+
+    if isa not in PEER_ISA_SWITCHES:
+        raise ValueError(f"peer ISA limit {isa!r}: expected one of {sorted(PEER_ISA_SWITCHES)}")
+    loaded = sorted({"torch", "ctranslate2", "onnxruntime"} & set(sys.modules))
+    if loaded:
+        raise RuntimeError(f"limit_peer_isa({isa!r}) must run before {', '.join(loaded)} is imported: "
+                           "the libraries read their instruction-set switches when they load")
+    os.environ.update(PEER_ISA_SWITCHES[isa])
+    return dict(PEER_ISA_SWITCHES[isa])

@@ -73,3 +73,31 @@ def test_one_cpu_pins_every_thread_then_restores_each():
     finally:
         release.set()
         thread.join()
+
+
+def test_limit_peer_isa_reaches_the_peers_and_refuses_once_they_are_loaded():
+    """`--peers-isa avx2` is only honest if the switches reach the libraries: in a fresh process,
+    torch reports the limited capability and CTranslate2's oneDNN the limited ISA (on an AVX-512
+    machine both would otherwise report AVX-512). Here torch is already loaded, so limiting must
+    refuse rather than set switches that nothing reads any more."""
+    import subprocess
+
+    from timing import limit_peer_isa
+
+    with pytest.raises(RuntimeError, match="must run before .*torch"):
+        limit_peer_isa("avx2")
+    with pytest.raises(ValueError, match="expected one of"):
+        limit_peer_isa("sse9")
+    pytest.importorskip("ctranslate2", reason="CTranslate2 is in the `bench` extra")
+    if "avx2" not in bench_runtime.cpu_flags():
+        pytest.skip("needs an x86 CPU with AVX2")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from timing import limit_peer_isa; limit_peer_isa('avx2')\n"
+        "import bench_runtime, torch; print(torch.backends.cpu.get_cpu_capability()); print(bench_runtime.ct2_onednn_isa())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")}
+    result = subprocess.run([sys.executable, "-c", code, str(Path(bench_runtime.__file__).parent)], env=env,
+                            capture_output=True, text=True, check=True, timeout=300)
+    torch_capability, onednn_isa = result.stdout.strip().splitlines()[-2:]
+    assert torch_capability == "AVX2"
+    assert "AVX2" in onednn_isa and "512" not in onednn_isa, onednn_isa
