@@ -64,6 +64,36 @@ float sign_of(const std::vector<uint64_t>& bits, int64_t words, int64_t row, int
 
 bool close(float a, float b, float tolerance) { return std::fabs(a - b) <= tolerance * (1.f + std::fabs(b)); }
 
+// mean |x| of a row as the path `isa` sums it, bit for bit, so that a change of a path's order of
+// additions (which moves the XNOR activation scale by an ulp and every output with it) fails here
+// rather than passing the 1e-5 check: lanes of `width` values summed in key order (position c in
+// lane c % width; the AVX2 and NEON paths take whole vectors within each 64-value word and the
+// rest in one scalar sum, the AVX-512 ones every position, masked), then the lanes folded as the
+// path's horizontal sum does (x86: halves onto halves; NEON's vaddvq: adjacent pairs). Returns
+// false for a path whose order this does not model.
+bool path_mean_abs(const std::string& isa, const float* row, int64_t k, float* mean) {
+  const bool avx512 = isa.rfind("avx512", 0) == 0, neon = isa.rfind("neon", 0) == 0;
+  const int width = avx512 ? 16 : isa == "avx2" ? 8 : neon ? 4 : isa == "scalar" ? 1 : 0;
+  if (width == 0) return false;
+  std::vector<float> lane(static_cast<size_t>(width), 0.f);
+  float tail = 0.f;
+  for (int64_t c = 0; c < k; ++c) {
+    const int64_t span = std::min<int64_t>(k - c / 64 * 64, 64), whole = avx512 ? span : span / width * width;
+    if (c % 64 < whole)
+      lane[c % width] += std::fabs(row[c]);
+    else
+      tail += std::fabs(row[c]);
+  }
+  if (neon) {
+    lane[0] = (lane[0] + lane[1]) + (lane[2] + lane[3]);
+  } else {
+    for (int half = width / 2; half >= 1; half /= 2)
+      for (int l = 0; l < half; ++l) lane[l] += lane[l + half];
+  }
+  *mean = (lane[0] + tail) / static_cast<float>(k);
+  return true;
+}
+
 void test_table(const KernelTable& kt) {
   const std::string isa = kt.isa;
   std::mt19937 rng(7);
@@ -89,6 +119,9 @@ void test_table(const KernelTable& kt) {
       double total = 0;
       for (int64_t t = 0; t < c.k; ++t) total += std::fabs(x[i * c.k + t]);
       expect(close(mean[i], static_cast<float>(total / c.k), 1e-5f), "pack_signs mean " + shape);
+      float path_mean = 0.f;
+      if (path_mean_abs(isa, x.data() + i * c.k, c.k, &path_mean))
+        expect(std::memcmp(&path_mean, &mean[i], sizeof(float)) == 0, "pack_signs mean in the path's order " + shape);
     }
 
     std::vector<int32_t> dots(static_cast<size_t>(c.m * c.n));
