@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Callable, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import PEERS_NOT_LIMITED, cpu_name, limit_peer_isa, one_cpu  # noqa: E402
+from timing import PEER_ISA_SWITCHES, PEERS_NOT_LIMITED, cpu_name, limit_peer_isa, one_cpu  # noqa: E402
 
 SHAPES = {
     "minilm": dict(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
@@ -425,7 +425,8 @@ def render(result: Dict, out: Path, stem: str = "runtime") -> str:
         ax.set_xticklabels([f"{s}\nb{b} t{t}" for s, b, _, t in configs], fontsize=8)
         ax.set_ylabel("speed vs ONNX Runtime int8 (higher is faster)")
         limited = result["machine"].get("peers_isa")
-        peers_note = f"; peers limited to {limited['limit']} except ONNX Runtime and torch int8" if limited else ""
+        unlimited = ", ".join(name.split(" (")[0] for name in limited["not_limited"]) if limited else ""
+        peers_note = f"; peers limited to {limited['limit']} but {unlimited}" if limited else ""
         ax.set_title(f"Encoder forward, seq 128: {result['machine']['cpu']}, kernel path "
                      f"{', '.join(result['machine'].get('kernel_paths') or [result['machine']['kernel_path']])}{peers_note}", fontsize=9)
         ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.14))  # below the axes, off the bars
@@ -447,7 +448,7 @@ def main() -> None:
     parser.add_argument("--paths", nargs="+", help="kernel paths for the packed variants (default: the one in use)")
     parser.add_argument("--name", default="runtime", help="stem of the JSON and PNG written under --out")
     parser.add_argument("--render", help="re-render the table and plot (OUT/<its name>.png) from this JSON")
-    parser.add_argument("--peers-isa", choices=["avx2"],
+    parser.add_argument("--peers-isa", choices=sorted(PEER_ISA_SWITCHES),
                         help="limit the peers that allow it to this instruction set (the packed variants default to it too)")
     args = parser.parse_args()
     out = Path(args.out)
