@@ -174,6 +174,23 @@ def ct2_onednn_isa() -> str:
     return "not reported (oneDNN not used)"
 
 
+def peers_isa_record(isa: str, switches: Dict[str, str]) -> Dict[str, object]:
+    """What a run with the peers limited to `isa` (timing.limit_peer_isa) records beside its figures:
+    the switches, the peers they cannot limit, and what torch and CTranslate2's oneDNN report."""
+    import torch
+
+    return {"limit": isa, "environment": switches, "not_limited": PEERS_NOT_LIMITED,
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "ctranslate2_onednn_isa": ct2_onednn_isa()}
+
+
+def use_kernel_path(path: str) -> None:
+    """Runs the packed variants of this process, and of the processes it starts, on `path`."""
+    from bitmaps_runtime import native
+
+    os.environ[native.ENV_VARIABLE] = path
+    native.select(path)
+
+
 def write_peer_files(bert, directory: Path, peers: List[str] = PEERS) -> Dict[str, int]:
     """Writes the peers' files of encoder `bert` (ONNX fp32 and int8, CTranslate2 int8, torch fp32
     and int8 state dicts) into `directory`; returns their sizes in bytes."""
@@ -466,11 +483,8 @@ def main() -> None:
     missing = [p for p in paths if p not in available_paths()]
     if missing:
         parser.error(f"--paths {' '.join(missing)}: not available here (available: {', '.join(available_paths())})")
-    if len(paths) == 1:  # one path: the process's, and the peak-RSS child processes' (they read the variable)
-        from bitmaps_runtime import native
-
-        os.environ[native.ENV_VARIABLE] = paths[0]
-        native.select(paths[0])
+    if len(paths) == 1:  # one path: the process's, and the peak-RSS child processes'
+        use_kernel_path(paths[0])
     result = {
         "what": __doc__.strip().splitlines()[0],
         "machine": {
@@ -483,11 +497,7 @@ def main() -> None:
         "shapes": {}, "records": [],
     }
     if switches:
-        result["machine"]["peers_isa"] = {
-            "limit": args.peers_isa, "environment": switches, "not_limited": PEERS_NOT_LIMITED,
-            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "ctranslate2_onednn_isa": ct2_onednn_isa(),
-        }
+        result["machine"]["peers_isa"] = peers_isa_record(args.peers_isa, switches)
         print(f"peers limited to {args.peers_isa}: {result['machine']['peers_isa']}", flush=True)
     for shape in args.shapes:
         measured = measure(shape, args.batches, args.threads, args.rounds, args.seq, paths)

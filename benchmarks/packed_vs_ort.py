@@ -14,6 +14,11 @@ Runtime int8 and CTranslate2 int8, CPU, kernel path) and prints a table.
         --archive "BiT stage 2=runs/recipes_i8/bit_stage2/packed.tar.gz" --json benchmarks/results/packed_vs_ort.json
     python benchmarks/packed_vs_ort.py --teacher-shape minilm \
         --archive "BiT stage 2 quantizers=DIR/minilm_bit_stage2_w1a1.safetensors" --json ...   # profile_runtime.py --write DIR
+
+`--peers-isa avx2` runs the archives on the `avx2` kernels and limits CTranslate2 to its AVX2
+kernels, as on an AVX2-only CPU (bench_runtime.py's option of the same name; ONNX Runtime cannot
+be limited and keeps its AVX-512 VNNI kernels, so there the same-ISA ratio is the one to
+CTranslate2).
 """
 import argparse
 import os
@@ -32,8 +37,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "scripts"))
 from atomic_json import write_json  # noqa: E402
 from baselines import export_onnx_int8  # noqa: E402
-from bench_runtime import SHAPES, _bert, load, ort_session, packed_model, write_peer_files  # noqa: E402
-from timing import cpu_name, one_cpu  # noqa: E402
+from bench_runtime import (  # noqa: E402
+    SHAPES, _bert, load, ort_session, packed_model, peers_isa_record, use_kernel_path, write_peer_files)
+from timing import PEER_ISA_SWITCHES, cpu_name, limit_peer_isa, one_cpu  # noqa: E402
 
 PEER = "teacher, ONNX Runtime int8"
 SECOND_PEER = "teacher, CTranslate2 int8"
@@ -54,9 +60,14 @@ def main() -> None:
                         help="sequence lengths, each timed as its own model in the same rounds (a spoken command "
                              "is some 8-16 wordpieces, a passage 128 or more)")
     parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--peers-isa", choices=sorted(PEER_ISA_SWITCHES),
+                        help="run the archives on this kernel path and limit CTranslate2 to it (not ONNX Runtime: no switch)")
     args = parser.parse_args()
     if any(seq < 1 or seq > 512 for seq in args.seq):
         parser.error(f"--seq takes lengths from 1 to 512, got {args.seq}")
+    switches = limit_peer_isa(args.peers_isa) if args.peers_isa else None  # before the peers' libraries load
+    if args.peers_isa:
+        use_kernel_path(args.peers_isa)
     from allennlp.models.archival import load_archive
     import bitmaps_allennlp  # noqa: F401  registers the classes the teacher archive names
     from bitmaps_runtime.encoder import PackedEncoder
@@ -119,7 +130,8 @@ def main() -> None:
                            "on_one_cpu": True,
                            "rounds": args.rounds, "calls": args.calls,
                            "teacher": str(args.teacher) if args.teacher else f"random weights, {args.teacher_shape} shape",
-                           "archives": dict(a.partition("=")[::2] for a in args.archive), "models": rows})
+                           "archives": dict(a.partition("=")[::2] for a in args.archive), "models": rows,
+                           **({"peers_isa": peers_isa_record(args.peers_isa, switches)} if switches else {})})
     lengths = ", ".join(map(str, args.seq))
     print(f"{cpu_name()}, kernel path {backend()}, batch 1 x {lengths}, 1 thread, medians of {args.rounds} rounds:")
     for name, row in rows.items():
