@@ -100,4 +100,6 @@ def test_limit_peer_isa_reaches_the_peers_and_refuses_once_they_are_loaded():
                             capture_output=True, text=True, check=True, timeout=300)
     torch_capability, onednn_isa = result.stdout.strip().splitlines()[-2:]
     assert torch_capability == "AVX2"
-    assert "AVX2" in onednn_isa and "512" not in onednn_isa, onednn_isa
+    # on Intel CPUs CTranslate2's GEMMs are MKL's (limited by MKL_ENABLE_INSTRUCTIONS), and oneDNN
+    # may not start at all: then there is no oneDNN report to check
+    assert onednn_isa.startswith("not reported") or ("AVX2" in onednn_isa and "512" not in onednn_isa), onednn_isa
