@@ -455,11 +455,13 @@ void test_float_kernels(const KernelTable& kt) {
   }
   // LayerNorm: bit for bit the portable definition (layer_norm_rows.h), on widths with and
   // without a tail past whole blocks of 8 (and an odd number of them: 200), and within 1e-5 of a
-  // double-precision LayerNorm
+  // two-pass double-precision LayerNorm; the fourth row sits 50 standard deviations off 0 (the
+  // one-pass variance's cancellation), the fifth is constant (variance 0: the bias)
   for (int64_t h : {5, 37, 200, 384, 768}) {
-    const int64_t norm_rows = 3;
+    const int64_t norm_rows = 5;
     std::vector<float> rows_in(static_cast<size_t>(norm_rows * h)), weight(static_cast<size_t>(h)), bias(weight.size());
     for (size_t i = 0; i < rows_in.size(); ++i) rows_in[i] = x[i % x.size()] * 2.f + 0.5f;
+    for (int64_t t = 0; t < h; ++t) rows_in[3 * h + t] += 100.f, rows_in[4 * h + t] = 7.25f;
     for (int64_t t = 0; t < h; ++t) weight[t] = 1.f + 0.01f * float(t % 7), bias[t] = 0.1f * float(t % 3);
     std::vector<float> own = rows_in, portable = rows_in;
     kt.layer_norm_rows(own.data(), norm_rows, h, weight.data(), bias.data(), 1e-12f);
