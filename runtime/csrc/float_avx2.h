@@ -141,15 +141,17 @@ inline float row_max8(const float* row, int64_t n) {
 // layer_norm_rows.h's loops: the kNormParts = 32 partial sums and sums of squares, each in 8
 // vectors of 4 doubles (the same lanes and order as the portable loops: 8 independent chains
 // each), and the normalised write in float. The squares are a multiply and an add, not an FMA:
-// the portable loop's rounding (every file compiles with -ffp-contract=off).
-inline void sum_parts8(const float* row, int64_t blocks, double* part, double* square) {
+// the portable loop's rounding (every file compiles with -ffp-contract=off). values(k) gives the
+// 8 floats from k (and stores them, where it makes them).
+template <typename Values>
+inline void moment_parts8(int64_t blocks, double* part, double* square, const Values& values) {
   static_assert(kNormParts == 32, "one vector of 4 doubles per 4 parts");
   __m256d acc[8], sq[8];
   for (int a = 0; a < 8; ++a) acc[a] = _mm256_loadu_pd(part + 4 * a), sq[a] = _mm256_loadu_pd(square + 4 * a);
   for (int64_t k = 0; k < blocks * 32; k += 32)
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) {
-      const __m256 v = _mm256_loadu_ps(row + k + 8 * q);
+      const __m256 v = values(k + 8 * q);
       const __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
       acc[2 * q] = _mm256_add_pd(acc[2 * q], a), acc[2 * q + 1] = _mm256_add_pd(acc[2 * q + 1], b);
       sq[2 * q] = _mm256_add_pd(sq[2 * q], _mm256_mul_pd(a, a)), sq[2 * q + 1] = _mm256_add_pd(sq[2 * q + 1], _mm256_mul_pd(b, b));
@@ -157,22 +159,18 @@ inline void sum_parts8(const float* row, int64_t blocks, double* part, double* s
   for (int a = 0; a < 8; ++a) _mm256_storeu_pd(part + 4 * a, acc[a]), _mm256_storeu_pd(square + 4 * a, sq[a]);
 }
 
+inline void sum_parts8(const float* row, int64_t blocks, double* part, double* square) {
+  moment_parts8(blocks, part, square, [row](int64_t k) { return _mm256_loadu_ps(row + k); });
+}
+
 // layer_norm_rows.h's add_sum_parts: the residual added in float and stored, then summed as
-// sum_parts8 sums (the same lanes and order)
+// sum_parts8 sums
 inline void add_sum_parts8(float* row, const float* residual, int64_t blocks, double* part, double* square) {
-  static_assert(kNormParts == 32, "one vector of 4 doubles per 4 parts");
-  __m256d acc[8], sq[8];
-  for (int a = 0; a < 8; ++a) acc[a] = _mm256_loadu_pd(part + 4 * a), sq[a] = _mm256_loadu_pd(square + 4 * a);
-  for (int64_t k = 0; k < blocks * 32; k += 32)
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; ++q) {
-      const __m256 v = _mm256_add_ps(_mm256_loadu_ps(row + k + 8 * q), _mm256_loadu_ps(residual + k + 8 * q));
-      _mm256_storeu_ps(row + k + 8 * q, v);
-      const __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
-      acc[2 * q] = _mm256_add_pd(acc[2 * q], a), acc[2 * q + 1] = _mm256_add_pd(acc[2 * q + 1], b);
-      sq[2 * q] = _mm256_add_pd(sq[2 * q], _mm256_mul_pd(a, a)), sq[2 * q + 1] = _mm256_add_pd(sq[2 * q + 1], _mm256_mul_pd(b, b));
-    }
-  for (int a = 0; a < 8; ++a) _mm256_storeu_pd(part + 4 * a, acc[a]), _mm256_storeu_pd(square + 4 * a, sq[a]);
+  moment_parts8(blocks, part, square, [row, residual](int64_t k) {
+    const __m256 v = _mm256_add_ps(_mm256_loadu_ps(row + k), _mm256_loadu_ps(residual + k));
+    _mm256_storeu_ps(row + k, v);
+    return v;
+  });
 }
 
 inline void normalize8(float* row, int64_t blocks, float mean, float inv, const float* weight, const float* bias) {
