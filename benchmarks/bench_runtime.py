@@ -23,11 +23,13 @@ with the file sizes. Writes JSON and a PNG, prints a Markdown table.
 (`bitmaps_w1a1@avx2`, ...; one loaded model per path, the path selected before each call), so that
 an AVX-512 CPU gives its AVX2 figures against the same peers' samples. Those peers keep their
 AVX-512 kernels (ONNX Runtime's and CTranslate2's int8 GEMMs use VNNI), which an AVX2-only CPU does
-not have. `--peers-isa avx2` limits the peers that can be limited to their AVX2 kernels
-(`timing.PEER_ISA_SWITCHES`: CTranslate2, torch fp32) and runs the packed variants on `avx2`, an
-AVX2-only CPU's pairing, with the oneDNN ISA that CTranslate2 reports recorded. ONNX Runtime and
-torch int8 have no such switch and keep their VNNI kernels (`timing.PEERS_NOT_LIMITED`), so in
-that run the same-ISA comparison is the one against CTranslate2 int8.
+not have. `--peers-isa avx2` runs the whole process as on an AVX2-only CPU: where Linux can fault
+on CPUID (`cpuid_fault`), the process restarts with benchmarks/cpuid_mask.c preloaded, so every
+library, ONNX Runtime's MLAS and torch's fbgemm included, and Bitmaps' own dispatch see a CPUID
+without AVX-512 or VNNI and pick their AVX2 kernels; the libraries' own switches are set too
+(`timing.PEER_ISA_SWITCHES`). The run records what CPUID reports and the oneDNN ISA that
+CTranslate2 reports. Without CPUID faulting only the switches act, and ONNX Runtime and torch int8
+keep their VNNI kernels (`timing.PEERS_NOT_LIMITED`, recorded).
 
     python benchmarks/bench_runtime.py --out benchmarks/results          # measure (minutes)
     python benchmarks/bench_runtime.py --paths avx512_vnni avx2 --name runtime_zen4   # both paths, one run
@@ -50,7 +52,7 @@ from pathlib import Path
 from typing import Callable, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import PEER_ISA_SWITCHES, PEERS_NOT_LIMITED, cpu_name, limit_peer_isa, one_cpu  # noqa: E402
+from timing import PEER_ISA_SWITCHES, cpu_name, limit_peer_isa, one_cpu  # noqa: E402
 
 SHAPES = {
     "minilm": dict(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
@@ -174,13 +176,14 @@ def ct2_onednn_isa() -> str:
     return "not reported (oneDNN not used)"
 
 
-def peers_isa_record(isa: str, switches: Dict[str, str]) -> Dict[str, object]:
-    """What a run with the peers limited to `isa` (timing.limit_peer_isa) records beside its figures:
-    the switches, the peers they cannot limit, and what torch and CTranslate2's oneDNN report."""
+def peers_isa_record(isa: str, limit: Dict[str, object]) -> Dict[str, object]:
+    """What a run with the peers limited to `isa` records beside its figures: timing.limit_peer_isa's
+    record (the switches, whether CPUID is masked and what it reports, the peers left unlimited) and
+    what torch and CTranslate2's oneDNN report."""
     import torch
 
-    return {"limit": isa, "environment": switches, "not_limited": PEERS_NOT_LIMITED,
-            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "ctranslate2_onednn_isa": ct2_onednn_isa()}
+    return {"limit": isa, **limit, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "ctranslate2_onednn_isa": ct2_onednn_isa()}
 
 
 def use_kernel_path(path: str) -> None:
@@ -443,7 +446,8 @@ def render(result: Dict, out: Path, stem: str = "runtime") -> str:
         ax.set_ylabel("speed vs ONNX Runtime int8 (higher is faster)")
         limited = result["machine"].get("peers_isa")
         unlimited = ", ".join(name.split(" (")[0] for name in limited["not_limited"]) if limited else ""
-        peers_note = f"; peers limited to {limited['limit']} but {unlimited}" if limited else ""
+        peers_note = ("" if not limited else f"; CPUID masked to {limited['limit']}" if limited.get("cpuid_masked")
+                      else f"; peers limited to {limited['limit']} but {unlimited}")
         ax.set_title(f"Encoder forward, seq 128: {result['machine']['cpu']}, kernel path "
                      f"{', '.join(result['machine'].get('kernel_paths') or [result['machine']['kernel_path']])}{peers_note}", fontsize=9)
         ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.14))  # below the axes, off the bars
@@ -466,14 +470,15 @@ def main() -> None:
     parser.add_argument("--name", default="runtime", help="stem of the JSON and PNG written under --out")
     parser.add_argument("--render", help="re-render the table and plot (OUT/<its name>.png) from this JSON")
     parser.add_argument("--peers-isa", choices=sorted(PEER_ISA_SWITCHES),
-                        help="limit the peers that allow it to this instruction set (the packed variants default to it too)")
+                        help="run as on a CPU with only this instruction set: CPUID masked where Linux allows it, "
+                             "the peers' switches set; the packed variants default to it too")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.render:
         print(render(json.loads(Path(args.render).read_text()), out, Path(args.render).stem))
         return
-    switches = limit_peer_isa(args.peers_isa) if args.peers_isa else None  # before the peers' libraries load
+    limit = limit_peer_isa(args.peers_isa) if args.peers_isa else None  # before the peers' libraries load (may restart)
     from bitmaps_runtime.native import available_paths, backend
     import ctranslate2
     import onnxruntime
@@ -496,8 +501,8 @@ def main() -> None:
         },
         "shapes": {}, "records": [],
     }
-    if switches:
-        result["machine"]["peers_isa"] = peers_isa_record(args.peers_isa, switches)
+    if limit:
+        result["machine"]["peers_isa"] = peers_isa_record(args.peers_isa, limit)
         print(f"peers limited to {args.peers_isa}: {result['machine']['peers_isa']}", flush=True)
     for shape in args.shapes:
         measured = measure(shape, args.batches, args.threads, args.rounds, args.seq, paths)

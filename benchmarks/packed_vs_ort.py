@@ -15,10 +15,10 @@ Runtime int8 and CTranslate2 int8, CPU, kernel path) and prints a table.
     python benchmarks/packed_vs_ort.py --teacher-shape minilm \
         --archive "BiT stage 2 quantizers=DIR/minilm_bit_stage2_w1a1.safetensors" --json ...   # profile_runtime.py --write DIR
 
-`--peers-isa avx2` runs the archives on the `avx2` kernels and limits CTranslate2 to its AVX2
-kernels, as on an AVX2-only CPU (bench_runtime.py's option of the same name; ONNX Runtime cannot
-be limited and keeps its AVX-512 VNNI kernels, so there the same-ISA ratio is the one to
-CTranslate2).
+`--peers-isa avx2` runs the archives on the `avx2` kernels and the whole process as on an
+AVX2-only CPU (bench_runtime.py's option of the same name: CPUID masked where Linux can fault on
+it, so ONNX Runtime and CTranslate2 pick their AVX2 kernels; without that, only CTranslate2 is
+limited and ONNX Runtime keeps its AVX-512 VNNI kernels, as the record says).
 """
 import argparse
 import os
@@ -61,11 +61,12 @@ def main() -> None:
                              "is some 8-16 wordpieces, a passage 128 or more)")
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--peers-isa", choices=sorted(PEER_ISA_SWITCHES),
-                        help="run the archives on this kernel path and limit CTranslate2 to it (not ONNX Runtime: no switch)")
+                        help="run the archives on this kernel path, as on a CPU with only this instruction set (CPUID masked "
+                             "where Linux allows it)")
     args = parser.parse_args()
     if any(seq < 1 or seq > 512 for seq in args.seq):
         parser.error(f"--seq takes lengths from 1 to 512, got {args.seq}")
-    switches = limit_peer_isa(args.peers_isa) if args.peers_isa else None  # before the peers' libraries load
+    limit = limit_peer_isa(args.peers_isa) if args.peers_isa else None  # before the peers' libraries load (may restart)
     if args.peers_isa:
         use_kernel_path(args.peers_isa)
     from allennlp.models.archival import load_archive
@@ -131,7 +132,7 @@ def main() -> None:
                            "rounds": args.rounds, "calls": args.calls,
                            "teacher": str(args.teacher) if args.teacher else f"random weights, {args.teacher_shape} shape",
                            "archives": dict(a.partition("=")[::2] for a in args.archive), "models": rows,
-                           **({"peers_isa": peers_isa_record(args.peers_isa, switches)} if switches else {})})
+                           **({"peers_isa": peers_isa_record(args.peers_isa, limit)} if limit else {})})
     lengths = ", ".join(map(str, args.seq))
     print(f"{cpu_name()}, kernel path {backend()}, batch 1 x {lengths}, 1 thread, medians of {args.rounds} rounds:")
     for name, row in rows.items():

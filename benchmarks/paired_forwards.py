@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--cold-mb", type=float, default=0.0,
+                        help="rewrite a buffer this large before each forward (outside its time): cold caches")
     parser.add_argument("--out", required=True)
     parser.add_argument("models", nargs="+")
     args = parser.parse_args()
@@ -79,7 +81,8 @@ def main() -> None:
             new = lambda encoder=encoder: encoder.hidden_states(ids, mask, threads=args.threads)  # noqa: E731
             base = lambda encoder=base_encoder: encoder.hidden_states(ids, mask, threads=args.threads)  # noqa: E731
         record = {"model": model, "batch": args.batch, "seq": 128, "threads": args.threads,
-                  **paired_forwards(new, base, args.rounds)}
+                  "cold_mb": args.cold_mb,
+                  **paired_forwards(new, base, args.rounds, int(args.cold_mb * 2**20))}
         records.append(record)
         print(describe_pair(model, args.base, record), flush=True)
     write_json(args.out, {"what": args.what, "kernel_path": path, "base": args.base, "rounds": args.rounds,

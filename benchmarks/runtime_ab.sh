@@ -9,7 +9,8 @@
 # at the first call that differs, naming it).
 # Saves OUT (default benchmarks/results/runtime_ab.json): every pair's milliseconds, the medians and
 # quartiles of the ratios base/new, the largest output difference, the CPU and the path.
-# Usage: [BITMAPS_KERNELS=avx2] [ROUNDS=40] [BATCH=1] [THREADS=1] [OUT=...] \
+# COLD_MB=48: each forward after a 48 MB buffer is rewritten (outside its time), with cold caches.
+# Usage: [BITMAPS_KERNELS=avx2] [ROUNDS=40] [BATCH=1] [THREADS=1] [COLD_MB=0] [OUT=...] \
 #          bash benchmarks/runtime_ab.sh BASE MODEL [MODEL...]   (MODEL: packed file or archive)
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: bash benchmarks/runtime_ab.sh BASE MODEL [MODEL...]" >&2; exit 2; }
@@ -39,4 +40,4 @@ repo=$(pwd -P)
 out=$(realpath -m "${OUT:-benchmarks/results/runtime_ab.json}")  # before the cd below
 (cd "$work" && PYTHONPATH="$work/runtime" "$python" "$repo/benchmarks/paired_forwards.py" --base-module "$work"/_native_base*.so \
   --base "$base" --what "encoder forwards on the working tree's runtime and on $base's, alternating in one process (benchmarks/runtime_ab.sh); ratio = base ms / new ms of each pair" \
-  --rounds "${ROUNDS:-40}" --batch "${BATCH:-1}" --threads "${THREADS:-1}" --out "$out" "${models[@]}")
+  --rounds "${ROUNDS:-40}" --batch "${BATCH:-1}" --threads "${THREADS:-1}" --cold-mb "${COLD_MB:-0}" --out "$out" "${models[@]}")

@@ -95,20 +95,27 @@ def cpu_name() -> str:
     return name
 
 
-def paired_forwards(new: Callable[[], "object"], base: Callable[[], "object"], rounds: int) -> Dict[str, object]:
+def paired_forwards(new: Callable[[], "object"], base: Callable[[], "object"], rounds: int,
+                    cold_bytes: int = 0) -> Dict[str, object]:
     """Times two ways of running the same forward against each other in one process: each round
     runs both, in alternating order, so that both see the same host state (on a shared VM the
     same build moves by 20-50% between minutes, and only each pair's ratio resolves a change of a
     few percent). `new` and `base` return the forward's output (numpy arrays); the first call of
-    each is a warm-up whose outputs are compared. Returns every pair's milliseconds, the medians,
-    the median and quartiles of the ratios base / new, and the largest output difference."""
+    each is a warm-up whose outputs are compared. `cold_bytes` > 0: before each timed forward (and
+    outside its time), a buffer that large is rewritten, evicting the caches as the work between
+    two sporadic calls would (bench_runtime.py's rounds, where every peer runs between two of
+    ours). Returns every pair's milliseconds, the medians, the median and quartiles of the ratios
+    base / new, and the largest output difference."""
     import numpy as np
 
     outputs = {"new": new(), "base": base()}
     runners = {"new": new, "base": base}
     times: Dict[str, list] = {"new": [], "base": []}
+    sweep = np.zeros(cold_bytes // 8, dtype=np.float64) if cold_bytes > 0 else None
     for r in range(rounds):
         for side in ("new", "base") if r % 2 == 0 else ("base", "new"):
+            if sweep is not None:
+                sweep += 1.0
             start = time.perf_counter()
             runners[side]()
             times[side].append((time.perf_counter() - start) * 1e3)
@@ -130,28 +137,79 @@ def describe_pair(model: str, base: str, record: Dict[str, object]) -> str:
             f"max |output difference| {record['max_abs_output_difference']:.3g}")
 
 
-# The switches that make the peers run the kernels they would choose on an AVX2-only CPU, so that an
-# AVX-512 machine can time Bitmaps' `avx2` path against peers on the same instruction set: oneDNN
-# (CTranslate2's int8 and float GEMMs on AMD, torch's oneDNN operators), Intel MKL (CTranslate2's
-# GEMMs on Intel, torch's float GEMM), CTranslate2's own kernels and torch's vectorized ATen
-# kernels. ONNX Runtime cannot be limited: its MLAS library picks its kernels from CPUID, with no
-# switch, so on an AVX-512 VNNI CPU its int8 GEMM keeps `vpdpbusd`; nor can torch's dynamic int8
-# quantization, whose fbgemm kernels also follow CPUID (on Zen 4 its timings did not move with
-# these switches, scratch).
+# How an AVX-512 machine times Bitmaps' `avx2` path against peers on the same instruction set, as an
+# AVX2-only CPU would pair them. Two layers, both set by limit_peer_isa:
+# - CPUID masking (benchmarks/cpuid_mask.c, where Linux can fault on CPUID: /proc/cpuinfo's
+#   `cpuid_fault`): the process and its children see a CPU without AVX-512, VNNI or GFNI, so every
+#   library that picks its kernels from CPUID picks its AVX2 ones. This is the only way to reach
+#   ONNX Runtime's MLAS and torch's fbgemm, which have no switch (on Zen 4, ONNX Runtime's int8
+#   GEMM then runs `vpmaddubsw` on ymm registers instead of `vpdpbusd` on zmm). Bitmaps' own
+#   runtime sees the same CPUID and defaults to `avx2`.
+# - The libraries' own switches, which also hold where CPUID cannot be masked: oneDNN (CTranslate2's
+#   int8 and float GEMMs on AMD, torch's oneDNN operators), Intel MKL (CTranslate2's GEMMs on
+#   Intel, torch's float GEMM), CTranslate2's own kernels and torch's vectorized ATen kernels.
 PEER_ISA_SWITCHES = {
     "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "CT2_FORCE_CPU_ISA": "AVX2",
              "ATEN_CPU_CAPABILITY": "avx2"},
 }
+# the peers that only CPUID masking limits
 PEERS_NOT_LIMITED = [
     "onnxruntime (MLAS chooses its kernels from CPUID; no switch)",
     "torch int8 dynamic quantization (fbgemm chooses its kernels from CPUID; no switch)",
 ]
+CPUID_MASK_VARIABLE = "BITMAPS_CPUID_MASK"  # read by cpuid_mask.c's constructor
 
 
-def limit_peer_isa(isa: str) -> Dict[str, str]:
-    """Sets PEER_ISA_SWITCHES[isa] in this process's environment (and so its children's) and
-    returns them. The libraries read them once, when they load, so this must run before torch,
-    CTranslate2 or ONNX Runtime is imported."""
+def cpuid_masking_possible() -> bool:
+    """Whether this machine can fault on CPUID (Linux on x86-64 with `cpuid_fault`)."""
+    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and "cpuid_fault" in line.split() for line in f)
+    except OSError:
+        return False
+
+
+def cpuid_mask_library() -> str:
+    """benchmarks/cpuid_mask.c built (once per source version) into the temporary folder; its path.
+    Needs a C compiler (`cc`)."""
+    import hashlib
+    import subprocess
+    import tempfile
+
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpuid_mask.c")
+    with open(source, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    library = os.path.join(tempfile.gettempdir(), f"bitmaps_cpuid_mask_{digest}.so")
+    if not os.path.exists(library):
+        partial = f"{library}.{os.getpid()}.partial"
+        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", partial, source], check=True)
+        os.replace(partial, library)  # whole or absent, for a concurrent process
+    return library
+
+
+def cpuid_mask_state() -> Dict[str, object]:
+    """What this process's CPUID says now, through the mask if cpuid_mask.c is loaded: leaf 7's
+    EBX, ECX and EDX, and how many CPUID instructions the mask has answered."""
+    import ctypes
+
+    library = ctypes.CDLL(cpuid_mask_library())  # the preloaded copy where there is one
+    leaf7 = (ctypes.c_uint32 * 3)()
+    library.bitmaps_cpuid_leaf7(leaf7)
+    library.bitmaps_cpuid_trapped.restype = ctypes.c_long
+    return {"leaf7_ebx_ecx_edx": [hex(v) for v in leaf7], "answered": library.bitmaps_cpuid_trapped(),
+            "avx512f": bool(leaf7[0] & (1 << 16)), "avx512_vnni": bool(leaf7[1] & (1 << 11))}
+
+
+def limit_peer_isa(isa: str) -> Dict[str, object]:
+    """Makes the peers run the kernels they would pick on an `isa`-only CPU (the header above):
+    sets PEER_ISA_SWITCHES[isa] in the environment and, where CPUID can be masked, restarts this
+    process (the same interpreter and arguments, `sys.orig_argv`) with cpuid_mask.c preloaded, so
+    that the mask holds before any library loads; the restarted process calls this again and
+    continues. Both reach the child processes too. Must run before torch, CTranslate2 or ONNX
+    Runtime is imported, and before anything worth keeping is done (it is done again). Returns the
+    switches, whether CPUID is masked, and what CPUID reports now."""
     import sys
 
     if isa not in PEER_ISA_SWITCHES:
@@ -161,4 +219,16 @@ def limit_peer_isa(isa: str) -> Dict[str, str]:
         raise RuntimeError(f"limit_peer_isa({isa!r}) must run before {', '.join(loaded)} is imported: "
                            "the libraries read their instruction-set switches when they load")
     os.environ.update(PEER_ISA_SWITCHES[isa])
-    return dict(PEER_ISA_SWITCHES[isa])
+    masked = os.environ.get(CPUID_MASK_VARIABLE) == isa
+    if not masked and cpuid_masking_possible():
+        library = cpuid_mask_library()
+        os.environ[CPUID_MASK_VARIABLE] = isa
+        os.environ["LD_PRELOAD"] = " ".join(filter(None, [library, os.environ.get("LD_PRELOAD")]))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable] + sys.orig_argv[1:])
+    state = cpuid_mask_state() if masked else None
+    if masked and (state["avx512f"] or not state["answered"]):
+        raise RuntimeError(f"{CPUID_MASK_VARIABLE}={isa} is set but CPUID is not masked in this process: {state}")
+    return {"environment": dict(PEER_ISA_SWITCHES[isa]), "cpuid_masked": masked, "cpuid": state,
+            "not_limited": [] if masked else PEERS_NOT_LIMITED}

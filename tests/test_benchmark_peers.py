@@ -76,13 +76,15 @@ def test_one_cpu_pins_every_thread_then_restores_each():
 
 
 def test_limit_peer_isa_reaches_the_peers_and_refuses_once_they_are_loaded():
-    """`--peers-isa avx2` is only honest if the switches reach the libraries: in a fresh process,
+    """`--peers-isa avx2` is only honest if the limit reaches the libraries: in a fresh process,
     torch reports the limited capability and CTranslate2's oneDNN the limited ISA (on an AVX-512
-    machine both would otherwise report AVX-512). Here torch is already loaded, so limiting must
-    refuse rather than set switches that nothing reads any more."""
+    machine both would otherwise report AVX-512). Where CPUID can be masked, the process and a
+    thread and a child it starts later see no AVX-512, and Bitmaps' own dispatch defaults to avx2.
+    Here torch is already loaded, so limiting must refuse rather than set switches that nothing
+    reads any more."""
     import subprocess
 
-    from timing import limit_peer_isa
+    from timing import cpuid_masking_possible, limit_peer_isa
 
     with pytest.raises(RuntimeError, match="must run before .*torch"):
         limit_peer_isa("avx2")
@@ -92,14 +94,27 @@ def test_limit_peer_isa_reaches_the_peers_and_refuses_once_they_are_loaded():
     if "avx2" not in bench_runtime.cpu_flags():
         pytest.skip("needs an x86 CPU with AVX2")
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); from timing import limit_peer_isa; limit_peer_isa('avx2')\n"
-        "import bench_runtime, torch; print(torch.backends.cpu.get_cpu_capability()); print(bench_runtime.ct2_onednn_isa())\n"
+        "import os, sys, threading, subprocess; sys.path.insert(0, sys.argv[1]); import timing\n"
+        "limit = timing.limit_peer_isa('avx2')\n"
+        "import bench_runtime, torch; from bitmaps_runtime import native\n"
+        "seen = {}; t = threading.Thread(target=lambda: seen.update(timing.cpuid_mask_state())); t.start(); t.join()\n"
+        "child = subprocess.run([sys.executable, '-c', 'import torch; print(torch.backends.cpu.get_cpu_capability())'],\n"
+        "    env={k: v for k, v in os.environ.items() if k != 'ATEN_CPU_CAPABILITY'}, capture_output=True, text=True)\n"
+        "print(limit['cpuid_masked'], limit['not_limited'] == [], seen.get('avx512f'), native.backend(), child.stdout.strip())\n"
+        "print(torch.backends.cpu.get_cpu_capability()); print(bench_runtime.ct2_onednn_isa())\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")}
+    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "LD_PRELOAD",
+                                                            "BITMAPS_CPUID_MASK", "BITMAPS_KERNELS")}
     result = subprocess.run([sys.executable, "-c", code, str(Path(bench_runtime.__file__).parent)], env=env,
                             capture_output=True, text=True, check=True, timeout=300)
-    torch_capability, onednn_isa = result.stdout.strip().splitlines()[-2:]
+    masked, torch_capability, onednn_isa = result.stdout.strip().splitlines()[-3:]
     assert torch_capability == "AVX2"
     # on Intel CPUs CTranslate2's GEMMs are MKL's (limited by MKL_ENABLE_INSTRUCTIONS), and oneDNN
     # may not start at all: then there is no oneDNN report to check
     assert onednn_isa.startswith("not reported") or ("AVX2" in onednn_isa and "512" not in onednn_isa), onednn_isa
+    if cpuid_masking_possible():
+        # masked, no peer left unlimited, a later thread sees no AVX512F, our dispatch picks avx2,
+        # and a child without the torch switch still reports AVX2
+        assert masked == "True True False avx2 AVX2", result.stdout
+    else:
+        assert masked.startswith("False False"), result.stdout
