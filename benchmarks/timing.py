@@ -173,8 +173,9 @@ def cpuid_masking_possible() -> bool:
 
 def cpuid_mask_library() -> str:
     """benchmarks/cpuid_mask.c built (once per source version) into the temporary folder; its path.
-    Needs a C compiler (`cc`)."""
+    Needs a C compiler ($CC, else `cc` or `gcc`)."""
     import hashlib
+    import shutil
     import subprocess
     import tempfile
 
@@ -184,7 +185,10 @@ def cpuid_mask_library() -> str:
     library = os.path.join(tempfile.gettempdir(), f"bitmaps_cpuid_mask_{digest}.so")
     if not os.path.exists(library):
         partial = f"{library}.{os.getpid()}.partial"
-        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", partial, source], check=True)
+        compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+        if not compiler:
+            raise RuntimeError("masking CPUID needs a C compiler to build benchmarks/cpuid_mask.c: set CC or install gcc")
+        subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-o", partial, source], check=True)
         os.replace(partial, library)  # whole or absent, for a concurrent process
     return library
 
