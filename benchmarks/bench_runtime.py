@@ -33,7 +33,7 @@ keep their VNNI kernels (`timing.PEERS_NOT_LIMITED`, recorded).
 
     python benchmarks/bench_runtime.py --out benchmarks/results          # measure (minutes)
     python benchmarks/bench_runtime.py --paths avx512_vnni avx2 --name runtime_zen4   # both paths, one run
-    python benchmarks/bench_runtime.py --peers-isa avx2 --name runtime_zen4_avx2_peers   # AVX2 against AVX2 peers
+    python benchmarks/bench_runtime.py --peers-isa avx2 --name runtime_zen4_avx2_cpuid   # as on an AVX2-only CPU
     python benchmarks/bench_runtime.py --render benchmarks/results/runtime.json  # table + plot again
 """
 import argparse
