@@ -45,7 +45,9 @@ static void mask(uint32_t leaf, uint32_t sub, uint32_t r[4]) {
 static void on_segv(int sig, siginfo_t* info, void* context) {
   ucontext_t* uc = (ucontext_t*)context;
   const unsigned char* ip = (const unsigned char*)uc->uc_mcontext.gregs[REG_RIP];
-  if (ip[0] == 0x0f && ip[1] == 0xa2) {  // CPUID
+  // a faulting CPUID is a general-protection fault (SI_KERNEL), at an instruction that can be
+  // read; a page fault (SEGV_MAPERR, SEGV_ACCERR) may be at an unreadable one
+  if (info->si_code == SI_KERNEL && ip[0] == 0x0f && ip[1] == 0xa2) {  // CPUID
     const uint32_t leaf = (uint32_t)uc->uc_mcontext.gregs[REG_RAX], sub = (uint32_t)uc->uc_mcontext.gregs[REG_RCX];
     uint32_t r[4];
     set_cpuid(1);
@@ -60,11 +62,10 @@ static void on_segv(int sig, siginfo_t* info, void* context) {
     ++trapped;
     return;
   }
-  // any other fault is not ours: the handler before ours (or the default) takes it when the
-  // instruction runs again
+  // any other fault is not ours: the handler before ours (or the default, which stops the process)
+  // takes it when the instruction runs again; CPUID is no longer answered after that
   sigaction(SIGSEGV, &previous, NULL);
   (void)sig;
-  (void)info;
 }
 
 // 0 on success; -1 where the kernel or CPU cannot fault on CPUID.
@@ -72,7 +73,7 @@ int bitmaps_mask_cpuid(void) {
   struct sigaction action;
   memset(&action, 0, sizeof action);
   action.sa_sigaction = on_segv;
-  action.sa_flags = SA_SIGINFO | SA_NODEFER;
+  action.sa_flags = SA_SIGINFO;  // a fault inside the handler stops the process, not a loop
   sigemptyset(&action.sa_mask);
   if (sigaction(SIGSEGV, &action, &previous) != 0) return -1;
   if (set_cpuid(0) != 0) {
