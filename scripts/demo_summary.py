@@ -27,6 +27,21 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 SEQ = 128
 
 
+def _schemes_in_words(packed) -> str:
+    """The packed linears' schemes in words, from their training knobs (SCHEME_SPECS): the demo's
+    configuration decides them, so the summary reads them from the file."""
+    from bitmaps_runtime.formats import SCHEME_SPECS
+
+    weights = {"binary": "1-bit weights", "ternary": "ternary weights"}
+    activations = {"real": "real activations", "int8": "8-bit activations"}  # the rest are 1-bit
+    words = []
+    for name in sorted({linear["scheme"] for linear in packed.linears.values()}):
+        spec = SCHEME_SPECS.get(name)
+        words.append(f"{weights.get(spec.weights, spec.weights)} and {activations.get(spec.activations, '1-bit activations')}"
+                     f" ({name})" if spec else name)
+    return "; ".join(words)
+
+
 def _metrics(path: Path) -> dict:
     if not path.is_file():
         sys.exit(f"{path}: missing; run `allennlp evaluate ... --output-file {path}` first (see `make demo`)")
@@ -106,6 +121,7 @@ def main() -> None:
     sizes["torch fp32 encoder"] = timing["peer_file_bytes"].get("torch_fp32")
     summary = {
         "machine": {"cpu": cpu_name(), "kernel_path": backend(), "threads": 1},
+        "schemes": _schemes_in_words(archive.packed),
         "perplexity": {name: m.get("perplexity") for name, m in metrics.items()},
         "fill_mask": {"sentence": args.sentence, **filled},
         "encoder_ms_batch1_seq128": ms,
@@ -115,7 +131,7 @@ def main() -> None:
     }
     (args.run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
-    print("\n=== Bitmaps demo: all-MiniLM-L6-v2 with 1-bit weights, trained briefly, packed ===")
+    print(f"\n=== Bitmaps demo: all-MiniLM-L6-v2 with {_schemes_in_words(archive.packed)}, trained briefly, packed ===")
     print(f"masked-LM perplexity, WikiText-2 valid (first 160 blocks): trained {metrics['trained']['perplexity']:.1f}, "
           f"packed {metrics['packed']['perplexity']:.1f} (the packed file: 1-bit linears, int8 embedding tables)")
     best = ", ".join(f"{t} {p:.2f}" for t, p in zip(filled["tokens"][:3], filled["probabilities"][:3]))
