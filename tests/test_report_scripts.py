@@ -1,6 +1,6 @@
 """The report scripts' own logic (the measurements they wrap are tested elsewhere): Pareto fronts,
 collecting parity evaluations, the fp16 baseline's rounding, the real-budget runs' report, the
-table-sensitivity variants."""
+table-sensitivity variants, the demo summary's naming of the packed schemes."""
 import argparse
 import json
 import sys
@@ -12,6 +12,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 import baselines  # noqa: E402
+import demo_summary  # noqa: E402
 import long_results  # noqa: E402
 import parity_results  # noqa: E402
 import pareto  # noqa: E402
@@ -210,3 +211,13 @@ def test_long_runs_records_find_their_run_by_the_longest_label():
     assert long_results.record_run({"model": "BiT stage 2, int8 tables trained, 2000 steps"}) == "bit_stage2_int8_tables"
     assert long_results.record_run({"model": "teacher (fp32)"}) == "teacher"
     assert long_results.record_run({"model": "dense 2-layer student"}) is None
+
+
+def test_demo_summary_names_the_schemes_the_packed_file_holds():
+    def packed(*schemes):
+        return argparse.Namespace(linears={f"layer.{i}": {"scheme": name} for i, name in enumerate(schemes)})
+
+    assert demo_summary._schemes_in_words(packed("w1a8", "w1a8")) == "1-bit weights and 8-bit activations (w1a8)"
+    assert demo_summary._schemes_in_words(packed("w1a32")) == "1-bit weights and real activations (w1a32)"
+    assert demo_summary._schemes_in_words(packed("w1a1", "w158a8")) == (  # in name order
+        "ternary weights and 8-bit activations (w158a8); 1-bit weights and 1-bit activations (w1a1)")
