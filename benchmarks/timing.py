@@ -172,17 +172,20 @@ def cpuid_masking_possible() -> bool:
 
 
 def cpuid_mask_library() -> str:
-    """benchmarks/cpuid_mask.c built (once per source version) into the temporary folder; its path.
-    Needs a C compiler ($CC, else `cc` or `gcc`)."""
+    """benchmarks/cpuid_mask.c built (once per source version) into this user's cache folder
+    ($XDG_CACHE_HOME or ~/.cache, then bitmaps/; not a shared temporary folder, since the library
+    is preloaded into every process of the run); its path. Needs a C compiler ($CC, else `cc` or
+    `gcc`)."""
     import hashlib
     import shutil
     import subprocess
-    import tempfile
 
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpuid_mask.c")
     with open(source, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    library = os.path.join(tempfile.gettempdir(), f"bitmaps_cpuid_mask_{digest}.so")
+    cache = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "bitmaps")
+    os.makedirs(cache, mode=0o700, exist_ok=True)
+    library = os.path.join(cache, f"cpuid_mask_{digest}.so")
     if not os.path.exists(library):
         partial = f"{library}.{os.getpid()}.partial"
         compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
