@@ -1,17 +1,15 @@
-"""Writing a result JSON so that an interrupted script never leaves a half-written file: a
-temporary file in the same folder, readable like any committed file, then renamed over the target."""
+"""Writing a result JSON so that an interrupted script never leaves a half-written file
+(`bitmaps_runtime.atomic.atomic_file`, the rule every writer here follows)."""
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Union
+
+from bitmaps_runtime.atomic import atomic_file
 
 
 def write_json(path: Union[str, Path], value: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-        json.dump(value, tmp, indent=2)
-        tmp.write("\n")
-    os.chmod(tmp.name, 0o644)  # NamedTemporaryFile creates 0600
-    os.replace(tmp.name, path)
+    with atomic_file(path, "w", encoding="utf-8") as out:
+        json.dump(value, out, indent=2)
+        out.write("\n")

@@ -6,6 +6,7 @@ straight out of the tar file into memory (nothing is extracted, so no member can
 import json
 import posixpath
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Union
@@ -49,8 +50,6 @@ def _inside(name: str, field: str, source: str) -> str:
 
 def load_packed_archive(path: Union[str, Path]) -> PackedArchive:
     """The packed archive at `path`, its packed file validated (`file_format`), its tokenizer loaded."""
-    from tokenizers import Tokenizer  # the one tokenizer dependency, only when an archive is read
-
     source = str(path)
     if not Path(path).is_file():
         raise ArchiveError(f"{source}: no such file")
@@ -58,6 +57,16 @@ def load_packed_archive(path: Union[str, Path]) -> PackedArchive:
         archive = tarfile.open(path, "r:*")
     except (tarfile.TarError, OSError) as error:
         raise ArchiveError(f"{source}: not a tar archive ({error})") from None
+    try:
+        return _read_archive(archive, source)
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
+        # gzip and tar read lazily: a truncated or damaged file fails here, member by member
+        raise ArchiveError(f"{source}: truncated or corrupt archive ({type(error).__name__}: {error})") from None
+
+
+def _read_archive(archive: tarfile.TarFile, source: str) -> PackedArchive:
+    from tokenizers import Tokenizer  # the one tokenizer dependency, only when an archive is read
+
     with archive:
         members = {_member_name(m.name): m for m in archive.getmembers() if m.isfile()}
 
@@ -85,7 +94,10 @@ def load_packed_archive(path: Union[str, Path]) -> PackedArchive:
         reader = config.get("validation_dataset_reader") or config.get("dataset_reader") or {}
         tokenizer_dir = _inside(reader.get("model_name"), "dataset_reader.model_name", source)
         tokenizer_json = read(posixpath.join(tokenizer_dir, "tokenizer.json"), "the tokenizer")
-    tokenizer = Tokenizer.from_str(tokenizer_json.decode("utf-8"))
+    try:
+        tokenizer = Tokenizer.from_str(tokenizer_json.decode("utf-8"))
+    except Exception as error:  # tokenizers raises a bare Exception on a malformed file
+        raise ArchiveError(f"{source}: {posixpath.join(tokenizer_dir, 'tokenizer.json')} is not a tokenizers file ({error})") from None
     # a saved tokenizer may pad or truncate every input to a fixed length (all-MiniLM-L6-v2's pads
     # to 128): sentences are batched and checked against max_length here instead
     tokenizer.no_padding()

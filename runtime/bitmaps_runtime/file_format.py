@@ -27,15 +27,14 @@ against its role. `packed_bert` then checks the remaining tensors against the en
 import hashlib
 import json
 import math
-import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Tuple, Union
 
 import numpy as np
 
+from bitmaps_runtime.atomic import atomic_file
 from bitmaps_runtime.formats import (
     BERT_LAYER_LINEARS,
     BIAS,
@@ -141,18 +140,8 @@ def encode_packed_model(packed: PackedModelFile) -> bytes:
 def write_packed_model(packed: PackedModelFile, path: Union[str, Path]) -> int:
     """Atomic: written to a temporary file in the same folder, then renamed over `path`."""
     data = encode_packed_model(packed)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_file(path, "wb") as out:
+        out.write(data)
     return len(data)
 
 

@@ -13,13 +13,16 @@ batch's padding is left out of the encoder (`PackedEncoder.hidden_states(skip_pa
 sentences of mixed lengths in one batch cost what their own wordpieces cost.
 """
 import argparse
+import contextlib
 import json
 import sys
-from typing import Iterable, Iterator, List, Optional, Sequence
+from pathlib import Path
+from typing import Iterable, Iterator, List, Optional, Sequence, TextIO
 
 import numpy as np
 
 from bitmaps_runtime.archive import ArchiveError, PackedArchive, load_packed_archive
+from bitmaps_runtime.atomic import atomic_file
 from bitmaps_runtime.encoder import PackedEncoder, RuntimeUnavailable, default_threads
 from bitmaps_runtime.file_format import PackedFormatError
 from bitmaps_runtime.native import backend
@@ -124,7 +127,9 @@ def _sentences(args) -> Iterator[str]:
                     try:
                         line = json.loads(line)["sentence"]
                     except (ValueError, KeyError, TypeError):
-                        raise InputError(f"{args.input}:{number}: expected a JSON object with a string field \"sentence\"") from None
+                        line = None
+                    if not isinstance(line, str):
+                        raise InputError(f"{args.input}:{number}: expected a JSON object with a string field \"sentence\"")
                 yield line
 
 
@@ -151,15 +156,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--top-k", type=int, help="candidates per [MASK] (default: the archive's, 5)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, help="threads of the C++ core (default: all CPUs, or BITMAPS_THREADS)")
-    args = parser.parse_args(argv)
+    # intermixed: options may come between the archive and the sentences (`ARCHIVE --embeddings "a b"`)
+    args = parser.parse_intermixed_args(argv)
     if not args.sentences and not args.input:
         parser.error("give sentences or --input FILE")
     if args.batch_size < 1 or (args.top_k is not None and args.top_k < 1) or (args.threads is not None and args.threads < 1):
         parser.error("--batch-size, --top-k and --threads must be positive")
     try:
         predictor = Predictor(load_packed_archive(args.archive), threads=args.threads)
-        out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-        with out if args.output else _no_close(out):
+        with _output(args.output) as out:
             for batch in _batches(_sentences(args), args.batch_size):
                 if args.embeddings:
                     results = predictor.embeddings(batch)
@@ -176,16 +181,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-class _no_close:
-    def __init__(self, handle):
-        self.handle = handle
-
-    def __enter__(self):
-        return self.handle
-
-    def __exit__(self, *exc):
-        self.handle.flush()
-        return False
+@contextlib.contextmanager
+def _output(path: Optional[str]) -> Iterator[TextIO]:
+    """stdout, or the file at `path` written whole or not at all (`atomic_file`): a bad line late
+    in the input, or an interrupt, leaves an earlier file of that name as it was."""
+    if path is None:
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    if not Path(path).parent.is_dir():
+        raise InputError(f"--output {path}: no such folder {str(Path(path).parent)!r}")
+    with atomic_file(path, "w", encoding="utf-8") as out:
+        yield out
 
 
 if __name__ == "__main__":

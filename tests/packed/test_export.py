@@ -1,5 +1,7 @@
 import logging
 import tarfile
+import tempfile
+from pathlib import Path
 
 import pytest
 import numpy as np
@@ -106,6 +108,26 @@ def test_full_precision_model_is_refused(trained_archives, tmp_path):
         export_archive(trained_archives["full"], tmp_path / "packed.tar.gz")
     assert not (tmp_path / "packed.tar.gz").exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_truncated_or_packed_archive_is_refused_by_name(trained_archives, tmp_path, monkeypatch):
+    # a copy cut short fails inside gzip, half-way through the extraction: the error names the
+    # file, and no partly extracted temporary folder stays behind (AllenNLP's own extraction
+    # leaves one)
+    data = Path(trained_archives["binary"]).read_bytes()
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(data[: len(data) // 2])
+    scratch = tmp_path.parent / (tmp_path.name + "_tempdir")
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    with pytest.raises(ConfigurationError, match="truncated.tar.gz: truncated or corrupt archive"):
+        export_archive(truncated, tmp_path / "out.tar.gz")
+    assert list(scratch.iterdir()) == []
+    packed = tmp_path / "packed.tar.gz"
+    export_archive(trained_archives["binary"], packed)
+    with pytest.raises(ConfigurationError, match="already packed"):
+        export_archive(packed, tmp_path / "again.tar.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["packed.tar.gz", "truncated.tar.gz"]
 
 
 def test_a_scheme_override_round_trips_and_runs_xnor_net():

@@ -85,6 +85,18 @@ def test_fill_mask_equals_allennlp_predict(packed_archive, capsys):
             np.testing.assert_allclose(mask_got["probabilities"], mask_want["probabilities"], rtol=1e-3, atol=1e-6)
 
 
+def test_options_may_come_before_the_sentences(packed_archive, capsys):
+    # `bitmaps-predict ARCHIVE --embeddings "a sentence"`: argparse's plain parse_args would take
+    # the sentences list as empty at the option and reject the sentence after it
+    code, before, err = _run_cli([packed_archive, "--embeddings", "--batch-size", "2", *SENTENCES], capsys)
+    assert code == 0, err
+    code, after, err = _run_cli([packed_archive, *SENTENCES, "--embeddings", "--batch-size", "2"], capsys)
+    assert code == 0, err
+    assert [line["sentence"] for line in before] == SENTENCES and before == after
+    code, masks, err = _run_cli([packed_archive, "--top-k", "2", SENTENCES[0]], capsys)
+    assert code == 0 and len(masks[0]["predictions"][0]["tokens"]) == 2, err
+
+
 def test_embeddings_and_hidden_states(packed_archive, tmp_path, capsys):
     source = tmp_path / "sentences.jsonl"
     source.write_text("\n".join(json.dumps({"sentence": s}) for s in SENTENCES) + "\n")
@@ -136,19 +148,51 @@ def test_mixed_lengths_in_a_batch_give_what_each_sentence_gives_alone(packed_arc
         (["{archive}", "the quick brown fox jumps over the lazy [MASK] , twice ."], "more than max_length=16"),
         (["{missing}", "a [MASK]"], "no such file"),
         (["{training}", "a [MASK]"], "not 'bitmaps_packed_masked_lm'"),
+        (["{truncated}", "a [MASK]"], "truncated or corrupt archive"),
+        (["{bad_tokenizer}", "a [MASK]"], "is not a tokenizers file"),
     ],
 )
 def test_errors_name_the_problem(args, message, packed_archive, tmp_path, tiny_bert_dir, corpus_path, valid_corpus_path, capsys):
     training = tmp_path / "training.tar.gz"
-    import tarfile
-
     with tarfile.open(training, "w:gz") as tar:
         config = tmp_path / "config.json"
         config.write_text(json.dumps({"model": {"type": "bitmaps_masked_lm"}}))
         tar.add(config, arcname="config.json")
-    values = {"archive": packed_archive, "missing": tmp_path / "nope.tar.gz", "training": training}
+    # a download cut short: gzip and tar fail only once the reader reaches the missing part
+    truncated = tmp_path / "truncated.tar.gz"
+    data = Path(packed_archive).read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    bad_tokenizer = tmp_path / "bad_tokenizer.tar.gz"
+    with tarfile.open(packed_archive) as original, tarfile.open(bad_tokenizer, "w:gz") as rewritten:
+        for member in original.getmembers():
+            content = original.extractfile(member).read() if member.isfile() else None
+            if member.name.endswith("tokenizer.json"):
+                content = b'{"not": "a tokenizer"}'
+                member.size = len(content)
+            rewritten.addfile(member, io.BytesIO(content) if content is not None else None)
+    values = {
+        "archive": packed_archive, "missing": tmp_path / "nope.tar.gz", "training": training, "truncated": truncated,
+        "bad_tokenizer": bad_tokenizer,
+    }
     code, _, err = _run_cli([a.format(**values) for a in args], capsys)
     assert code == 2 and message in err, err
+
+
+def test_output_is_written_whole_or_not_at_all(packed_archive, tmp_path, capsys):
+    # a bad line late in the input must not leave the earlier --output file half overwritten
+    output = tmp_path / "predictions.jsonl"
+    output.write_text("an earlier run's lines\n")
+    source = tmp_path / "input.jsonl"
+    source.write_text(json.dumps({"sentence": SENTENCES[0]}) + "\n" + json.dumps({"sentence": 3}) + "\n")
+    code, _, err = _run_cli([packed_archive, "--input", source, "--output", output, "--batch-size", "1"], capsys)
+    assert code == 2 and f"{source}:2: expected a JSON object with a string field" in err, err
+    assert output.read_text() == "an earlier run's lines\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["input.jsonl", "predictions.jsonl"]
+    code, _, err = _run_cli([packed_archive, SENTENCES[0], "--output", output], capsys)
+    assert code == 0, err
+    assert json.loads(output.read_text())["sentence"] == SENTENCES[0]
+    code, _, err = _run_cli([packed_archive, SENTENCES[0], "--output", tmp_path / "no" / "such.jsonl"], capsys)
+    assert code == 2 and "no such folder" in err, err
 
 
 def test_the_runtime_imports_no_torch(packed_archive):
