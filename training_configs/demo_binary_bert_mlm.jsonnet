@@ -3,7 +3,7 @@
 // blocks of WikiText-2 train, validated on the first blocks of WikiText-2 valid. The checkpoint
 // has no masked-LM head, so the head starts random: expect a high perplexity from so short a run.
 // W1A8 (1-bit weights, 8-bit activations per token), so that the packed export runs the integer
-// kernels a user would deploy: its encoder ran 1.70x ONNX Runtime int8 on Zen 4, where W1A32 (real
+// kernels a user would deploy: its encoder ran 1.66x ONNX Runtime int8 on Zen 4, where W1A32 (real
 // activations: a float GEMM on unpacked weights) ran 0.48x, at about the same perplexity after
 // this short run (1124.5 against 1116.6; README, the main job).
 local encoder = "../shared/data/models/all-MiniLM-L6-v2";
