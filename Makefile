@@ -12,7 +12,7 @@ INSTALL_INPUTS := Makefile setup.py runtime/setup.py $(wildcard requirements/*.t
 	$(wildcard runtime/csrc/*.cpp runtime/csrc/*.h)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install test test-all test-native test-arm demo clean
+.PHONY: install test test-all test-native test-arm test-clang demo clean
 .DELETE_ON_ERROR:
 
 install: $(STAMP)
@@ -40,10 +40,23 @@ NATIVE_SOURCES := runtime/tests/test_kernels.cpp runtime/tests/test_encoder_gold
 $(NATIVE_TEST): $(NATIVE_SOURCES)
 	bash runtime/tests/build_native_tests.sh $@
 
+# running a build of the three programs: natively, and for aarch64 under qemu (on the default CPU,
+# which has the dot product, and as a Cortex-A53, ARMv8.0, which has not)
+define run_native_tests
+	$(1)
+	$(1)_pool
+	for fixture in $(GOLDEN); do $(1)_golden $$fixture || exit 1; done
+endef
+define run_arm_tests
+	BITMAPS_EXPECT_PATHS=scalar,neon,neon_dotprod qemu-aarch64 -L /usr/aarch64-linux-gnu $(1)
+	@echo "the same on an ARMv8.0 core without the dot product (Cortex-A53): no neon_dotprod"
+	BITMAPS_EXPECT_PATHS=scalar,neon qemu-aarch64 -cpu cortex-a53 -L /usr/aarch64-linux-gnu $(1)
+	for fixture in $(GOLDEN); do qemu-aarch64 -L /usr/aarch64-linux-gnu $(1)_golden $$fixture || exit 1; done
+	qemu-aarch64 -L /usr/aarch64-linux-gnu $(1)_pool
+endef
+
 test-native: $(NATIVE_TEST)
-	$(NATIVE_TEST)
-	$(NATIVE_TEST)_pool
-	for fixture in $(GOLDEN); do $(NATIVE_TEST)_golden $$fixture || exit 1; done
+	$(call run_native_tests,$(NATIVE_TEST))
 
 # the same tests for aarch64 (NEON), cross-compiled with Debian's toolchain and run under qemu:
 # apt-get install -y g++-aarch64-linux-gnu qemu-user
@@ -53,19 +66,31 @@ $(ARM_TEST): $(NATIVE_SOURCES)
 	CXX=$(ARM_CXX) bash runtime/tests/build_native_tests.sh $@ -static
 
 test-arm: $(ARM_TEST)
-	BITMAPS_EXPECT_PATHS=scalar,neon,neon_dotprod qemu-aarch64 -L /usr/aarch64-linux-gnu $(ARM_TEST)
-	@echo "the same on an ARMv8.0 core without the dot product (Cortex-A53): no neon_dotprod"
-	BITMAPS_EXPECT_PATHS=scalar,neon qemu-aarch64 -cpu cortex-a53 -L /usr/aarch64-linux-gnu $(ARM_TEST)
-	for fixture in $(GOLDEN); do qemu-aarch64 -L /usr/aarch64-linux-gnu $(ARM_TEST)_golden $$fixture || exit 1; done
-	qemu-aarch64 -L /usr/aarch64-linux-gnu $(ARM_TEST)_pool
+	$(call run_arm_tests,$(ARM_TEST))
 
 # make test runs the aarch64 tests when the cross toolchain and qemu are installed (.ci/run installs them)
 HAVE_ARM := $(shell command -v $(ARM_CXX) >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1 && echo yes)
 
-test: $(STAMP) test-native $(if $(HAVE_ARM),test-arm)
+# the same programs built by clang, which macOS (Apple silicon), Termux and Android build the runtime
+# with: for this CPU, and cross for aarch64 when the toolchain above is there (apt-get install -y clang)
+CLANG_TEST := runtime/build/test_kernels_clang
+CLANG_ARM_TEST := runtime/build/test_kernels_arm_clang
+$(CLANG_TEST): $(NATIVE_SOURCES)
+	CXX=clang++ bash runtime/tests/build_native_tests.sh $@
+$(CLANG_ARM_TEST): $(NATIVE_SOURCES) runtime/tests/clang_aarch64.sh
+	CXX=runtime/tests/clang_aarch64.sh bash runtime/tests/build_native_tests.sh $@ -static
+
+test-clang: $(CLANG_TEST) $(if $(HAVE_ARM),$(CLANG_ARM_TEST))
+	$(call run_native_tests,$(CLANG_TEST))
+	$(if $(HAVE_ARM),$(call run_arm_tests,$(CLANG_ARM_TEST)))
+
+HAVE_CLANG := $(shell command -v clang++ >/dev/null 2>&1 && echo yes)
+NATIVE_CHECKS := test-native $(if $(HAVE_ARM),test-arm) $(if $(HAVE_CLANG),test-clang)
+
+test: $(STAMP) $(NATIVE_CHECKS)
 	$(VENV)/bin/python -m pytest tests -m "not slow"
 
-test-all: $(STAMP) test-native $(if $(HAVE_ARM),test-arm)
+test-all: $(STAMP) $(NATIVE_CHECKS)
 	$(VENV)/bin/python -m pytest tests
 
 # train, export the packed 1-bit model, evaluate both archives on the same blocks and masks, fill a

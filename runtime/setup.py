@@ -40,6 +40,16 @@ ISA_SOURCES = {
         ("BITMAPS_HAVE_NEON_DOTPROD", f"{CSRC}/kernels_neon_dotprod.cpp", ["-march=armv8.2-a+dotprod"]),
     ],
 }
+# platform.machine() names one architecture differently by system: Linux says aarch64 where macOS
+# says arm64 (Apple silicon) and Windows ARM64, and Windows AMD64 for x86_64
+MACHINE_NAMES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+
+
+def target_machine() -> str:
+    """The ISA_SOURCES key of the machine being built for."""
+    return MACHINE_NAMES.get(platform.machine().lower(), platform.machine())
+
+
 # the portable core: every file here is compiled with BASE_FLAGS only
 CORE_SOURCES = [
     f"{CSRC}/{name}"
@@ -55,7 +65,7 @@ class BuildNative(build_ext):
     def _compiler_accepts(self, flags):
         with tempfile.TemporaryDirectory() as tmp:
             source = os.path.join(tmp, "probe.cpp")
-            header = "arm_neon.h" if platform.machine() == "aarch64" else "immintrin.h"
+            header = "arm_neon.h" if target_machine() == "aarch64" else "immintrin.h"
             with open(source, "w") as probe:
                 probe.write(f"#include <{header}>\nint main() {{ return 0; }}\n")
             try:
@@ -65,7 +75,7 @@ class BuildNative(build_ext):
         return True
 
     def build_extension(self, ext):
-        for macro, source, flags in ISA_SOURCES.get(platform.machine(), []):
+        for macro, source, flags in ISA_SOURCES.get(target_machine(), []):
             if not self._compiler_accepts(flags):
                 print(f"bitmaps_runtime: compiler rejects {flags}; {source} is not built")
                 continue

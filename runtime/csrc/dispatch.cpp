@@ -5,6 +5,9 @@
 
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
+#elif defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
+#include <sys/types.h>
 #endif
 
 namespace bitmaps {
@@ -58,13 +61,18 @@ bool cpu_is_amd() {
 #endif
 }
 
-// ARMv8.2 dot product (sdot/udot): the kernel's HWCAP bit on Linux (Android included). Elsewhere
-// (macOS, other kernels) the plain NEON table is used; BITMAPS_KERNELS cannot force an ISA the
-// CPU lacks.
+// ARMv8.2 dot product (sdot/udot): the kernel's HWCAP bit on Linux (Android included); on macOS
+// the sysctl Apple documents for it (every Apple M-series core has it; a system before macOS 12
+// lacks the name and gets the plain NEON table). Elsewhere (other kernels) the plain NEON table is
+// used; BITMAPS_KERNELS cannot force an ISA the CPU lacks.
 [[maybe_unused]] bool cpu_has_dotprod() {  // only called in aarch64 builds
 #if defined(__aarch64__) && defined(__linux__)
   constexpr unsigned long kHwcapAsimdDp = 1ul << 20;  // HWCAP_ASIMDDP in <asm/hwcap.h>
   return (getauxval(AT_HWCAP) & kHwcapAsimdDp) != 0;
+#elif defined(__aarch64__) && defined(__APPLE__)
+  int value = 0;
+  size_t size = sizeof(value);
+  return sysctlbyname("hw.optional.arm.FEAT_DotProd", &value, &size, nullptr, 0) == 0 && value != 0;
 #else
   return false;
 #endif
