@@ -11,15 +11,22 @@ with `--embeddings`, the mean of the last hidden states over the sentence's word
 [SEP] included, as sentence-transformers pools); with `--hidden-states`, every wordpiece's. A
 batch's padding is left out of the encoder (`PackedEncoder.hidden_states(skip_padding=True)`), so
 sentences of mixed lengths in one batch cost what their own wordpieces cost.
+
+A sentence longer than the archive's max_length wordpieces is an error, unless `--truncate` cuts
+it to that length (its last wordpieces dropped, [SEP] kept, as sentence-transformers truncates);
+a cut that would drop a [MASK] is an error still. Errors name the sentence's place (`FILE:LINE`
+or `sentence N` of the arguments). A long `--input` reports its progress on stderr.
 """
 import argparse
 import contextlib
 import json
 import sys
+import time
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional, Sequence, TextIO
+from typing import Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from bitmaps_runtime.archive import ArchiveError, PackedArchive, load_packed_archive
 from bitmaps_runtime.atomic import atomic_file
@@ -29,10 +36,18 @@ from bitmaps_runtime.native import backend
 
 MASK_TOKEN = "[MASK]"
 UNK_TOKEN = "[UNK]"
+# seconds between two progress lines on stderr (the first after as long): short runs print none
+PROGRESS_SECONDS = 10.0
 
 
 class InputError(ValueError):
-    """A sentence the model cannot take (the message names it)."""
+    """A sentence the model cannot take (the message names it). `index`: its place in the batch
+    the Predictor was given, where one sentence is at fault, so that the command can name its
+    line."""
+
+    def __init__(self, message: str, index: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.index = index
 
 
 class Predictor:
@@ -43,24 +58,40 @@ class Predictor:
 
     archive : `PackedArchive`
     threads : `int`, optional (default = all CPUs this process may use, or `BITMAPS_THREADS`)
+    truncate : `bool`, optional (default = `False`)
+        Cut a sentence longer than the archive's `max_length` wordpieces to that length (the
+        tokenizer's truncation: the last wordpieces go, [CLS] and [SEP] stay), where `False`
+        refuses it. A cut that would drop a [MASK] to fill is refused either way. `truncated`
+        counts the sentences cut.
     """
 
-    def __init__(self, archive: PackedArchive, threads: Optional[int] = None) -> None:
+    def __init__(self, archive: PackedArchive, threads: Optional[int] = None, truncate: bool = False) -> None:
         self.archive = archive
         self.encoder = PackedEncoder(archive.packed, source=archive.path)
         self.threads = threads or default_threads()
         self.mask_id = archive.tokenizer.token_to_id(MASK_TOKEN)
+        self.truncated = 0
+        self._tokenizer = archive.tokenizer
+        if truncate:
+            # a copy: the archive's tokenizer stays as loaded (no truncation) for other users
+            self._tokenizer = Tokenizer.from_str(archive.tokenizer.to_str())
+            self._tokenizer.enable_truncation(archive.max_length)
 
-    def _encode(self, sentences: Sequence[str]):
-        tokenizer, rows = self.archive.tokenizer, []
-        for sentence in sentences:
+    def _encode(self, sentences: Sequence[str], keep_masks: bool = False):
+        rows, limit = [], self.archive.max_length
+        for index, sentence in enumerate(sentences):
             if self.archive.unknown_word:
                 sentence = sentence.replace(self.archive.unknown_word, UNK_TOKEN)
-            encoding = tokenizer.encode(sentence)
-            if len(encoding.ids) > self.archive.max_length:
+            encoding = self._tokenizer.encode(sentence)
+            if len(encoding.ids) > limit:
                 raise InputError(
-                    f"sentence has {len(encoding.ids)} wordpieces, more than max_length={self.archive.max_length}: {sentence[:60]!r}"
+                    f"{sentence[:60]!r} has {len(encoding.ids)} wordpieces, more than max_length={limit} (--truncate cuts it)",
+                    index,
                 )
+            if encoding.overflowing:
+                if keep_masks and any(self.mask_id in piece.ids for piece in encoding.overflowing):
+                    raise InputError(f"{sentence[:60]!r} has a {MASK_TOKEN} past max_length={limit} wordpieces, which --truncate would cut", index)
+                self.truncated += 1
             rows.append(encoding)
         length = max(len(e.ids) for e in rows)
         ids = np.zeros((len(rows), length), dtype=np.int64)
@@ -72,11 +103,11 @@ class Predictor:
 
     def fill_masks(self, sentences: Sequence[str], top_k: Optional[int] = None) -> List[dict]:
         top_k = top_k or self.archive.top_k
-        encodings, ids, mask = self._encode(sentences)
+        encodings, ids, mask = self._encode(sentences, keep_masks=True)
         masked = (ids == self.mask_id) & (mask != 0)
-        for sentence, row in zip(sentences, masked):
+        for index, (sentence, row) in enumerate(zip(sentences, masked)):
             if not row.any():
-                raise InputError(f"sentence has no {MASK_TOKEN} token to fill: {sentence!r}")
+                raise InputError(f"{sentence[:60]!r} has no {MASK_TOKEN} token to fill", index)
         hidden = self.encoder.hidden_states(ids, mask, threads=self.threads, skip_padding=True)
         logits = self.encoder.logits(hidden[masked], threads=self.threads)
         # as the AllenNLP model: probabilities of the top k under the softmax over the vocabulary
@@ -114,13 +145,23 @@ class Predictor:
         return [{"sentence": s, "embedding": pooled[i].tolist()} for i, s in enumerate(sentences)]
 
 
-def _sentences(args) -> Iterator[str]:
-    yield from args.sentences
+def _sentences(args) -> Iterator[Tuple[str, str]]:
+    """(where, sentence) pairs: the arguments' (`sentence N`), then --input's (`FILE:LINE`)."""
+    for number, sentence in enumerate(args.sentences, 1):
+        yield f"sentence {number}", sentence
     if args.input:
-        handle = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
-        with handle:
-            for number, line in enumerate(handle, 1):
-                line = line.strip()
+        name = "stdin" if args.input == "-" else args.input
+        try:
+            # bytes, decoded a line at a time, so that a bad byte is reported on its own line
+            handle = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
+        except OSError as error:
+            raise InputError(f"--input {args.input}: {(error.strerror or str(error)).lower()}") from None
+        with contextlib.nullcontext(handle) if args.input == "-" else handle:
+            for number, raw in enumerate(handle, 1):
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8").strip()
+                except UnicodeDecodeError:
+                    raise InputError(f"{name}:{number}: not UTF-8 text") from None
                 if not line:
                     continue
                 if line.startswith("{"):  # JSON lines as `allennlp predict` takes them
@@ -129,12 +170,12 @@ def _sentences(args) -> Iterator[str]:
                     except (ValueError, KeyError, TypeError):
                         line = None
                     if not isinstance(line, str):
-                        raise InputError(f"{args.input}:{number}: expected a JSON object with a string field \"sentence\"")
-                yield line
+                        raise InputError(f"{name}:{number}: expected a JSON object with a string field \"sentence\"")
+                yield f"{name}:{number}", line
 
 
-def _batches(items: Iterable[str], size: int) -> Iterator[List[str]]:
-    batch: List[str] = []
+def _batches(items: Iterable, size: int) -> Iterator[list]:
+    batch: list = []
     for item in items:
         batch.append(item)
         if len(batch) == size:
@@ -142,6 +183,21 @@ def _batches(items: Iterable[str], size: int) -> Iterator[List[str]]:
             batch = []
     if batch:
         yield batch
+
+
+class _Progress:
+    """A line on stderr every PROGRESS_SECONDS: sentences done and their rate."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.monotonic()
+        self.done = 0
+
+    def add(self, count: int) -> None:
+        self.done += count
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_SECONDS:
+            self.last = now
+            print(f"bitmaps-predict: {self.done:,} sentences, {self.done / (now - self.start):,.0f} a second", file=sys.stderr, flush=True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -156,28 +212,45 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--top-k", type=int, help="candidates per [MASK] (default: the archive's, 5)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, help="threads of the C++ core (default: all CPUs, or BITMAPS_THREADS)")
+    parser.add_argument(
+        "--truncate", action="store_true",
+        help="cut sentences longer than the archive's max_length wordpieces to that length (default: refuse them)",
+    )
     # intermixed: options may come between the archive and the sentences (`ARCHIVE --embeddings "a b"`)
     args = parser.parse_intermixed_args(argv)
     if not args.sentences and not args.input:
         parser.error("give sentences or --input FILE")
     if args.batch_size < 1 or (args.top_k is not None and args.top_k < 1) or (args.threads is not None and args.threads < 1):
         parser.error("--batch-size, --top-k and --threads must be positive")
+    progress = _Progress()
     try:
-        predictor = Predictor(load_packed_archive(args.archive), threads=args.threads)
+        predictor = Predictor(load_packed_archive(args.archive), threads=args.threads, truncate=args.truncate)
         with _output(args.output) as out:
             for batch in _batches(_sentences(args), args.batch_size):
-                if args.embeddings:
-                    results = predictor.embeddings(batch)
-                elif args.hidden_states:
-                    results = predictor.hidden_states(batch)
-                else:
-                    results = predictor.fill_masks(batch, args.top_k)
+                sentences = [sentence for _, sentence in batch]
+                try:
+                    if args.embeddings:
+                        results = predictor.embeddings(sentences)
+                    elif args.hidden_states:
+                        results = predictor.hidden_states(sentences)
+                    else:
+                        results = predictor.fill_masks(sentences, args.top_k)
+                except InputError as error:
+                    if error.index is None:
+                        raise
+                    raise InputError(f"{batch[error.index][0]}: {error}") from None
                 for result in results:
                     out.write(json.dumps(result) + "\n")
+                progress.add(len(batch))
     except (ArchiveError, PackedFormatError, RuntimeUnavailable, InputError, OSError) as error:
         print(f"bitmaps-predict: {error}", file=sys.stderr)
         return 2
-    print(f"bitmaps-predict: kernel path {backend()}, {predictor.threads} threads", file=sys.stderr)
+    truncated = f", {predictor.truncated:,} truncated to {predictor.archive.max_length} wordpieces" if predictor.truncated else ""
+    print(
+        f"bitmaps-predict: {progress.done:,} sentence{'' if progress.done == 1 else 's'} in {time.monotonic() - progress.start:.1f} s{truncated}; "
+        f"kernel path {backend()}, {predictor.threads} threads",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -178,6 +178,60 @@ def test_errors_name_the_problem(args, message, packed_archive, tmp_path, tiny_b
     assert code == 2 and message in err, err
 
 
+LONG = "the capital of france is paris , and paris is the capital of france , said the lazy fox"
+
+
+def test_truncate_cuts_long_sentences_and_keeps_their_masks(packed_archive, tmp_path, capsys):
+    # the archive's max_length is 16 wordpieces: LONG is refused without --truncate, naming its place
+    code, _, err = _run_cli([packed_archive, "--embeddings", SENTENCES[0], LONG], capsys)
+    assert code == 2 and "sentence 2: 'the capital" in err and "more than max_length=16 (--truncate cuts it)" in err, err
+    code, states, err = _run_cli([packed_archive, "--hidden-states", "--truncate", SENTENCES[0], LONG], capsys)
+    assert code == 0 and "2 sentences in" in err and "1 truncated to 16 wordpieces" in err, err
+    cut = states[1]["tokens"]
+    assert len(cut) == 16 and cut[0] == "[CLS]" and cut[-1] == "[SEP]" and "lazy" not in cut
+    assert states[0]["tokens"][-1] == "[SEP]" and len(states[0]["tokens"]) < 16
+    # the cut sentence computes what its first 14 wordpieces give as a sentence of their own
+    code, alone, err = _run_cli([packed_archive, "--hidden-states", " ".join(cut[1:-1])], capsys)
+    assert code == 0 and alone[0]["tokens"] == cut, err
+    np.testing.assert_allclose(states[1]["hidden_states"], alone[0]["hidden_states"], atol=1e-5)
+    # fill-mask: a [MASK] inside the first 16 wordpieces is filled; one past them is refused, not dropped
+    code, lines, err = _run_cli([packed_archive, "--truncate", "[MASK] " + LONG], capsys)
+    assert code == 0 and len(lines[0]["predictions"]) == 1, err
+    code, _, err = _run_cli([packed_archive, "--truncate", "[MASK] " + LONG + " [MASK] ."], capsys)
+    assert code == 2 and "has a [MASK] past max_length=16 wordpieces, which --truncate would cut" in err, err
+
+
+def test_input_errors_name_the_file_and_line(packed_archive, tmp_path, capsys):
+    source = tmp_path / "sentences.txt"
+    source.write_text(SENTENCES[0] + "\n\n" + json.dumps({"sentence": "no mask here"}) + "\n")
+    code, _, err = _run_cli([packed_archive, "--input", source, "--batch-size", "2"], capsys)
+    assert code == 2 and f"{source}:3: 'no mask here' has no [MASK] token to fill" in err, err
+    # a bad byte is reported on its own line, not where the decoder's buffer happened to end
+    source.write_bytes((SENTENCES[0] + "\n").encode() * 500 + b"caf\xe9 [MASK] .\n")
+    code, _, err = _run_cli([packed_archive, "--input", source], capsys)
+    assert code == 2 and f"{source}:501: not UTF-8 text" in err, err
+    # a byte-order mark (Windows editors) is not part of the first sentence
+    source.write_bytes(b"\xef\xbb\xbf" + SENTENCES[0].encode() + b"\n")
+    code, lines, err = _run_cli([packed_archive, "--input", source], capsys)
+    assert code == 0 and lines[0]["sentence"] == SENTENCES[0], err
+    for missing, message in ((tmp_path / "nope.txt", "no such file"), (tmp_path, "is a directory")):
+        code, _, err = _run_cli([packed_archive, "--input", missing], capsys)
+        assert code == 2 and f"--input {missing}: {message}" in err, err
+
+
+def test_long_inputs_report_progress(packed_archive, tmp_path, capsys, monkeypatch):
+    source = tmp_path / "sentences.txt"
+    source.write_text("\n".join(SENTENCES * 3) + "\n")
+    code, lines, err = _run_cli([packed_archive, "--input", source, "--batch-size", "4"], capsys)
+    assert code == 0 and len(lines) == 9 and "a second" not in err, err
+    monkeypatch.setattr("bitmaps_runtime.predict.PROGRESS_SECONDS", 0.0)
+    code, lines, err = _run_cli([packed_archive, "--input", source, "--batch-size", "4"], capsys)
+    progress = [line for line in err.splitlines() if "a second" in line]
+    assert code == 0 and [line.split(",")[0] for line in progress] == [
+        "bitmaps-predict: 4 sentences", "bitmaps-predict: 8 sentences", "bitmaps-predict: 9 sentences"
+    ], err
+
+
 def test_output_is_written_whole_or_not_at_all(packed_archive, tmp_path, capsys):
     # a bad line late in the input must not leave the earlier --output file half overwritten
     output = tmp_path / "predictions.jsonl"
