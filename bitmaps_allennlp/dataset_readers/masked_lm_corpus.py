@@ -63,6 +63,11 @@ class MaskedLmCorpusReader(DatasetReader):
         Seed of the deterministic masks.
     unknown_word : `str`, optional (default = `"<unk>"`)
         The corpus's own unknown-word token; `None` keeps the text as it is.
+    truncate : `bool`, optional (default = `False`)
+        Prediction only (`text_to_instance`): a sentence longer than `max_length` wordpieces is
+        cut to that length by the tokenizer's truncation (the last wordpieces go, [CLS] and [SEP]
+        stay), as `bitmaps-predict --truncate` cuts it, where `False` refuses it. A cut that
+        would drop a `[MASK]` is refused either way. Corpora are packed into blocks and never cut.
     """
 
     def __init__(
@@ -75,6 +80,7 @@ class MaskedLmCorpusReader(DatasetReader):
         deterministic_masking: bool = False,
         seed: int = 13,
         unknown_word: Optional[str] = "<unk>",
+        truncate: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(
@@ -102,6 +108,7 @@ class MaskedLmCorpusReader(DatasetReader):
         self.deterministic_masking = deterministic_masking
         self.seed = seed
         self.unknown_word = unknown_word
+        self.truncate = truncate
         special = set(self._tokenizer.all_special_ids)
         self._masking = MaskingRule(
             mask_token_id=self._tokenizer.mask_token_id,
@@ -186,19 +193,31 @@ class MaskedLmCorpusReader(DatasetReader):
         if self.unknown_word is not None:
             sentence = sentence.replace(self.unknown_word, self._tokenizer.unk_token)
         token_ids = np.array(self._tokenizer(sentence)["input_ids"], dtype=np.int64)
-        if len(token_ids) > self.max_length:
-            raise ValueError(
-                f"sentence has {len(token_ids)} wordpieces, more than max_length={self.max_length}"
-            )
-        masked_positions = token_ids == self._tokenizer.mask_token_id
-        if not masked_positions.any():
-            raise ValueError(
-                f"sentence has no {self._tokenizer.mask_token} token to fill: {sentence!r}"
-            )
         targets = None if target_ids is None else np.asarray(target_ids, dtype=np.int64)
         if targets is not None and len(targets) != len(token_ids):
             raise ValueError(
                 f"target_ids has {len(targets)} ids but the sentence has {len(token_ids)} wordpieces"
+            )
+        if len(token_ids) > self.max_length:
+            if not self.truncate:
+                raise ValueError(
+                    f"sentence has {len(token_ids)} wordpieces, more than max_length={self.max_length} "
+                    f"(the reader's truncate cuts it): {sentence[:60]!r}"
+                )
+            cut = self._tokenizer(sentence, truncation=True, max_length=self.max_length)["input_ids"]
+            mask_id = self._tokenizer.mask_token_id
+            if cut.count(mask_id) < int((token_ids == mask_id).sum()):
+                raise ValueError(
+                    f"sentence has a {self._tokenizer.mask_token} past max_length={self.max_length} "
+                    f"wordpieces, which truncate would cut: {sentence[:60]!r}"
+                )
+            if targets is not None:  # the same cut: the first wordpieces, then [SEP]'s
+                targets = np.concatenate([targets[: len(cut) - 1], targets[-1:]])
+            token_ids = np.array(cut, dtype=np.int64)
+        masked_positions = token_ids == self._tokenizer.mask_token_id
+        if not masked_positions.any():
+            raise ValueError(
+                f"sentence has no {self._tokenizer.mask_token} token to fill: {sentence!r}"
             )
         return self._make_instance(token_ids, masked_positions, targets)
 

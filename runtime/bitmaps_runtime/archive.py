@@ -30,6 +30,7 @@ class PackedArchive:
     max_length: int
     unknown_word: Union[str, None]
     top_k: int
+    truncate: bool = False  # the reader's `truncate`: cut sentences past max_length (bitmaps-predict --truncate)
 
 
 def _member_name(name: str) -> str:
@@ -111,4 +112,5 @@ def _read_archive(archive: tarfile.TarFile, source: str) -> PackedArchive:
         max_length=max_length,
         unknown_word=reader.get("unknown_word", "<unk>"),
         top_k=int(model.get("top_k", 5)),
+        truncate=bool(reader.get("truncate", False)),
     )

@@ -58,21 +58,21 @@ class Predictor:
 
     archive : `PackedArchive`
     threads : `int`, optional (default = all CPUs this process may use, or `BITMAPS_THREADS`)
-    truncate : `bool`, optional (default = `False`)
+    truncate : `bool`, optional (default = the archive reader's `truncate`, else `False`)
         Cut a sentence longer than the archive's `max_length` wordpieces to that length (the
-        tokenizer's truncation: the last wordpieces go, [CLS] and [SEP] stay), where `False`
-        refuses it. A cut that would drop a [MASK] to fill is refused either way. `truncated`
+        tokenizer's truncation: the last wordpieces go, [CLS] and [SEP] stay, as the reader's
+        `truncate` cuts it for `allennlp predict`), where `False` refuses it. A cut that would drop a [MASK] to fill is refused either way. `truncated`
         counts the sentences cut.
     """
 
-    def __init__(self, archive: PackedArchive, threads: Optional[int] = None, truncate: bool = False) -> None:
+    def __init__(self, archive: PackedArchive, threads: Optional[int] = None, truncate: Optional[bool] = None) -> None:
         self.archive = archive
         self.encoder = PackedEncoder(archive.packed, source=archive.path)
         self.threads = threads or default_threads()
         self.mask_id = archive.tokenizer.token_to_id(MASK_TOKEN)
         self.truncated = 0
         self._tokenizer = archive.tokenizer
-        if truncate:
+        if archive.truncate if truncate is None else truncate:
             # a copy: the archive's tokenizer stays as loaded (no truncation) for other users
             self._tokenizer = Tokenizer.from_str(archive.tokenizer.to_str())
             self._tokenizer.enable_truncation(archive.max_length)
@@ -214,7 +214,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--threads", type=int, help="threads of the C++ core (default: all CPUs, or BITMAPS_THREADS)")
     parser.add_argument(
         "--truncate", action="store_true",
-        help="cut sentences longer than the archive's max_length wordpieces to that length (default: refuse them)",
+        help="cut sentences longer than the archive's max_length wordpieces to that length "
+        "(default: refuse them, unless the archive's reader has truncate: true)",
     )
     # intermixed: options may come between the archive and the sentences (`ARCHIVE --embeddings "a b"`)
     args = parser.parse_intermixed_args(argv)
@@ -224,7 +225,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("--batch-size, --top-k and --threads must be positive")
     progress = _Progress()
     try:
-        predictor = Predictor(load_packed_archive(args.archive), threads=args.threads, truncate=args.truncate)
+        predictor = Predictor(load_packed_archive(args.archive), threads=args.threads, truncate=args.truncate or None)
         with _output(args.output) as out:
             for batch in _batches(_sentences(args), args.batch_size):
                 sentences = [sentence for _, sentence in batch]

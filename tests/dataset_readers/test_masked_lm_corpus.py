@@ -125,6 +125,22 @@ def test_bad_input_is_named(tiny_bert_dir, tmp_path):
         _reader(tiny_bert_dir, replace_with_mask=0.95, replace_with_random=0.1)
 
 
+def test_truncate_cuts_a_long_sentence_to_max_length_and_keeps_its_masks(tiny_bert_dir):
+    reader = _reader(tiny_bert_dir, truncate=True)
+    sentence = "the [MASK] " + "river " * 20
+    full = reader._tokenizer(sentence)["input_ids"]
+    instance = reader.text_to_instance(sentence, target_ids=full)
+    pieces = [t.text for t in instance["tokens"].tokens]
+    assert len(pieces) == 16 and pieces[:3] == ["[CLS]", "the", "[MASK]"] and pieces[-1] == "[SEP]"
+    assert instance["masked_positions"].tensor.tolist() == [p == "[MASK]" for p in pieces]
+    # the targets are cut the same way: the first wordpieces, then [SEP]'s
+    assert instance["target_ids"].tensor.tolist() == full[:15] + full[-1:]
+    # a [MASK] past the cut is refused rather than left out of the predictions
+    with pytest.raises(ValueError, match="past max_length=16 wordpieces, which truncate would cut"):
+        reader.text_to_instance("the [MASK] " + "river " * 20 + "[MASK] .")
+    assert len(reader.text_to_instance("the capital of france is [MASK] .")["tokens"]) == 9
+
+
 def test_multiprocess_workers_read_each_block_once(tiny_bert_dir, corpus_path):
     from allennlp.data import Vocabulary
     from allennlp.data.data_loaders import MultiProcessDataLoader

@@ -201,6 +201,32 @@ def test_truncate_cuts_long_sentences_and_keeps_their_masks(packed_archive, tmp_
     assert code == 2 and "has a [MASK] past max_length=16 wordpieces, which --truncate would cut" in err, err
 
 
+def test_truncate_cuts_as_allennlp_predict_with_the_readers_truncate(packed_archive, tmp_path, capsys):
+    sentences = ["[MASK] " + LONG, "paris is [MASK] . " + LONG]
+    code, lines, err = _run_cli([packed_archive, "--truncate", *sentences], capsys)
+    assert code == 0 and "2 truncated to 16 wordpieces" in err, err
+    with tarfile.open(packed_archive) as tar:
+        config = json.load(tar.extractfile("config.json"))
+    # the reader that prediction uses: the validation one where the config has it
+    reader = "validation_dataset_reader" if "validation_dataset_reader" in config else "dataset_reader"
+    predictor = Predictor.from_archive(load_archive(packed_archive, overrides={f"{reader}.truncate": True}))
+    for line, sentence in zip(lines, sentences):
+        want = predictor.predict_json({"sentence": sentence})["predictions"]
+        assert [m["tokens"][0] for m in line["predictions"]] == [m["tokens"][0] for m in want]
+        np.testing.assert_allclose(line["predictions"][0]["probabilities"], want[0]["probabilities"], rtol=1e-3, atol=1e-6)
+    # an archive whose reader truncates: bitmaps-predict does so without --truncate, as allennlp predict
+    rewritten = tmp_path / "truncating.tar.gz"
+    with tarfile.open(packed_archive) as original, tarfile.open(rewritten, "w:gz") as target:
+        for member in original.getmembers():
+            data = original.extractfile(member).read() if member.isfile() else None
+            if member.name == "config.json":
+                data = json.dumps({**config, reader: {**config[reader], "truncate": True}}).encode()
+                member.size = len(data)
+            target.addfile(member, io.BytesIO(data) if data is not None else None)
+    code, again, err = _run_cli([rewritten, *sentences], capsys)
+    assert code == 0 and again == lines, err
+
+
 def test_input_errors_name_the_file_and_line(packed_archive, tmp_path, capsys):
     source = tmp_path / "sentences.txt"
     source.write_text(SENTENCES[0] + "\n\n" + json.dumps({"sentence": "no mask here"}) + "\n")
