@@ -138,11 +138,36 @@ class Predictor:
         ]
 
     def embeddings(self, sentences: Sequence[str]) -> List[dict]:
+        pooled = self._pooled(sentences)
+        return [{"sentence": s, "embedding": pooled[i].tolist()} for i, s in enumerate(sentences)]
+
+    def encode(self, sentences: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """
+        Sentence embeddings as an array for applications (sentence-transformers' `encode`):
+        float32, `(len(sentences), hidden_size)`, row i the mean of sentence i's last hidden
+        states over its wordpieces, what `--embeddings` prints. Runs `batch_size` sentences at a
+        time, so that a long list needs one batch's activations at once.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        parts = [np.zeros((0, self.encoder.hidden_size), dtype=np.float32)]
+        for start in range(0, len(sentences), batch_size):
+            try:
+                parts.append(self._pooled(sentences[start : start + batch_size]))
+            except InputError as error:  # its place in the whole list
+                raise InputError(str(error), None if error.index is None else start + error.index) from None
+        return np.concatenate(parts)
+
+    def _pooled(self, sentences: Sequence[str]) -> np.ndarray:
         encodings, ids, mask = self._encode(sentences)
         hidden = self.encoder.hidden_states(ids, mask, threads=self.threads, skip_padding=True)
         weights = mask[..., None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / weights.sum(axis=1)
-        return [{"sentence": s, "embedding": pooled[i].tolist()} for i, s in enumerate(sentences)]
+        return (hidden * weights).sum(axis=1) / weights.sum(axis=1)
+
+    @classmethod
+    def from_path(cls, path: str, threads: Optional[int] = None, truncate: Optional[bool] = None) -> "Predictor":
+        """The Predictor of the packed archive at `path` (`load_packed_archive`)."""
+        return cls(load_packed_archive(path), threads=threads, truncate=truncate)
 
 
 def _sentences(args) -> Iterator[Tuple[str, str]]:

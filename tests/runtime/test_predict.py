@@ -28,6 +28,8 @@ SENTENCES = [
     "[MASK] is the capital of [MASK] .",
     "paris is [MASK] .",
 ]
+# 21 wordpieces with [CLS] and [SEP], past the test archive's max_length of 16
+LONG = "the capital of france is paris , and paris is the capital of france , said the lazy fox"
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +113,23 @@ def test_embeddings_and_hidden_states(packed_archive, tmp_path, capsys):
         np.testing.assert_allclose(vector["embedding"], hidden.mean(axis=0), atol=1e-5)
 
 
+def test_encode_gives_the_embeddings_as_an_array(packed_archive, capsys):
+    from bitmaps_runtime.predict import InputError, Predictor as PackedPredictor
+
+    predictor = PackedPredictor.from_path(str(packed_archive), threads=1)
+    vectors = predictor.encode(SENTENCES, batch_size=2)
+    assert vectors.dtype == np.float32 and vectors.shape == (3, predictor.encoder.hidden_size)
+    code, lines, err = _run_cli([packed_archive, "--embeddings", *SENTENCES], capsys)
+    assert code == 0, err
+    np.testing.assert_allclose(vectors, [line["embedding"] for line in lines], atol=1e-5)
+    np.testing.assert_allclose(predictor.encode(SENTENCES, batch_size=1), vectors, atol=1e-5)
+    assert predictor.encode([]).shape == (0, predictor.encoder.hidden_size)
+    # a bad sentence is named by its place in the whole list, not in its batch
+    with pytest.raises(InputError, match="more than max_length=16") as error:
+        predictor.encode(SENTENCES + [LONG], batch_size=2)
+    assert error.value.index == 3
+
+
 def test_allennlp_predict_batches_with_padding_as_one_by_one(packed_archive):
     # the packed model's masked logits leave the padding out of the encoder (the sentences differ
     # in length, so a batch pads): the same predictions as each sentence alone
@@ -176,9 +195,6 @@ def test_errors_name_the_problem(args, message, packed_archive, tmp_path, tiny_b
     }
     code, _, err = _run_cli([a.format(**values) for a in args], capsys)
     assert code == 2 and message in err, err
-
-
-LONG = "the capital of france is paris , and paris is the capital of france , said the lazy fox"
 
 
 def test_truncate_cuts_long_sentences_and_keeps_their_masks(packed_archive, tmp_path, capsys):
