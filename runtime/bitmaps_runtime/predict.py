@@ -61,8 +61,8 @@ class Predictor:
     truncate : `bool`, optional (default = the archive reader's `truncate`, else `False`)
         Cut a sentence longer than the archive's `max_length` wordpieces to that length (the
         tokenizer's truncation: the last wordpieces go, [CLS] and [SEP] stay, as the reader's
-        `truncate` cuts it for `allennlp predict`), where `False` refuses it. A cut that would drop a [MASK] to fill is refused either way. `truncated`
-        counts the sentences cut.
+        `truncate` cuts it for `allennlp predict`), where `False` refuses it. A cut that would
+        drop a [MASK] to fill is refused either way. `truncated` counts the sentences cut.
     """
 
     def __init__(self, archive: PackedArchive, threads: Optional[int] = None, truncate: Optional[bool] = None) -> None:
