@@ -16,6 +16,12 @@ from types import ModuleType
 from typing import List, Optional
 
 ENV_VARIABLE = "BITMAPS_KERNELS"
+SPIN_VARIABLE = "BITMAPS_SPIN_US"  # read by csrc/thread_pool.cpp, checked here
+
+
+class SettingError(ValueError):
+    """An environment variable of the runtime (`BITMAPS_KERNELS`, `BITMAPS_THREADS`,
+    `BITMAPS_SPIN_US`) holds a value it cannot use; the message names the variable."""
 
 try:
     from bitmaps_runtime import _native as _loaded
@@ -59,7 +65,14 @@ def select(path: str) -> None:
 def backend() -> str:
     """`reference`, or the native path in use (`scalar`, `avx2`, `avx512`, `avx512_vnni`, `avx512_vbmi`)."""
     if _selected is None:
-        select(os.environ.get(ENV_VARIABLE, "auto"))
+        spin = os.environ.get(SPIN_VARIABLE, "").strip()
+        if spin and not spin.isdigit():
+            # the C++ pool would read "abc" or "-5" as 0 (never spin) without a word
+            raise SettingError(f"{SPIN_VARIABLE}={spin!r}: expected microseconds, a whole number >= 0 (default 100)")
+        try:
+            select(os.environ.get(ENV_VARIABLE, "auto"))
+        except ValueError as error:
+            raise SettingError(f"{ENV_VARIABLE}: {error}") from None
     return _selected  # type: ignore[return-value]
 
 

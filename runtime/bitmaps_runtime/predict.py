@@ -32,7 +32,7 @@ from bitmaps_runtime.archive import ArchiveError, PackedArchive, load_packed_arc
 from bitmaps_runtime.atomic import atomic_file
 from bitmaps_runtime.encoder import PackedEncoder, RuntimeUnavailable, default_threads
 from bitmaps_runtime.file_format import PackedFormatError
-from bitmaps_runtime.native import backend
+from bitmaps_runtime.native import SettingError, backend
 
 MASK_TOKEN = "[MASK]"
 UNK_TOKEN = "[UNK]"
@@ -268,7 +268,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 for result in results:
                     out.write(json.dumps(result) + "\n")
                 progress.add(len(batch))
-    except (ArchiveError, PackedFormatError, RuntimeUnavailable, InputError, OSError) as error:
+    except (ArchiveError, PackedFormatError, RuntimeUnavailable, InputError, SettingError, OSError) as error:
         print(f"bitmaps-predict: {error}", file=sys.stderr)
         return 2
     truncated = f", {predictor.truncated:,} truncated to {predictor.archive.max_length} wordpieces" if predictor.truncated else ""

@@ -2,6 +2,7 @@
 including from a fresh virtual environment that has no torch at all."""
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -272,6 +273,22 @@ def test_long_inputs_report_progress(packed_archive, tmp_path, capsys, monkeypat
     assert code == 0 and [line.split(",")[0] for line in progress] == [
         "bitmaps-predict: 4 sentences", "bitmaps-predict: 8 sentences", "bitmaps-predict: 9 sentences"
     ], err
+
+
+@pytest.mark.parametrize(
+    "variable,value,message",
+    [
+        ("BITMAPS_KERNELS", "no_such_path", "BITMAPS_KERNELS: kernel path 'no_such_path' is not available"),
+        ("BITMAPS_THREADS", "two", "BITMAPS_THREADS='two': expected a whole number of threads >= 1"),
+        ("BITMAPS_THREADS", "0", "BITMAPS_THREADS='0': expected a whole number of threads >= 1"),
+        ("BITMAPS_SPIN_US", "-5", "BITMAPS_SPIN_US='-5': expected microseconds"),
+    ],
+)
+def test_bad_settings_are_named(variable, value, message, packed_archive):
+    # each in a fresh process: the kernel path and the pool's settings are read once a process
+    code = f"import sys; from bitmaps_runtime.predict import main; sys.exit(main([{str(packed_archive)!r}, 'a [MASK] .']))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, variable: value})
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
 def test_output_is_written_whole_or_not_at_all(packed_archive, tmp_path, capsys):
