@@ -20,6 +20,13 @@ def load_teacher(teacher: str, vocab: Vocabulary, target_namespace: str = "tags"
     BERT checkpoint with a masked-LM head (a local directory or a hub name). The returned model
     is frozen and in evaluation mode.
     """
+    if not os.path.exists(teacher) and _names_a_local_file(teacher):
+        # else transformers takes it for a hub name and says only "Incorrect path_or_model_id"
+        raise ConfigurationError(
+            f"teacher: {teacher} does not exist; a distillation recipe's teacher is the masked LM "
+            "trained by training_configs/teacher_minilm_mlm.jsonnet (allennlp train ... -s runs/teacher), "
+            "or BiT stage 1's archive for stage 2: train that first"
+        )
     if os.path.isfile(teacher):
         if not tarfile.is_tarfile(teacher):
             raise ConfigurationError(f"teacher: {teacher} is a file but not a model archive (model.tar.gz)")
@@ -40,3 +47,9 @@ def load_teacher(teacher: str, vocab: Vocabulary, target_namespace: str = "tags"
         )
     logger.info("teacher loaded from %s", teacher)
     return model.requires_grad_(False).eval()
+
+
+def _names_a_local_file(name: str) -> bool:
+    """A path rather than a hub name ("org/model"): an archive or weights file, or more than one
+    folder deep, or explicitly relative or absolute."""
+    return name.endswith((".tar.gz", ".th", ".bin", ".safetensors")) or name.count("/") > 1 or name.startswith(("/", ".", "~"))

@@ -1,3 +1,4 @@
+import re
 import shutil
 
 import pytest
@@ -189,6 +190,18 @@ def test_a_teacher_without_an_mlm_head_is_refused(tiny_bert_dir, corpus_path, va
     config = distilled_config(tiny_bert_dir, tiny_bert_dir, corpus_path, valid_corpus_path)
     vocab = Vocabulary.from_params(Params(config["vocabulary"]))
     with pytest.raises(ConfigurationError, match="teacher: .* has no masked-LM head"):
+        Model.from_params(vocab=vocab, params=Params(config["model"]))
+
+
+@pytest.mark.parametrize("missing", ["runs/teacher/model.tar.gz", "{tmp}/teacher.tar.gz", "./teacher"])
+def test_a_missing_teacher_file_is_named(missing, tiny_bert_dir, corpus_path, valid_corpus_path, tmp_path):
+    # not taken for a hub name (transformers would answer "Incorrect path_or_model_id")
+    from allennlp.data import Vocabulary
+
+    missing = missing.format(tmp=tmp_path)
+    config = distilled_config(tiny_bert_dir, missing, corpus_path, valid_corpus_path)
+    vocab = Vocabulary.from_params(Params(config["vocabulary"]))
+    with pytest.raises(ConfigurationError, match=f"teacher: {re.escape(missing)} does not exist; .*teacher_minilm_mlm"):
         Model.from_params(vocab=vocab, params=Params(config["model"]))
 
 
