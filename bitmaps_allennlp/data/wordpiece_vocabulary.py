@@ -1,6 +1,8 @@
 from allennlp.common import cached_transformers
 from allennlp.data.vocabulary import Vocabulary
 
+from bitmaps_allennlp.common.checkpoints import check_checkpoint
+
 
 @Vocabulary.register("bitmaps_wordpiece", constructor="from_tokenizer")
 class WordpieceVocabulary(Vocabulary):
@@ -25,5 +27,6 @@ class WordpieceVocabulary(Vocabulary):
 
     @classmethod
     def from_tokenizer(cls, model_name: str, namespace: str = "tags") -> "Vocabulary":
+        check_checkpoint(model_name, "bitmaps_wordpiece: model_name")
         tokenizer = cached_transformers.get_tokenizer(model_name)
         return Vocabulary.from_pretrained_transformer(model_name, namespace, oov_token=str(tokenizer.unk_token))

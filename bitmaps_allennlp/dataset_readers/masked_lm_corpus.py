@@ -18,6 +18,7 @@ from allennlp.data.instance import Instance
 from allennlp.data.token_indexers import PretrainedTransformerIndexer, TokenIndexer
 from allennlp.data.tokenizers import Token
 
+from bitmaps_allennlp.common.checkpoints import check_checkpoint
 from bitmaps_allennlp.dataset_readers.masking import MaskingRule, block_rng
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class MaskedLmCorpusReader(DatasetReader):
                 f"most 1, got {replace_with_mask} and {replace_with_random}"
             )
         model_name = _inside_serialization_dir(model_name, kwargs.get("serialization_dir"))
+        check_checkpoint(model_name, "bitmaps_masked_lm_corpus: model_name")
         self._tokenizer = cached_transformers.get_tokenizer(model_name)
         for name in ("cls_token_id", "sep_token_id", "mask_token_id", "unk_token_id"):
             if getattr(self._tokenizer, name) is None:

@@ -8,6 +8,7 @@ from allennlp.data import Vocabulary
 from allennlp.models.archival import load_archive
 from allennlp.modules.text_field_embedders import BasicTextFieldEmbedder
 
+from bitmaps_allennlp.common.checkpoints import names_a_local_path
 from bitmaps_allennlp.models.masked_lm import BinaryMaskedLanguageModel
 from bitmaps_allennlp.token_embedders.binary_bert_embedder import BinaryBertEmbedder
 
@@ -20,7 +21,7 @@ def load_teacher(teacher: str, vocab: Vocabulary, target_namespace: str = "tags"
     BERT checkpoint with a masked-LM head (a local directory or a hub name). The returned model
     is frozen and in evaluation mode.
     """
-    if not os.path.exists(teacher) and _names_a_local_file(teacher):
+    if not os.path.exists(teacher) and names_a_local_path(teacher):
         # else transformers takes it for a hub name and says only "Incorrect path_or_model_id"
         raise ConfigurationError(
             f"teacher: {teacher} does not exist; a distillation recipe's teacher is the masked LM "
@@ -48,8 +49,3 @@ def load_teacher(teacher: str, vocab: Vocabulary, target_namespace: str = "tags"
     logger.info("teacher loaded from %s", teacher)
     return model.requires_grad_(False).eval()
 
-
-def _names_a_local_file(name: str) -> bool:
-    """A path rather than a hub name ("org/model"): an archive or weights file, or more than one
-    folder deep, or explicitly relative or absolute."""
-    return name.endswith((".tar.gz", ".th", ".bin", ".safetensors")) or name.count("/") > 1 or name.startswith(("/", ".", "~"))

@@ -9,6 +9,7 @@ from transformers import AutoConfig, BertConfig, BertForMaskedLM, BertModel
 from allennlp.common.checks import ConfigurationError
 from allennlp.modules.token_embedders.token_embedder import TokenEmbedder
 
+from bitmaps_allennlp.common.checkpoints import check_checkpoint
 from bitmaps_allennlp.modules.bert_binarization import binarize_bert_encoder, install_attention
 from bitmaps_allennlp.modules.binarization_spec import HEAD_COMPONENT, LINEAR_COMPONENTS, BinarizationSpec
 from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
@@ -180,6 +181,7 @@ class BinaryBertEmbedder(TokenEmbedder):
     ) -> BertModel:
         if bert_config is not None:
             return BertModel(BertConfig(**bert_config), add_pooling_layer=False)
+        check_checkpoint(model_name, "bitmaps_binary_bert: model_name")
         config = AutoConfig.from_pretrained(model_name)
         if num_hidden_layers is not None:
             if num_hidden_layers > config.num_hidden_layers:
