@@ -65,7 +65,7 @@ def _redirect_pretrained_initializers(config: Dict[str, Any], directory: Path) -
     same architecture, so the initializer really loads weights."""
     model_params = config["model"]
     regexes = model_params.get("initializer", {}).get("regexes", [])
-    pretrained = [init for _, init in regexes if init.get("type") == "pretrained"]
+    pretrained = [init for _, init in regexes if init.get("type") in ("pretrained", "bitmaps_start_from")]
     if not pretrained:
         return
     source = copy.deepcopy({k: v for k, v in model_params.items() if k != "initializer"})

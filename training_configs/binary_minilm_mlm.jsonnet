@@ -36,9 +36,10 @@ local reader = {
         },
       },
     },
-    // Start from the full-precision teacher (its encoder weights become the latent weights).
+    // Start from the full-precision teacher (its encoder weights become the latent weights;
+    // bitmaps_start_from: AllenNLP's `pretrained`, naming a missing file).
     initializer: {
-      regexes: [[".*", { type: "pretrained", weights_file_path: teacher_weights }]],
+      regexes: [[".*", { type: "bitmaps_start_from", weights_file_path: teacher_weights }]],
     },
   },
   data_loader: {

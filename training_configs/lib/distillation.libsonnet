@@ -50,10 +50,11 @@
           tokens: $.tables_as(tables, { type: "bitmaps_binary_bert", model_name: encoder, binarize: true, compile_layers: true } + knobs),
         },
       },
-      // Latent weights start from init_from (a weights file or an archive); quantizer
+      // Latent weights start from init_from (a weights file or an archive; AllenNLP's
+      // `pretrained`, naming a missing file: bitmaps_allennlp/training/start_from.py); quantizer
       // parameters (learned scales, BiT's alpha/beta) are new and initialise from data.
       initializer: {
-        regexes: [[".*", { type: "pretrained", weights_file_path: init_from }]],
+        regexes: [[".*", { type: "bitmaps_start_from", weights_file_path: init_from }]],
         prevent_regexes: ["_quantizer\\."],
       },
     } + distillation,
