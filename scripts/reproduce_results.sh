@@ -25,7 +25,7 @@ train() {  # train CONFIG DIR [extra allennlp args]
 }
 
 binarize='{"model.text_field_embedder.token_embedders.tokens.binarize": true}'
-student_init="{\"model.initializer.regexes\": [[\".*\", {\"type\": \"pretrained\", \"weights_file_path\": \"$RUNS/teacher/best.th\"}]]}"
+student_init="{\"model.initializer.regexes\": [[\".*\", {\"type\": \"bitmaps_start_from\", \"weights_file_path\": \"$RUNS/teacher/best.th\"}]]}"
 
 train training_configs/teacher_minilm_mlm.jsonnet "$RUNS/teacher"
 "$PYTHON" scripts/perplexity_table.py --out "$RUNS/table" \
