@@ -48,4 +48,3 @@ def load_teacher(teacher: str, vocab: Vocabulary, target_namespace: str = "tags"
         )
     logger.info("teacher loaded from %s", teacher)
     return model.requires_grad_(False).eval()
-

@@ -10,8 +10,7 @@ import numpy as np
 
 from bitmaps_runtime.file_format import PackedFormatError, PackedModelFile
 from bitmaps_runtime.formats import ACTIVATION_MODES, BERT_LAYER_LINEARS, DENSE_NATIVE_ID, PLAIN_TABLE_IDS, SCHEME_SPECS, TABLE_SPECS
-from bitmaps_runtime import native
-from bitmaps_runtime.native import native_module
+from bitmaps_runtime.native import SettingError, native_module
 
 # `hidden_act` values the C++ core computes (csrc/encoder.h `Activation`), as transformers
 # defines them: erf GELU, the tanh approximation, ReLU
@@ -236,12 +235,12 @@ class PackedEncoder:
 
 
 def default_threads() -> int:
-    """`BITMAPS_THREADS` (a whole number >= 1; `native.SettingError` otherwise), else the CPUs this
+    """`BITMAPS_THREADS` (a whole number >= 1; `SettingError` otherwise), else the CPUs this
     process may run on."""
     value = os.environ.get("BITMAPS_THREADS", "").strip()
     if value:
         if not value.isdigit() or int(value) < 1:
-            raise native.SettingError(f"BITMAPS_THREADS={value!r}: expected a whole number of threads >= 1")
+            raise SettingError(f"BITMAPS_THREADS={value!r}: expected a whole number of threads >= 1")
         return int(value)
     try:
         return max(1, len(os.sched_getaffinity(0)))

@@ -172,8 +172,8 @@ inline __m512i octet_pair_counts(__m512i low, __m512i high) {
 template <int R, int C, typename Out>
 inline void octet_rows(const uint64_t* a, const uint64_t* const* b8, int64_t m0, int64_t m1, int64_t words,
                        const Out& out) {
+  if (words < 1) return;  // octet_counts reads a first word
   int64_t i = m0;
-  if (words < 1) return;
   for (; i + R <= m1; i += R) {
     __m512i acc[R * C];
     octet_counts<R, C>(a + i * words, b8, words, acc);
