@@ -22,6 +22,16 @@ writes `results/pareto.json` and `results/pareto.png`, and prints a table.
 A real-budget run whose archive did not survive (runs/ is not kept between sessions) can still be
 placed: `--stand-ins RUN=PACKED` takes its perplexities from `results/long_runs.json` and its
 latency and size from PACKED, the same config trained a few steps and exported.
+
+A whole report can be re-timed the same way, on a new build or another CPU, when none of its
+archives survived: `scripts/stand_ins.sh` trains each config 2 steps, then
+
+    python scripts/pareto.py --retime results/pareto_zen4_avx512_vnni.json --stand-in-folders \
+        runs/recipes_i8/teacher=runs/stand_ins/teacher runs/long_lr1e-3/dense_small=runs/stand_ins/dense_small \
+        runs/long_lr1e-3/bit_stage1=runs/stand_ins/bit_stage1 ...
+
+times every model through its stand-in and keeps the rest of the report (perplexities, file sizes,
+provenance) as it was; each record names its stand-in (`latency_stand_in`).
 """
 import argparse
 import json
@@ -118,6 +128,25 @@ def _run_label(recipe: str, trained: Dict) -> str:
     return f"{recipe}, {trained.get('steps')} steps" + (f", lr {lr:g}" if lr is not None else "")
 
 
+BASELINE_VARIANTS = ("fp32", "fp16", "torch int8", "ONNX Runtime int8")
+
+
+def _baseline_runners(variant: str, model, folder: Path) -> Tuple[Dict[str, Callable], object]:
+    """The runners of a baseline variant (`scripts/baselines.py`) of a float masked LM, and what
+    its file is written from: the torch int8 model, the int8 ONNX file, or None."""
+    bert = model._encoder.bert
+    if variant in ("fp32", "fp16"):  # fp16 computes in fp32 on these CPUs (main() says so)
+        export_onnx_int8(bert, folder)  # writes the fp32 encoder.onnx on the way
+        return {"torch fp32": _bert_runner(bert), "ONNX Runtime fp32": _ort_runner(ort_session(folder / "encoder.onnx", 1))}, None
+    if variant == "torch int8":
+        quantized = torch_int8(model)
+        return {"torch int8 dynamic": _bert_runner(quantized._encoder.bert)}, quantized
+    if variant == "ONNX Runtime int8":
+        int8 = export_onnx_int8(bert, folder)
+        return {"ONNX Runtime int8": _ort_runner(ort_session(int8, 1))}, int8
+    raise ValueError(f"baseline variant {variant!r}: expected one of {', '.join(BASELINE_VARIANTS)}")
+
+
 def _models(args, folder: Path) -> Tuple[List[Dict], Dict[str, Dict[str, Callable]]]:
     """The models (without latency yet) and, per model, the runners whose fastest is its latency."""
     import torch
@@ -154,30 +183,25 @@ def _models(args, folder: Path) -> Tuple[List[Dict], Dict[str, Dict[str, Callabl
         for name, entry in by_model.items():
             archive_path = Path(entry["trained"]["archive"])
             model = load_archive(str(archive_path)).model.eval()
-            variant, bert = entry["variant"], model._encoder.bert
-            item = {"model": name, "bits": entry["bits"], "kind": "baseline", "perplexity": entry["perplexity"], "trained": entry["trained"]}
+            variant = entry["variant"]
+            item = {"model": name, "bits": entry["bits"], "kind": "baseline", "variant": variant,
+                    "perplexity": entry["perplexity"], "trained": entry["trained"]}
             sub = folder / str(len(models))
             sub.mkdir()
-            if variant in ("fp32", "fp16"):
-                export_onnx_int8(bert, sub)  # writes the fp32 encoder.onnx on the way
-                runners[name] = {"torch fp32": _bert_runner(bert), "ONNX Runtime fp32": _ort_runner(ort_session(sub / "encoder.onnx", 1))}
-                if variant == "fp32":
-                    item["file_bytes"] = archive_path.stat().st_size
-                else:
-                    half, seen = {}, set()
-                    for key, value in fp16(model).state_dict().items():
-                        if value.data_ptr() not in seen:  # the model reaches its encoder under two names
-                            seen.add(value.data_ptr())
-                            half[key] = value.half() if value.is_floating_point() else value
-                    item["file_bytes"] = _file_bytes(lambda p: save_file({k: v.contiguous() for k, v in half.items()}, str(p)), folder, f"{len(models)}_fp16.safetensors")
+            runners[name], made = _baseline_runners(variant, model, sub)
+            if variant == "fp32":
+                item["file_bytes"] = archive_path.stat().st_size
+            elif variant == "fp16":
+                half, seen = {}, set()
+                for key, value in fp16(model).state_dict().items():
+                    if value.data_ptr() not in seen:  # the model reaches its encoder under two names
+                        seen.add(value.data_ptr())
+                        half[key] = value.half() if value.is_floating_point() else value
+                item["file_bytes"] = _file_bytes(lambda p: save_file({k: v.contiguous() for k, v in half.items()}, str(p)), folder, f"{len(models)}_fp16.safetensors")
             elif variant == "torch int8":
-                quantized = torch_int8(model)
-                runners[name] = {"torch int8 dynamic": _bert_runner(quantized._encoder.bert)}
-                item["file_bytes"] = _file_bytes(lambda p: torch.save(quantized.state_dict(), p), folder, f"{len(models)}_int8.pt")
+                item["file_bytes"] = _file_bytes(lambda p: torch.save(made.state_dict(), p), folder, f"{len(models)}_int8.pt")
             else:  # ONNX Runtime int8: the encoder file, plus the MLM head's transform it does not hold
-                int8 = export_onnx_int8(bert, sub)
-                runners[name] = {"ONNX Runtime int8": _ort_runner(ort_session(int8, 1))}
-                item["file_bytes"] = int8.stat().st_size
+                item["file_bytes"] = made.stat().st_size
                 item["note"] = "encoder file only (the tied decoder's table is in it; the head's 0.6 MB transform is not)"
             models.append(item)
     return models, runners
@@ -211,6 +235,69 @@ def _stand_ins(args, runners: Dict[str, Dict[str, Callable]]) -> List[Dict]:
                        "note": f"perplexity of the trained archive from {args.long_results.name} (that archive is gone); "
                                f"latency and file size of {packed_path}, the same config trained a few steps and exported"})
     return models
+
+
+def _stand_in_folders(specs: List[str]) -> Dict[Path, Path]:
+    """`OLD=NEW` pairs: the folder of a report's archive, and the stand-in folder that times it."""
+    folders = {}
+    for spec in specs:
+        old, sep, new = spec.partition("=")
+        if not sep or not old or not new:
+            sys.exit(f"--stand-in-folders {spec}: expected OLD_FOLDER=STAND_IN_FOLDER")
+        if not Path(new).is_dir():
+            sys.exit(f"--stand-in-folders {spec}: {new}: no such folder (scripts/stand_ins.sh makes them)")
+        folders[Path(old)] = Path(new)
+    return folders
+
+
+def _variant_of(model: Dict) -> str:
+    """A baseline's variant: recorded since the re-timing, else the suffix its label ends with
+    (`scripts/baselines.py` labels each `LABEL (VARIANT)`)."""
+    if "variant" in model:
+        return model["variant"]
+    for variant in BASELINE_VARIANTS:
+        if model["model"].endswith(f"({variant})"):
+            return variant
+    raise ValueError(f"baseline {model['model']!r}: its label names none of {', '.join(BASELINE_VARIANTS)}")
+
+
+def _retimed_models(args, folder: Path) -> Tuple[List[Dict], Dict[str, Dict[str, Callable]]]:
+    """An earlier report's models with their perplexities, file sizes and provenance, and runners
+    that time each through a stand-in archive of its config (`--stand-in-folders`): the trained
+    archives behind a report do not survive between sessions, and a kernel does the same work
+    whatever its weights hold."""
+    from allennlp.models.archival import load_archive
+
+    report = json.loads(args.retime.read_text())
+    folders = _stand_in_folders(args.stand_in_folders)
+    models, runners, loaded = [], {}, {}
+    for earlier in report["models"]:
+        source = Path(earlier["trained"]["archive"]).parent
+        if source not in folders:
+            sys.exit(f"{args.retime}: model {earlier['model']!r} was trained in {source}: "
+                     f"give --stand-in-folders {source}=STAND_IN_FOLDER")
+        kind = earlier["kind"]
+        name = "packed.tar.gz" if kind in ("packed export", "packed stand-in") else "model.tar.gz"
+        stand_in = folders[source] / name
+        if not stand_in.is_file():
+            sys.exit(f"--stand-in-folders {source}={folders[source]}: {stand_in}: no such file "
+                     f"(model {earlier['model']!r} needs it)")
+        model = {k: v for k, v in earlier.items()
+                 if k not in ("runtime", "latency_ms", "latency_spread_ms", "front_latency", "front_size")}
+        model["latency_stand_in"] = str(stand_in)
+        if name == "packed.tar.gz":
+            runners[model["model"]] = {"bitmaps_runtime": _packed_runner(stand_in)}
+        else:
+            if stand_in not in loaded:
+                loaded[stand_in] = load_archive(str(stand_in)).model.eval()
+            if kind == "baseline":
+                sub = folder / str(len(models))
+                sub.mkdir()
+                runners[model["model"]], _ = _baseline_runners(_variant_of(earlier), loaded[stand_in], sub)
+            else:
+                runners[model["model"]] = {"torch (fake-quantized)": _torch_runner(loaded[stand_in]._encoder)}
+        models.append(model)
+    return models, runners
 
 
 def _pareto(points: List[Tuple[float, float]]) -> List[bool]:
@@ -260,7 +347,14 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=REPO / ".." / "shared" / "data")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--out", type=Path, default=REPO / "results")
+    parser.add_argument("--retime", type=Path, metavar="REPORT_JSON",
+                        help="re-measure only the latencies of an earlier report's models, each through a stand-in archive of its "
+                             "config (--stand-in-folders; scripts/stand_ins.sh makes them); every other figure is carried over")
+    parser.add_argument("--stand-in-folders", nargs="*", default=[], metavar="OLD_FOLDER=STAND_IN_FOLDER",
+                        help="with --retime: the folder of a model's trained archive in the report, and the folder of its stand-in")
     args = parser.parse_args()
+    if args.stand_in_folders and not args.retime:
+        parser.error("--stand-in-folders needs --retime")
     import numpy as np
 
     import bench_runtime
@@ -269,7 +363,7 @@ def main() -> None:
     from timing import cpu_name
 
     with tempfile.TemporaryDirectory() as tmp:
-        models, runners = _models(args, Path(tmp))
+        models, runners = (_retimed_models if args.retime else _models)(args, Path(tmp))
         flat = {f"{name} | {runtime}": run for name, by_runtime in runners.items() for runtime, run in by_runtime.items()}
         ids = np.random.default_rng(0).integers(1000, 30000, size=(1, SEQ), dtype=np.int64)
         ones = np.ones((1, SEQ), np.int64)
@@ -291,9 +385,24 @@ def main() -> None:
             m[front] = on
     machine = {"cpu": cpu_name(), "flags": bench_runtime.cpu_flags(), "kernel_path": backend(), "threads": 1}
     result = {"what": __doc__.strip().splitlines()[0], "machine": machine, "rounds": args.rounds, "seq": SEQ, "models": models}
+    if args.retime:
+        earlier = json.loads(args.retime.read_text())
+        result["retimed_from"] = {
+            "report": str(args.retime), "machine": earlier.get("machine"),
+            "note": "latencies measured here through stand-in archives of each model's config (latency_stand_in: trained 2 steps by "
+                    "scripts/stand_ins.sh); perplexities, file sizes and provenance are the earlier report's, from the trained archives",
+        }
     write_json(args.out / "pareto.json", result)
-    _plot(models, args.out / "pareto.png", f"{machine['cpu']}, kernel path {machine['kernel_path']}: red = Pareto front")
+    _plot(models, args.out / "pareto.png", _title(result))
     print(render(result))
+
+
+def _title(result: Dict) -> str:
+    machine = result["machine"]
+    title = f"{machine['cpu']}, kernel path {machine['kernel_path']}: red = Pareto front"
+    if "retimed_from" in result:
+        title += f"\nlatencies re-timed through stand-ins of each config; perplexities and sizes from {Path(result['retimed_from']['report']).name}"
+    return title
 
 
 def render(result: Dict) -> str:

@@ -180,6 +180,59 @@ def test_pareto_stand_in_needs_the_run_and_both_test_records(tmp_path):
             pareto._stand_ins(args, {})
 
 
+def _report(tmp_path, models):
+    report = tmp_path / "pareto_old.json"
+    report.write_text(json.dumps({"machine": {"kernel_path": "avx512_vnni"}, "models": models}))
+    return report
+
+
+def test_pareto_retime_needs_a_stand_in_for_every_archive_folder(tmp_path):
+    trained = {"archive": "runs/long/bit_stage1/model.tar.gz"}
+    report = _report(tmp_path, [{"model": "BiT stage 1 (packed)", "kind": "packed export", "trained": trained}])
+    stand_in = tmp_path / "stand_in"
+    stand_in.mkdir()
+    cases = (
+        ([], "trained in runs/long/bit_stage1: give --stand-in-folders runs/long/bit_stage1=STAND_IN_FOLDER"),
+        ([f"runs/long/bit_stage1={tmp_path / 'absent'}"], "no such folder"),
+        (["runs/long/bit_stage1"], "expected OLD_FOLDER=STAND_IN_FOLDER"),
+        # a packed model is timed through the stand-in's packed archive, which is not there yet
+        ([f"runs/long/bit_stage1={stand_in}"], "packed.tar.gz: no such file .model 'BiT stage 1 .packed.' needs it"),
+    )
+    for folders, message in cases:
+        args = argparse.Namespace(retime=report, stand_in_folders=folders)
+        with pytest.raises(SystemExit, match=message):
+            pareto._retimed_models(args, tmp_path)
+
+
+def test_pareto_retime_reads_a_baseline_variant_from_its_label_or_record():
+    assert pareto._variant_of({"model": "teacher (ONNX Runtime int8)"}) == "ONNX Runtime int8"
+    assert pareto._variant_of({"model": "dense 2-layer student, lr 1e-3 (fp32)"}) == "fp32"
+    assert pareto._variant_of({"model": "teacher (torch int8)"}) == "torch int8"
+    assert pareto._variant_of({"model": "anything", "variant": "fp16"}) == "fp16"
+    with pytest.raises(ValueError, match="names none of"):
+        pareto._variant_of({"model": "teacher (bf16)"})
+
+
+def test_pareto_retime_keeps_every_figure_but_the_latency(tmp_path, monkeypatch):
+    # a packed model's record comes back with its perplexity, size and provenance as they were,
+    # the old latency and fronts dropped (main() measures them anew), and its stand-in named
+    trained = {"archive": "runs/long/bit_stage2/model.tar.gz", "steps": 2000}
+    earlier = {"model": "BiT stage 2 (packed)", "bits": "W1A1", "kind": "packed export", "trained": trained,
+               "perplexity": {"wikitext-2 test": 136.7, "ptb test": 592.2}, "file_bytes": 13811243,
+               "runtime": "bitmaps_runtime", "latency_ms": 3.5, "latency_spread_ms": [3.3, 6.2],
+               "front_latency": True, "front_size": True}
+    stand_in = tmp_path / "stand_in"
+    stand_in.mkdir()
+    (stand_in / "packed.tar.gz").write_bytes(b"")
+    built = []
+    monkeypatch.setattr(pareto, "_packed_runner", lambda path: built.append(path) or (lambda ids, mask: None))
+    args = argparse.Namespace(retime=_report(tmp_path, [earlier]), stand_in_folders=[f"runs/long/bit_stage2={stand_in}"])
+    models, runners = pareto._retimed_models(args, tmp_path)
+    assert built == [stand_in / "packed.tar.gz"] and list(runners) == ["BiT stage 2 (packed)"]
+    kept = {k: v for k, v in earlier.items() if k not in ("runtime", "latency_ms", "latency_spread_ms", "front_latency", "front_size")}
+    assert models == [{**kept, "latency_stand_in": str(stand_in / "packed.tar.gz")}]
+
+
 def test_pareto_labels_name_the_learning_rate_where_recorded():
     # the real-budget runs differ in peak learning rate (long_runs.sh LR): two runs of one recipe
     # must not share a label, and a record from before the field still gets one
