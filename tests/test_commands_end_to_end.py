@@ -57,6 +57,12 @@ def test_train_evaluate_predict(tiny_bert_dir, corpus_path, valid_corpus_path, t
     assert "binarized linear weights" in report and packed.is_file()
     refused = _allennlp("bitmaps-export", str(archive), str(packed), expect_success=False)
     assert "--force" in refused.stderr
+    # what cannot be exported is one line naming the archive, not a traceback
+    for source, message in ((packed, f"bitmaps-export: {packed}: bitmaps-export packs bitmaps_masked_lm models, "
+                                     "got PackedMaskedLanguageModel (this archive is already packed)"),
+                            (tmp_path / "absent.tar.gz", f"bitmaps-export: {tmp_path / 'absent.tar.gz'}: no such file or directory")):
+        refused = _allennlp("bitmaps-export", str(source), str(tmp_path / "again.tar.gz"), expect_success=False)
+        assert refused.stderr.splitlines()[-1] == message and "Traceback" not in refused.stderr
     packed_metrics = tmp_path / "packed_metrics.json"
     _allennlp("evaluate", str(packed), str(valid_corpus_path), "--output-file", str(packed_metrics))
     packed_perplexity = json.loads(packed_metrics.read_text())["perplexity"]

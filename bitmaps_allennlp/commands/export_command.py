@@ -1,9 +1,12 @@
 import argparse
 import logging
+import os
 from pathlib import Path
 
+from allennlp.common.checks import ConfigurationError
 from allennlp.commands.subcommand import Subcommand
 
+from bitmaps_allennlp.common.checkpoints import names_a_local_path
 from bitmaps_allennlp.commands.packed_archive import export_archive
 from bitmaps_allennlp.packed.export import DEFAULT_EMBEDDINGS, EMBEDDING_OPTIONS, PartSizes
 
@@ -38,12 +41,19 @@ class BitmapsExport(Subcommand):
 
 
 def _export_from_args(args: argparse.Namespace) -> None:
+    """The command: what the user got wrong (a missing or unpackable archive, an output that
+    exists) is one line on stderr and exit status 1, not a traceback."""
     output = Path(args.output_file)
+    if names_a_local_path(args.archive_file) and not os.path.exists(os.path.expanduser(args.archive_file)):
+        raise SystemExit(f"bitmaps-export: {args.archive_file}: no such file or directory")
     if output.exists() and not args.force:
         raise SystemExit(f"bitmaps-export: {output} exists; pass --force to overwrite it")
     if not output.parent.is_dir():
         raise SystemExit(f"bitmaps-export: folder {output.parent} does not exist")
-    sizes = export_archive(args.archive_file, output, fp16=args.fp16, embeddings=args.embeddings)
+    try:
+        sizes = export_archive(args.archive_file, output, fp16=args.fp16, embeddings=args.embeddings)
+    except ConfigurationError as error:  # export_archive names the archive and what is wrong with it
+        raise SystemExit(f"bitmaps-export: {error.message}") from None
     print(format_sizes(sizes, output.stat().st_size))
 
 

@@ -48,7 +48,10 @@ def export_archive(
     if not isinstance(model, BinaryMaskedLanguageModel):
         already = " (this archive is already packed)" if archive.config["model"].get("type") == "bitmaps_packed_masked_lm" else ""
         raise ConfigurationError(f"{archive_file}: bitmaps-export packs bitmaps_masked_lm models, got {type(model).__name__}{already}")
-    packed, sizes = pack_masked_lm(model._encoder.bert, model._head, fp16=fp16, embeddings=embeddings)
+    try:
+        packed, sizes = pack_masked_lm(model._encoder.bert, model._head, fp16=fp16, embeddings=embeddings)
+    except ConfigurationError as error:  # what in the model cannot be packed: name the archive too
+        raise ConfigurationError(f"{archive_file}: {error.message}") from None
     config = archive.config.as_dict(quiet=True)
     source_model = config["model"]
     config["model"] = {

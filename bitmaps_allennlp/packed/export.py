@@ -43,13 +43,13 @@ def _scheme(name: str, module: QuantizedLinear, override: Optional[str]) -> Pack
         scheme = scheme_named(override)
         if scheme.weights != module.quantization.weights:
             raise ConfigurationError(
-                f"bitmaps-export: {name} has {module.quantization.weights} weights; scheme {scheme.name} holds {scheme.weights} weights"
+                f"{name} has {module.quantization.weights} weights; scheme {scheme.name} holds {scheme.weights} weights"
             )
         return scheme
     try:
         return scheme_for(module.quantization.weights, module.activations)
     except UnknownScheme as error:
-        raise ConfigurationError(f"bitmaps-export: {name}: {error}") from None
+        raise ConfigurationError(f"{name}: {error}") from None
 
 
 def _attention_knobs(bert) -> Dict[str, str]:
@@ -60,7 +60,7 @@ def _attention_knobs(bert) -> Dict[str, str]:
         if isinstance(module, QuantizedSelfAttention)
     } or {("softmax", "real", "real")}
     if len(knobs) != 1:
-        raise ConfigurationError(f"bitmaps-export: the layers quantize attention differently ({sorted(knobs)})")
+        raise ConfigurationError(f"the layers quantize attention differently ({sorted(knobs)})")
     attention, activations, probs = knobs.pop()
     return {"attention": attention, "activations": activations, "probs": probs}
 
@@ -69,7 +69,7 @@ def _check_exportable(bert) -> None:
     for name, module in bert.named_modules():
         if isinstance(module, QuantizedEmbedding) and module.quantization.weights not in TRAINED_TABLE_FORMATS:
             raise ConfigurationError(
-                f"bitmaps-export: {name} is a {module.quantization.weights} embedding table; the packed "
+                f"{name} is a {module.quantization.weights} embedding table; the packed "
                 f"table formats are {sorted(TABLE_FORMATS)} (binary and int8 tables as trained, the int8 "
                 "formats as an option)"
             )
@@ -97,7 +97,7 @@ def pack_bert(
     `embeddings` says (`int8_col`, `int8` or `int8_g64`: that `TABLE_FORMATS` row, or plain fp16 / fp32). Every other tensor
     is kept (as fp16 when `fp16`)."""
     if embeddings not in EMBEDDING_OPTIONS:
-        raise ConfigurationError(f"bitmaps-export: embeddings must be one of {list(EMBEDDING_OPTIONS)}, got {embeddings!r}")
+        raise ConfigurationError(f"embeddings must be one of {list(EMBEDDING_OPTIONS)}, got {embeddings!r}")
     _check_exportable(bert)
     tensors: Dict[str, np.ndarray] = {}
     linears: Dict[str, Dict] = {}
@@ -107,7 +107,7 @@ def pack_bert(
             _pack_linear(name, module, scheme, fp16, tensors, linears, sizes)
     if not linears:
         raise ConfigurationError(
-            "bitmaps-export: the model has no binarized linear (was it trained with binarize: false?)"
+            "the model has no binarized linear (was it trained with binarize: false?)"
         )
     tables = _pack_tables(bert, embeddings, tensors, sizes)
     for key, value in bert.state_dict().items():
