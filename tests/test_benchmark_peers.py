@@ -44,6 +44,34 @@ def test_ctranslate2_int8_runs_the_benchmarked_encoder(tmp_path):
     assert np.abs(hidden - _torch_hidden(other, ids, mask)).max() > 10 * error
 
 
+def test_onnx_runtime_int8_peers_run_the_benchmarked_encoder(tmp_path):
+    # the fused graphs (ONNX Runtime's BERT optimizer, then quantize_dynamic) run every layer's
+    # attention as one QAttention: they must still compute this encoder, padding included
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is in the `bench` extra")
+    import onnx
+
+    bert = _encoder()
+    sizes = bench_runtime.write_peer_files(bert, tmp_path, peers=bench_runtime.ORT_INT8)
+    assert sorted(sizes) == sorted(bench_runtime.ORT_INT8 + ["ort_fp32"])
+    fused = onnx.load(str(tmp_path / "ort_int8_fused_tensor.onnx"))
+    assert sum(node.op_type == "QAttention" for node in fused.graph.node) == bert.config.num_hidden_layers
+    ids = np.random.default_rng(0).integers(5, 120, size=(2, 40), dtype=np.int64)
+    mask = np.ones_like(ids)
+    mask[1, 25:] = 0
+    expected = _torch_hidden(bert, ids, mask)
+    for peer in bench_runtime.ORT_INT8:
+        hidden = bench_runtime.load(peer, "", tmp_path, threads=1)(ids, mask)
+        error = np.abs(hidden - expected)[mask.astype(bool)].max()  # padded positions are not compared
+        assert error < 0.15, (peer, error)
+
+
+def test_the_onnx_runtime_int8_figure_is_its_fastest_variant():
+    assert bench_runtime.fastest_ort_int8({"ort_int8_tensor": 13.0, "ort_int8_channel": 13.2, "ort_int8_fused_tensor": 12.5,
+                                           "ort_int8_fused_channel": 12.9, "ort_fp32": 5.0}) == 12.5
+    # a run from before the fused variants
+    assert bench_runtime.fastest_ort_int8({"ort_int8_tensor": 13.0, "ort_int8_channel": 12.8}) == 12.8
+
+
 def test_one_cpu_pins_every_thread_then_restores_each():
     import threading
 
