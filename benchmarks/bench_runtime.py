@@ -76,10 +76,10 @@ ORT_INT8 = ["ort_int8_channel", "ort_int8_tensor", "ort_int8_fused_channel", "or
 PEERS = ORT_INT8 + ["ort_fp32", "ct2_int8", "torch_fp32", "torch_int8"]
 
 
-def fastest_ort_int8(config: Dict[str, float]) -> float:
-    """A configuration's ONNX Runtime int8 figure from its variants' medians: the fastest of the
-    `ORT_INT8` variants it has (runs before the fused ones had only the first two)."""
-    return min(config[v] for v in ORT_INT8 if v in config)
+def fastest_ort_int8(config: Dict[str, float]) -> str:
+    """The ONNX Runtime int8 build that is the peer, from a configuration's medians: the fastest
+    of the `ORT_INT8` variants it has (runs before the fused ones had only the first two)."""
+    return min((v for v in ORT_INT8 if v in config), key=config.get)
 
 
 def cpu_flags() -> List[str]:
@@ -410,7 +410,7 @@ def ratios(records: List[Dict]) -> None:
         by_config.setdefault(key(r), {})[r["variant"]] = r["median_ms"]
     for r in records:
         config = by_config[key(r)]
-        r["vs_ort_int8"] = fastest_ort_int8(config) / r["median_ms"]
+        r["vs_ort_int8"] = config[fastest_ort_int8(config)] / r["median_ms"]
         r["vs_ort_fp32"] = config["ort_fp32"] / r["median_ms"]
         if "ct2_int8" in config:
             r["vs_ct2_int8"] = config["ct2_int8"] / r["median_ms"]

@@ -5,7 +5,8 @@ The last step of `make demo`: what the packed model is for, on one screen.
 Reads the demo's trained archive (`RUN/model.tar.gz`), its packed export (`RUN/packed.tar.gz`) and
 the `allennlp evaluate` metrics of both (`RUN/metrics_trained.json`, `RUN/metrics_packed.json`);
 fills one mask with the torch-free runtime; times the packed encoder against torch fp32, ONNX
-Runtime int8 (`quantize_dynamic`, per channel) and CTranslate2 int8 encoders of the same shape
+Runtime int8 (the fastest of `quantize_dynamic` per tensor and per channel, each with and without
+ONNX Runtime's BERT fusions: `bench_runtime.ORT_INT8`) and CTranslate2 int8 encoders of the same shape
 (speed does not depend on weight values), batch 1 x 128 wordpieces, 1 thread, one call of each per round, interleaved,
 medians. Prints the summary and writes it to `RUN/summary.json`.
 
@@ -20,6 +21,7 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import Dict, List, Optional, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -76,20 +78,41 @@ def _latencies(archive, rounds: int) -> dict:
     inputs["torch fp32"] = (ids, np.ones((1, SEQ), np.int64))
     with tempfile.TemporaryDirectory() as folder:
         sizes = bench_runtime.write_peer_files(bert, Path(folder), peers=["torch_fp32"])
-        for peer, name in (("ort_int8_channel", "ONNX Runtime int8"), ("ct2_int8", "CTranslate2 int8")):
+        # every ONNX Runtime int8 build the benchmarks time (bench_runtime.ORT_INT8): the fastest is the peer
+        for peers, name in ((bench_runtime.ORT_INT8, "ONNX Runtime int8"), (["ct2_int8"], "CTranslate2 int8")):
             try:
-                sizes.update(bench_runtime.write_peer_files(bert, Path(folder), peers=[peer]))
-                runners[name] = bench_runtime.load(peer, "", Path(folder), 1)
-                inputs[name] = (ids, np.ones((1, SEQ), np.int64))
+                sizes.update(bench_runtime.write_peer_files(bert, Path(folder), peers=peers))
+                for peer in peers:
+                    runners[peer] = bench_runtime.load(peer, "", Path(folder), 1)
+                    inputs[peer] = (ids, np.ones((1, SEQ), np.int64))
             except ImportError as error:  # the `bench` extra is not installed
                 print(f"{name} not measured: {error}")
         with one_cpu():  # CTranslate2's worker thread on the calling thread's vCPU (timing.one_cpu)
             samples = bench_runtime.interleaved_ms(runners, inputs, rounds)
+    rows, builds, fastest = summary_rows(samples)
     return {
-        "median_ms": {name: statistics.median(values) for name, values in samples.items()},
-        "spread_ms": {name: [min(values), max(values)] for name, values in samples.items()},
+        "median_ms": {name: statistics.median(values) for name, values in rows.items()},
+        "spread_ms": {name: [min(values), max(values)] for name, values in rows.items()},
+        "ort_int8_builds_ms": builds,
+        "ort_int8_fastest": fastest,
         "peer_file_bytes": sizes,
     }
+
+
+ROWS = ["packed (bitmaps_runtime)", "torch fp32", "ONNX Runtime int8", "CTranslate2 int8"]
+
+
+def summary_rows(samples: Dict[str, List[float]]) -> Tuple[Dict[str, List[float]], Dict[str, float], Optional[str]]:
+    """The summary's rows (`ROWS` order) from the timed variants' samples: ONNX Runtime int8 is the
+    fastest of its builds (`bench_runtime.fastest_ort_int8`), CTranslate2 int8 is `ct2_int8`. Also
+    each ONNX Runtime build's median, and which was fastest (None when none ran)."""
+    import bench_runtime
+
+    builds = {peer: statistics.median(samples[peer]) for peer in bench_runtime.ORT_INT8 if peer in samples}
+    fastest = bench_runtime.fastest_ort_int8(builds) if builds else None
+    named = {**{name: name for name in ROWS}, "ct2_int8": "CTranslate2 int8", **({fastest: "ONNX Runtime int8"} if fastest else {})}
+    rows = {named[variant]: values for variant, values in samples.items() if variant in named}
+    return {name: rows[name] for name in ROWS if name in rows}, builds, fastest
 
 
 def main() -> None:
@@ -115,7 +138,7 @@ def main() -> None:
     ms = timing["median_ms"]
     packed_ms = ms["packed (bitmaps_runtime)"]
     sizes = {"packed archive": packed_path.stat().st_size, "trained archive (fp32 latent weights)": trained.stat().st_size}
-    for peer, name in (("ort_int8_channel", "ONNX Runtime int8 encoder"), ("ct2_int8", "CTranslate2 int8 encoder")):
+    for peer, name in ((timing["ort_int8_fastest"], "ONNX Runtime int8 encoder"), ("ct2_int8", "CTranslate2 int8 encoder")):
         if peer in timing["peer_file_bytes"]:
             sizes[name] = timing["peer_file_bytes"][peer]
     sizes["torch fp32 encoder"] = timing["peer_file_bytes"].get("torch_fp32")
@@ -126,6 +149,7 @@ def main() -> None:
         "fill_mask": {"sentence": args.sentence, **filled},
         "encoder_ms_batch1_seq128": ms,
         "encoder_ms_spread": timing["spread_ms"],
+        "ort_int8_builds_ms": timing["ort_int8_builds_ms"],
         "rounds": args.rounds,
         "file_bytes": sizes,
     }
@@ -140,6 +164,10 @@ def main() -> None:
     for name, value in ms.items():
         ratio = "" if name.startswith("packed") else f"  (packed runs {value / packed_ms:.2f}x as fast)"
         print(f"  {name:<26} {value:7.1f} ms{ratio}")
+    if timing["ort_int8_builds_ms"]:
+        builds = ", ".join(f"{peer.removeprefix('ort_int8_').replace('_', ' ')} {value:.1f}"
+                           for peer, value in timing["ort_int8_builds_ms"].items())
+        print(f"  (ONNX Runtime int8: the fastest of its builds: {builds} ms)")
     print("file sizes:")
     for name, value in sizes.items():
         if value:

@@ -266,6 +266,18 @@ def test_long_runs_records_find_their_run_by_the_longest_label():
     assert long_results.record_run({"model": "dense 2-layer student"}) is None
 
 
+def test_demo_summary_takes_the_fastest_onnx_runtime_int8_build():
+    samples = {"packed (bitmaps_runtime)": [8.0, 8.2], "torch fp32": [40.0], "ort_int8_channel": [13.6, 13.4],
+               "ort_int8_tensor": [13.2, 13.0], "ort_int8_fused_channel": [14.5], "ort_int8_fused_tensor": [14.2],
+               "ct2_int8": [13.8]}
+    rows, builds, fastest = demo_summary.summary_rows(samples)
+    assert fastest == "ort_int8_tensor" and builds["ort_int8_fused_tensor"] == 14.2
+    assert list(rows) == ["packed (bitmaps_runtime)", "torch fp32", "ONNX Runtime int8", "CTranslate2 int8"]
+    assert rows["ONNX Runtime int8"] == [13.2, 13.0] and rows["CTranslate2 int8"] == [13.8]
+    # without the bench extra: no peer rows, no fastest build
+    assert demo_summary.summary_rows({"packed (bitmaps_runtime)": [8.0], "torch fp32": [40.0]})[1:] == ({}, None)
+
+
 def test_demo_summary_names_the_schemes_the_packed_file_holds():
     def packed(*schemes):
         return argparse.Namespace(linears={f"layer.{i}": {"scheme": name} for i, name in enumerate(schemes)})
