@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """
 Trained packed archives on the C++ runtime against the peer a user would pick instead, the
-teacher's encoder in ONNX Runtime int8 (`quantize_dynamic`, per channel), and beside it in
+teacher's encoder in ONNX Runtime int8 (the fastest of its builds: `quantize_dynamic` per channel and
+per tensor, each with and without ONNX Runtime's BERT fusions, `bench_runtime.ORT_INT8`; runs before
+build e44bf7f timed the unfused per-channel build alone), and beside it in
 CTranslate2 int8 (when installed: the `bench` extra), in ONE process: batch 1
 x seq 128 (or each `--seq`) encoder forwards on 1 thread, every model timed once per round (median of --calls
 forwards), the order rotating between rounds. Unlike bench_runtime.py's random weights, the
@@ -36,9 +38,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "scripts"))
 from atomic_json import write_json  # noqa: E402
-from baselines import export_onnx_int8  # noqa: E402
 from bench_runtime import (  # noqa: E402
-    SHAPES, _bert, load, ort_session, packed_model, peers_isa_record, use_kernel_path, write_peer_files)
+    ORT_INT8, SHAPES, _bert, fastest_ort_int8, load, ort_session, packed_model, peers_isa_record, use_kernel_path,
+    write_peer_files)
 from timing import PEER_ISA_SWITCHES, cpu_name, limit_peer_isa, one_cpu  # noqa: E402
 
 PEER = "teacher, ONNX Runtime int8"
@@ -89,13 +91,17 @@ def main() -> None:
             runners[label(name, seq)] = lambda encoder=encoder, seq=seq: encoder.hidden_states(inputs[seq], masks[seq], threads=1)
     with tempfile.TemporaryDirectory() as tmp:
         bert = load_archive(str(args.teacher)).model.eval()._encoder.bert if args.teacher else _bert(args.teacher_shape)
-        session = ort_session(export_onnx_int8(bert, Path(tmp)), 1)
-        for seq in args.seq:
-            mask64 = masks[seq].astype(np.int64)  # the exported graph takes int64 inputs
-            peers[seq] = label(PEER, seq)
-            seq_of[peers[seq]] = seq
-            runners[peers[seq]] = lambda seq=seq, mask64=mask64: session.run(
-                None, {"input_ids": inputs[seq], "attention_mask": mask64})
+        # every ONNX Runtime int8 build bench_runtime.py times; the fastest is the peer (fastest_ort_int8)
+        write_peer_files(bert, Path(tmp), peers=ORT_INT8)
+        for build in ORT_INT8:
+            session = ort_session(Path(tmp) / f"{build}.onnx", 1)
+            for seq in args.seq:
+                mask64 = masks[seq].astype(np.int64)  # the exported graph takes int64 inputs
+                name = label(f"{PEER} ({build})", seq)
+                peers.setdefault(seq, {})[build] = name
+                seq_of[name] = seq
+                runners[name] = lambda session=session, seq=seq, mask64=mask64: session.run(
+                    None, {"input_ids": inputs[seq], "attention_mask": mask64})
         try:  # CTranslate2 int8 as bench_runtime.py converts and runs it
             write_peer_files(bert, Path(tmp), peers=["ct2_int8"])
             ct2 = load("ct2_int8", "", Path(tmp), threads=1)
@@ -119,11 +125,13 @@ def main() -> None:
                         runners[name]()
                         times.append((time.perf_counter() - start) * 1e3)
                     samples[name].append(statistics.median(times))
-    rows = {}
+    rows, fastest = {}, {}
+    for seq, builds in peers.items():
+        medians = {build: statistics.median(samples[name]) for build, name in builds.items()}
+        fastest[seq] = medians[fastest_ort_int8(medians)]
     for name, ms in samples.items():
-        peer = statistics.median(samples[peers[seq_of[name]]])
         rows[name] = {"seq": seq_of[name], "median_ms": statistics.median(ms), "spread_ms": [min(ms), max(ms)],
-                      "rounds_ms": ms, "speedup_vs_ort_int8": peer / statistics.median(ms)}
+                      "rounds_ms": ms, "speedup_vs_ort_int8": fastest[seq_of[name]] / statistics.median(ms)}
         if second_peers:
             rows[name]["speedup_vs_ct2_int8"] = statistics.median(samples[second_peers[seq_of[name]]]) / statistics.median(ms)
     write_json(args.json, {"what": __doc__.strip().split("\n\n")[0], "cpu": cpu_name(), "kernel_path": backend(),
@@ -137,7 +145,7 @@ def main() -> None:
     print(f"{cpu_name()}, kernel path {backend()}, batch 1 x {lengths}, 1 thread, medians of {args.rounds} rounds:")
     for name, row in rows.items():
         second = f", {row['speedup_vs_ct2_int8']:.2f}x CTranslate2 int8" if "speedup_vs_ct2_int8" in row else ""
-        print(f"  {name:48s} {row['median_ms']:7.2f} ms  (rounds {row['spread_ms'][0]:.2f}-{row['spread_ms'][1]:.2f}; "
+        print(f"  {name:56s} {row['median_ms']:7.2f} ms  (rounds {row['spread_ms'][0]:.2f}-{row['spread_ms'][1]:.2f}; "
               f"{row['speedup_vs_ort_int8']:.2f}x ONNX Runtime int8{second} at seq {row['seq']})")
 
 
