@@ -39,6 +39,7 @@ keep their VNNI kernels (`timing.PEERS_NOT_LIMITED`, recorded).
 """
 import argparse
 import json
+import logging
 import os
 
 # before torch (and its OpenMP runtime) is imported anywhere in this process or its children
@@ -236,15 +237,24 @@ def write_peer_files(bert, directory: Path, peers: List[str] = PEERS) -> Dict[st
         export_encoder_onnx(bert, onnx_path)
         sizes["ort_fp32"] = onnx_path.stat().st_size
         fused = None
-        for name in (peer for peer in ORT_INT8 if peer in peers):
-            source, options = onnx_path, {}
-            if "_fused_" in name:
-                fused = fused or fuse_bert_onnx(bert, onnx_path, directory / "ort_fp32_fused.onnx")
-                # the fused operators' outputs have no inferred type: the quantizer must be told they are float
-                source, options = fused, {"DefaultTensorType": 1}  # onnx.TensorProto.FLOAT
-            quantize_dynamic(str(source), str(directory / f"{name}.onnx"), weight_type=QuantType.QInt8,
-                             per_channel=name.endswith("_channel"), extra_options=options)
-            sizes[name] = (directory / f"{name}.onnx").stat().st_size
+        # quantize_dynamic advises its shape-inference pre-processing (for image models) on the root
+        # logger at every call; the exported encoder's shapes are inferred without it
+        def hint(record):
+            return "pre-processing before quantization" not in record.getMessage()
+
+        logging.getLogger().addFilter(hint)
+        try:
+            for name in (peer for peer in ORT_INT8 if peer in peers):
+                source, options = onnx_path, {}
+                if "_fused_" in name:
+                    fused = fused or fuse_bert_onnx(bert, onnx_path, directory / "ort_fp32_fused.onnx")
+                    # the fused operators' outputs have no inferred type: the quantizer must be told they are float
+                    source, options = fused, {"DefaultTensorType": 1}  # onnx.TensorProto.FLOAT
+                quantize_dynamic(str(source), str(directory / f"{name}.onnx"), weight_type=QuantType.QInt8,
+                                 per_channel=name.endswith("_channel"), extra_options=options)
+                sizes[name] = (directory / f"{name}.onnx").stat().st_size
+        finally:
+            logging.getLogger().removeFilter(hint)
     if "ct2_int8" in peers:
         sizes["ct2_int8"] = write_ct2_model(bert, directory / "ct2_int8")
     if "torch_fp32" in peers:
