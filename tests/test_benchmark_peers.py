@@ -72,6 +72,19 @@ def test_the_onnx_runtime_int8_figure_is_its_fastest_variant():
     assert bench_runtime.fastest_ort_int8({"ort_int8_tensor": 13.0, "ort_int8_channel": 12.8}) == "ort_int8_channel"
 
 
+def test_peer_spinning_blocks_alternate_and_rotate():
+    import peer_spinning
+
+    calls = []
+    runners = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "c")}
+    samples = peer_spinning.blocks_ms(runners, blocks=3, calls=4, pause=0.0)
+    assert {name: len(values) for name, values in samples.items()} == {"a": 3, "b": 3, "c": 3}
+    # each block is 3 warm-up calls and 4 timed ones of one runner; the first runner rotates
+    blocks = [calls[i] for i in range(0, len(calls), 7)]
+    assert all(calls[i:i + 7] == [calls[i]] * 7 for i in range(0, len(calls), 7))
+    assert blocks == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+
+
 def test_one_cpu_pins_every_thread_then_restores_each():
     import threading
 
