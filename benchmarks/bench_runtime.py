@@ -33,7 +33,7 @@ CTranslate2 reports. Without CPUID faulting only the switches act, and ONNX Runt
 keep their VNNI kernels (`timing.PEERS_NOT_LIMITED`, recorded).
 
     python benchmarks/bench_runtime.py --out benchmarks/results          # measure (minutes)
-    python benchmarks/bench_runtime.py --paths avx512_vnni avx2 --name runtime_zen4   # both paths, one run
+    python benchmarks/bench_runtime.py --paths avx512_vbmi avx2 --name runtime_zen4   # both paths, one run (README's table)
     python benchmarks/bench_runtime.py --peers-isa avx2 --name runtime_zen4_avx2_cpuid   # as on an AVX2-only CPU
     python benchmarks/bench_runtime.py --render benchmarks/results/runtime.json  # table + plot again
 """
