@@ -123,15 +123,17 @@ def export_encoder_onnx(bert, path: Path) -> None:
     )
 
 
-def ort_session(path: Path, threads: int):
-    """An ONNX Runtime CPU session on `threads` threads whose pool does not spin after a call (a
-    spinning pool would take the cores from whatever runs next)."""
+def ort_session(path: Path, threads: int, spinning: bool = False):
+    """An ONNX Runtime CPU session on `threads` threads. Its pool does not spin after a call unless
+    `spinning` (ONNX Runtime's default): in interleaved rounds a spinning pool would take the cores
+    from whatever runs next (peer_spinning.py times the default in blocks of its own)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

@@ -30,20 +30,10 @@ from typing import Callable, Dict, List
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from atomic_json import write_json  # noqa: E402
-from bench_runtime import ORT_INT8, SHAPES, cpu_flags, fastest_ort_int8, load, prepare  # noqa: E402
+from bench_runtime import ORT_INT8, SHAPES, cpu_flags, fastest_ort_int8, load, ort_session, prepare  # noqa: E402
 from timing import cpu_name  # noqa: E402
 
 PACKED = ["bitmaps_w1a1", "bitmaps_w1a8"]
-
-
-def ort_spinning_session(path: Path, threads: int):
-    """An ONNX Runtime session as a user gets it: its intra-op pool spins between calls (the default)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def blocks_ms(runners: Dict[str, Callable[[], object]], blocks: int, calls: int, pause: float) -> Dict[str, List[float]]:
@@ -100,10 +90,9 @@ def main() -> None:
                     runners[name] = lambda run=run: run(ids, mask32)
                 for build in ORT_INT8:
                     for spinning in (True, False):
-                        run = (load(build, shape, directory, args.threads) if not spinning else
-                               (lambda s: lambda i, m: s.run(None, {"input_ids": i, "attention_mask": m})[0])(
-                                   ort_spinning_session(directory / f"{build}.onnx", args.threads)))
-                        runners[f"{build} ({'spinning' if spinning else 'not spinning'})"] = lambda run=run: run(ids64, mask64)
+                        session = ort_session(directory / f"{build}.onnx", args.threads, spinning=spinning)
+                        runners[f"{build} ({'spinning' if spinning else 'not spinning'})"] = (
+                            lambda session=session: session.run(None, {"input_ids": ids64, "attention_mask": mask64}))
                 samples = blocks_ms(runners, args.blocks, args.calls, args.pause)
                 medians = {name: statistics.median(values) for name, values in samples.items()}
                 spin = {build: medians[f"{build} (spinning)"] for build in ORT_INT8}
