@@ -29,7 +29,7 @@ from allennlp.common.checks import ConfigurationError
 from bitmaps_runtime.formats import ACTIVATION_MODES, ONE_BIT_ACTIVATIONS  # noqa: F401 (the one vocabulary)
 
 from bitmaps_allennlp.modules.sign_ste import sign_ste
-from bitmaps_allennlp.quantization.int8 import fake_quantize_int8_rows
+from bitmaps_allennlp.quantization.int8 import fake_quantize_int8_parts, fake_quantize_int8_rows
 from bitmaps_allennlp.quantization.sign import binary_sign
 
 
@@ -81,6 +81,11 @@ class Int8AbsMax(ActivationQuantizer):
 
     def __init__(self, estimator: str = "clipped") -> None:
         super().__init__()
+
+    def integer_parts(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`(value, levels, step)`: `q * step` with the identity gradient, the levels q in
+        [-127, 127] and each token's step, shape (..., 1)."""
+        return fake_quantize_int8_parts(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return fake_quantize_int8_rows(x)

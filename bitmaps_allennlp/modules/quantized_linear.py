@@ -1,9 +1,10 @@
 import torch
 from torch import nn
 
-from bitmaps_allennlp.modules.activation_quantizer import build_activation_quantizer
+from bitmaps_allennlp.modules.activation_quantizer import Int8AbsMax, build_activation_quantizer
 from bitmaps_allennlp.modules.component_quantization import ComponentQuantization
-from bitmaps_allennlp.modules.weight_quantizer import WeightQuantizer
+from bitmaps_allennlp.modules.weight_quantizer import INTEGER_LEVEL_WEIGHTS, WeightQuantizer
+from bitmaps_allennlp.quantization.integer_product import integer_product
 
 
 class QuantizedLinear(nn.Module):
@@ -73,6 +74,8 @@ class QuantizedLinear(nn.Module):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if self.quantization.weights == "binary" and self.input_quantizer.one_bit:
             return self._one_bit_product(inputs)
+        if self.quantization.weights in INTEGER_LEVEL_WEIGHTS and isinstance(self.input_quantizer, Int8AbsMax):
+            return self._int8_product(inputs)
         inputs, weight = self.input_quantizer(inputs), self.quantized_weight()
         if self.bias is not None and torch.compiler.is_compiling():
             # inductor keeps a CPU addmm, which first copies the bias into every output row;
@@ -88,8 +91,17 @@ class QuantizedLinear(nn.Module):
         to zero into a flipped sign downstream: its packed export could not reproduce it."""
         levels_x, scale_x = self.input_quantizer.parts(inputs)
         levels_w, scale_w = self.weight_quantizer.binary_levels(self.weight)
-        dots = nn.functional.linear(levels_x, levels_w)
+        dots = integer_product(levels_x, levels_w, levels_x, levels_w)
         out = dots * (scale_x * scale_w.reshape(-1))
+        return out if self.bias is None else out + self.bias
+
+    def _int8_product(self, inputs: torch.Tensor) -> torch.Tensor:
+        """int8 inputs against binary or ternary weights (W1A8, W1.58A8): `(dots * step) * scale
+        + bias` with the exact integer dot products, the packed kernels' epilogue, and the
+        gradients of `linear(q * step, scale * levels)` (`integer_product`)."""
+        x_value, x_levels, step = self.input_quantizer.integer_parts(inputs)
+        w_value, w_levels, w_scale = self.weight_quantizer.integer_parts(self.weight)
+        out = integer_product(x_value, w_value, x_levels, w_levels, step, w_scale.reshape(-1))
         return out if self.bias is None else out + self.bias
 
     def extra_repr(self) -> str:

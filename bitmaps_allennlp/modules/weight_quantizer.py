@@ -36,6 +36,10 @@ LINEAR_WEIGHT_MODES: Tuple[str, ...] = ("binary", "ternary")
 _EPSILON = 1e-8
 
 
+# the weight modes whose levels are -1, 0 or +1 (`integer_parts`)
+INTEGER_LEVEL_WEIGHTS = ("binary", "ternary")
+
+
 def check_weight_mode(weights: str, key: str = "weights") -> None:
     if weights not in WEIGHT_MODES:
         raise ConfigurationError(f"{key} must be one of {list(WEIGHT_MODES)}, got {weights!r}")
@@ -114,12 +118,20 @@ class WeightQuantizer(nn.Module):
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         if self.weights == "int8":
             return fake_quantize_int8_rows(weight)
+        return self.integer_parts(weight)[0]
+
+    def integer_parts(self, weight: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Binary or ternary weights as `(value, levels, scale)`: the weight the forward pass uses
+        (with its straight-through gradient), its levels in {-1, +1} or {-1, 0, +1}, and its
+        scale, (out_features, 1) or (1, 1); the value is levels times scale."""
+        if self.weights not in INTEGER_LEVEL_WEIGHTS:
+            raise ConfigurationError(f"{self.weights} weights have no +-1 or ternary levels")
         if self.weights == "ternary":
             levels, gamma = self._ternary_levels(weight, self.scale_of(weight))
             # identity gradient through the rounding (BitNet's STE)
-            return weight + (levels * gamma - weight).detach()
+            return weight + (levels * gamma - weight).detach(), levels, gamma
         levels, scale = self.binary_levels(weight)
-        return scale * levels
+        return scale * levels, levels, scale
 
     def binary_levels(self, weight: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """The +-1 levels (with the sign's STE) and the scale, (out_features, 1) or (1, 1), of

@@ -11,7 +11,7 @@ Absmax int8 quantization per row (per token), the one definition that the traini
 The order of these float32 operations is part of the definition: `q / scale` instead of
 `q * step` differs in the last bit for some rows, and on an int8 rounding boundary a last-bit
 difference in an earlier layer's output flips a later layer's q. Native kernels compute
-`(sum_k q_k w_k) * step * alpha`, the same product as `x~ @ (alpha w)` up to summation order.
+`(sum_k q_k w_k) * step * alpha`, and so does training (`integer_product`).
 """
 from typing import Tuple
 
@@ -44,16 +44,22 @@ class _FakeQuantizeInt8(torch.autograd.Function):
     # A Function rather than `x + (q * step - x).detach()`: that sum is not always q * step to the
     # last bit, and it keeps three more full-size tensors alive for the backward pass.
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # type: ignore[override]
         levels, step = quantize_int8_rows(x)
-        return levels.mul_(step)
+        ctx.mark_non_differentiable(levels, step)
+        return levels * step, levels, step
 
     @staticmethod
-    def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx, grad_output: torch.Tensor, *_) -> torch.Tensor:  # type: ignore[override]
         return grad_output
 
 
-def fake_quantize_int8_rows(x: torch.Tensor) -> torch.Tensor:
-    """Exactly `q * step`, with the identity as its gradient (the straight-through estimator of
-    BitNet and LLM.int8 training)."""
+def fake_quantize_int8_parts(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`(q * step, q, step)`: the dequantized value with the identity as its gradient (the
+    straight-through estimator of BitNet and LLM.int8 training), and its levels and steps."""
     return _FakeQuantizeInt8.apply(x)
+
+
+def fake_quantize_int8_rows(x: torch.Tensor) -> torch.Tensor:
+    """Exactly `q * step`, with the identity as its gradient."""
+    return fake_quantize_int8_parts(x)[0]
