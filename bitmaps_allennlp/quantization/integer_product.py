@@ -26,11 +26,15 @@ import torch
 EXACT_FLOAT32_TERMS = 2**24 // 127
 
 
+# torch's test for its oneDNN int8 path (module docstring), read once: a call inside a compiled
+# layer would be traced on every compilation
+_CPU_INT8_PRODUCTS = hasattr(torch, "_int_mm") and getattr(torch.cpu, "_is_vnni_supported", lambda: False)()
+
+
 def _int8_products_available(levels: torch.Tensor) -> bool:
-    # torch's test for the oneDNN int8 path (module docstring); CUDA's int8 product wants shapes in
-    # multiples of 8 and more than 16 rows, and the float32 product is exact there too
-    vnni = getattr(torch.cpu, "_is_vnni_supported", lambda: False)
-    return levels.device.type == "cpu" and hasattr(torch, "_int_mm") and vnni()
+    # CUDA's int8 product wants shapes in multiples of 8 and more than 16 rows; the float32
+    # product is exact there too
+    return levels.device.type == "cpu" and _CPU_INT8_PRODUCTS
 
 
 def integer_dots(x_levels: torch.Tensor, w_levels: torch.Tensor) -> torch.Tensor:
