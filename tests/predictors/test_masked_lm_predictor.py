@@ -48,3 +48,11 @@ def test_default_predictor_is_registered():
 def test_bad_input_is_explained(predictor, bad, message):
     with pytest.raises(ValueError, match=message):
         predictor.predict_json(bad)
+
+
+def test_a_bad_record_of_an_input_file_is_named_by_its_place(predictor):
+    assert predictor.load_line('{"sentence": "the [MASK] ."}\n') == {"sentence": "the [MASK] ."}
+    with pytest.raises(ValueError, match=r"input line 2 \(blank lines not counted\) is not JSON \(Expecting ',' delimiter, column 26\)"):
+        predictor.load_line('{"sentence": "a [MASK] ."\n')
+    with pytest.raises(ValueError, match=r'input line 3 .* string field "sentence", got \{\'text\': \'x\'\}'):
+        predictor.load_line('{"text": "x"}\n')
