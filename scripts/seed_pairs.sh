@@ -21,6 +21,7 @@ trap 'git -C "$repo" worktree remove --force "$work/base" >/dev/null 2>&1 || tru
 git worktree add -q --detach "$work/base" "$base"
 ln -s "$data/.." "$work/shared"  # the worktree's configs read REPO/../shared/data
 records="$work/records.jsonl"
+mkdir -p "$work/runs"
 for seed in $seeds; do
   for build in base head; do
     tree=$([ "$build" = base ] && echo "$work/base" || echo "$repo")
