@@ -1,9 +1,8 @@
 import json
 
 from allennlp.common.util import JsonDict
-from allennlp.data import Instance
+from allennlp.data import DatasetReader, Instance
 from allennlp.models import Model
-from allennlp.data import DatasetReader
 from allennlp.predictors.predictor import Predictor
 
 
