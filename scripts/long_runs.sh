@@ -12,9 +12,11 @@
 #     --variant fp32 --variant "ONNX Runtime int8" --json results/baselines_dense_long.json
 # BitNet b1.58 runs first: it needs only the teacher, the stage-2 chain needs two runs in a row; the
 # dense student next (about 1.5 s a step where the 6-layer students take 2).
-# The committed real-budget results (results/*long*.json) were trained before the recipes' word and
-# position tables became int8 (lib.recipe's tables="int8"), with fp32 tables: check out commit
-# 22cab54 to reproduce them; this script now trains the recipes as configured.
+# results/long_runs.json (peak learning rate 2e-4, 2026-12-01) was trained before the recipes' word
+# and position tables became int8 (lib.recipe's tables="int8"), with fp32 tables: check out commit
+# 22cab54 to reproduce it. results/long_runs_lr1e-3.json (2026-12-05) trained int8 tables, as this
+# script now trains the recipes as configured; results/long_runs_integer_forward.json repeats its
+# BiT stage 1 on the integer forward products (2026-12-07).
 # Resumable: a finished run is skipped, an interrupted one continues with --recover. Keep RUNS
 # outside any clean checkout if it must survive one.
 # ONLY="bit_stage1 bit_stage2" trains just those runs (names as below), e.g. on a fresh machine
