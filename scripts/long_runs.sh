@@ -16,7 +16,7 @@
 # and position tables became int8 (lib.recipe's tables="int8"), with fp32 tables: check out commit
 # 22cab54 to reproduce it. results/long_runs_lr1e-3.json (2026-12-05) trained int8 tables, as this
 # script now trains the recipes as configured; results/long_runs_integer_forward.json repeats its
-# BiT stage 1 on the integer forward products (2026-12-07).
+# BiT stage 1 and BitNet b1.58 on the integer forward products and the blocked decoder (2026-12-07/08).
 # Resumable: a finished run is skipped, an interrupted one continues with --recover. Keep RUNS
 # outside any clean checkout if it must survive one.
 # ONLY="bit_stage1 bit_stage2" trains just those runs (names as below), e.g. on a fresh machine
